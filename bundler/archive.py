@@ -1,0 +1,120 @@
+"""Write format-1 archives: explicit, deterministic tar headers inside one zstd frame.
+
+Nothing here reads the clock, the umask or a file's owner: the same members, order, sizes and
+time give the same bytes (PRODUCT.md "Reproducibility").
+"""
+
+import hashlib
+import os
+from typing import BinaryIO, Iterable
+
+import zstandard
+
+# Measured in bench/ (issue 7); fixed so the archive bytes never depend on the machine.
+ZSTD_LEVEL = 3
+BLOCK = 512
+RECORD = 10240  # GNU tar's default record: the archive ends on a record boundary
+MAX_OCTAL_SIZE = 8 ** 11 - 1
+PAX_NAME = b"././@PaxHeader"
+
+
+def zstd_threads() -> int:
+    # Multithreaded zstd output is the same for every thread count >= 1 (but differs at 0).
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length).encode()) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def _header(name: bytes, size: int, mtime: int, mode: int, typeflag: bytes) -> bytes:
+    block = bytearray(BLOCK)
+    block[0:len(name)] = name
+    block[100:108] = _octal(mode, 8)
+    block[108:116] = _octal(0, 8)
+    block[116:124] = _octal(0, 8)
+    block[124:136] = _octal(size, 12)
+    block[136:148] = _octal(mtime, 12)
+    block[148:156] = b" " * 8
+    block[156:157] = typeflag
+    block[257:263] = b"ustar\0"
+    block[263:265] = b"00"
+    checksum = sum(block)
+    block[148:156] = b"%06o\0 " % checksum
+    return bytes(block)
+
+
+def member_header(path: str, size: int, mtime: int, executable: bool) -> bytes:
+    """ustar header, preceded by a PAX 'x' header when the path or size does not fit ustar."""
+    raw = path.encode("utf-8")
+    records = b""
+    if len(raw) > 100:
+        records += _pax_record("path", raw)
+    if size > MAX_OCTAL_SIZE:
+        records += _pax_record("size", str(size).encode())
+    out = b""
+    if records:
+        out = _header(PAX_NAME, len(records), mtime, 0o644, b"x") + records + b"\0" * (-len(records) % BLOCK)
+    name = raw if len(raw) <= 100 else raw[-100:].lstrip(b"/")
+    return out + _header(name, size if size <= MAX_OCTAL_SIZE else 0, mtime, 0o755 if executable else 0o644, b"0")
+
+
+class _HashingFile:
+    """Forwards writes to ``fh`` and hashes them: the sidecar costs no second read."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+class ArchiveWriter:
+    def __init__(self, fh: BinaryIO, mtime: int) -> None:
+        self._out = _HashingFile(fh)
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=zstd_threads(), write_checksum=True)
+        self._z = cctx.stream_writer(self._out, closefd=False)
+        self._mtime = mtime
+        self._tar_size = 0
+
+    def _write(self, data: bytes) -> None:
+        self._z.write(data)
+        self._tar_size += len(data)
+
+    def add(self, path: str, size: int, chunks: Iterable[bytes], executable: bool = False) -> str:
+        """Append one regular file; returns the sha256 of the bytes actually written."""
+        self._write(member_header(path, size, self._mtime, executable))
+        h = hashlib.sha256()
+        written = 0
+        for chunk in chunks:
+            h.update(chunk)
+            written += len(chunk)
+            if written > size:
+                break
+            self._write(chunk)
+        if written != size:
+            raise OSError("%s changed size while it was being archived" % path)
+        self._write(b"\0" * (-size % BLOCK))
+        return h.hexdigest()
+
+    def close(self) -> str:
+        """End the tar and the zstd frame; returns the archive's sha256."""
+        self._write(b"\0" * (2 * BLOCK))
+        self._write(b"\0" * (-self._tar_size % RECORD))
+        self._z.close()  # ends the single frame; closefd=False keeps the file open
+        return self._out.sha256.hexdigest()

@@ -1,0 +1,103 @@
+"""bundle.json: the authenticated description of a bundle version (format 1).
+
+It is parsed only after its bytes matched their signed SHA256SUMS line, and it is checked
+field by field here with the standard library: the installer carries no schema engine.
+"""
+
+import json
+import re
+from typing import Any, Dict, Mapping, Tuple
+
+from .errors import InvalidInput
+from .paths import c_sorted, path_problem
+from .semver import is_semver
+
+FORMAT = 1
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+MAX_META_BYTES = 64 * 1024 * 1024
+
+
+class Meta:
+    """The fields the installer relies on; ``raw`` keeps the whole document for reports."""
+
+    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "raw")
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        self.name: str = raw["name"]
+        self.version: str = raw["version"]
+        self.created: str = raw["created"]
+        self.tool: Dict[str, str] = raw["tool"]
+        self.members: Dict[str, int] = {m["path"]: m["size"] for m in raw["members"]}
+        self.executable = frozenset(m["path"] for m in raw["members"] if m.get("executable"))
+        self.total_size: int = raw["total_size"]
+
+
+def _fail(why: str) -> InvalidInput:
+    return InvalidInput("bundle.json is malformed: %s" % why)
+
+
+def _want(obj: Mapping, key: str, kind, where: str = "") -> Any:
+    if key not in obj:
+        raise _fail("%s%s is missing" % (where, key))
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _fail("%s%s has the wrong type" % (where, key))
+    return value
+
+
+def parse_meta(data: bytes) -> Meta:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail("not JSON (%s)" % exc)
+    if not isinstance(raw, dict):
+        raise _fail("not a JSON object")
+    fmt = raw.get("format")
+    if fmt != FORMAT:
+        raise InvalidInput("the bundle has format %r; this installer reads format %d only" % (fmt, FORMAT))
+    name = _want(raw, "name", str)
+    if not NAME_RE.match(name):
+        raise _fail("name %r is not a valid bundle name" % name)
+    if not is_semver(_want(raw, "version", str)):
+        raise _fail("version %r is not SemVer" % raw["version"])
+    if not CREATED_RE.match(_want(raw, "created", str)):
+        raise _fail("created %r is not an RFC 3339 UTC time" % raw["created"])
+    tool = _want(raw, "tool", dict)
+    _want(tool, "name", str, "tool.")
+    _want(tool, "version", str, "tool.")
+    members = _want(raw, "members", list)
+    total = 0
+    paths = []
+    for i, member in enumerate(members):
+        where = "members[%d]." % i
+        if not isinstance(member, dict):
+            raise _fail(where[:-1] + " is not an object")
+        path = _want(member, "path", str, where)
+        if path_problem(path):
+            raise _fail(where + "path: " + path_problem(path))
+        size = _want(member, "size", int, where)
+        if size < 0:
+            raise _fail(where + "size is negative")
+        if not isinstance(member.get("executable", False), bool):
+            raise _fail(where + "executable is not true or false")
+        total += size
+        paths.append(path)
+    if paths != c_sorted(set(paths)):
+        raise _fail("members are not unique and sorted by path")
+    if _want(raw, "total_size", int) != total:
+        raise _fail("total_size is not the sum of the member sizes")
+    for key in ("images", "charts", "files"):
+        _want(raw, key, list)
+    _want(raw, "tenants", dict)
+    return Meta(raw)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one serialisation the builder uses, so equal content gives equal bytes."""
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def member_paths(meta: Meta) -> Tuple[str, ...]:
+    return tuple(meta.members)

@@ -1,0 +1,67 @@
+"""Member path rules of format 1 (PRODUCT.md "Archive format").
+
+A path is checked here before it is ever joined to a folder on disk.
+"""
+
+import os
+import re
+from typing import Iterable, List
+
+PATH_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+# Names the bundle itself owns; manifest files may not land under them.
+RESERVED_EXACT = ("bundle.json", "DELTA.json")
+RESERVED_PREFIXES = ("SHA256SUMS", )
+RESERVED_DIRS = ("images", "charts", "tenants")
+
+
+def path_problem(path: str) -> str:
+    """Why ``path`` is not a valid member path, or '' when it is."""
+    if not isinstance(path, str) or not path:
+        return "empty path"
+    if not PATH_RE.match(path):
+        return "path %r has characters or slashes the format does not allow" % path
+    parts = path.split("/")
+    if any(p in (".", "..") for p in parts):
+        return "path %r has a '.' or '..' component" % path
+    if any(len(p.encode()) > MAX_COMPONENT_BYTES for p in parts):
+        return "path %r has a component longer than %d bytes" % (path, MAX_COMPONENT_BYTES)
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return "path %r is longer than %d bytes" % (path[:64] + "...", MAX_PATH_BYTES)
+    return ""
+
+
+def is_reserved(path: str) -> bool:
+    first = path.split("/", 1)[0]
+    return path in RESERVED_EXACT or path.startswith(RESERVED_PREFIXES) or first in RESERVED_DIRS
+
+
+def c_sorted(paths: Iterable[str]) -> List[str]:
+    """Sort by path bytes, as `LC_ALL=C sort` and coreutils do."""
+    return sorted(paths, key=lambda p: p.encode("utf-8"))
+
+
+def case_duplicates(paths: Iterable[str]) -> List[str]:
+    seen = {}
+    dups = []
+    for p in paths:
+        key = p.lower()
+        if key in seen:
+            dups.append("%s and %s differ only in case or repeat" % (seen[key], p))
+        else:
+            seen[key] = p
+    return dups
+
+
+def contained(root: str, path: str) -> str:
+    """Join a validated member path to ``root`` and prove the result stays inside it."""
+    problem = path_problem(path)
+    if problem:
+        raise ValueError(problem)
+    root_abs = os.path.abspath(root)
+    full = os.path.abspath(os.path.join(root_abs, *path.split("/")))
+    if os.path.commonpath([root_abs, full]) != root_abs or full == root_abs:
+        raise ValueError("path %r escapes %s" % (path, root))
+    return full

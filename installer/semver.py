@@ -1,0 +1,46 @@
+"""SemVer 2.0.0 parsing and precedence (https://semver.org, section 11)."""
+
+import re
+from functools import total_ordering
+from typing import Tuple, Union
+
+_SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+MAX_LENGTH = 128
+
+
+def is_semver(text: object) -> bool:
+    return isinstance(text, str) and len(text) <= MAX_LENGTH and bool(_SEMVER_RE.match(text))
+
+
+@total_ordering
+class Version:
+    __slots__ = ("text", "_core", "_pre")
+
+    def __init__(self, text: str) -> None:
+        match = _SEMVER_RE.match(text) if len(text) <= MAX_LENGTH else None
+        if not match:
+            raise ValueError("%r is not a SemVer version (MAJOR.MINOR.PATCH[-PRE][+BUILD])" % text)
+        self.text = text
+        self._core = tuple(int(x) for x in match.groups()[:3])
+        pre = match.group(4)
+        self._pre: Tuple[Tuple[int, Union[int, str]], ...] = tuple(
+            (0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else ()
+
+    def _key(self):
+        # A version without pre-release ranks above any pre-release of the same core.
+        return (self._core, 1 if not self._pre else 0, self._pre)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Version) and self._key() == other._key()
+
+    def __lt__(self, other: "Version") -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __str__(self) -> str:
+        return self.text

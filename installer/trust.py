@@ -1,0 +1,137 @@
+"""Which keys may admit a bundle: ``--trust`` paths for one run, else the kit's own store.
+
+A key's scope is a list of name globs and an optional expiry date. Keys and trust folders
+that others could write to are refused: whoever can write them can choose what we trust.
+"""
+
+import datetime
+import fnmatch
+import json
+import os
+import stat
+from typing import Iterable, List, Optional, Sequence
+
+from .errors import TrustError, UsageError
+from .signing import PublicKey, load_public_key
+
+
+class TrustedKey:
+    __slots__ = ("key", "names", "not_after", "origin")
+
+    def __init__(self, key: PublicKey, names: Sequence[str] = ("*",), not_after: Optional[str] = None,
+                 origin: str = "--trust") -> None:
+        self.key = key
+        self.names = tuple(names)
+        self.not_after = not_after
+        self.origin = origin
+
+    @property
+    def fingerprint(self) -> str:
+        return self.key.fingerprint
+
+    def scope_problem(self, name: str, today: Optional[datetime.date] = None) -> str:
+        if not any(fnmatch.fnmatchcase(name, glob) for glob in self.names):
+            return "key %s is trusted only for bundles named %s, not %r" % (
+                self.fingerprint, ", ".join(self.names), name)
+        if self.not_after:
+            today = today or datetime.datetime.now(datetime.timezone.utc).date()
+            if today > datetime.date.fromisoformat(self.not_after):
+                return "key %s expired on %s" % (self.fingerprint, self.not_after)
+        return ""
+
+    def to_json(self) -> dict:
+        return {"fingerprint": self.fingerprint, "algorithm": self.key.algorithm, "names": list(self.names),
+                "not_after": self.not_after, "origin": self.origin}
+
+
+def _refuse_if_writable_by_others(path: str, st: os.stat_result) -> None:
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise TrustError("%s is writable by group or others; fix with chmod go-w before trusting it" % path)
+
+
+def load_trust_paths(paths: Iterable[str]) -> List[TrustedKey]:
+    """Keys named by ``--trust``: files, or folders of which only ``*.pub`` files are read."""
+    keys: List[TrustedKey] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise UsageError("the trust path %s does not exist" % path)
+        _refuse_if_writable_by_others(path, st)
+        if stat.S_ISDIR(st.st_mode):
+            names = sorted(n for n in os.listdir(path) if n.endswith(".pub"))
+            if not names:
+                raise TrustError("the trust folder %s holds no *.pub key" % path)
+            for n in names:
+                full = os.path.join(path, n)
+                _refuse_if_writable_by_others(full, os.stat(full))
+                keys.append(TrustedKey(load_public_key(full), origin=full))
+        else:
+            keys.append(TrustedKey(load_public_key(path), origin=path))
+    return keys
+
+
+class TrustStore:
+    """KIT/.state/trust: <hex>.pub beside <hex>.json holding the key's scope."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def _paths(self, fp: str):
+        hexdigest = fp.split(":", 1)[-1]
+        return os.path.join(self.folder, hexdigest + ".pub"), os.path.join(self.folder, hexdigest + ".json")
+
+    def keys(self) -> List[TrustedKey]:
+        if not os.path.isdir(self.folder):
+            return []
+        _refuse_if_writable_by_others(self.folder, os.stat(self.folder))
+        out = []
+        for name in sorted(os.listdir(self.folder)):
+            if not name.endswith(".pub"):
+                continue
+            pub = os.path.join(self.folder, name)
+            _refuse_if_writable_by_others(pub, os.stat(pub))
+            key = load_public_key(pub)
+            scope_path = self._paths(key.fingerprint)[1]
+            try:
+                with open(scope_path, encoding="utf-8") as fh:
+                    scope = json.load(fh)
+            except (OSError, ValueError):
+                raise TrustError("the kit's trust entry for %s has no readable scope file" % key.fingerprint)
+            out.append(TrustedKey(key, scope.get("names") or ["*"], scope.get("not_after"), origin="kit"))
+        return out
+
+    def add(self, key_path: str, names: Sequence[str], not_after: Optional[str]) -> TrustedKey:
+        key = load_public_key(key_path)
+        if not_after:
+            try:
+                datetime.date.fromisoformat(not_after)
+            except ValueError:
+                raise UsageError("--not-after takes a date as YYYY-MM-DD, not %r" % not_after)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        pub_path, scope_path = self._paths(key.fingerprint)
+        entry = TrustedKey(key, names or ["*"], not_after, origin="kit")
+        _write_private(scope_path, json.dumps({"names": list(entry.names), "not_after": not_after}, indent=2).encode())
+        _write_private(pub_path, key.pem())
+        return entry
+
+    def remove(self, fp: str) -> bool:
+        removed = False
+        for path in self._paths(fp):
+            try:
+                os.unlink(path)
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+def _write_private(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

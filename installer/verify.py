@@ -1,0 +1,196 @@
+"""Read a bundle archive once, trusting nothing before it is checked.
+
+The steps are those of PRODUCT.md "Verifying", numbered the same way below:
+  (1) SHA256SUMS and SHA256SUMS.sig come first; the signature is checked with a trusted key.
+  (2) bundle.json (and DELTA.json) must match their signed lines; its paths must equal the list.
+  (3) The caller decides (trust scope, version rules, free space) before any payload byte is written.
+  (4) Every later member is refused at its header unless it is a listed, unseen regular file of the
+      declared size at a valid path, in order; its bytes are hashed while the sink writes them.
+  (5) At the end every listed path was seen, and the image index agrees with bundle.json.
+"""
+
+import hashlib
+import os
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember
+from .meta import MAX_META_BYTES, Meta, parse_meta
+from .paths import path_problem
+from .signing import find_signer
+from .sums import (DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id,
+                   parse_sums)
+from .tarstream import Member, TarReader
+from .trust import TrustedKey
+from .zstd import open_decompressed
+
+READ_CHUNK = 1 << 20
+
+
+class Verified:
+    """What the stream proved. ``stopped`` is set when the caller chose not to read the payload."""
+
+    def __init__(self) -> None:
+        self.sums: bytes = b""
+        self.sums_entries: Dict[str, str] = {}
+        self.bundle_id = ""
+        self.signer: Optional[TrustedKey] = None
+        self.meta: Optional[Meta] = None
+        self.meta_bytes = b""
+        self.members_seen = 0
+        self.bytes_seen = 0
+        self.stopped = False
+        self.backend = ""
+
+    def summary(self) -> dict:
+        meta = self.meta
+        return {
+            "name": meta.name if meta else None,
+            "version": meta.version if meta else None,
+            "bundle_id": self.bundle_id,
+            "signer": self.signer.fingerprint if self.signer else None,
+            "files": len(self.sums_entries),
+            "total_size": meta.total_size if meta else None,
+            "complete": not self.stopped,
+        }
+
+
+class DiscardSink:
+    """Verify only: hash and drop."""
+
+    def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
+        for _ in chunks:
+            pass
+
+
+Decide = Callable[[Verified], bool]  # returns False to stop after step 3 (nothing more to read)
+
+
+def _read_small(reader: TarReader, member: Member, expected: str, cap: int) -> bytes:
+    if not member.is_regular:
+        raise UnsafeMember("%s is a %s, not a regular file" % (expected, member.type_name))
+    if member.path != expected:
+        raise InvalidInput("the archive's members are out of order: %s must come where %s is" % (expected, member.path))
+    if member.size > cap:
+        raise InvalidInput("%s is %d bytes, more than the %d the format allows" % (expected, member.size, cap))
+    return b"".join(reader.chunks())
+
+
+def _next(reader: TarReader, what: str) -> Member:
+    member = reader.next()
+    if member is None:
+        raise InvalidInput("the archive ends before its %s" % what)
+    return member
+
+
+def _check_hash(path: str, data_hex: str, expected_hex: str) -> None:
+    if data_hex != expected_hex:
+        raise ContentMismatch("%s does not match its SHA256SUMS line (sha256 %s, listed %s)" % (path, data_hex, expected_hex))
+
+
+def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool = True) -> Verified:
+    """Steps (1) and (2): the signed list and the authenticated bundle.json."""
+    v = Verified()
+    # (1) SHA256SUMS and its detached signature, first and second, within their caps.
+    v.sums = _read_small(reader, _next(reader, "SHA256SUMS"), SUMS_NAME, MAX_SUMS_BYTES)
+    signature = _read_small(reader, _next(reader, "signature"), SIG_NAME, MAX_SIG_BYTES)
+    v.sums_entries = parse_sums(v.sums)
+    v.bundle_id = bundle_id(v.sums)
+    if keys:
+        signer_key = find_signer([k.key for k in keys], v.sums, signature)
+        v.signer = next((k for k in keys if signer_key and k.key.fingerprint == signer_key.fingerprint), None)
+    if require_trust and v.signer is None:
+        if not keys:
+            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) or add one with 'trust add'")
+        raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
+                         % ", ".join(k.fingerprint for k in keys))
+    # (2) bundle.json, hashed against its signed line before it is parsed.
+    if META_NAME not in v.sums_entries:
+        raise InvalidInput("SHA256SUMS does not list bundle.json")
+    v.meta_bytes = _read_small(reader, _next(reader, "bundle.json"), META_NAME, MAX_META_BYTES)
+    _check_hash(META_NAME, hashlib.sha256(v.meta_bytes).hexdigest(), v.sums_entries[META_NAME])
+    v.meta = parse_meta(v.meta_bytes)
+    if DELTA_NAME in v.sums_entries:
+        raise InvalidInput("this is a delta bundle, which this version of the installer cannot apply yet")
+    listed = set(v.sums_entries) - {META_NAME}
+    declared = set(v.meta.members)
+    if listed != declared:
+        problems = ["%s is in SHA256SUMS but not in bundle.json" % p for p in sorted(listed - declared)]
+        problems += ["%s is in bundle.json but not in SHA256SUMS" % p for p in sorted(declared - listed)]
+        raise ContentMismatch("bundle.json and SHA256SUMS list different files", problems)
+    return v
+
+
+def _hashing(chunks: Iterator[bytes], h, counter: List[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        h.update(chunk)
+        counter[0] += len(chunk)
+        yield chunk
+
+
+def read_payload(reader: TarReader, v: Verified, sink) -> None:
+    """Step (4) for every member after the head, then step (5)."""
+    meta = v.meta
+    seen = {SUMS_NAME, SIG_NAME, META_NAME}
+    seen_lower = {s.lower() for s in seen}
+    previous = b""
+    while True:
+        member = reader.next()
+        if member is None:
+            break
+        path = member.path
+        # (4) refuse at the header: type, path, listing, repetition, order, size.
+        if not member.is_regular:
+            raise UnsafeMember("member %s is a %s; only regular files are allowed" % (path[:200], member.type_name))
+        why = path_problem(path)
+        if why:
+            raise UnsafeMember("unsafe member: %s" % why)
+        if path in seen or path.lower() in seen_lower:
+            raise UnsafeMember("member %s appears twice (or twice ignoring case)" % path)
+        if path not in meta.members:
+            raise ContentMismatch("member %s is not listed in SHA256SUMS" % path)
+        if path.encode() <= previous:
+            raise InvalidInput("member %s is out of order (members must be sorted by path)" % path)
+        if member.size != meta.members[path]:
+            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d" % (path, member.size, meta.members[path]))
+        seen.add(path)
+        seen_lower.add(path.lower())
+        previous = path.encode()
+        h = hashlib.sha256()
+        counter = [0]
+        sink.write(path, member.size, _hashing(reader.chunks(), h, counter), path in meta.executable)
+        if counter[0] != member.size:
+            raise InvalidInput("member %s was not read to its end" % path)
+        _check_hash(path, h.hexdigest(), v.sums_entries[path])
+        v.members_seen += 1
+        v.bytes_seen += member.size
+    # (5) completeness.
+    missing = [p for p in meta.members if p not in seen]
+    if missing:
+        raise ContentMismatch("%d listed file(s) are missing from the archive" % len(missing), missing[:50])
+
+
+def open_archive(path: str):
+    """Open an archive file for streaming; a missing file is a usage error (exit 2)."""
+    from .errors import UsageError
+
+    if not os.path.isfile(path):
+        raise UsageError("the archive %s does not exist" % path)
+    return open(path, "rb", buffering=READ_CHUNK)
+
+
+def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = None, sink=None,
+                  backend: str = "") -> Verified:
+    """Run steps (1)-(5) over an open archive file; ``sink`` receives payload members."""
+    stream = open_decompressed(fh, backend)
+    try:
+        reader = TarReader(stream, READ_CHUNK)
+        v = read_head(reader, keys)
+        v.backend = stream.backend
+        # (3) the caller's decisions, before any payload byte is written.
+        if decide is not None and not decide(v):
+            v.stopped = True
+            return v
+        read_payload(reader, v, sink or DiscardSink())
+        return v
+    finally:
+        stream.close()
