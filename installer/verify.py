@@ -13,9 +13,10 @@ import hashlib
 import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
-from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember
+from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .paths import path_problem
+from .progress import CountingReader, Progress
 from .signing import find_signer
 from .sums import (DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id,
                    parse_sums)
@@ -31,6 +32,7 @@ class Verified:
 
     def __init__(self) -> None:
         self.sums: bytes = b""
+        self.signature: bytes = b""
         self.sums_entries: Dict[str, str] = {}
         self.bundle_id = ""
         self.signer: Optional[TrustedKey] = None
@@ -40,6 +42,8 @@ class Verified:
         self.bytes_seen = 0
         self.stopped = False
         self.backend = ""
+        self.archive_sha256 = ""
+        self.sidecar = "not checked"
 
     def summary(self) -> dict:
         meta = self.meta
@@ -51,6 +55,8 @@ class Verified:
             "files": len(self.sums_entries),
             "total_size": meta.total_size if meta else None,
             "complete": not self.stopped,
+            "archive_sha256": self.archive_sha256 or None,
+            "sidecar": self.sidecar,
         }
 
 
@@ -62,7 +68,8 @@ class DiscardSink:
             pass
 
 
-Decide = Callable[[Verified], bool]  # returns False to stop after step 3 (nothing more to read)
+# Step (3): given the authenticated head, return the sink for the payload, or None to stop reading.
+Decide = Callable[[Verified], Optional[object]]
 
 
 def _read_small(reader: TarReader, member: Member, expected: str, cap: int) -> bytes:
@@ -92,7 +99,7 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
     v = Verified()
     # (1) SHA256SUMS and its detached signature, first and second, within their caps.
     v.sums = _read_small(reader, _next(reader, "SHA256SUMS"), SUMS_NAME, MAX_SUMS_BYTES)
-    signature = _read_small(reader, _next(reader, "signature"), SIG_NAME, MAX_SIG_BYTES)
+    v.signature = signature = _read_small(reader, _next(reader, "signature"), SIG_NAME, MAX_SIG_BYTES)
     v.sums_entries = parse_sums(v.sums)
     v.bundle_id = bundle_id(v.sums)
     if keys:
@@ -171,26 +178,59 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
 
 def open_archive(path: str):
     """Open an archive file for streaming; a missing file is a usage error (exit 2)."""
-    from .errors import UsageError
-
     if not os.path.isfile(path):
         raise UsageError("the archive %s does not exist" % path)
     return open(path, "rb", buffering=READ_CHUNK)
 
 
-def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = None, sink=None,
-                  backend: str = "") -> Verified:
-    """Run steps (1)-(5) over an open archive file; ``sink`` receives payload members."""
+def check_sidecar(archive: str, sha256_hex: str) -> str:
+    """The .sha256 sidecar is transport only, but a mismatch means the file is not what was sent."""
+    sidecar = archive + ".sha256"
+    try:
+        with open(sidecar, "rb") as fh:
+            text = fh.read(4096).decode("ascii", "replace")
+    except FileNotFoundError:
+        return "absent"
+    listed = text.split(" ", 1)[0].strip().lower()
+    if listed != sha256_hex:
+        raise ContentMismatch("the archive's sha256 %s differs from its sidecar %s (%s)"
+                              % (sha256_hex, os.path.basename(sidecar), listed[:64] or "empty"))
+    return "ok"
+
+
+def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] = None,
+                show_progress: bool = True, backend: str = "") -> Verified:
+    """verify_stream over a file, hashing the compressed bytes once for the sidecar check."""
+    with open_archive(path) as fh:
+        progress = Progress(os.fstat(fh.fileno()).st_size, os.path.basename(path), show_progress)
+        counting = CountingReader(fh, progress)
+        try:
+            v = verify_stream(counting, keys, decide, backend)
+            if not v.stopped:
+                counting.drain()
+                v.archive_sha256 = counting.sha256.hexdigest()
+                v.sidecar = check_sidecar(path, v.archive_sha256)
+        finally:
+            progress.close()
+    return v
+
+
+def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = None, backend: str = "") -> Verified:
+    """Run steps (1)-(5) over an open archive file; the sink ``decide`` returns receives the payload."""
     stream = open_decompressed(fh, backend)
     try:
         reader = TarReader(stream, READ_CHUNK)
         v = read_head(reader, keys)
         v.backend = stream.backend
         # (3) the caller's decisions, before any payload byte is written.
-        if decide is not None and not decide(v):
+        sink = decide(v) if decide is not None else DiscardSink()
+        if sink is None:
             v.stopped = True
             return v
-        read_payload(reader, v, sink or DiscardSink())
+        # The installed tree is exactly the archive tree: the head members land in it too.
+        for name, data in ((SUMS_NAME, v.sums), (SIG_NAME, v.signature), (META_NAME, v.meta_bytes)):
+            sink.write(name, len(data), iter((data,)), False)
+        read_payload(reader, v, sink)
         return v
     finally:
         stream.close()

@@ -7,6 +7,7 @@ is refused instead of honoured.
 
 import shutil
 import subprocess
+import threading
 from typing import BinaryIO
 
 from .errors import InvalidInput, LocalEnvironmentError
@@ -43,19 +44,31 @@ class _Reader:
         self.close()
 
 
-def _check_magic(fh: BinaryIO) -> None:
-    start = fh.tell()
+class _Prefixed:
+    """Give back bytes already read (the magic) before reading on: works on pipes too."""
+
+    def __init__(self, head: bytes, fh) -> None:
+        self._head = head
+        self._fh = fh
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                out, self._head = self._head + self._fh.read(), b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._fh.read(n)
+
+
+def open_decompressed(fh: BinaryIO, backend: str = "") -> _Reader:
+    """Decompress a binary stream positioned at a zstd frame; ``backend`` forces one (tests)."""
     head = fh.read(4)
-    fh.seek(start)
     if not head:
         raise InvalidInput("the archive is empty")
     if head != MAGIC:
         raise InvalidInput("the file is not a zstd-compressed bundle (wrong magic bytes)")
-
-
-def open_decompressed(fh: BinaryIO, backend: str = "") -> _Reader:
-    """Wrap a seekable binary file positioned at a zstd frame; ``backend`` forces one (tests)."""
-    _check_magic(fh)
+    fh = _Prefixed(head, fh)
     order = [backend] if backend else ["zstandard", "compression.zstd", "zstd-cli"]
     for name in order:
         opener = _BACKENDS[name]
@@ -91,13 +104,29 @@ class _CliError(Exception):
 
 
 class _CliStream:
-    def __init__(self, fh) -> None:
-        import os
+    """zstd -dc as a child; a thread feeds it from our reader, so every byte passes our hashing."""
 
-        os.lseek(fh.fileno(), fh.tell(), os.SEEK_SET)  # the child reads the descriptor, not our buffer
+    def __init__(self, fh) -> None:
         self._proc = subprocess.Popen(
             [shutil.which("zstd") or "zstd", "-dcq", "--memory=%dMB" % (1 << (WINDOW_LOG_MAX - 20)), "-"],
-            stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._feeder = threading.Thread(target=self._feed, args=(fh,), daemon=True)
+        self._feeder.start()
+
+    def _feed(self, fh) -> None:
+        try:
+            while True:
+                data = fh.read(READ_SIZE)
+                if not data:
+                    break
+                self._proc.stdin.write(data)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the child stopped reading (error or kill): its exit status tells
+        finally:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
 
     def read(self, n: int = -1) -> bytes:
         data = self._proc.stdout.read(n)
@@ -110,6 +139,7 @@ class _CliStream:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+        self._feeder.join()
         self._proc.stdout.close()
         self._proc.stderr.close()
 

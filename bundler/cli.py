@@ -1,0 +1,102 @@
+"""`offline-bundle` (alias `bundle`): the click front door.
+
+Build-side commands live here; the installer's commands are generated from the same option
+specs as the standalone argparse CLI and call the same functions (installer.commands).
+"""
+
+import sys
+from typing import List
+
+import click
+
+
+def _check_installer_package() -> None:
+    """pypa/installer is also imported as `installer`; refuse to run on top of it."""
+    import installer
+
+    if getattr(installer, "OFFLINE_BUNDLE_FORMAT", None) != 1:
+        where = getattr(installer, "__file__", None) or "an unknown location"
+        sys.stderr.write(
+            "offline-bundle: another package named 'installer' (%s; probably pypa/installer, a poetry or pdm "
+            "dependency) shadows offline-bundle's own; install offline-bundle with pipx or into a dedicated "
+            "virtual environment\n" % where)
+        sys.exit(1)
+
+
+_check_installer_package()
+
+from installer import TOOL_NAME, __version__  # noqa: E402
+from installer.cli import execute, install_signal_handlers, report_error  # noqa: E402
+from installer.commands import COMMANDS, COMMON, Command, Opt  # noqa: E402
+from installer.errors import UsageError  # noqa: E402
+
+
+def _opt_decorator(opt: Opt):
+    if opt.positional:
+        return click.argument(opt.dest, metavar=opt.metavar)
+    if opt.is_flag:
+        return click.option(*opt.flags, opt.dest, is_flag=True, help=opt.help)
+    return click.option(*opt.flags, opt.dest, metavar=opt.metavar, help=opt.help, required=opt.required,
+                        multiple=opt.multiple, default=() if opt.multiple else opt.default,
+                        type=click.Choice(opt.choices) if opt.choices else None)
+
+
+def make_command(cmd: Command, name: str, last_line: str = "") -> click.Command:
+    def callback(**kwargs):
+        as_json = kwargs.pop("json")
+        quiet = kwargs.pop("quiet")
+        for opt in cmd.opts:
+            if opt.multiple:
+                kwargs[opt.dest] = list(kwargs[opt.dest])
+        raise SystemExit(execute(cmd.run, cmd.text, kwargs, as_json, quiet, TOOL_NAME, last_line or None))
+
+    for opt in reversed(cmd.opts + COMMON):
+        callback = _opt_decorator(opt)(callback)
+    return click.command(name, help=cmd.help, short_help=cmd.help)(callback)
+
+
+@click.group(name=TOOL_NAME, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=TOOL_NAME)
+def cli() -> None:
+    """Build, verify and install signed offline bundles for air-gapped sites."""
+
+
+def _register(commands: List[Command]) -> None:
+    groups = {}
+    for cmd in commands:
+        words = cmd.name.split()
+        if len(words) == 1:
+            cli.add_command(make_command(cmd, words[0], "archive" if cmd.name == "build" else ""))
+            continue
+        if words[0] not in groups:
+            groups[words[0]] = click.Group(words[0], help="%s commands" % words[0])
+            cli.add_command(groups[words[0]])
+        groups[words[0]].add_command(make_command(cmd, words[1]))
+
+
+def _build_commands() -> List[Command]:
+    from .commands import BUILD_COMMANDS
+
+    return BUILD_COMMANDS
+
+
+_register(_build_commands() + COMMANDS)
+
+
+def main(argv=None) -> None:
+    install_signal_handlers()
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        cli.main(args=args, prog_name=TOOL_NAME, standalone_mode=False)
+    except click.UsageError as exc:
+        if type(exc).__name__.startswith("NoArgsIsHelp"):  # click >= 8.2, a bare group: its help, exit 0
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(0)
+        # One sentence, exit 2: no usage dump.
+        hint = " (see '%s --help')" % exc.ctx.command_path if exc.ctx else ""
+        sys.exit(report_error(UsageError(exc.format_message().rstrip(".") + hint), "--json" in args))
+    except click.Abort:
+        sys.exit(report_error(UsageError("aborted"), "--json" in args))
+    except SystemExit:
+        raise
+    sys.exit(0)

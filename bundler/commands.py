@@ -1,0 +1,46 @@
+"""Build-side commands, described with the same specs as the installer's."""
+
+from typing import List, Optional
+
+from installer.commands import Command, Opt
+
+from . import keys
+from .build import build
+from .resources import default_manifest
+
+
+def run_keygen(out: str, algorithm: str = "ed25519", **_) -> dict:
+    key_path, pub_path, public = keys.keygen(out, algorithm or "ed25519")
+    result = keys.describe_public(public)
+    result.update(key=key_path, pub=pub_path)
+    return result
+
+
+def text_keygen(r: dict) -> List[str]:
+    return ["wrote %s (private, 0600) and %s" % (r["key"], r["pub"]),
+            "fingerprint %s (%s)" % (r["fingerprint"], r["algorithm"]),
+            "reviewers verify SHA256SUMS with: %s" % r["openssl_verify"]]
+
+
+def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", **_) -> dict:
+    return build(manifest or default_manifest(), key, out or ".")
+
+
+def text_build(r: dict) -> List[str]:
+    return ["built %s %s: %d files, %d bytes, signed by %s" % (r["name"], r["version"], r["files"], r["total_size"], r["signer"]),
+            "bundle_id %s" % r["bundle_id"],
+            "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"])]
+
+
+BUILD_COMMANDS = [
+    Command("keygen", "create a signing key pair (bundle.key 0600, bundle.pub)",
+            [Opt("--out", metavar="DIR", required=True, help="folder for bundle.key and bundle.pub"),
+             Opt("--algorithm", metavar="ALG", choices=("ed25519", "ecdsa-p256"), default="ed25519",
+                 help="ed25519 (default) or ecdsa-p256 (for OpenSSL without EdDSA)")],
+            run_keygen, text_keygen),
+    Command("build", "build a signed bundle archive from a manifest",
+            [Opt("manifest", metavar="[MANIFEST]"),
+             Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM)"),
+             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")],
+            run_build, text_build),
+]

@@ -1,0 +1,241 @@
+"""The installer's commands: one implementation behind two front doors.
+
+``installer.cli`` (argparse, standalone) and ``bundler.cli`` (click) both build their options
+from the specs below and call the same functions, so their options are identical by design.
+Each function returns a JSON-able result; ``text`` renders it for people.
+"""
+
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .errors import UsageError
+from .install import install, resolve_keys
+from .kit import Kit
+from .signing import load_public_key
+from .trust import TrustStore
+from .tarstream import TarReader
+from .verify import READ_CHUNK, open_archive, read_head, verify_file
+from .zstd import open_decompressed
+
+
+class Opt:
+    """One option or positional argument. ``metavar=None`` on an option makes it a flag."""
+
+    def __init__(self, *flags: str, dest: str = "", metavar: Optional[str] = None, help: str = "",
+                 required: bool = False, multiple: bool = False, choices: Sequence[str] = (),
+                 default=None) -> None:
+        self.flags = flags
+        self.positional = not flags[0].startswith("-")
+        self.dest = dest or flags[0].lstrip("-").replace("-", "_")
+        self.metavar = metavar if metavar or self.positional else None
+        self.is_flag = not self.positional and metavar is None
+        self.help = help
+        self.required = required
+        self.multiple = multiple
+        self.choices = tuple(choices)
+        self.default = default
+
+
+class Command:
+    def __init__(self, name: str, help: str, opts: List[Opt], run: Callable[..., dict],
+                 text: Callable[[dict], List[str]]) -> None:
+        self.name = name
+        self.help = help
+        self.opts = opts
+        self.run = run
+        self.text = text
+
+
+COMMON = [
+    Opt("--json", help="print exactly one JSON object {ok, exit_code, error, result} on stdout"),
+    Opt("--quiet", help="print nothing but errors (and, for build, the archive path)"),
+]
+TRUST_OPT = Opt("--trust", metavar="KEY_OR_DIR", multiple=True,
+                help="trusted public key (.pub) or folder of them; default: the kit's trust store")
+
+
+def _short(fp: Optional[str]) -> str:
+    return fp or "none"
+
+
+# --- verify -------------------------------------------------------------------------------
+def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = None, quiet: bool = False, **_) -> dict:
+    if kit and not os.path.isdir(kit):
+        raise UsageError("the kit %s does not exist" % kit)
+    keys = resolve_keys(trust, Kit(kit) if kit else None)
+    v = verify_file(archive, keys, show_progress=not quiet)
+    result = v.summary()
+    result.update(archive=archive, checks={"signature": "ok", "bundle.json": "ok", "members": "ok",
+                                           "structure": "ok", "sidecar": v.sidecar})
+    return result
+
+
+def text_verify(r: dict) -> List[str]:
+    return ["OK %s %s: signature by %s, %d files (%d bytes) match SHA256SUMS" % (
+                r["name"], r["version"], r["signer"], r["files"], r["total_size"]),
+            "bundle_id %s" % r["bundle_id"],
+            "archive sha256 %s (sidecar: %s)" % (r["archive_sha256"], r["sidecar"])]
+
+
+# --- inspect ------------------------------------------------------------------------------
+def run_inspect(archive: str, trust: Sequence[str] = (), **_) -> dict:
+    """Reads the first three members only; without a trusted signature everything is UNVERIFIED."""
+    keys = resolve_keys(trust, None) if trust else []
+    with open_archive(archive) as fh:
+        stream = open_decompressed(fh)
+        try:
+            v = read_head(TarReader(stream, READ_CHUNK), keys, require_trust=False)
+        finally:
+            stream.close()
+    raw = v.meta.raw
+    return {
+        "verified": v.signer is not None,
+        "status": "signature verified" if v.signer else "UNVERIFIED",
+        "signer": v.signer.fingerprint if v.signer else None,
+        "bundle_id": v.bundle_id, "name": raw["name"], "version": raw["version"], "created": raw["created"],
+        "tool": raw["tool"], "total_size": raw["total_size"], "members": raw["members"],
+        "files": raw["files"], "tenants": raw["tenants"], "images": raw["images"], "charts": raw["charts"],
+        "lock": raw.get("lock"), "mirrors": raw.get("mirrors", []),
+    }
+
+
+def text_inspect(r: dict) -> List[str]:
+    lines = []
+    if not r["verified"]:
+        lines.append("UNVERIFIED: no trusted key signed this bundle; everything below is only what it claims")
+    else:
+        lines.append("signature verified: signed by %s (payload not read; run verify for every checksum)" % r["signer"])
+    lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], r["tool"]["name"], r["tool"]["version"]))
+    lines.append("bundle_id %s" % r["bundle_id"])
+    lines.append("%d files, %d bytes:" % (len(r["members"]), r["total_size"]))
+    for m in r["members"]:
+        lines.append("  %12d  %s%s" % (m["size"], m["path"], "  (executable)" if m.get("executable") else ""))
+    for component, t in sorted(r["tenants"].items()):
+        lines.append("tenant overrides for %s: %s (from %s)" % (component, t["path"], t["source"]))
+    return lines
+
+
+# --- install ------------------------------------------------------------------------------
+def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
+                reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False, **_) -> dict:
+    return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet)
+
+
+def text_install(r: dict) -> List[str]:
+    if r["outcome"] == "already-installed":
+        head = "%s %s is already installed (bundle_id %s); nothing to unpack" % (r["name"], r["version"], r["bundle_id"])
+    else:
+        head = "installed %s %s (%d files, %d bytes), signed by %s" % (
+            r["name"], r["version"], r["files"], r["total_size"], r["signer"])
+    return [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
+            "path: %s" % r["path"], "receipt: %s" % r["receipt"]]
+
+
+# --- status -------------------------------------------------------------------------------
+def run_status(kit: str, signer: Optional[str] = None, **_) -> dict:
+    if not os.path.isdir(kit):
+        raise UsageError("the kit %s does not exist" % kit)
+    k = Kit(kit)
+    bundles = []
+    for name in k.names():
+        receipts = k.receipts_list(name)
+        admitted: Dict[str, dict] = {}
+        for receipt in receipts:
+            if any(p.get("phase") == 2 and p.get("status") == "done" for p in receipt.get("phases", [])):
+                admitted[receipt["version"]] = receipt
+        current = k.current_version(name)
+        versions = []
+        for version in k.versions(name):
+            r = admitted.get(version, {})
+            entry = {"version": version, "bundle_id": k.bundle_id_of(name, version), "signer": r.get("signer"),
+                     "installed_at": r.get("finished"), "current": version == current}
+            if signer and entry["signer"] != signer:
+                continue
+            versions.append(entry)
+        if signer and not versions:
+            continue
+        last = receipts[-1] if receipts else None
+        bundles.append({
+            "name": name, "current": current, "highest_current": k.highest_current(name), "versions": versions,
+            "last": {"outcome": last.get("outcome"), "version": last.get("version"), "finished": last.get("finished"),
+                     "error": (last.get("error") or {}).get("message"),
+                     "phases": [{"phase": p["phase"], "name": p["name"], "status": p["status"]} for p in last.get("phases", [])]}
+            if last else None,
+        })
+    return {"kit": k.root, "bundles": bundles}
+
+
+def text_status(r: dict) -> List[str]:
+    if not r["bundles"]:
+        return ["kit %s holds no bundles" % r["kit"]]
+    lines = ["kit %s" % r["kit"]]
+    for b in r["bundles"]:
+        lines.append("%s: current %s" % (b["name"], b["current"] or "none"))
+        for v in b["versions"]:
+            lines.append("  %s %-16s bundle_id %s  signer %s%s" % (
+                "*" if v["current"] else " ", v["version"], (v["bundle_id"] or "?")[:16], _short(v["signer"]),
+                "  installed %s" % v["installed_at"] if v["installed_at"] else ""))
+        last = b["last"]
+        if last:
+            lines.append("  last install: %s %s at %s%s" % (last["outcome"], last["version"], last["finished"],
+                                                            ": " + last["error"] if last["error"] else ""))
+    return lines
+
+
+# --- trust --------------------------------------------------------------------------------
+def _kit_store(kit: str) -> TrustStore:
+    k = Kit(kit)
+    k.prepare()
+    return TrustStore(k.trust)
+
+
+def run_trust_add(file: str, kit: str, names: Sequence[str] = (), not_after: Optional[str] = None, **_) -> dict:
+    if not os.path.isfile(file):
+        raise UsageError("the key %s does not exist" % file)
+    load_public_key(file)
+    return _kit_store(kit).add(file, list(names), not_after).to_json()
+
+
+def run_trust_remove(fp: str, kit: str, **_) -> dict:
+    if not _kit_store(kit).remove(fp):
+        raise UsageError("no key %s is in the kit's trust store" % fp)
+    return {"removed": fp}
+
+
+def run_trust_list(kit: str, **_) -> dict:
+    return {"keys": [k.to_json() for k in _kit_store(kit).keys()]}
+
+
+def text_trust(r: dict) -> List[str]:
+    if "removed" in r:
+        return ["removed %s" % r["removed"]]
+    keys = r["keys"] if "keys" in r else [r]
+    return ["%s  %s  names %s%s" % (k["fingerprint"], k["algorithm"], ",".join(k["names"]),
+                                    "  until %s" % k["not_after"] if k["not_after"] else "") for k in keys] or ["no trusted keys"]
+
+
+KIT_OPT = Opt("--kit", metavar="DIR", required=True, help="the Offline Kit folder")
+COMMANDS = [
+    Command("verify", "check signature, every checksum and the structure of an archive",
+            [Opt("archive", metavar="ARCHIVE"), TRUST_OPT,
+             Opt("--kit", metavar="DIR", help="use this kit's trust store (and its files for deltas)")],
+            run_verify, text_verify),
+    Command("inspect", "show what an archive holds, reading only its first three members",
+            [Opt("archive", metavar="ARCHIVE"), TRUST_OPT], run_inspect, text_inspect),
+    Command("install", "verify an archive, unpack it into the kit and make it current",
+            [Opt("archive", metavar="ARCHIVE"), KIT_OPT, TRUST_OPT,
+             Opt("--allow-downgrade", help="allow a version below the highest ever made current"),
+             Opt("--reason", metavar="TEXT", help="why the downgrade is needed (recorded in the receipt)"),
+             Opt("--keep-failed", help="keep the payload of a failed install in quarantine")],
+            run_install, text_install),
+    Command("status", "show the kit's bundles, versions and last installs",
+            [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],
+            run_status, text_status),
+    Command("trust add", "trust a public key for this kit",
+            [Opt("file", metavar="FILE"), KIT_OPT,
+             Opt("--names", metavar="GLOB", multiple=True, help="bundle names this key may sign (default: all)"),
+             Opt("--not-after", metavar="DATE", help="last day (YYYY-MM-DD) this key is trusted")],
+            run_trust_add, text_trust),
+    Command("trust remove", "stop trusting a key", [Opt("fp", metavar="FP"), KIT_OPT], run_trust_remove, text_trust),
+    Command("trust list", "list the kit's trusted keys", [KIT_OPT], run_trust_list, text_trust),
+]

@@ -1,0 +1,255 @@
+"""`install`: verify and stage in one streaming pass, promote, deploy, switch `current`.
+
+Phases (PRODUCT.md "Kit and install phases"), each recorded in the receipt:
+  1 verify and stage   2 promote to bundles/   3 push and load   4 render site outputs
+  5 switch current     6 move registry tags, apply
+A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined with its reason.
+"""
+
+import errno
+import json
+import os
+from typing import Iterator, List, Optional, Sequence
+
+from .errors import (BundleError, InternalError, Interrupted, LocalEnvironmentError, TrustError, UnsafeMember,
+                     UsageError, VersionRefused)
+from .kit import Kit, fsync_dir, make_read_only, new_receipt_name, remove_tree, utc_now, write_atomic
+from .meta import canonical_json
+from .paths import contained
+from .semver import Version
+from .trust import TrustedKey, TrustStore, load_trust_paths
+from .verify import Verified, verify_file
+
+PHASES = {1: "verify-and-stage", 2: "promote", 3: "push-and-load", 4: "render", 5: "switch-current",
+          6: "tags-and-apply"}
+SPACE_MARGIN = 16 * 1024 * 1024
+
+
+def resolve_keys(trust: Sequence[str], kit: Optional[Kit]) -> List[TrustedKey]:
+    """--trust wins for this run; otherwise the kit's own store."""
+    if trust:
+        return load_trust_paths(trust)
+    if kit is not None:
+        return TrustStore(kit.trust).keys()
+    return []
+
+
+class StagingSink:
+    """Writes verified-as-they-stream members under a staging root, read-only, fsynced."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        os.makedirs(root, mode=0o755)
+
+    def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
+        full = contained(self.root, path)
+        os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(full, flags, 0o600)
+        except FileExistsError:
+            raise UnsafeMember("member %s would overwrite a file already written" % path)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o555 if executable else 0o444)
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LocalEnvironmentError("no space left on the kit's filesystem while writing %s" % path)
+            raise LocalEnvironmentError("cannot write %s into the kit: %s" % (path, exc.strerror))
+        finally:
+            os.close(fd)
+
+
+class Receipt:
+    """One install attempt, rewritten atomically after every phase."""
+
+    def __init__(self, kit: Kit, archive: str) -> None:
+        self.kit = kit
+        self.path = os.path.join(kit.receipts, new_receipt_name())
+        self.doc = {"receipt": 1, "archive": os.path.basename(archive), "started": utc_now(), "finished": None,
+                    "name": None, "version": None, "bundle_id": None, "signer": None, "previous": None,
+                    "downgrade_reason": None, "phases": [], "outcome": "running", "error": None}
+
+    def phase(self, number: int, status: str, detail: str = "") -> None:
+        self.doc["phases"].append({"phase": number, "name": PHASES[number], "status": status,
+                                   "detail": detail, "at": utc_now()})
+        self.save()
+
+    def save(self) -> None:
+        write_atomic(self.path, canonical_json(self.doc))
+
+    def finish(self, outcome: str, error: Optional[BundleError] = None) -> None:
+        self.doc["outcome"] = outcome
+        self.doc["finished"] = utc_now()
+        if error is not None:
+            self.doc["error"] = error.to_json()
+        self.save()
+
+
+class Installer:
+    def __init__(self, archive: str, kit_dir: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
+                 reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True) -> None:
+        if allow_downgrade and not (reason or "").strip():
+            raise UsageError("--allow-downgrade needs --reason TEXT saying why")
+        self.archive = archive
+        self.kit = Kit(kit_dir)
+        self.trust = trust
+        self.allow_downgrade = allow_downgrade
+        self.reason = reason
+        self.keep_failed = keep_failed
+        self.show_progress = show_progress
+        self.staging_dir = ""
+        self.already_installed = False
+        self.receipt: Optional[Receipt] = None
+        self.verified: Optional[Verified] = None
+
+    # (3) of "Verifying": every decision is taken before a payload byte is written.
+    def decide(self, v: Verified) -> Optional[StagingSink]:
+        self.verified = v
+        meta, kit = v.meta, self.kit
+        problem = v.signer.scope_problem(meta.name)
+        if problem:
+            raise TrustError(problem)
+        self.receipt.doc.update(name=meta.name, version=meta.version, bundle_id=v.bundle_id,
+                                signer=v.signer.fingerprint, previous=kit.current_version(meta.name))
+        existing = kit.bundle_id_of(meta.name, meta.version)
+        if existing is not None and existing != v.bundle_id:
+            raise VersionRefused("%s %s is already installed with other content (bundle_id %s, this one %s); "
+                                 "bump the version" % (meta.name, meta.version, existing, v.bundle_id))
+        highest = kit.highest_current(meta.name)
+        is_current = kit.current_version(meta.name) == meta.version
+        if highest and Version(meta.version) < Version(highest) and not is_current:
+            if not self.allow_downgrade:
+                raise VersionRefused("%s %s is older than %s, the highest version this kit has made current; "
+                                     "pass --allow-downgrade --reason TEXT to install it anyway"
+                                     % (meta.name, meta.version, highest))
+            self.receipt.doc["downgrade_reason"] = self.reason
+        if existing == v.bundle_id:
+            self.already_installed = True
+            return None
+        needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1) + SPACE_MARGIN
+        free = kit.free_bytes(kit.staging)
+        if free < needed:
+            raise LocalEnvironmentError("not enough free space in the kit: %d MiB needed, %d MiB free"
+                                        % (needed >> 20, free >> 20))
+        self.staging_dir = os.path.join(kit.staging, "%s-%d" % (v.bundle_id[:16], os.getpid()))
+        self.receipt.save()
+        os.makedirs(self.staging_dir)
+        return StagingSink(os.path.join(self.staging_dir, "tree"))
+
+    def run(self) -> dict:
+        if not os.path.isfile(self.archive):
+            raise UsageError("the archive %s does not exist" % self.archive)
+        self.kit.prepare()
+        with self.kit.locked():
+            self.clear_debris()
+            keys = resolve_keys(self.trust, self.kit)
+            self.receipt = Receipt(self.kit, self.archive)
+            try:
+                return self._phases(keys)
+            except BaseException as exc:
+                error = exc if isinstance(exc, BundleError) else (
+                    Interrupted(2) if isinstance(exc, KeyboardInterrupt) else InternalError(str(exc) or type(exc).__name__))
+                self.fail(error)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise error
+                raise
+
+    def _phases(self, keys) -> dict:
+        v = verify_file(self.archive, keys, self.decide, self.show_progress)
+        self.verified = v
+        meta = v.meta
+        if self.already_installed:
+            self.receipt.phase(1, "skipped", "bundle_id already installed")
+            self.receipt.phase(2, "skipped", "bundle_id already installed")
+        else:
+            self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
+            self.promote(os.path.join(self.staging_dir, "tree"), meta.name, meta.version, v)
+            self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
+        self.receipt.phase(3, "skipped", "no images to push or load")
+        self.receipt.phase(4, "skipped", "no site outputs to render")
+        previous = self.kit.current_version(meta.name)
+        if previous != meta.version:
+            self.kit.switch_current(meta.name, meta.version)
+            self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
+        else:
+            self.receipt.phase(5, "done", "already current")
+        self.receipt.phase(6, "skipped", "no registry tags or apply requested")
+        outcome = "already-installed" if self.already_installed else "installed"
+        self.receipt.finish(outcome)
+        result = v.summary()
+        result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
+                      path=self.kit.version_dir(meta.name, meta.version),
+                      receipt=os.path.relpath(self.receipt.path, self.kit.root),
+                      phases=[{k: p[k] for k in ("phase", "name", "status", "detail")} for p in self.receipt.doc["phases"]])
+        return result
+
+    def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
+        """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""
+        parent = os.path.join(self.kit.bundles, name)
+        os.makedirs(parent, exist_ok=True)
+        # A version folder is renamed while still writable (renaming a 0555 folder fails for non-root).
+        make_read_only(tree, include_root=False)
+        final = self.kit.version_dir(name, version)
+        try:
+            os.rename(tree, final)
+        except OSError as exc:
+            raise LocalEnvironmentError("cannot move the verified tree into %s: %s" % (final, exc.strerror))
+        os.chmod(final, 0o555)
+        fsync_dir(final)
+        fsync_dir(parent)
+        fsync_dir(self.kit.bundles)
+        os.rmdir(self.staging_dir)
+        self.staging_dir = ""
+
+    def fail(self, error: BundleError) -> None:
+        if self.staging_dir and os.path.isdir(self.staging_dir):
+            self.quarantine(self.staging_dir, error.message)
+            self.staging_dir = ""
+        if self.receipt is not None:
+            done = {p["phase"] for p in self.receipt.doc["phases"]}
+            first_missing = next(n for n in sorted(PHASES) if n not in done)
+            self.receipt.phase(first_missing, "failed", error.message)
+            self.receipt.finish("failed", error)
+
+    def quarantine(self, staging: str, reason: str) -> str:
+        """Move a failed staging folder aside with its reason; drop the payload unless asked to keep it."""
+        dest = os.path.join(self.kit.quarantine, os.path.basename(new_receipt_name())[:-5])
+        os.rename(staging, dest)
+        v = self.verified
+        info = {"reason": reason, "at": utc_now(), "archive": os.path.abspath(self.archive),
+                "payload_kept": self.keep_failed,
+                "bundle_id": self.receipt.doc.get("bundle_id") if self.receipt is not None else None}
+        write_atomic(os.path.join(dest, "reason.json"), canonical_json(info))
+        tree = os.path.join(dest, "tree")
+        if os.path.isdir(tree):
+            listing = []
+            for folder, _dirs, files in os.walk(tree):
+                listing += [os.path.relpath(os.path.join(folder, f), tree) for f in files]
+            write_atomic(os.path.join(dest, "members.txt"), "".join(p + "\n" for p in sorted(listing)).encode())
+            if not self.keep_failed:
+                remove_tree(tree)
+        if v is not None and v.sums:
+            write_atomic(os.path.join(dest, "SHA256SUMS"), v.sums)
+        return dest
+
+    def clear_debris(self) -> None:
+        """Staging left by a killed run is quarantined before anything else happens."""
+        for entry in sorted(os.listdir(self.kit.staging)):
+            path = os.path.join(self.kit.staging, entry)
+            dest = os.path.join(self.kit.quarantine, "debris-" + entry)
+            if os.path.exists(dest):
+                remove_tree(dest)
+            os.rename(path, dest)
+            write_atomic(os.path.join(dest, "reason.json"),
+                         json.dumps({"reason": "left behind by an interrupted install", "at": utc_now()}).encode())
+            remove_tree(os.path.join(dest, "tree"))
+
+
+def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
+            reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True) -> dict:
+    return Installer(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress).run()
