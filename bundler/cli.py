@@ -33,7 +33,7 @@ from installer.errors import UsageError  # noqa: E402
 
 def _opt_decorator(opt: Opt):
     if opt.positional:
-        return click.argument(opt.dest, metavar=opt.metavar)
+        return click.argument(opt.dest, metavar=opt.metavar, required=opt.required)
     if opt.is_flag:
         return click.option(*opt.flags, opt.dest, is_flag=True, help=opt.help)
     return click.option(*opt.flags, opt.dest, metavar=opt.metavar, help=opt.help, required=opt.required,

@@ -80,7 +80,7 @@ class _Parser(argparse.ArgumentParser):
 
 def add_opt(parser: argparse.ArgumentParser, opt: Opt) -> None:
     if opt.positional:
-        parser.add_argument(opt.dest, metavar=opt.metavar, help=opt.help)
+        parser.add_argument(opt.dest, metavar=opt.metavar, help=opt.help, nargs=None if opt.required else "?")
     elif opt.is_flag:
         parser.add_argument(*opt.flags, dest=opt.dest, action="store_true", help=opt.help)
     else:

@@ -30,7 +30,8 @@ class Opt:
         self.metavar = metavar if metavar or self.positional else None
         self.is_flag = not self.positional and metavar is None
         self.help = help
-        self.required = required
+        # Positionals are required unless the spec says otherwise (then written [NAME]).
+        self.required = required if not self.positional else required or metavar is None or not metavar.startswith("[")
         self.multiple = multiple
         self.choices = tuple(choices)
         self.default = default

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set-up on a fresh Debian 12 machine: the system tools the tests and the demo use, then an
+# isolated virtual environment (.venv) holding offline-bundle built as a wheel.
+# Idempotent: a second run only rebuilds and reinstalls the wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# zstd/openssl/tar/coreutils: the reviewer's stock tools; prometheus: promtool checks the shipped config;
+# docker-registry/skopeo/umoci/apache2-utils: the real registry and independent checkers.
+APT_PACKAGES=(zstd openssl tar coreutils util-linux prometheus docker-registry skopeo umoci apache2-utils)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: please install these Debian packages first (as root): ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "offline-bundle needs CPython >= 3.11")'
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+rm -rf dist
+# The wheel, not an editable install: tests and demo run what users get (schemas and manifests inside).
+.venv/bin/python -m pip wheel -q --no-deps -w dist . 2>&1 | grep -v '^WARNING: Location' || true
+wheel=$(ls dist/offline_bundle-*.whl)
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q "${wheel}[test]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/offline-bundle --version >&2
