@@ -1,6 +1,7 @@
 """JSON Schema validation at the edges (manifests, tenant files), with located messages."""
 
 import json
+import re
 from functools import lru_cache
 from typing import List, Tuple
 
@@ -18,13 +19,8 @@ def validator(*parts: str) -> jsonschema.Draft202012Validator:
 
 
 def _message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
-        return "unknown key%s %s" % ("s" if len(extra) > 1 else "", ", ".join(repr(k) for k in extra))
     if error.validator == "required":
         return error.message.replace(" is a required property", " is required")
-    if error.validator == "propertyNames":
-        return "%r is not allowed here" % (error.instance,)
     if error.validator == "pattern":
         desc = error.schema.get("description")
         return "%r does not match the required form%s" % (error.instance, " (%s)" % desc if desc else "")
@@ -33,15 +29,33 @@ def _message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def _expand(error: jsonschema.ValidationError):
+    """(path, message) pairs; unknown keys and bad key names point at the key's own line."""
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        patterns = error.schema.get("patternProperties", {})
+        for key in error.instance:
+            if key not in known and not any(re.search(p, str(key)) for p in patterns):
+                allowed = " (allowed: %s)" % ", ".join(sorted(known)) if known and len(known) <= 12 else ""
+                yield path + (key,), "unknown key%s" % allowed
+        return
+    if "propertyNames" in error.schema_path:
+        allowed = error.schema.get("enum")
+        hint = " (allowed: %s)" % ", ".join(map(str, allowed)) if allowed else ""
+        desc = error.schema.get("description")
+        hint = hint or (" (%s)" % desc if desc else "")
+        yield path + (error.instance,), "%r is not allowed here%s" % (error.instance, hint)
+        return
+    yield path, _message(error)
+
+
 def located_errors(doc: Located, *schema: str) -> List[Tuple[int, tuple, str]]:
     """Every schema violation in ``doc`` as (line, key path, message), in document order."""
     found = []
     for error in validator(*schema).iter_errors(doc.data):
-        path = tuple(error.absolute_path)
-        if error.validator == "propertyNames":
-            # jsonschema reports the parent; name the offending key itself.
-            path = path + (error.instance,)
-        found.append((doc.line(path), path, _message(error)))
+        for path, message in _expand(error):
+            found.append((doc.line(path), path, message))
     found.sort(key=lambda item: item[0])
     return found
 

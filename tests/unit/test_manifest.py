@@ -1,0 +1,221 @@
+"""Manifest validation: every error names file, key path and line, and exits 3."""
+
+import textwrap
+
+import pytest
+from conftest import write_manifest
+
+from bundler.manifest import load_manifest
+from installer.errors import InvalidInput, UsageError
+
+HEAD = """\
+apiVersion: offline-bundle/v1
+kind: Bundle
+metadata:
+  name: demo
+  version: "1.0.0"
+spec:
+"""
+
+
+def _write(tmp_path, body, head=HEAD, tail=""):
+    """``body`` is the content of spec:, written at any indentation."""
+    (tmp_path / "a.yaml").write_text("x: 1\n")
+    p = tmp_path / "m.yaml"
+    p.write_text(head + textwrap.indent(textwrap.dedent(body), "  ") + tail)
+    return p
+
+
+def _problems(path):
+    with pytest.raises(InvalidInput) as info:
+        load_manifest(str(path))
+    assert info.value.exit_code == 3
+    return info.value.message, info.value.problems
+
+
+def test_valid_manifest_loads(tmp_path):
+    m = load_manifest(str(write_manifest(tmp_path)))
+    assert m.name == "demo" and m.version == "1.0.0"
+    assert [f.target for f in m.files] == ["config/app.yaml", "config/run.sh"]
+    assert [t.target for t in m.tenants] == ["tenants/loki.yaml", "tenants/tempo.yaml"]
+    assert m.files[1].executable and not m.files[0].executable
+
+
+def test_unknown_key_names_file_key_path_and_line(tmp_path):
+    p = _write(tmp_path, """\
+      files:
+        - source: a.yaml
+          target: config/a.yaml
+          mode: 0644
+    """)
+    _, problems = _problems(p)
+    assert problems == ["%s:10: spec.files[0].mode: unknown key (allowed: executable, sha256, source, target)" % p]
+
+
+def test_unknown_top_level_and_metadata_keys(tmp_path):
+    p = _write(tmp_path, "files: []\n", head=HEAD.replace("  name: demo\n", "  name: demo\n  owner: me\n"),
+               tail="extra: 1\n")
+    _, problems = _problems(p)
+    assert any(":5: metadata.owner: unknown key (allowed: created, name, version)" in x for x in problems)
+    assert any(":9: extra: unknown key" in x for x in problems)
+
+
+@pytest.mark.parametrize("value", ["1.10", "2026.11", "3"])
+def test_yaml_number_version_says_quote_the_version(tmp_path, value):
+    p = _write(tmp_path, "  files: []\n", head=HEAD.replace('"1.0.0"', value))
+    _, problems = _problems(p)
+    assert len(problems) == 1 and "quote the version" in problems[0] and ":5: metadata.version" in problems[0]
+
+
+@pytest.mark.parametrize("version", ["1.0", "v1.0.0", "01.0.0", "1.0.0-"])
+def test_non_semver_string_is_refused(tmp_path, version):
+    p = _write(tmp_path, "  files: []\n", head=HEAD.replace('"1.0.0"', '"%s"' % version))
+    _, problems = _problems(p)
+    assert "metadata.version" in problems[0]
+
+
+@pytest.mark.parametrize("name", ["Demo", "-demo", "a" * 64, "de_mo"])
+def test_bad_names(tmp_path, name):
+    p = _write(tmp_path, "  files: []\n", head=HEAD.replace("name: demo", "name: %s" % name))
+    _, problems = _problems(p)
+    assert ":4: metadata.name" in problems[0]
+
+
+def test_missing_source_key_and_missing_source_file(tmp_path):
+    p = _write(tmp_path, """\
+      files:
+        - target: config/a.yaml
+        - source: nothere.yaml
+          target: config/b.yaml
+    """)
+    _, problems = _problems(p)
+    assert any(":8: spec.files[0]: 'source' is required" in x for x in problems)
+    # the schema error stops before the disk check; fix it and the missing file is reported
+    p = _write(tmp_path, """\
+      files:
+        - source: nothere.yaml
+          target: config/b.yaml
+    """)
+    _, problems = _problems(p)
+    assert problems == ["%s:8: spec.files[0].source: source file 'nothere.yaml' does not exist" % p]
+
+
+@pytest.mark.parametrize("target", ["images/x", "charts/c.tgz", "tenants/loki.yaml", "bundle.json",
+                                    "SHA256SUMS", "SHA256SUMS.sig", "DELTA.json"])
+def test_reserved_targets(tmp_path, target):
+    p = _write(tmp_path, """\
+      files:
+        - source: a.yaml
+          target: %s
+    """ % target)
+    _, problems = _problems(p)
+    assert "reserves" in problems[0] and ":9: spec.files[0].target" in problems[0]
+
+
+@pytest.mark.parametrize("target", ["../etc/x", "/etc/x", "a//b", "a/./b", "a b"])
+def test_unsafe_targets(tmp_path, target):
+    p = _write(tmp_path, """\
+      files:
+        - source: a.yaml
+          target: "%s"
+    """ % target)
+    _, problems = _problems(p)
+    assert "spec.files[0].target" in problems[0]
+
+
+def test_case_duplicate_targets(tmp_path):
+    p = _write(tmp_path, """\
+      files:
+        - {source: a.yaml, target: config/A.yaml}
+        - {source: a.yaml, target: config/a.yaml}
+    """)
+    _, problems = _problems(p)
+    assert "same target" in problems[0]
+
+
+@pytest.mark.parametrize("source", ["../outside.yaml", "/etc/passwd"])
+def test_sources_stay_inside_the_manifest_folder(tmp_path, source):
+    (tmp_path / "outside.yaml").write_text("x")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    p = _write(sub, """\
+      files:
+        - {source: "%s", target: config/a.yaml}
+    """ % source)
+    _, problems = _problems(p)
+    assert "manifest's folder" in problems[0]
+
+
+def test_symlink_escaping_the_folder_is_refused(tmp_path):
+    (tmp_path / "secret").write_text("x")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "link.yaml").symlink_to(tmp_path / "secret")
+    p = _write(sub, "  files:\n    - {source: link.yaml, target: config/a.yaml}\n")
+    _, problems = _problems(p)
+    assert "outside" in problems[0]
+
+
+def test_unknown_tenant_component(tmp_path):
+    p = _write(tmp_path, "  tenants:\n    mimir: a.yaml\n")
+    _, problems = _problems(p)
+    assert problems == ["%s:8: spec.tenants.mimir: 'mimir' is not allowed here (allowed: loki, tempo)" % p]
+
+
+def test_images_and_charts_are_not_supported_yet(tmp_path):
+    p = _write(tmp_path, """\
+      images:
+        - ref: docker.io/prom/prometheus:v3.5.0
+      charts:
+        - path: charts/x
+    """)
+    message, problems = _problems(p)
+    assert "not supported yet" in message
+    assert any(":7: spec.images" in x for x in problems) and any(":9: spec.charts" in x for x in problems)
+
+
+def test_all_problems_are_reported_at_once_in_line_order(tmp_path):
+    p = _write(tmp_path, """\
+      files:
+        - {source: a.yaml, target: config/a.yaml, bogus: 1}
+        - {source: a.yaml}
+      tenants:
+        mimir: a.yaml
+    """, head=HEAD.replace('"1.0.0"', "1.0"))
+    _, problems = _problems(p)
+    lines = [int(x.split(":")[1]) for x in problems]
+    assert len(problems) == 4 and lines == sorted(lines)
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path):
+    p = _write(tmp_path, "files: []\nfiles: []\n")
+    message, _ = _problems(p)
+    assert "duplicate key 'files'" in message and ":8:" in message
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    p = _write(tmp_path, "  files: [\n")
+    message, _ = _problems(p)
+    assert "not valid YAML" in message and str(p) in message
+
+
+def test_unquoted_created_timestamp_is_refused(tmp_path):
+    p = _write(tmp_path, "  files: []\n", head=HEAD + "")
+    p.write_text(p.read_text().replace('  version: "1.0.0"\n', '  version: "1.0.0"\n  created: 2026-11-26T00:00:00Z\n'))
+    _, problems = _problems(p)
+    assert "metadata.created" in problems[0]
+
+
+def test_missing_manifest_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError):
+        load_manifest(str(tmp_path / "nope.yaml"))
+
+
+def test_empty_and_non_mapping_documents(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("")
+    with pytest.raises(InvalidInput):
+        load_manifest(str(p))
+    p.write_text("- a\n- b\n")
+    with pytest.raises(InvalidInput):
+        load_manifest(str(p))
