@@ -36,9 +36,13 @@ def _opt_decorator(opt: Opt):
         return click.argument(opt.dest, metavar=opt.metavar, required=opt.required)
     if opt.is_flag:
         return click.option(*opt.flags, opt.dest, is_flag=True, help=opt.help)
+    extra = {}
+    if opt.multiple:
+        extra["default"] = ()
+    elif opt.default is not None:  # click >= 8.3 treats an explicit None as a value, defeating required=
+        extra["default"] = opt.default
     return click.option(*opt.flags, opt.dest, metavar=opt.metavar, help=opt.help, required=opt.required,
-                        multiple=opt.multiple, default=() if opt.multiple else opt.default,
-                        type=click.Choice(opt.choices) if opt.choices else None)
+                        multiple=opt.multiple, type=click.Choice(opt.choices) if opt.choices else None, **extra)
 
 
 def make_command(cmd: Command, name: str, last_line: str = "") -> click.Command:
