@@ -92,7 +92,7 @@ def _open_zstandard(fh):
 
 def _open_stdlib(fh):
     try:
-        from compression import zstd  # type: ignore[import-not-found]  # CPython 3.14+
+        from compression import zstd  # novermin  (CPython 3.14+, guarded by ImportError)
     except ImportError:
         return None
     raw = zstd.ZstdFile(fh, options={zstd.DecompressionParameter.window_log_max: WINDOW_LOG_MAX})

@@ -1,0 +1,164 @@
+"""Project layout rules of PRODUCT.md "Layout and names", checked on the source and the wheel."""
+
+import ast
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cmd
+
+INSTALLER = REPO / "installer"
+OPTIONAL = {"cryptography", "zstandard", "tqdm", "compression"}  # used when importable, never required
+
+
+def _imports(path: Path):
+    """(module, inside_try_importerror) for every import in a file."""
+    tree = ast.parse(path.read_text(), str(path))
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError") for h in node.handlers):
+            for inner in ast.walk(node):
+                guarded.add(id(inner))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, id(node) in guarded) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.append((node.module, id(node) in guarded))
+    return out
+
+
+def _installer_files():
+    files = sorted(INSTALLER.rglob("*.py"))
+    assert len(files) >= 10
+    return files
+
+
+def test_installer_never_imports_bundler():
+    offenders = [(str(f), m) for f in _installer_files() for m, _ in _imports(f) if m.split(".")[0] == "bundler"]
+    assert offenders == []
+
+
+def test_installer_uses_the_standard_library_only_with_optional_speedups():
+    stdlib = set(sys.stdlib_module_names)
+    for f in _installer_files():
+        for module, guarded in _imports(f):
+            top = module.split(".")[0]
+            if top in stdlib or top == "installer":
+                continue
+            assert top in OPTIONAL, "%s imports %s" % (f, module)
+            if top == "cryptography":
+                continue  # only imported inside functions reached after an importability check
+            assert guarded, "%s imports %s outside try/except ImportError" % (f, module)
+
+
+def test_cryptography_is_only_touched_after_checking_it_is_importable():
+    src = (INSTALLER / "signing.py").read_text()
+    assert "import cryptography  # noqa: F401\n    except ImportError:" in src
+
+
+def test_installer_code_runs_on_python_3_9_statically():
+    vermin = Path(sys.executable).parent / "vermin"
+    assert vermin.exists(), "vermin is a test dependency (pip install '.[test]')"
+    r = subprocess.run([str(vermin), "-t=3.9-", "--no-tips", "--violations", "--eval-annotations", str(INSTALLER)],
+                       capture_output=True, text=True)
+    # only the guarded CPython 3.14 import is exempted, by its own `# novermin` comment
+    assert sum(f.read_text().count("novermin") for f in _installer_files()) == 1
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_vermin_would_catch_a_3_10_construct(tmp_path):
+    """The check above can fail: a match statement is flagged."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(x):\n    match x:\n        case 1:\n            return 1\n")
+    vermin = Path(sys.executable).parent / "vermin"
+    r = subprocess.run([str(vermin), "-t=3.9-", "--no-tips", "--violations", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0
+
+
+def test_format_marker():
+    import installer
+
+    assert installer.OFFLINE_BUNDLE_FORMAT == 1
+
+
+def test_a_shadowing_installer_package_is_refused(tmp_path):
+    fake = tmp_path / "installer"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '0.7.0'  # pypa/installer\n")
+    exe = Path(sys.executable).parent / "offline-bundle"
+    r = run_cmd([exe, "--help"], env={"PYTHONPATH": str(tmp_path)})
+    assert r.rc == 1
+    assert "pypa/installer" in r.err and "pipx" in r.err and str(fake) in r.err
+    assert "Traceback" not in r.err
+
+
+def test_entry_points_and_module_execution():
+    bindir = Path(sys.executable).parent
+    for exe in ("offline-bundle", "bundle"):
+        r = run_cmd([bindir / exe, "--version"])
+        assert r.rc == 0 and "offline-bundle" in r.out
+    assert run_cmd([sys.executable, "-m", "bundler", "--version"]).rc == 0
+    assert run_cmd([sys.executable, "-m", "installer", "--version"]).rc == 0
+
+
+def test_both_front_doors_expose_identical_options():
+    import click
+
+    from bundler.cli import cli
+    from installer.cli import build_parser
+    from installer.commands import COMMANDS
+
+    parser = build_parser("x", COMMANDS)
+    ctx = click.Context(cli)
+    for cmd in COMMANDS:
+        words = cmd.name.split()
+        # argparse side
+        sub = parser
+        for w in words:
+            action = next(a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction")
+            sub = action.choices[w]
+        arg_flags = {s for a in sub._actions for s in a.option_strings if s not in ("-h", "--help")}
+        arg_pos = [a.dest for a in sub._actions if not a.option_strings]
+        # click side
+        c = cli
+        for w in words:
+            c = c.get_command(ctx, w)
+        click_flags = {s for p in c.params if isinstance(p, click.Option) for s in p.opts}
+        click_pos = [p.name for p in c.params if isinstance(p, click.Argument)]
+        assert arg_flags == click_flags, cmd.name
+        assert arg_pos == click_pos, cmd.name
+        assert {"--json", "--quiet"} <= arg_flags
+
+
+def _wheel(tmp_path_factory) -> Path:
+    env_wheel = os.environ.get("OFFLINE_BUNDLE_WHEEL")
+    if env_wheel:
+        return Path(env_wheel)
+    out = tmp_path_factory.mktemp("wheel")
+    # hatchling is a test dependency, so this needs no network
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(REPO)], check=True, capture_output=True)
+    return next(out.glob("offline_bundle-*.whl"))
+
+
+def test_the_wheel_carries_schemas_and_manifests(tmp_path_factory):
+    with zipfile.ZipFile(_wheel(tmp_path_factory)) as whl:
+        names = set(whl.namelist())
+        assert "installer/__init__.py" in names and "bundler/cli.py" in names
+        for required in ("bundler/_data/schemas/manifest.schema.json", "bundler/_data/schemas/result.schema.json",
+                         "bundler/_data/schemas/tenants/loki.schema.json",
+                         "bundler/_data/schemas/tenants/tempo.schema.json",
+                         "bundler/_data/manifests/telemetry-storage.yaml",
+                         "bundler/_data/manifests/telemetry-storage/tenants/loki-overrides.yaml"):
+            assert required in names, required
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        text = whl.read(entry_points).decode()
+        assert "offline-bundle = bundler.cli:main" in text and "bundle = bundler.cli:main" in text
+        metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        assert "Requires-Python: >=3.11" in metadata
+        assert not any(n.startswith("tests/") for n in names)
