@@ -43,7 +43,9 @@ def keygen(out_dir: str, algorithm: str = ED25519) -> Tuple[str, str, PublicKey]
                   else serialization.NoEncryption())
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public = _public_of(private)
-    os.makedirs(out_dir, exist_ok=True)
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+        os.chmod(out_dir, 0o755)  # a trust folder others can write to would be refused
     key_path = os.path.join(out_dir, "bundle.key")
     pub_path = os.path.join(out_dir, "bundle.pub")
     for path in (key_path, pub_path):
@@ -53,8 +55,10 @@ def keygen(out_dir: str, algorithm: str = ED25519) -> Tuple[str, str, PublicKey]
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.chmod(key_path, 0o600)  # whatever the umask said
-    with open(pub_path, "wb") as fh:
+    fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(public.pem())
+    os.chmod(pub_path, 0o644)
     return key_path, pub_path, public
 
 

@@ -11,11 +11,26 @@ from .resources import schema_path
 from .yamlsrc import Located
 
 
+def _strict_pattern(validator, pattern, instance, schema):
+    """`pattern` as JSON Schema means it: a final `$` is the end of the string.
+
+    Python's `$` also matches before a trailing newline, so "demo\n" would pass "^[a-z]+$".
+    """
+    if not isinstance(instance, str):
+        return
+    compiled = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
+    if not re.search(compiled, instance):
+        yield jsonschema.ValidationError("%r does not match %r" % (instance, pattern))
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _strict_pattern})
+
+
 @lru_cache(maxsize=None)
-def validator(*parts: str) -> jsonschema.Draft202012Validator:
+def validator(*parts: str):
     with open(schema_path(*parts), encoding="utf-8") as fh:
         schema = json.load(fh)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return _Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def _message(error: jsonschema.ValidationError) -> str:

@@ -4,6 +4,7 @@ It is parsed only after its bytes matched their signed SHA256SUMS line, and it i
 field by field here with the standard library: the installer carries no schema engine.
 """
 
+import datetime
 import json
 import re
 from typing import Any, Dict, Mapping, Tuple
@@ -13,8 +14,8 @@ from .paths import c_sorted, path_problem
 from .semver import is_semver
 
 FORMAT = 1
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # used with fullmatch
+CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 MAX_META_BYTES = 64 * 1024 * 1024
 
 
@@ -47,6 +48,16 @@ def _want(obj: Mapping, key: str, kind, where: str = "") -> Any:
     return value
 
 
+def _valid_time(text: str) -> bool:
+    if not CREATED_RE.fullmatch(text):
+        return False
+    try:
+        datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
 def parse_meta(data: bytes) -> Meta:
     try:
         raw = json.loads(data.decode("utf-8"))
@@ -55,14 +66,14 @@ def parse_meta(data: bytes) -> Meta:
     if not isinstance(raw, dict):
         raise _fail("not a JSON object")
     fmt = raw.get("format")
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:
         raise InvalidInput("the bundle has format %r; this installer reads format %d only" % (fmt, FORMAT))
     name = _want(raw, "name", str)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _fail("name %r is not a valid bundle name" % name)
     if not is_semver(_want(raw, "version", str)):
         raise _fail("version %r is not SemVer" % raw["version"])
-    if not CREATED_RE.match(_want(raw, "created", str)):
+    if not _valid_time(_want(raw, "created", str)):
         raise _fail("created %r is not an RFC 3339 UTC time" % raw["created"])
     tool = _want(raw, "tool", dict)
     _want(tool, "name", str, "tool.")

@@ -7,7 +7,7 @@ import os
 import re
 from typing import Iterable, List
 
-PATH_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+PATH_RE = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")  # used with fullmatch
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 1024
 
@@ -21,7 +21,7 @@ def path_problem(path: str) -> str:
     """Why ``path`` is not a valid member path, or '' when it is."""
     if not isinstance(path, str) or not path:
         return "empty path"
-    if not PATH_RE.match(path):
+    if not PATH_RE.fullmatch(path):
         return "path %r has characters or slashes the format does not allow" % path
     parts = path.split("/")
     if any(p in (".", "..") for p in parts):

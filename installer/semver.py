@@ -4,15 +4,16 @@ import re
 from functools import total_ordering
 from typing import Tuple, Union
 
+# Used with fullmatch ($ would accept a trailing newline) and ASCII digits only (\d is Unicode).
 _SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
 MAX_LENGTH = 128
 
 
 def is_semver(text: object) -> bool:
-    return isinstance(text, str) and len(text) <= MAX_LENGTH and bool(_SEMVER_RE.match(text))
+    return isinstance(text, str) and len(text) <= MAX_LENGTH and bool(_SEMVER_RE.fullmatch(text))
 
 
 @total_ordering
@@ -20,7 +21,7 @@ class Version:
     __slots__ = ("text", "_core", "_pre")
 
     def __init__(self, text: str) -> None:
-        match = _SEMVER_RE.match(text) if len(text) <= MAX_LENGTH else None
+        match = _SEMVER_RE.fullmatch(text) if len(text) <= MAX_LENGTH else None
         if not match:
             raise ValueError("%r is not a SemVer version (MAJOR.MINOR.PATCH[-PRE][+BUILD])" % text)
         self.text = text

@@ -78,9 +78,11 @@ def _algorithm_of_spki(der: bytes) -> str:
     if bit_tag != 0x03 or bit_end != end:
         raise ValueError("no key bit string")
     key_len = bit_end - bit_start - 1
+    if der[bit_start] != 0:
+        raise ValueError("the key bit string has unused bits")
     if alg == _OID_ED25519 and key_len == 32:
         return ED25519
-    if alg == _OID_EC_PUBLIC_KEY + _OID_PRIME256V1 and key_len == 65:
+    if alg == _OID_EC_PUBLIC_KEY + _OID_PRIME256V1 and key_len == 65 and der[bit_start + 1] == 0x04:
         return ECDSA_P256
     raise ValueError("unsupported key type (only Ed25519 and ECDSA P-256 keys are accepted)")
 
@@ -93,9 +95,37 @@ def parse_public_key(data: bytes, source: str = "") -> PublicKey:
             raise ValueError("no PEM public key")
         der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
         algorithm = _algorithm_of_spki(der)
+        _check_with_cryptography(der)
     except (ValueError, binascii.Error) as exc:
         raise TrustError("%s is not a usable public key: %s" % (source or "the key", exc))
     return PublicKey(der, algorithm, source)
+
+
+def _check_with_cryptography(der: bytes) -> None:
+    """Where cryptography is present it also proves the point is on the curve."""
+    try:
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+    except ImportError:
+        return  # openssl checks the point when it verifies
+    try:
+        load_der_public_key(der)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the key does not load (%s)" % (str(exc) or type(exc).__name__))
+
+
+def canonical_signature(algorithm: str, signature: bytes) -> bool:
+    """Ed25519: exactly 64 bytes. ECDSA: one DER SEQUENCE and nothing after it.
+
+    `openssl dgst -verify` ignores bytes after the DER; cryptography does not. Refusing
+    non-canonical signatures keeps both paths (and the reviewer's command) in agreement.
+    """
+    if algorithm == ED25519:
+        return len(signature) == 64
+    try:
+        tag, _start, end = _der_item(signature, 0)
+    except ValueError:
+        return False
+    return tag == 0x30 and end == len(signature)
 
 
 def load_public_key(path: str) -> PublicKey:
@@ -109,6 +139,8 @@ def load_public_key(path: str) -> PublicKey:
 
 def verify(key: PublicKey, data: bytes, signature: bytes) -> bool:
     """True when ``signature`` is a valid signature of ``data`` by ``key``."""
+    if not canonical_signature(key.algorithm, signature):
+        return False
     try:
         import cryptography  # noqa: F401
     except ImportError:

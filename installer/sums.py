@@ -19,9 +19,10 @@ DELTA_NAME = "DELTA.json"
 MAX_SUMS_BYTES = 64 * 1024 * 1024
 MAX_SIG_BYTES = 1024
 
-HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LINE_RE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
+# All used with fullmatch: `$` would also match before a trailing newline.
+HEX64_RE = re.compile(r"[0-9a-f]{64}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_LINE_RE = re.compile(r"([0-9a-f]{64})  (\S.*)")
 
 
 def format_sums(entries: Dict[str, str]) -> bytes:
@@ -29,7 +30,7 @@ def format_sums(entries: Dict[str, str]) -> bytes:
     lines = []
     for path in c_sorted(entries):
         digest = entries[path]
-        if not HEX64_RE.match(digest):
+        if not HEX64_RE.fullmatch(digest):
             raise ValueError("bad sha256 for %s" % path)
         lines.append("%s  %s\n" % (digest, path))
     return "".join(lines).encode("ascii")
@@ -47,7 +48,7 @@ def parse_sums(data: bytes) -> Dict[str, str]:
     problems: List[str] = []
     unsafe: List[str] = []
     for number, line in enumerate(text[:-1].split("\n"), 1):
-        match = _LINE_RE.match(line)
+        match = _LINE_RE.fullmatch(line)
         if not match:
             problems.append("line %d is not '<sha256>  <path>'" % number)
             continue

@@ -5,6 +5,7 @@ extraction filters are missing from many deployed Pythons. This reader surfaces 
 as it is so the caller can refuse it, and never touches the filesystem.
 """
 
+import re
 from typing import Iterator, Optional
 
 from .errors import InvalidInput, UnsafeMember
@@ -175,23 +176,23 @@ class TarReader:
                     raise UnsafeMember("a member is a GNU sparse file, which the format does not allow")
                 continue
             name = block[0:100].split(b"\0", 1)[0]
-            if block[257:262] == b"ustar":
+            if block[257:263] == b"ustar\0":
                 prefix = block[345:500].split(b"\0", 1)[0]
                 if prefix:
                     name = prefix + b"/" + name
             if "path" in pax:
                 name = pax["path"]
             if "size" in pax:
-                try:
-                    size = int(pax["size"])
-                except ValueError:
-                    raise InvalidInput("a PAX header has a malformed size")
+                if not re.fullmatch(rb"[0-9]{1,20}", pax["size"]):
+                    raise InvalidInput("a PAX header has a malformed size %r" % pax["size"][:40])
+                size = int(pax["size"])
             linkname = block[157:257].split(b"\0", 1)[0]
             if "linkpath" in pax:
                 linkname = pax["linkpath"]
             member = Member(_name(name), size, typeflag, linkname.decode("utf-8", "replace"))
-            # Links, devices and folders carry no data we want; their size is still skipped.
-            self._remaining = size if member.typeflag not in (b"1", b"2", b"3", b"4", b"5", b"6") else 0
+            # As GNU tar reads it: hard links and folders carry no data, anything else skips its size,
+            # so our member list and `tar -tf` agree even for hand-made headers.
+            self._remaining = 0 if member.typeflag in (b"1", b"5") else size
             self._padding = -self._remaining % BLOCK
             return member
 

@@ -1,0 +1,267 @@
+"""installer/meta.py: bundle.json (format 1), checked field by field."""
+
+import copy
+import json
+
+import pytest
+
+from installer.errors import InvalidInput
+from installer.meta import canonical_json, member_paths, parse_meta
+
+
+def valid_doc():
+    """A bundle.json written by hand from PRODUCT.md "Archive format"."""
+    members = [
+        {"path": "charts/prometheus-27.0.0.tgz", "size": 40960},
+        {"path": "config/prometheus.yaml", "size": 1234},
+        {"path": "images/index.json", "size": 512},
+        {"path": "scripts/run.sh", "size": 77, "executable": True},
+        {"path": "tenants/loki.yaml", "size": 0, "executable": False},
+    ]
+    return {
+        "format": 1,
+        "name": "telemetry-storage",
+        "version": "2026.11.0",
+        "created": "2026-11-26T00:00:00Z",
+        "tool": {"name": "offline-bundle", "version": "0.1.0"},
+        "members": members,
+        "total_size": 40960 + 1234 + 512 + 77 + 0,
+        "images": [{"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64}],
+        "charts": [],
+        "files": [{"target": "config/prometheus.yaml"}],
+        "tenants": {"loki": "tenants/loki.yaml"},
+        "mirrors": {},
+    }
+
+
+def encode(doc):
+    return json.dumps(doc).encode("utf-8")
+
+
+def refused(doc_or_bytes, *words):
+    data = doc_or_bytes if isinstance(doc_or_bytes, bytes) else encode(doc_or_bytes)
+    with pytest.raises(InvalidInput) as exc:
+        parse_meta(data)
+    assert exc.value.exit_code == 3
+    for word in words:
+        assert word in exc.value.message
+    return exc.value
+
+
+# --- a valid document ------------------------------------------------------------------------
+
+def test_valid_document():
+    doc = valid_doc()
+    meta = parse_meta(encode(doc))
+    assert (meta.name, meta.version, meta.created) == ("telemetry-storage", "2026.11.0", "2026-11-26T00:00:00Z")
+    assert meta.tool == {"name": "offline-bundle", "version": "0.1.0"}
+    assert meta.members == {m["path"]: m["size"] for m in doc["members"]}
+    assert member_paths(meta) == tuple(m["path"] for m in doc["members"])
+    assert meta.executable == frozenset({"scripts/run.sh"})
+    assert meta.total_size == 42783
+    assert meta.raw == doc
+
+
+def test_empty_member_list_is_valid():
+    doc = dict(valid_doc(), members=[], total_size=0)
+    assert parse_meta(encode(doc)).members == {}
+
+
+def test_members_sorted_in_c_order_not_case_folded():
+    doc = dict(valid_doc(), members=[{"path": "B", "size": 1}, {"path": "a", "size": 2}], total_size=3)
+    assert list(parse_meta(encode(doc)).members) == ["B", "a"]
+
+
+def test_name_length_limit():
+    assert parse_meta(encode(dict(valid_doc(), name="a" * 63))).name == "a" * 63
+    refused(dict(valid_doc(), name="a" * 64), "name")
+
+
+# --- format ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", [2, 0, "1", None, [1]])
+def test_unknown_format_names_it(fmt):
+    err = refused(dict(valid_doc(), format=fmt))
+    assert repr(fmt) in err.message
+
+
+def test_missing_format():
+    doc = valid_doc()
+    del doc["format"]
+    refused(doc, "None")
+
+
+@pytest.mark.parametrize("fmt", [True, 1.0])
+def test_format_must_be_the_integer_1(fmt):
+    refused(dict(valid_doc(), format=fmt))
+
+
+# --- missing and mistyped fields -------------------------------------------------------------
+
+REQUIRED = ["name", "version", "created", "tool", "members", "total_size", "images", "charts", "files", "tenants"]
+
+
+@pytest.mark.parametrize("key", REQUIRED)
+def test_missing_top_level_field(key):
+    doc = valid_doc()
+    del doc[key]
+    refused(doc, key, "missing")
+
+
+@pytest.mark.parametrize("key", ["name", "version"])
+def test_missing_tool_field(key):
+    doc = valid_doc()
+    del doc["tool"][key]
+    refused(doc, "tool." + key, "missing")
+
+
+@pytest.mark.parametrize("key", ["path", "size"])
+def test_missing_member_field(key):
+    doc = valid_doc()
+    del doc["members"][1][key]
+    refused(doc, "members[1]." + key, "missing")
+
+
+def _set(doc, dotted, value):
+    target = doc
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    last = parts[-1]
+    target[int(last) if last.isdigit() else last] = value
+    return doc
+
+
+@pytest.mark.parametrize("where, value", [
+    ("name", 7), ("name", None), ("version", 2026.11), ("version", ["1.0.0"]), ("created", 0),
+    ("tool", ["offline-bundle"]), ("tool", "offline-bundle 0.1.0"), ("tool.name", 1), ("tool.version", 0.1),
+    ("members", {}), ("members", "x"), ("members.0", "charts/x"), ("members.0", None),
+    ("members.0.path", 5), ("members.0.size", "40960"), ("members.0.size", 40960.0), ("members.0.size", None),
+    ("total_size", "42783"), ("total_size", 42783.0), ("images", {}), ("charts", "none"), ("files", None),
+    ("tenants", []), ("tenants", "loki"),
+])
+def test_wrong_type(where, value):
+    refused(_set(valid_doc(), where, value))
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None])
+def test_executable_must_be_bool(value):
+    refused(_set(valid_doc(), "members.1.executable", value), "executable")
+
+
+def test_bool_size_refused():
+    doc = dict(valid_doc(), members=[{"path": "a", "size": True}], total_size=1)
+    refused(doc, "size")
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_bool_total_size_refused(value):
+    doc = dict(valid_doc(), members=[{"path": "a", "size": int(value)}], total_size=value)
+    refused(doc, "total_size")
+
+
+def test_negative_size_refused():
+    doc = dict(valid_doc(), members=[{"path": "a", "size": -1}, {"path": "b", "size": 1}], total_size=0)
+    refused(doc, "negative")
+
+
+@pytest.mark.parametrize("delta", [-1, 1, 1 << 40])
+def test_total_size_mismatch(delta):
+    doc = valid_doc()
+    doc["total_size"] += delta
+    refused(doc, "total_size")
+
+
+# --- member list -------------------------------------------------------------------------------
+
+def test_unsorted_members():
+    doc = valid_doc()
+    doc["members"][0], doc["members"][1] = doc["members"][1], doc["members"][0]
+    refused(doc, "sorted")
+
+
+def test_duplicate_members():
+    doc = valid_doc()
+    doc["members"].insert(1, copy.deepcopy(doc["members"][1]))
+    doc["total_size"] += doc["members"][1]["size"]
+    refused(doc, "unique")
+
+
+def test_lowercase_before_uppercase_is_unsorted_in_c_order():
+    doc = dict(valid_doc(), members=[{"path": "a", "size": 1}, {"path": "B", "size": 2}], total_size=3)
+    refused(doc)
+
+
+@pytest.mark.parametrize("path", ["../x", "/abs", "a//b", "a/./b", "a b", "caf\u00e9", ""])
+def test_bad_member_path(path):
+    doc = dict(valid_doc(), members=[{"path": path, "size": 1}], total_size=1)
+    refused(doc, "members[0].path")
+
+
+# --- name, version, created --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["", "Telemetry", "-lead", "a_b", "a.b", "a b", "caf\u00e9", "a/b"])
+def test_bad_name(name):
+    refused(dict(valid_doc(), name=name), "name")
+
+
+@pytest.mark.parametrize("version", ["", "1.0", "v1.0.0", "01.0.0", "1.0.0-", "2026.11.0.1"])
+def test_bad_version(version):
+    refused(dict(valid_doc(), version=version), "version")
+
+
+@pytest.mark.parametrize("created", [
+    "", "2026-11-26", "2026-11-26T00:00:00", "2026-11-26 00:00:00Z", "2026-11-26T00:00:00+00:00",
+    "2026-11-26T00:00:00.5Z", "26-11-26T00:00:00Z", "2026-11-26t00:00:00z",
+])
+def test_bad_created(created):
+    refused(dict(valid_doc(), created=created), "created")
+
+
+@pytest.mark.parametrize("created", ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-26T25:61:61Z",
+                                     "\uff12\uff10\uff12\uff16-11-26T00:00:00Z"])
+def test_impossible_created_refused(created):
+    refused(dict(valid_doc(), created=created), "created")
+
+
+@pytest.mark.parametrize("field, value", [("name", "telemetry-storage\n"), ("version", "2026.11.0\n"),
+                                          ("created", "2026-11-26T00:00:00Z\n")])
+def test_trailing_newline_refused(field, value):
+    refused(dict(valid_doc(), **{field: value}), field)
+
+
+# --- not a document at all ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("data", [b"", b"{", b"\xff\xfe{}", b"[]", b"\"x\"", b"null", b"1"])
+def test_not_a_json_object(data):
+    refused(data, "bundle.json")
+
+
+# --- canonical_json ----------------------------------------------------------------------------
+
+def test_canonical_json_exact_bytes():
+    obj = {"b": 1, "a": {"d": "\u00e9", "c": [1, 2]}}
+    expected = (b'{\n  "a": {\n    "c": [\n      1,\n      2\n    ],\n    "d": "\\u00e9"\n  },\n  "b": 1\n}\n')
+    assert canonical_json(obj) == expected
+
+
+def test_canonical_json_ignores_key_insertion_order():
+    doc = valid_doc()
+    reordered = {k: doc[k] for k in reversed(list(doc))}
+    reordered["tool"] = {"version": "0.1.0", "name": "offline-bundle"}
+    assert list(reordered) != list(doc)
+    assert canonical_json(reordered) == canonical_json(doc)
+
+
+def test_canonical_json_is_ascii_with_one_trailing_newline():
+    data = canonical_json({"k": "\u65e5\u672c \U0001f600", "x": None})
+    data.decode("ascii")
+    assert data.endswith(b"}\n") and not data.endswith(b"\n\n")
+    assert json.loads(data) == {"k": "\u65e5\u672c \U0001f600", "x": None}
+
+
+def test_canonical_json_parses_back():
+    doc = valid_doc()
+    meta = parse_meta(canonical_json(doc))
+    assert meta.raw == doc
+    assert canonical_json(json.loads(canonical_json(doc))) == canonical_json(doc)
