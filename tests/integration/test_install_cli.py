@@ -378,3 +378,17 @@ def test_sigterm_during_install_cleans_up_and_keeps_current(ob, pub, key, tmp_pa
     assert not (kit / "bundles" / "demo" / "2.0.0").exists()
     last = ob("status", "--kit", kit, "--json").json["result"]["bundles"][0]["last"]
     assert last["outcome"] == "failed" and "interrupted" in last["error"]
+
+
+def test_nothing_is_written_before_the_signature_and_the_decisions(ob, built, keydir, tmp_path):
+    """An untrusted archive leaves no staging, no quarantine, no version folder: only a failed receipt."""
+    archive, _ = built
+    kit = tmp_path / "kit"
+    r = ob("install", archive, "--kit", kit, "--trust", keydir / "other" / "bundle.pub")
+    assert r.rc == 4
+    files = sorted(str(p.relative_to(kit)) for p in kit.rglob("*") if p.is_file())
+    assert [f for f in files if not f.startswith(".state/receipts/")] == [".state/lock"]
+    assert not list((kit / "bundles").iterdir()) and not list((kit / ".state" / "quarantine").iterdir())
+    [receipt] = list((kit / ".state" / "receipts").iterdir())
+    doc = json.loads(receipt.read_text())
+    assert doc["outcome"] == "failed" and doc["phases"] == [dict(doc["phases"][0], phase=1, status="failed")]

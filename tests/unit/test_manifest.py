@@ -219,3 +219,11 @@ def test_empty_and_non_mapping_documents(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(InvalidInput):
         load_manifest(str(p))
+
+
+@pytest.mark.parametrize("field,value", [("name", '"demo\\n"'), ("version", '"1.0.0\\n"')])
+def test_a_trailing_newline_is_not_a_valid_name_or_version(tmp_path, field, value):
+    head = HEAD.replace("name: demo", "name: %s" % value) if field == "name" else HEAD.replace('"1.0.0"', value)
+    p = _write(tmp_path, "files: []\n", head=head)
+    _, problems = _problems(p)
+    assert "metadata.%s" % field in problems[0]
