@@ -72,7 +72,7 @@ def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = Non
 
 
 def text_verify(r: dict) -> List[str]:
-    return ["OK %s %s: signature by %s, %d files (%d bytes) match SHA256SUMS" % (
+    return ["OK %s %s: signature by %s; %d files (%d payload bytes) match SHA256SUMS" % (
                 r["name"], r["version"], r["signer"], r["files"], r["total_size"]),
             "bundle_id %s" % r["bundle_id"],
             "archive sha256 %s (sidecar: %s)" % (r["archive_sha256"], r["sidecar"])]
@@ -108,7 +108,7 @@ def text_inspect(r: dict) -> List[str]:
         lines.append("signature verified: signed by %s (payload not read; run verify for every checksum)" % r["signer"])
     lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], r["tool"]["name"], r["tool"]["version"]))
     lines.append("bundle_id %s" % r["bundle_id"])
-    lines.append("%d files, %d bytes:" % (len(r["members"]), r["total_size"]))
+    lines.append("bundle.json and %d payload files, %d bytes:" % (len(r["members"]), r["total_size"]))
     for m in r["members"]:
         lines.append("  %12d  %s%s" % (m["size"], m["path"], "  (executable)" if m.get("executable") else ""))
     for component, t in sorted(r["tenants"].items()):
@@ -126,7 +126,7 @@ def text_install(r: dict) -> List[str]:
     if r["outcome"] == "already-installed":
         head = "%s %s is already installed (bundle_id %s); nothing to unpack" % (r["name"], r["version"], r["bundle_id"])
     else:
-        head = "installed %s %s (%d files, %d bytes), signed by %s" % (
+        head = "installed %s %s (%d files checked, %d payload bytes), signed by %s" % (
             r["name"], r["version"], r["files"], r["total_size"], r["signer"])
     return [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
             "path: %s" % r["path"], "receipt: %s" % r["receipt"]]

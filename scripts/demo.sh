@@ -3,8 +3,9 @@
 # keygen -> build -> verify (ours, then by hand) -> install into a kit -> status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-OB=$PWD/.venv/bin/offline-bundle
+# OFFLINE_BUNDLE_CLI: run the demo with an offline-bundle already installed (the test suite does).
+if [ -z "${OFFLINE_BUNDLE_CLI:-}" ]; then scripts/setup.sh; fi
+OB=${OFFLINE_BUNDLE_CLI:-$PWD/.venv/bin/offline-bundle}
 DEMO=${DEMO_DIR:-$PWD/demo}
 rm -rf "$DEMO"; mkdir -p "$DEMO"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1795651200}   # 2026-11-26T00:00:00Z: reproducible output
@@ -23,14 +24,9 @@ step "verify: signature, every checksum, structure"
 
 step "verify by hand (docs/VERIFY.md): sha256sum, tar, zstd, openssl only"
 mkdir -p "$DEMO/by-hand"
-(cd "$DEMO/by-hand" && B=$ARCHIVE PUB=$DEMO/keys/bundle.pub bash -euo pipefail -c "$(
-    python3 - <<'PY'
-import re
-doc = open("docs/VERIFY.md").read()
-print("\n".join(body for info, body in re.findall(r"```(sh[^\n]*)\n(.*?)```", doc, re.S)
-                if info[2:].strip() in ("", "ed25519")))
-PY
-)" && echo "by-hand verification: all checks passed")
+PROCEDURE=$(python3 scripts/verify_md.py ed25519)
+(cd "$DEMO/by-hand" && B=$ARCHIVE PUB=$DEMO/keys/bundle.pub bash -euo pipefail -c "$PROCEDURE")
+echo "by-hand verification: all checks passed"
 
 step "inspect: what is inside"
 "$OB" inspect "$ARCHIVE" --trust "$DEMO/keys/bundle.pub"

@@ -189,3 +189,20 @@ def test_build_output_folder_unwritable_is_exit_9(ob, manifest, key, tmp_path):
     r = ob("build", manifest, "--key", key, "--out", blocker / "sub")
     assert r.rc == 9, r
     assert "Traceback" not in r.err
+
+
+def test_an_invalid_tenant_file_stops_the_build_with_exit_3(ob, tmp_path, key):
+    m = write_manifest(tmp_path / "s")
+    (tmp_path / "s" / "tenants" / "loki.yaml").write_text("overrides:\n  tenant-a:\n    retention_period: 1.5h\n")
+    r = ob("build", m, "--key", key, "--out", tmp_path / "o", "--json")
+    assert r.rc == 3
+    err = r.json["error"]
+    assert err["class"] == "invalid-input"
+    assert err["problems"] == [p for p in err["problems"] if p.startswith("tenants/loki.yaml:3: tenant 'tenant-a', key retention_period")]
+    assert err["problems"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_key_or_manifest_is_exit_2(ob, manifest, tmp_path):
+    assert ob("build", manifest, "--key", tmp_path / "none.key").rc == 2
+    assert ob("build", tmp_path / "none.yaml", "--key", tmp_path / "none.key").rc == 2

@@ -3,7 +3,7 @@
 A fresh bundle passes for both key types; each tampered one fails.
 """
 
-import re
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,17 +12,10 @@ import pytest
 from conftest import REPO, write_manifest
 from helpers.craft import Entry, get, read_entries, resign, write_archive
 
-DOC = (REPO / "docs" / "VERIFY.md").read_text()
-
-
-def procedure(algorithm: str) -> str:
-    blocks = []
-    for info, body in re.findall(r"```(sh[^\n]*)\n(.*?)```", DOC, re.S):
-        tag = info[2:].strip()
-        if tag in ("", algorithm):
-            blocks.append(body)
-    assert len(blocks) >= 6, "VERIFY.md lost its runnable blocks"
-    return "\n".join(blocks)
+_spec = importlib.util.spec_from_file_location("verify_md", REPO / "scripts" / "verify_md.py")
+verify_md = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(verify_md)
+procedure = verify_md.procedure
 
 
 def run_by_hand(archive: Path, pub: Path, algorithm: str, workdir: Path, trace: bool = False):
