@@ -18,29 +18,9 @@ import time
 from typing import Dict, Iterator, List, Optional
 
 from .errors import LocalEnvironmentError
+from .fsutil import fsync_dir, write_atomic  # noqa: F401  (re-exported for install.py)
 from .semver import Version
 from .sums import SUMS_NAME, bundle_id
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Temp file, fsync, rename, fsync the folder: readers see the old or the new file, whole."""
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
 
 
 def remove_tree(path: str) -> None:

@@ -12,6 +12,7 @@ import stat
 from typing import Iterable, List, Optional, Sequence
 
 from .errors import TrustError, UsageError
+from .fsutil import write_atomic
 from .signing import PublicKey, load_public_key
 
 
@@ -111,8 +112,8 @@ class TrustStore:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         pub_path, scope_path = self._paths(key.fingerprint)
         entry = TrustedKey(key, names or ["*"], not_after, origin="kit")
-        _write_private(scope_path, json.dumps({"names": list(entry.names), "not_after": not_after}, indent=2).encode())
-        _write_private(pub_path, key.pem())
+        write_atomic(scope_path, json.dumps({"names": list(entry.names), "not_after": not_after}, indent=2).encode())
+        write_atomic(pub_path, key.pem())
         return entry
 
     def remove(self, fp: str) -> bool:
@@ -125,13 +126,3 @@ class TrustStore:
                 pass
         return removed
 
-
-def _write_private(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

@@ -396,14 +396,17 @@ def _mount_target(service: str, kit_path: str) -> str:
     raise AssertionError(f"{service} not found")
 
 
-def test_loki_config():
-    loki = _load(STACK / "loki.yaml")
-    assert loki["auth_enabled"] is True
-    server = loki["server"]
-    assert server["http_listen_port"] == 3100
+def _assert_mtls_server(server: dict, port: int) -> None:
+    assert server["http_listen_port"] == port
     tls = server["http_tls_config"]
     assert tls["client_auth_type"] == "RequireAndVerifyClientCert"
     assert (tls["client_ca_file"], tls["cert_file"], tls["key_file"]) == TLS_FILES
+
+
+def test_loki_config():
+    loki = _load(STACK / "loki.yaml")
+    assert loki["auth_enabled"] is True
+    _assert_mtls_server(loki["server"], 3100)
     assert loki["common"]["storage"]["filesystem"]
     [period] = loki["schema_config"]["configs"]
     assert (period["store"], period["schema"], period["object_store"]) == ("tsdb", "v13", "filesystem")
@@ -420,11 +423,7 @@ def test_loki_config():
 def test_tempo_config():
     tempo = _load(STACK / "tempo.yaml")
     assert tempo["multitenancy_enabled"] is True
-    server = tempo["server"]
-    assert server["http_listen_port"] == 3200
-    tls = server["http_tls_config"]
-    assert tls["client_auth_type"] == "RequireAndVerifyClientCert"
-    assert (tls["client_ca_file"], tls["cert_file"], tls["key_file"]) == TLS_FILES
+    _assert_mtls_server(tempo["server"], 3200)
     protocols = tempo["distributor"]["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"

@@ -357,34 +357,19 @@ def _def_validator(component: str, name: str) -> Draft202012Validator:
     return Draft202012Validator({**schema["$defs"][name], "$defs": schema["$defs"]})
 
 
-@pytest.mark.parametrize("value", LOKI_DURATIONS_OK)
-def test_loki_duration_accepts(value):
-    assert _def_validator("loki", "lokiDuration").is_valid(value)
+DURATION_CASES = (
+    [("loki", "lokiDuration", v, True) for v in LOKI_DURATIONS_OK]
+    + [("loki", "lokiDuration", v, False) for v in LOKI_DURATIONS_BAD]
+    + [("tempo", "goDuration", v, True) for v in TEMPO_GO_OK]
+    + [("tempo", "goDuration", v, False) for v in TEMPO_GO_BAD]
+    + [("tempo", "modelDuration", v, True) for v in TEMPO_MODEL_OK]
+    + [("tempo", "modelDuration", v, False) for v in TEMPO_MODEL_BAD]
+)
 
 
-@pytest.mark.parametrize("value", LOKI_DURATIONS_BAD)
-def test_loki_duration_refuses(value):
-    assert not _def_validator("loki", "lokiDuration").is_valid(value)
-
-
-@pytest.mark.parametrize("value", TEMPO_GO_OK)
-def test_tempo_go_duration_accepts(value):
-    assert _def_validator("tempo", "goDuration").is_valid(value)
-
-
-@pytest.mark.parametrize("value", TEMPO_GO_BAD)
-def test_tempo_go_duration_refuses(value):
-    assert not _def_validator("tempo", "goDuration").is_valid(value)
-
-
-@pytest.mark.parametrize("value", TEMPO_MODEL_OK)
-def test_tempo_model_duration_accepts(value):
-    assert _def_validator("tempo", "modelDuration").is_valid(value)
-
-
-@pytest.mark.parametrize("value", TEMPO_MODEL_BAD)
-def test_tempo_model_duration_refuses(value):
-    assert not _def_validator("tempo", "modelDuration").is_valid(value)
+@pytest.mark.parametrize("component,definition,value,valid", DURATION_CASES)
+def test_duration_syntax(component, definition, value, valid):
+    assert _def_validator(component, definition).is_valid(value) is valid
 
 
 def test_every_tempo_duration_key_refuses_days():
