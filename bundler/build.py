@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -10,9 +11,13 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, LocalEnvironmentError, UsageError
 from installer.meta import FORMAT, canonical_json
+from installer.oci import LAYOUT_FILE
+from installer.progress import Progress
+from installer.reference import parse_mirror
 from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums
 
 from .archive import ArchiveWriter
+from .images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from .keys import Signer, load_signer
 from .manifest import Manifest, load_manifest
 from .tenants import check_tenant_files
@@ -23,10 +28,18 @@ CHUNK = 1 << 20
 @dataclass(frozen=True)
 class PlannedMember:
     path: str
-    source_path: str
+    source_path: str          # a file to stream from, or "" when ``data`` holds the bytes
     size: int
     sha256: str
     executable: bool
+    data: Optional[bytes] = None
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter((self.data,)) if self.data is not None else file_chunks(self.source_path)
+
+
+def bytes_member(path: str, data: bytes) -> PlannedMember:
+    return PlannedMember(path, "", len(data), hashlib.sha256(data).hexdigest(), False, data)
 
 
 def file_chunks(path: str) -> Iterator[bytes]:
@@ -87,8 +100,23 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], D
     return members, sorted(files, key=lambda f: f["target"].encode()), tenants
 
 
+def image_members(images: List[PulledImage], cache: BlobCache) -> List[PlannedMember]:
+    """images/: the OCI layout; every blob once, streamed from the verified cache."""
+    if not images:
+        return []
+    blobs: Dict[str, int] = {}
+    for image in images:
+        blobs.update(image.blobs)
+    members = [PlannedMember("images/blobs/sha256/" + d.split(":", 1)[1], cache.path(d), size, d.split(":", 1)[1], False)
+               for d, size in blobs.items()]
+    members.append(bytes_member("images/index.json", layout_index(images)))
+    members.append(bytes_member("images/oci-layout", LAYOUT_FILE))
+    return members
+
+
 def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[dict],
-                    tenants: Dict[str, dict]) -> dict:
+                    tenants: Dict[str, dict], images: Optional[List[PulledImage]] = None,
+                    mirrors: Optional[List[dict]] = None) -> dict:
     return {
         "format": FORMAT,
         "name": manifest.name,
@@ -99,9 +127,9 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         "total_size": sum(m.size for m in members),
         "files": files,
         "tenants": tenants,
-        "images": [],
+        "images": [i.to_json() for i in sorted(images or [], key=lambda i: str(i.ref))],
         "charts": [],
-        "mirrors": [],
+        "mirrors": mirrors or [],
         "lock": {"status": "none"},
     }
 
@@ -118,11 +146,41 @@ class _Staged:
         self.members = members
 
 
-def stage(manifest: Manifest) -> _Staged:
+@dataclass
+class SourceOptions:
+    """Where images come from: cache, mirrors, TLS trust and insecure hosts."""
+    cache_dir: str = ""
+    mirrors: Tuple[str, ...] = ()
+    registry_ca: Optional[str] = None
+    insecure: Tuple[str, ...] = ()
+    show_progress: bool = True
+
+
+def _pull(manifest: Manifest, opts: SourceOptions) -> Tuple[List[PulledImage], BlobCache, List[dict]]:
+    cache = BlobCache(opts.cache_dir or default_cache_dir())
+    if not manifest.images:
+        return [], cache, []
+    if opts.registry_ca and not os.path.isfile(opts.registry_ca):
+        raise UsageError("the CA file %s does not exist" % opts.registry_ca)
+    mirrors = [parse_mirror(m) for m in opts.mirrors]
+    progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
+    puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress)
+    where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
+    images = pull_images(manifest.images, where, puller)
+    used = {}
+    for image in images:
+        if image.mirror is not None:
+            used.setdefault(image.mirror.source, dict(image.mirror.to_json(), refs=[]))["refs"].append(str(image.ref))
+    return images, cache, [used[k] for k in sorted(used)]
+
+
+def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     check_tenant_files(manifest.tenants)
     epoch, created = build_time(manifest)
     members, files, tenants = plan_members(manifest)
-    meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants))
+    images, cache, mirrors = _pull(manifest, opts or SourceOptions())
+    members = sorted(members + image_members(images, cache), key=lambda m: m.path.encode())
+    meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants, images, mirrors))
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     return _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
@@ -139,8 +197,12 @@ def _write_archive(staged: _Staged, signature: bytes, final_path: str) -> str:
             writer.add(SIG_NAME, len(signature), [signature])
             writer.add(META_NAME, len(staged.meta_bytes), [staged.meta_bytes])
             for m in staged.members:
-                digest = writer.add(m.path, m.size, file_chunks(m.source_path), m.executable)
+                digest = writer.add(m.path, m.size, m.chunks(), m.executable)
                 if digest != m.sha256:
+                    if m.path.startswith("images/blobs/"):
+                        os.unlink(m.source_path)  # a corrupt cache entry is dropped so the next build fetches it
+                        raise ContentMismatch("the cached blob sha256:%s was corrupt and has been removed; build again"
+                                              % m.sha256)
                     raise ContentMismatch("%s changed while the bundle was being built; build again" % m.source_path)
             archive_sha = writer.close()
             fh.flush()
@@ -167,10 +229,11 @@ def _write_sidecar(archive_path: str, archive_sha: str) -> str:
     return sidecar
 
 
-def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None) -> dict:
+def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
+          opts: Optional[SourceOptions] = None) -> dict:
     manifest = load_manifest(manifest_path)
     signer = signer or load_signer(key_path)
-    staged = stage(manifest)
+    staged = stage(manifest, opts)
     signature = signer.sign(staged.sums)
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -192,6 +255,7 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
         "signer": signer.public.fingerprint,
         "files": len(staged.members) + 1,
         "total_size": sum(m.size for m in staged.members),
+        "images": len(json.loads(staged.meta_bytes)["images"]),
     }
 
 

@@ -5,7 +5,7 @@ from typing import List, Optional
 from installer.commands import Command, Opt
 
 from . import keys
-from .build import build
+from .build import SourceOptions, build
 from .resources import default_manifest
 
 
@@ -22,12 +22,30 @@ def text_keygen(r: dict) -> List[str]:
             "reviewers verify SHA256SUMS with: %s" % r["openssl_verify"]]
 
 
-def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", **_) -> dict:
-    return build(manifest or default_manifest(), key, out or ".")
+SOURCE_OPTS = [
+    Opt("--cache", metavar="DIR", help="content-addressed blob cache (default: ~/.cache/offline-bundle)"),
+    Opt("--mirror", metavar="SRC=DST", multiple=True,
+        help="fetch SRC (registry host[/path]) through DST (host[:port][/prefix]); longest SRC wins"),
+    Opt("--registry-ca", metavar="FILE", help="CA bundle to verify registry TLS certificates"),
+    Opt("--insecure-registry", metavar="HOST", dest="insecure_registry", multiple=True,
+        help="allow plain HTTP or unverified TLS to HOST[:PORT]"),
+]
+
+
+def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
+                   insecure_registry=(), quiet: bool = False) -> SourceOptions:
+    return SourceOptions(cache or "", tuple(mirror or ()), registry_ca, tuple(insecure_registry or ()), not quiet)
+
+
+def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
+              mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False, **_) -> dict:
+    opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet)
+    return build(manifest or default_manifest(), key, out or ".", opts=opts)
 
 
 def text_build(r: dict) -> List[str]:
-    return ["built %s %s: %d files, %d bytes, signed by %s" % (r["name"], r["version"], r["files"], r["total_size"], r["signer"]),
+    return ["built %s %s: %d files (%d images), %d bytes, signed by %s" % (
+                r["name"], r["version"], r["files"], r["images"], r["total_size"], r["signer"]),
             "bundle_id %s" % r["bundle_id"],
             "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"])]
 
@@ -41,6 +59,6 @@ BUILD_COMMANDS = [
     Command("build", "build a signed bundle archive from a manifest",
             [Opt("manifest", metavar="[MANIFEST]"),
              Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM)"),
-             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")],
+             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")] + SOURCE_OPTS,
             run_build, text_build),
 ]

@@ -76,11 +76,9 @@ def load_manifest(path: str) -> Manifest:
         raise InvalidInput("the manifest %s is not valid" % path, problems)
 
     meta, spec = data["metadata"], data["spec"]
-    if spec.get("images") or spec.get("charts"):
-        which = [k for k in ("images", "charts") if spec.get(k)]
-        raise InvalidInput("the manifest %s uses spec.%s, which this version cannot build yet (not supported yet)"
-                           % (path, " and spec.".join(which)),
-                           ["%s: not supported yet" % doc.where(("spec", k)) for k in which])
+    if spec.get("charts"):
+        raise InvalidInput("the manifest %s uses spec.charts, which this version cannot build yet (not supported yet)"
+                           % path, ["%s: not supported yet" % doc.where(("spec", "charts"))])
     base = os.path.dirname(os.path.abspath(path))
     files: List[FileEntry] = []
     for i, item in enumerate(spec.get("files", [])):

@@ -162,7 +162,7 @@ def test_unknown_tenant_component(tmp_path):
     assert problems == ["%s:8: spec.tenants.mimir: 'mimir' is not allowed here (allowed: loki, tempo)" % p]
 
 
-def test_images_and_charts_are_not_supported_yet(tmp_path):
+def test_charts_are_not_supported_yet(tmp_path):
     p = _write(tmp_path, """\
       images:
         - ref: docker.io/prom/prometheus:v3.5.0
@@ -171,7 +171,19 @@ def test_images_and_charts_are_not_supported_yet(tmp_path):
     """)
     message, problems = _problems(p)
     assert "not supported yet" in message
-    assert any(":7: spec.images" in x for x in problems) and any(":9: spec.charts" in x for x in problems)
+    assert problems == ["%s:9: spec.charts: not supported yet" % p]
+
+
+def test_images_are_accepted(tmp_path):
+    p = _write(tmp_path, """\
+      images:
+        - ref: docker.io/prom/prometheus:v3.5.0
+          platforms: [linux/amd64, linux/arm64/v8]
+        - ref: registry.example/team/tool:dev
+          source: docker-daemon
+    """)
+    m = load_manifest(str(p))
+    assert [i["ref"] for i in m.images] == ["docker.io/prom/prometheus:v3.5.0", "registry.example/team/tool:dev"]
 
 
 def test_all_problems_are_reported_at_once_in_line_order(tmp_path):
