@@ -9,7 +9,7 @@ import os
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .errors import UsageError
-from .install import install, resolve_keys
+from .install import DeployOptions, install, resolve_keys
 from .kit import Kit
 from .signing import load_public_key
 from .trust import TrustStore
@@ -118,8 +118,11 @@ def text_inspect(r: dict) -> List[str]:
 
 # --- install ------------------------------------------------------------------------------
 def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
-                reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False, **_) -> dict:
-    return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet)
+                reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False,
+                registry: Optional[str] = None, registry_ca: Optional[str] = None, insecure_registry=(),
+                strip_source_host: bool = False, **_) -> dict:
+    deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host)
+    return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
 def text_install(r: dict) -> List[str]:
@@ -128,8 +131,16 @@ def text_install(r: dict) -> List[str]:
     else:
         head = "installed %s %s (%d files checked, %d payload bytes), signed by %s" % (
             r["name"], r["version"], r["files"], r["total_size"], r["signer"])
-    return [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
-            "path: %s" % r["path"], "receipt: %s" % r["receipt"]]
+    lines = [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
+             "path: %s" % r["path"], "receipt: %s" % r["receipt"]]
+    d = r.get("deploy") or {}
+    if d:
+        lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
+                     "%d tags moved, %d already current" % (d["site"], d["blobs_pushed"], d["bytes_pushed"],
+                                                             d["blobs_mounted"], d["blobs_present"], d["manifests_pushed"],
+                                                             d["tags_moved"], d["tags_current"]))
+        lines += ["  %s" % t for t in d["images"]]
+    return lines
 
 
 # --- status -------------------------------------------------------------------------------
@@ -227,7 +238,12 @@ COMMANDS = [
             [Opt("archive", metavar="ARCHIVE"), KIT_OPT, TRUST_OPT,
              Opt("--allow-downgrade", help="allow a version below the highest ever made current"),
              Opt("--reason", metavar="TEXT", help="why the downgrade is needed (recorded in the receipt)"),
-             Opt("--keep-failed", help="keep the payload of a failed install in quarantine")],
+             Opt("--keep-failed", help="keep the payload of a failed install in quarantine"),
+             Opt("--registry", metavar="HOST[:PORT][/PREFIX]", help="push the images to this site registry"),
+             Opt("--registry-ca", metavar="FILE", help="CA bundle to verify the site registry's TLS certificate"),
+             Opt("--insecure-registry", metavar="HOST", dest="insecure_registry", multiple=True,
+                 help="allow plain HTTP or unverified TLS to HOST[:PORT]"),
+             Opt("--strip-source-host", help="drop the source host from site repository names (refused on collisions)")],
             run_install, text_install),
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],

@@ -16,6 +16,8 @@ from .errors import (BundleError, InternalError, Interrupted, LocalEnvironmentEr
 from .kit import Kit, fsync_dir, make_read_only, new_receipt_name, remove_tree, utc_now, write_atomic
 from .meta import canonical_json
 from .paths import contained
+from .progress import Progress
+from .push import SitePush, parse_site
 from .semver import Version
 from .trust import TrustedKey, TrustStore, load_trust_paths
 from .verify import Verified, verify_file
@@ -90,11 +92,29 @@ class Receipt:
         self.save()
 
 
+class DeployOptions:
+    """Where phases 3, 4 and 6 deliver: a site registry and/or the local Docker engine."""
+
+    def __init__(self, registry: Optional[str] = None, registry_ca: Optional[str] = None,
+                 insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
+                 platform: Optional[str] = None) -> None:
+        self.registry = registry
+        self.registry_ca = registry_ca
+        self.insecure = tuple(insecure)
+        self.strip_source_host = strip_source_host
+        self.docker = docker
+        self.platform = platform
+        if registry:
+            parse_site(registry)  # a usage error before anything is read
+
+
 class Installer:
     def __init__(self, archive: str, kit_dir: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
-                 reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True) -> None:
+                 reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
+                 deploy: Optional[DeployOptions] = None) -> None:
         if allow_downgrade and not (reason or "").strip():
             raise UsageError("--allow-downgrade needs --reason TEXT saying why")
+        self.deploy = deploy or DeployOptions()
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
@@ -170,7 +190,8 @@ class Installer:
             self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
             self.promote(os.path.join(self.staging_dir, "tree"), meta.name, meta.version, v)
             self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
-        self.receipt.phase(3, "skipped", "no images to push or load")
+        tree = self.kit.version_dir(meta.name, meta.version)
+        pusher = self._phase3(tree, meta)
         self.receipt.phase(4, "skipped", "no site outputs to render")
         previous = self.kit.current_version(meta.name)
         if previous != meta.version:
@@ -178,15 +199,54 @@ class Installer:
             self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
         else:
             self.receipt.phase(5, "done", "already current")
-        self.receipt.phase(6, "skipped", "no registry tags or apply requested")
+        deploy = self._phase6(pusher)
         outcome = "already-installed" if self.already_installed else "installed"
         self.receipt.finish(outcome)
         result = v.summary()
+        result.update(deploy=deploy)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
                       phases=[{k: p[k] for k in ("phase", "name", "status", "detail")} for p in self.receipt.doc["phases"]])
         return result
+
+    def _progress(self, total: int, desc: str) -> Progress:
+        return Progress(total, desc, self.show_progress)
+
+    def _phase3(self, tree: str, meta):
+        """Push blobs and manifests by digest to the site registry (and load into Docker)."""
+        if not self.deploy.registry:
+            self.receipt.phase(3, "skipped", "no --registry or --docker given")
+            return None
+        if not meta.images:
+            self.receipt.phase(3, "skipped", "the bundle has no images")
+            return None
+        pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
+                          registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
+                          progress_factory=self._progress)
+        report = pusher.push_content()
+        self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
+        self.receipt.phase(3, "done", "%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
+                           % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
+                              report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
+        return pusher
+
+    def _phase6(self, pusher) -> dict:
+        """Move registry tags last; a failure here leaves the version current and the deploy incomplete."""
+        if pusher is None:
+            self.receipt.phase(6, "skipped", "no registry tags to move")
+            return {}
+        try:
+            report = pusher.move_tags()
+        except BundleError as exc:
+            self.receipt.phase(6, "failed", exc.message)
+            self.receipt.finish("deploy-incomplete", exc)
+            self.receipt = None  # recorded: fail() must not write over it
+            exc.message += " (the version is installed and current; run the same install again to finish)"
+            raise
+        self.receipt.phase(6, "done", "%s: %d tags moved, %d already current"
+                           % (self.deploy.registry, report["tags_moved"], report["tags_current"]))
+        return report
 
     def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
         """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""
@@ -210,7 +270,7 @@ class Installer:
         if self.staging_dir and os.path.isdir(self.staging_dir):
             self.quarantine(self.staging_dir, error.message)
             self.staging_dir = ""
-        if self.receipt is not None:
+        if self.receipt is not None and self.receipt.doc["outcome"] == "running":
             done = {p["phase"] for p in self.receipt.doc["phases"]}
             first_missing = next(n for n in sorted(PHASES) if n not in done)
             self.receipt.phase(first_missing, "failed", error.message)
@@ -251,5 +311,6 @@ class Installer:
 
 
 def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
-            reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True) -> dict:
-    return Installer(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress).run()
+            reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
+            deploy: Optional[DeployOptions] = None) -> dict:
+    return Installer(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress, deploy).run()

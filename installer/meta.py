@@ -22,7 +22,7 @@ MAX_META_BYTES = 64 * 1024 * 1024
 class Meta:
     """The fields the installer relies on; ``raw`` keeps the whole document for reports."""
 
-    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "raw")
+    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "raw")
 
     def __init__(self, raw: Dict[str, Any]) -> None:
         self.raw = raw
@@ -33,6 +33,23 @@ class Meta:
         self.members: Dict[str, int] = {m["path"]: m["size"] for m in raw["members"]}
         self.executable = frozenset(m["path"] for m in raw["members"] if m.get("executable"))
         self.total_size: int = raw["total_size"]
+        self.images = [ImageRecord(i) for i in raw["images"]]
+
+
+class ImageRecord:
+    """One entry of bundle.json's images, already checked by _check_image."""
+
+    __slots__ = ("ref", "digest", "media_type", "size", "manifests", "derived", "source", "raw")
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        self.ref: str = raw["ref"]
+        self.digest: str = raw["digest"]
+        self.media_type: str = raw["media_type"]
+        self.size: int = raw["size"]
+        self.manifests = raw["manifests"]
+        self.derived: bool = raw["derived"]
+        self.source: str = raw["source"]
 
 
 def _fail(why: str) -> InvalidInput:
@@ -102,7 +119,40 @@ def parse_meta(data: bytes) -> Meta:
     for key in ("images", "charts", "files"):
         _want(raw, key, list)
     _want(raw, "tenants", dict)
+    refs = set()
+    for i, image in enumerate(raw["images"]):
+        _check_image(image, "images[%d]." % i)
+        if image["ref"] in refs:
+            raise _fail("images lists %s twice" % image["ref"])
+        refs.add(image["ref"])
     return Meta(raw)
+
+
+def _check_image(image: Any, where: str) -> None:
+    from .reference import DIGEST_RE, parse
+
+    if not isinstance(image, dict):
+        raise _fail(where[:-1] + " is not an object")
+    ref = _want(image, "ref", str, where)
+    try:
+        if str(parse(ref)) != ref:
+            raise _fail(where + "ref %r is not in normalised form" % ref)
+    except InvalidInput:
+        raise _fail(where + "ref %r is not an image reference" % ref)
+    if not DIGEST_RE.fullmatch(_want(image, "digest", str, where)):
+        raise _fail(where + "digest is not sha256:<64 hex>")
+    _want(image, "media_type", str, where)
+    if _want(image, "size", int, where) < 0:
+        raise _fail(where + "size is negative")
+    _want(image, "derived", bool, where)
+    if _want(image, "source", str, where) not in ("registry", "docker-daemon"):
+        raise _fail(where + "source is neither registry nor docker-daemon")
+    for j, m in enumerate(_want(image, "manifests", list, where)):
+        mw = "%smanifests[%d]." % (where, j)
+        if not isinstance(m, dict) or not DIGEST_RE.fullmatch(_want(m, "digest", str, mw)):
+            raise _fail(mw + "digest is not sha256:<64 hex>")
+        _want(m, "media_type", str, mw)
+        _want(m, "platform", str, mw)
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -14,6 +14,7 @@ import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
+from .imagecheck import ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .paths import path_problem
 from .progress import CountingReader, Progress
@@ -127,16 +128,19 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
     return v
 
 
-def _hashing(chunks: Iterator[bytes], h, counter: List[int]) -> Iterator[bytes]:
+def _hashing(chunks: Iterator[bytes], h, counter: List[int], keep: Optional[list] = None) -> Iterator[bytes]:
     for chunk in chunks:
         h.update(chunk)
         counter[0] += len(chunk)
+        if keep is not None:
+            keep.append(chunk)
         yield chunk
 
 
 def read_payload(reader: TarReader, v: Verified, sink) -> None:
     """Step (4) for every member after the head, then step (5)."""
     meta = v.meta
+    graph = ImageGraph(meta)
     seen = {SUMS_NAME, SIG_NAME, META_NAME}
     seen_lower = {s.lower() for s in seen}
     previous = b""
@@ -164,16 +168,24 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         previous = path.encode()
         h = hashlib.sha256()
         counter = [0]
-        sink.write(path, member.size, _hashing(reader.chunks(), h, counter), path in meta.executable)
+        keep = None
+        if graph.wants(path):
+            if member.size > graph.cap(path):
+                raise InvalidInput("%s is %d bytes, more than a manifest may be" % (path, member.size))
+            keep = []
+        sink.write(path, member.size, _hashing(reader.chunks(), h, counter, keep), path in meta.executable)
         if counter[0] != member.size:
             raise InvalidInput("member %s was not read to its end" % path)
         _check_hash(path, h.hexdigest(), v.sums_entries[path])
+        if keep is not None:
+            graph.feed(path, b"".join(keep))
         v.members_seen += 1
         v.bytes_seen += member.size
     # (5) completeness.
     missing = [p for p in meta.members if p not in seen]
     if missing:
         raise ContentMismatch("%d listed file(s) are missing from the archive" % len(missing), missing[:50])
+    graph.check()
 
 
 def open_archive(path: str):
