@@ -10,61 +10,16 @@ from typing import BinaryIO, Iterable
 
 import zstandard
 
+from installer.tarstream import BLOCK, member_header
+
 # Measured in bench/ (issue 7); fixed so the archive bytes never depend on the machine.
 ZSTD_LEVEL = 3
-BLOCK = 512
 RECORD = 10240  # GNU tar's default record: the archive ends on a record boundary
-MAX_OCTAL_SIZE = 8 ** 11 - 1
-PAX_NAME = b"././@PaxHeader"
 
 
 def zstd_threads() -> int:
     # Multithreaded zstd output is the same for every thread count >= 1 (but differs at 0).
     return max(1, min(os.cpu_count() or 1, 8))
-
-
-def _octal(value: int, width: int) -> bytes:
-    return b"%0*o\0" % (width - 1, value)
-
-
-def _pax_record(key: str, value: bytes) -> bytes:
-    body = b" " + key.encode() + b"=" + value + b"\n"
-    length = len(body) + 1
-    while len(str(length).encode()) + len(body) != length:
-        length += 1
-    return str(length).encode() + body
-
-
-def _header(name: bytes, size: int, mtime: int, mode: int, typeflag: bytes) -> bytes:
-    block = bytearray(BLOCK)
-    block[0:len(name)] = name
-    block[100:108] = _octal(mode, 8)
-    block[108:116] = _octal(0, 8)
-    block[116:124] = _octal(0, 8)
-    block[124:136] = _octal(size, 12)
-    block[136:148] = _octal(mtime, 12)
-    block[148:156] = b" " * 8
-    block[156:157] = typeflag
-    block[257:263] = b"ustar\0"
-    block[263:265] = b"00"
-    checksum = sum(block)
-    block[148:156] = b"%06o\0 " % checksum
-    return bytes(block)
-
-
-def member_header(path: str, size: int, mtime: int, executable: bool) -> bytes:
-    """ustar header, preceded by a PAX 'x' header when the path or size does not fit ustar."""
-    raw = path.encode("utf-8")
-    records = b""
-    if len(raw) > 100:
-        records += _pax_record("path", raw)
-    if size > MAX_OCTAL_SIZE:
-        records += _pax_record("size", str(size).encode())
-    out = b""
-    if records:
-        out = _header(PAX_NAME, len(records), mtime, 0o644, b"x") + records + b"\0" * (-len(records) % BLOCK)
-    name = raw if len(raw) <= 100 else raw[-100:].lstrip(b"/")
-    return out + _header(name, size if size <= MAX_OCTAL_SIZE else 0, mtime, 0o755 if executable else 0o644, b"0")
 
 
 class _HashingFile:

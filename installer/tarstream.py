@@ -206,3 +206,53 @@ class TarReader:
         if self._padding:
             self._read_exact(self._padding, "member padding")
             self._padding = 0
+
+
+# --- writing: explicit, deterministic headers (used by the builder and by the Docker loader) ------
+MAX_OCTAL_SIZE = 8 ** 11 - 1
+PAX_NAME = b"././@PaxHeader"
+
+
+def _octal_field(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length).encode()) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def header_block(name: bytes, size: int, mtime: int, mode: int, typeflag: bytes) -> bytes:
+    """One ustar header block: uid/gid 0, empty owner names, the checksum filled in."""
+    block = bytearray(BLOCK)
+    block[0:len(name)] = name
+    block[100:108] = _octal_field(mode, 8)
+    block[108:116] = _octal_field(0, 8)
+    block[116:124] = _octal_field(0, 8)
+    block[124:136] = _octal_field(size, 12)
+    block[136:148] = _octal_field(mtime, 12)
+    block[148:156] = b" " * 8
+    block[156:157] = typeflag
+    block[257:263] = b"ustar\0"
+    block[263:265] = b"00"
+    checksum = sum(block)
+    block[148:156] = b"%06o\0 " % checksum
+    return bytes(block)
+
+
+def member_header(path: str, size: int, mtime: int, executable: bool) -> bytes:
+    """ustar header, preceded by a PAX 'x' header when the path or size does not fit ustar."""
+    raw = path.encode("utf-8")
+    records = b""
+    if len(raw) > 100:
+        records += _pax_record("path", raw)
+    if size > MAX_OCTAL_SIZE:
+        records += _pax_record("size", str(size).encode())
+    out = b""
+    if records:
+        out = header_block(PAX_NAME, len(records), mtime, 0o644, b"x") + records + b"\0" * (-len(records) % BLOCK)
+    name = raw if len(raw) <= 100 else raw[-100:].lstrip(b"/")
+    return out + header_block(name, size if size <= MAX_OCTAL_SIZE else 0, mtime, 0o755 if executable else 0o644, b"0")

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import zstandard
 
-from bundler.archive import BLOCK, _header, member_header
+from installer.tarstream import BLOCK, header_block as _header, member_header
 from bundler.keys import load_signer
 from installer.tarstream import TarReader
 from installer.zstd import open_decompressed

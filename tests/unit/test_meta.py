@@ -26,7 +26,12 @@ def valid_doc():
         "tool": {"name": "offline-bundle", "version": "0.1.0"},
         "members": members,
         "total_size": 40960 + 1234 + 512 + 77 + 0,
-        "images": [{"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64}],
+        "images": [{"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64,
+                    "media_type": "application/vnd.oci.image.manifest.v1+json", "size": 418, "derived": False,
+                    "source": "registry", "tag": "v3.5.0", "index_digest": None, "platforms": "all",
+                    "repository": "docker.io/prom/prometheus", "fetched_from": "registry-1.docker.io/prom/prometheus",
+                    "manifests": [{"digest": "sha256:" + "a" * 64, "media_type": "application/vnd.oci.image.manifest.v1+json",
+                                   "platform": "linux/amd64"}]}],
         "charts": [],
         "files": [{"target": "config/prometheus.yaml"}],
         "tenants": {"loki": "tenants/loki.yaml"},
@@ -265,3 +270,27 @@ def test_canonical_json_parses_back():
     meta = parse_meta(canonical_json(doc))
     assert meta.raw == doc
     assert canonical_json(json.loads(canonical_json(doc))) == canonical_json(doc)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("ref", "prom/prometheus:v3.5.0"),          # not normalised
+    ("ref", "not a ref"),
+    ("digest", "sha256:" + "A" * 64),
+    ("digest", "md5:" + "a" * 32),
+    ("size", -1),
+    ("derived", "no"),
+    ("source", "ftp"),
+    ("manifests", [{"digest": "sha256:xyz", "media_type": "m", "platform": "p"}]),
+])
+def test_image_entries_are_checked(field, value):
+    doc = json.loads(canonical_json(valid_doc()))
+    doc["images"][0][field] = value
+    with pytest.raises(InvalidInput):
+        parse_meta(canonical_json(doc))
+
+
+def test_an_image_listed_twice_is_refused():
+    doc = valid_doc()
+    doc["images"] = doc["images"] * 2
+    with pytest.raises(InvalidInput):
+        parse_meta(canonical_json(doc))
