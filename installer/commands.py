@@ -120,8 +120,8 @@ def text_inspect(r: dict) -> List[str]:
 def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                 reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False,
                 registry: Optional[str] = None, registry_ca: Optional[str] = None, insecure_registry=(),
-                strip_source_host: bool = False, **_) -> dict:
-    deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host)
+                strip_source_host: bool = False, docker: bool = False, platform: Optional[str] = None, **_) -> dict:
+    deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform)
     return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
@@ -140,6 +140,10 @@ def text_install(r: dict) -> List[str]:
                                                              d["blobs_mounted"], d["blobs_present"], d["manifests_pushed"],
                                                              d["tags_moved"], d["tags_current"]))
         lines += ["  %s" % t for t in d["images"]]
+    dk = r.get("docker") or {}
+    if dk:
+        lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
+        lines += ["  %s  %s" % (i["id"][:19], ", ".join(i["tags"]) or i["ref"]) for i in dk["images"]]
     return lines
 
 
@@ -243,7 +247,9 @@ COMMANDS = [
              Opt("--registry-ca", metavar="FILE", help="CA bundle to verify the site registry's TLS certificate"),
              Opt("--insecure-registry", metavar="HOST", dest="insecure_registry", multiple=True,
                  help="allow plain HTTP or unverified TLS to HOST[:PORT]"),
-             Opt("--strip-source-host", help="drop the source host from site repository names (refused on collisions)")],
+             Opt("--strip-source-host", help="drop the source host from site repository names (refused on collisions)"),
+             Opt("--docker", help="load the images into the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"),
+             Opt("--platform", metavar="P", help="the platform to load with --docker (default: this host's)")],
             run_install, text_install),
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],

@@ -17,6 +17,7 @@ from .kit import Kit, fsync_dir, make_read_only, new_receipt_name, remove_tree, 
 from .meta import canonical_json
 from .paths import contained
 from .progress import Progress
+from .dockerload import DockerLoad
 from .push import SitePush, parse_site
 from .semver import Version
 from .trust import TrustedKey, TrustStore, load_trust_paths
@@ -115,6 +116,7 @@ class Installer:
         if allow_downgrade and not (reason or "").strip():
             raise UsageError("--allow-downgrade needs --reason TEXT saying why")
         self.deploy = deploy or DeployOptions()
+        self.docker_report: dict = {}
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
@@ -203,7 +205,7 @@ class Installer:
         outcome = "already-installed" if self.already_installed else "installed"
         self.receipt.finish(outcome)
         result = v.summary()
-        result.update(deploy=deploy)
+        result.update(deploy=deploy, docker=self.docker_report)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
@@ -214,21 +216,31 @@ class Installer:
         return Progress(total, desc, self.show_progress)
 
     def _phase3(self, tree: str, meta):
-        """Push blobs and manifests by digest to the site registry (and load into Docker)."""
-        if not self.deploy.registry:
+        """Push blobs and manifests by digest to the site registry; load into Docker."""
+        if not (self.deploy.registry or self.deploy.docker):
             self.receipt.phase(3, "skipped", "no --registry or --docker given")
             return None
         if not meta.images:
             self.receipt.phase(3, "skipped", "the bundle has no images")
             return None
-        pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
-                          registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
-                          progress_factory=self._progress)
-        report = pusher.push_content()
-        self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
-        self.receipt.phase(3, "done", "%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
+        details = []
+        pusher = None
+        if self.deploy.registry:
+            pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
+                              registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
+                              progress_factory=self._progress)
+            report = pusher.push_content()
+            self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
+            details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
                               report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
+        if self.deploy.docker:
+            loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None)
+            self.docker_report = loader.load_all()
+            self.receipt.doc["docker"] = self.docker_report
+            details.append("docker: %d images loaded for %s, IDs equal their config digests"
+                           % (len(self.docker_report["images"]), self.docker_report["platform"]))
+        self.receipt.phase(3, "done", "; ".join(details))
         return pusher
 
     def _phase6(self, pusher) -> dict:

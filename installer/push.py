@@ -81,9 +81,19 @@ class SitePush:
         return out
 
     def target(self, image: ImageRecord) -> str:
+        """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""
         ref = parse(image.ref)
         base = "%s/%s" % (self.host, self.repos[image.ref])
         return base + (":" + ref.tag if ref.tag else "") + "@" + image.digest
+
+    def site_tags(self) -> Dict[str, str]:
+        """ref -> SITE/repo:tag, for images that have a tag (Docker tags the loaded image with it too)."""
+        out = {}
+        for image in self.meta.images:
+            tag = parse(image.ref).tag
+            if tag:
+                out[image.ref] = "%s/%s:%s" % (self.host, self.repos[image.ref], tag)
+        return out
 
     def _read(self, digest: str) -> bytes:
         with open(os.path.join(self.tree, blob_path(digest)), "rb") as fh:
