@@ -24,6 +24,8 @@ from installer.oci import (OCI_INDEX, REF_NAME, Descriptor, config_platform, par
 from installer.reference import Mirror, Reference, apply_mirrors, parse
 from installer.registry import Registry
 
+from .dockersource import save_to_cache
+
 PARALLEL_BLOBS = 4
 
 
@@ -166,9 +168,11 @@ class Puller:
             blobs[blob.digest] = blob.size
         return desc.platform or {}
 
-    def resolve(self, entry: dict, where: str) -> Tuple[PulledImage, Registry, str]:
+    def resolve(self, entry: dict, where: str) -> Tuple[PulledImage, Optional[Registry], str]:
         ref = parse(entry["ref"])
         wanted = entry.get("platforms")
+        if entry.get("source") == "docker-daemon":
+            return self._from_docker(ref, wanted, where), None, ""
         host, repo, mirror = apply_mirrors(ref, self.mirrors)
         reg = self.registry(host)
         fetched_from = "%s/%s" % (host, repo)
@@ -227,6 +231,16 @@ class Puller:
             image.derived = True
         return image, reg, repo
 
+    def _from_docker(self, ref: Reference, wanted, where: str) -> PulledImage:
+        top, blobs, platform = save_to_cache(self.cache, ref, wanted, where)
+        if ref.digest and ref.digest != top.digest:
+            raise ContentMismatch("%s: the image built from the local Docker engine has digest %s, not the pinned %s"
+                                  % (where, top.digest, ref.digest))
+        image = PulledImage(ref, "docker-daemon", "docker-daemon", None, top, None, sorted(wanted) if wanted else "all")
+        image.blobs = blobs
+        image.manifests = [{"digest": top.digest, "media_type": top.media_type, "platform": platform_string(platform)}]
+        return image
+
     def _config_platform(self, reg: Registry, repo: str, config: Descriptor) -> Dict[str, str]:
         if not self.cache.has(config.digest, config.size):
             self.cache.download(reg, repo, config.digest, config.size)
@@ -273,7 +287,8 @@ def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller) -
     for entry, w in zip(entries, where):
         image, reg, repo = puller.resolve(entry, w)
         images.append(image)
-        work += [(reg, repo, d, s) for d, s in image.blobs.items()]
+        if reg is not None:  # docker-daemon images are already in the cache
+            work += [(reg, repo, d, s) for d, s in image.blobs.items()]
     unique = {}
     for reg, repo, digest, size in work:
         if digest in unique and unique[digest][3] != size:
