@@ -123,7 +123,7 @@ def parse_mirror(spec: str) -> Mirror:
     """SRC=DST: SRC a registry host with optional path prefix; DST host[:port][/prefix]."""
     if spec.count("=") != 1:
         raise UsageError("--mirror takes SRC=DST, not %r" % spec)
-    src, dst = (s.strip().strip("/") for s in spec.split("="))
+    src, dst = (s.strip().rstrip("/") for s in spec.split("="))
     if not src or not dst:
         raise UsageError("--mirror takes SRC=DST, not %r" % spec)
     src_host, _, src_path = src.partition("/")
