@@ -248,12 +248,12 @@ class Puller:
         return config_platform(self.cache.read(config.digest))
 
     # --- blobs -----------------------------------------------------------------------------------
-    def fetch_blobs(self, work: List[Tuple[Registry, str, str, int]]) -> None:
+    def fetch_blobs(self, work: List[Tuple[Registry, str, str, int]], label: str = "pull") -> None:
         """Download every blob the cache lacks, a bounded pool at a time; first error wins."""
         todo = [w for w in work if not self.cache.has(w[2], w[3])]
         if not todo:
             return
-        progress = self.progress_factory(sum(w[3] for w in todo), "pull") if self.progress_factory else None
+        progress = self.progress_factory(sum(w[3] for w in todo), label) if self.progress_factory else None
         try:
             with ThreadPoolExecutor(max_workers=PARALLEL_BLOBS) as pool:
                 futures = [pool.submit(self.cache.download, reg, repo, digest, size,
@@ -283,18 +283,17 @@ def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller) -
         if ref in seen:
             raise InvalidInput("%s: %s is listed twice (also at %s)" % (w, ref, seen[ref]))
         seen[ref] = w
-    images, work = [], []
+    images = []
+    sizes: Dict[str, int] = {}
     for entry, w in zip(entries, where):
         image, reg, repo = puller.resolve(entry, w)
         images.append(image)
+        for digest, size in image.blobs.items():
+            if sizes.setdefault(digest, size) != size:
+                raise InvalidInput("blob %s is declared with two sizes (%d and %d)" % (digest, sizes[digest], size))
         if reg is not None:  # docker-daemon images are already in the cache
-            work += [(reg, repo, d, s) for d, s in image.blobs.items()]
-    unique = {}
-    for reg, repo, digest, size in work:
-        if digest in unique and unique[digest][3] != size:
-            raise InvalidInput("blob %s is declared with two sizes (%d and %d)" % (digest, unique[digest][3], size))
-        unique.setdefault(digest, (reg, repo, digest, size))
-    puller.fetch_blobs(list(unique.values()))
+            # One image at a time (its blobs in parallel): a progress bar per image; shared blobs come once.
+            puller.fetch_blobs([(reg, repo, d, s) for d, s in image.blobs.items()], "pull %s" % image.ref)
     return images
 
 

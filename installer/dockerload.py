@@ -137,7 +137,9 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
 
 class DockerLoad:
     def __init__(self, tree: str, meta: Meta, platform: Optional[str] = None,
-                 site_refs: Optional[Dict[str, str]] = None, docker: Optional[Docker] = None) -> None:
+                 site_refs: Optional[Dict[str, str]] = None, docker: Optional[Docker] = None,
+                 progress_factory=None) -> None:
+        self.progress_factory = progress_factory
         self.tree = tree
         self.meta = meta
         self.platform = platform or host_platform()
@@ -162,6 +164,21 @@ class DockerLoad:
                                               image.ref)
         return config.digest, [c.digest for c in children]
 
+    def _load(self, ref: str, config_digest: str, layers: List[str], tags: List[str]) -> None:
+        total = sum(os.path.getsize(os.path.join(self.tree, blob_path(d))) for d in set(layers) | {config_digest})
+        progress = self.progress_factory(total, "load %s" % ref) if self.progress_factory else None
+
+        def counted(stream):
+            for chunk in stream:
+                if progress:
+                    progress.update(len(chunk))
+                yield chunk
+        try:
+            self.docker.load(counted(_archive(self.tree, config_digest, layers, tags)))
+        finally:
+            if progress:
+                progress.close()
+
     def load_all(self) -> dict:
         self.docker.ping()
         loaded = []
@@ -173,7 +190,7 @@ class DockerLoad:
                 tags.append(self.site_refs[image.ref])
             existing = self.docker.inspect(config_digest)
             if existing is None:
-                self.docker.load(_archive(self.tree, config_digest, layers, tags))
+                self._load(image.ref, config_digest, layers, tags)
                 existing = self.docker.inspect(config_digest)
             if existing is None or existing.get("Id") != config_digest:
                 raise DeployError("Docker holds %s under ID %s, not its config digest %s"

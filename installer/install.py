@@ -235,7 +235,8 @@ class Installer:
                            % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
                               report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
         if self.deploy.docker:
-            loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None)
+            loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
+                                progress_factory=self._progress)
             self.docker_report = loader.load_all()
             self.receipt.doc["docker"] = self.docker_report
             details.append("docker: %d images loaded for %s, IDs equal their config digests"

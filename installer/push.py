@@ -119,27 +119,21 @@ class SitePush:
         return list(blobs.values()), list(manifests.values())
 
     def push_content(self) -> dict:
-        """Phase 3: every blob and manifest by digest."""
+        """Phase 3: every blob and manifest by digest, image by image (a progress bar each)."""
         blobs, manifests = self._plan()
-        missing = [b for b in blobs if not self._exists(b)]
-        progress = self.progress_factory(sum(b.size for b in missing), "push %s" % self.host) if (
-            self.progress_factory and missing) else None
-        try:
-            # Group by digest so one repository receives the bytes and the others mount them.
-            first: Dict[str, _Item] = {}
-            later: List[_Item] = []
-            for b in missing:
-                if b.digest in first:
-                    later.append(b)
-                else:
-                    first[b.digest] = b
-            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                list(pool.map(lambda b: self._upload(b, progress), first.values()))
-            for b in later:
-                self._upload(b, progress)
-        finally:
-            if progress:
-                progress.close()
+        by_repo: Dict[str, List[_Item]] = {}
+        for b in blobs:
+            by_repo.setdefault(b.repo, []).append(b)
+        for repo, items in by_repo.items():
+            missing = [b for b in items if not self._exists(b)]
+            progress = self.progress_factory(sum(b.size for b in missing), "push %s" % repo) if (
+                self.progress_factory and missing) else None
+            try:
+                with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+                    list(pool.map(lambda b: self._upload(b, progress), missing))
+            finally:
+                if progress:
+                    progress.close()
         for m in manifests:
             if self.registry.head_manifest(m.repo, m.digest, ["repository:%s:pull,push" % m.repo]) == m.digest:
                 self.report["manifests_present"] += 1
