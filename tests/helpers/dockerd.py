@@ -19,7 +19,6 @@ tested through it; ``docker load`` wants the docker-archive format (``images.mak
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .registry import stop_process
+from .registry import orphan_safe, stop_process
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 
@@ -106,7 +105,8 @@ class Dockerd:
                 "--containerd-namespace", ns, "--containerd-plugins-namespace", ns + "-plugins"]
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(orphan_safe(argv), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         finally:
             log.close()

@@ -43,7 +43,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -107,6 +107,14 @@ def redirect(to_url: str, code: int = 302, keep_path: bool = True) -> Action:
 
 def drop() -> Action:
     return Action("drop")
+
+
+def _header_dict(msg) -> Dict[str, str]:
+    """Headers as a dict; a header sent several times (Accept) has its values joined with ', '."""
+    out: Dict[str, str] = {}
+    for k, v in msg.items():
+        out[k] = out[k] + ", " + v if k in out else v
+    return out
 
 
 class Rule:
@@ -173,7 +181,8 @@ class _Upstream:
 
     def __init__(self, code: int, reason: str, headers: List[Tuple[str, str]], body: Iterator[bytes],
                  length: Optional[int], close=lambda: None) -> None:
-        self.code, self.reason, self.headers, self.body, self.length, self.close = code, reason, headers, body, length, close
+        self.code, self.reason, self.headers = code, reason, headers
+        self.body, self.length, self.close = body, length, close
 
 
 class _Server(ThreadingHTTPServer):
@@ -228,9 +237,6 @@ class FaultProxy:
             def log_message(self, *a):
                 pass
 
-            def handle_expect_100(self):
-                return True  # we read the body ourselves; forwarding 100-continue adds nothing
-
             def do_GET(self):
                 outer._handle(self)
 
@@ -244,7 +250,7 @@ class FaultProxy:
             self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
             self.scheme = "https"
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fault-proxy", daemon=True)
         self._thread.start()
 
     # -- public API
@@ -355,14 +361,16 @@ class FaultProxy:
             conn = http.client.HTTPSConnection(up.hostname, port, timeout=self.timeout, context=self.upstream_ctx)
         else:
             conn = http.client.HTTPConnection(up.hostname, port, timeout=self.timeout)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP}
+        # a list, not a dict: Go clients send Accept once per media type, and every line counts
+        headers = [(k, v) for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP]
         # the registry builds absolute Location URLs from Host and the scheme it sees: keep the
         # client's Host and say which scheme the client used, so uploads keep going through us
-        headers["X-Forwarded-Proto"] = self.scheme
+        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-proto"]
+        headers.append(("X-Forwarded-Proto", self.scheme))
         chunked = "chunked" in (h.headers.get("Transfer-Encoding") or "").lower()
         has_body = chunked or int(h.headers.get("Content-Length") or 0) > 0
         conn.putrequest(h.command, h.path, skip_host=True, skip_accept_encoding=True)
-        for k, v in headers.items():
+        for k, v in headers:
             conn.putheader(k, v)
         if chunked:
             conn.putheader("Transfer-Encoding", "chunked")
@@ -431,7 +439,7 @@ class FaultProxy:
             pass
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        rec = Record(h.command, h.path, dict(h.headers.items()))
+        rec = Record(h.command, h.path, _header_dict(h.headers))
         with self._lock:
             self.records.append(rec)
         delays, action = self._pick(h.command, h.path)

@@ -38,15 +38,13 @@ import io
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 # --------------------------------------------------------------------------------------------------
 # media types
@@ -486,6 +484,8 @@ class ToolError(RuntimeError):
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
 UMOCI = shutil.which("umoci") or "/usr/bin/umoci"
 SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"
+TRANSPORTS = {"docker", "oci", "oci-archive", "docker-archive", "dir", "docker-daemon", "containers-storage",
+              "tarball", "sif", "ostree"}
 _UNSHARE_OK: Optional[bool] = None
 
 
@@ -533,21 +533,24 @@ def run_skopeo(args: Sequence[str], blob_cache: Union[str, Path, None] = "fresh"
 
 
 def _registry_args(registry, side: str, creds: Union[bool, str, None]) -> List[str]:
-    """--{src,dest}-tls-verify/cert-dir/creds for a helpers.registry.Registry.
+    """--{src-,dest-,}tls-verify / cert-dir / creds for a helpers.registry.Registry (or any object
+    with host, scheme, cert_dir and creds).
 
-    creds: True = the registry's own user (if it has one), a 'user:pass' string, or False/None = anonymous.
+    side: "src", "dest" or "" (skopeo inspect). creds: True = the registry's own user (if it has
+    one), a 'user:pass' string, or False/None = anonymous (--no-creds: no auth file is consulted).
     """
+    pre = "--%s-" % side if side else "--"
     out = []
     if registry.scheme == "https":
-        out += ["--%s-tls-verify=true" % side, "--%s-cert-dir" % side, str(registry.cert_dir)]
+        out += [pre + "tls-verify=true", pre + "cert-dir", str(registry.cert_dir)]
     else:
-        out += ["--%s-tls-verify=false" % side]
+        out += [pre + "tls-verify=false"]
     if creds is True:
         creds = registry.creds
     if creds:
-        out += ["--%s-creds" % side, creds]
+        out += [pre + "creds", creds]
     else:
-        out += ["--%s-no-creds" % side]
+        out += [pre + "no-creds"]
     return out
 
 
@@ -588,9 +591,7 @@ def skopeo_inspect_raw(ref: str, registry=None, creds: Union[bool, str, None] = 
     """The raw manifest bytes skopeo gets for ``ref`` ('repo:tag' on ``registry``, or any transport ref)."""
     args = ["inspect", "--raw"]
     if registry is not None:
-        args += _registry_args(registry, "src", creds)
-        # inspect uses --tls-verify/--cert-dir/--creds without the src- prefix
-        args = [a.replace("--src-", "--") for a in args]
+        args += _registry_args(registry, "", creds)
         ref = _docker_ref(registry, ref)
     proc = run_skopeo(args + [ref], blob_cache=blob_cache)
     return proc.stdout.encode()
@@ -604,8 +605,8 @@ def skopeo_copy_out(src: str, dest_layout_dir, dest_tag: str, registry=None, all
                     creds: Union[bool, str, None] = True, blob_cache="fresh", extra: Sequence[str] = ()) -> str:
     """Copy ``src`` into ``oci:DEST:TAG``; returns the digest written.
 
-    src: 'repo:tag' on ``registry``, a full transport ref ('docker://...', 'oci:DIR:TAG'), or an
-    OCI layout folder path combined as ``oci:SRC`` (then give 'DIR:TAG').
+    src: 'repo:tag' on ``registry``, a full transport ref ('docker://...', 'oci:DIR:TAG'), or
+    'DIR:TAG' for an OCI layout folder (``oci:`` is prefixed).
     """
     args = ["copy", "--quiet"]
     if all:
@@ -613,7 +614,7 @@ def skopeo_copy_out(src: str, dest_layout_dir, dest_tag: str, registry=None, all
     if registry is not None:
         args += _registry_args(registry, "src", creds)
         src = _docker_ref(registry, src)
-    elif ":" not in src.split("/", 1)[0]:
+    elif src.split(":", 1)[0] not in TRANSPORTS:
         src = "oci:" + src
     with tempfile.TemporaryDirectory(prefix="skopeo-digest-") as td:
         digestfile = os.path.join(td, "digest")

@@ -45,10 +45,10 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -71,6 +71,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def orphan_safe(argv: List[str]) -> List[str]:
+    """Prefix argv so the child gets SIGTERM if the test process dies (setpriv --pdeathsig).
+
+    Only from the main thread: Linux sends the parent-death signal when the *thread* that forked
+    exits, and a helper thread ending must not take a registry or dockerd with it.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv and threading.current_thread() is threading.main_thread():
+        return [setpriv, "--pdeathsig", "TERM", "--"] + list(argv)
+    return list(argv)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
@@ -223,6 +235,10 @@ class TokenServer:
     ``username``/``password`` via basic auth -> every action asked for, on any repository (so
     ``pull`` on another repository for cross-repo mounts works); wrong credentials -> 401.
 
+    GET with basic auth (the Docker flow) and POST ``grant_type=password`` (the OAuth2 form) are
+    both served; the response carries ``token``, ``access_token``, ``expires_in`` and ``issued_at``.
+    Every request is recorded in ``token_requests`` as (user or None, scopes joined by a space).
+
     Mutable at run time, for expiry tests: ``ttl`` (``expires_in`` and exp - iat) and ``exp_skew``
     (seconds added to the exp claim only). distribution 2.8 accepts tokens up to 60 s past exp
     (its leeway), so a test that needs the *registry* to reject a token sets ``exp_skew = -120``;
@@ -252,6 +268,9 @@ class TokenServer:
             def do_GET(self):
                 outer._handle(self)
 
+            def do_POST(self):
+                outer._handle(self)
+
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.scheme = "http"
@@ -264,7 +283,9 @@ class TokenServer:
             self.scheme = "https"
         self.port = self._httpd.server_address[1]
         self.realm = "%s://127.0.0.1:%d/token" % (self.scheme, self.port)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
+        # poll_interval 0.05: shutdown() returns in 50 ms instead of 500
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="token-server",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -282,16 +303,29 @@ class TokenServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urllib.parse.urlsplit(h.path)
         if url.path != "/token":
+            h.close_connection = True   # an unread POST body must not be parsed as the next request
             return self._reply(h, 404, {"error": "not found"})
         q = urllib.parse.parse_qs(url.query)
+        auth = h.headers.get("Authorization", "")
+        form_creds = None
+        if h.command == "POST":
+            # OAuth2 form (docker/distribution token spec "oauth"): grant_type=password with
+            # username/password in the body; refresh tokens are not supported (-> 400)
+            length = int(h.headers.get("Content-Length") or 0)
+            q = urllib.parse.parse_qs(h.rfile.read(length).decode(errors="replace"))
+            if q.get("grant_type", [""])[0] != "password":
+                return self._reply(h, 400, {"error": "unsupported_grant_type"})
+            form_creds = (q.get("username", [""])[0], q.get("password", [""])[0])
         scopes = q.get("scope", [])
         # some clients send several scopes space-separated in one parameter
         scopes = [s for item in scopes for s in item.split(" ") if s]
         user = None
-        auth = h.headers.get("Authorization", "")
-        if auth:
+        if auth or form_creds:
             ok = False
-            if auth.lower().startswith("basic "):
+            if form_creds:
+                user = form_creds[0]
+                ok = form_creds == (self.username, self.password)
+            elif auth.lower().startswith("basic "):
                 try:
                     u, _, p = base64.b64decode(auth[6:].strip()).decode().partition(":")
                     ok = (u == self.username and p == self.password)
@@ -352,7 +386,15 @@ _ACCESS_RE = re.compile(r'^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) ')
 
 
 class Registry:
-    """A running ``docker-registry serve`` (see the module docstring). Use ``start_registry``."""
+    """A running ``docker-registry serve`` (see the module docstring). Use ``start_registry``.
+
+    Attributes: ``host`` ('127.0.0.1:PORT'), ``url``, ``scheme``, ``kind``, ``pid``;
+    ``ca_file`` (test CA PEM, TLS kinds, else None) and ``cert_dir`` (holds only ``ca.crt``: skopeo
+    ``--*-cert-dir``); ``username``/``password``/``creds`` (auth kinds, else None); ``log_path``
+    (access log, parsed by ``requests()``), ``error_log_path`` (the registry's own log), ``dir``
+    (config, data, certs); ``token_server`` (token kinds: ``realm``, ``ttl``, ``exp_skew``,
+    ``token_requests``, ``granted``).
+    """
 
     def __init__(self, tmpdir, kind: str = "plain", accesslog: bool = False, ca: Optional[TestCA] = None,
                  username: str = "tester", password: str = "s3cret", token_ttl: int = 300,
@@ -373,7 +415,7 @@ class Registry:
         self._token_ttl, self._anonymous_pull = token_ttl, anonymous_pull
         base = Path(tmpdir)
         base.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(_mkdtemp_in(base, "registry-%s-" % kind))
+        self.dir = Path(tempfile.mkdtemp(prefix="registry-%s-" % kind, dir=str(base)))
         self.data_dir = self.dir / "data"
         self.log_path = self.dir / "access.log"        # stdout of the registry: the access log
         self.error_log_path = self.dir / "registry.log"  # stderr: the application log
@@ -417,6 +459,23 @@ class Registry:
         if username == "default":
             username, password = self.username, self.password
         return RegistryClient(self, username, password)
+
+    def docker_config(self, folder, username: Optional[str] = None, password: Optional[str] = None) -> Path:
+        """Write (or add to) ``folder/config.json`` with this registry's credentials, as ``docker login``
+        would; point DOCKER_CONFIG at ``folder``. Returns the file path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "config.json"
+        cfg = json.loads(path.read_text()) if path.exists() else {}
+        user = username or self.username
+        pw = password if password is not None else self.password
+        if user is None:
+            raise ValueError("this registry kind has no credentials; pass username/password")
+        auth = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        cfg.setdefault("auths", {})[self.host] = {"auth": auth}
+        path.write_text(json.dumps(cfg, indent=2))
+        os.chmod(path, 0o600)
+        return path
 
     def requests(self, settle: float = 0.02, include_startup: bool = False) -> List[Request]:
         """The access log as (method, path, status) tuples, oldest first (needs accesslog=True).
@@ -514,15 +573,18 @@ class Registry:
         last_err = ""
         for _attempt in range(5):
             self.port = free_port()
-            http_lines = ["http:", "  addr: 127.0.0.1:%d" % self.port, "  secret: test-secret-%s" % secrets.token_hex(8)]
+            http_lines = ["http:", "  addr: 127.0.0.1:%d" % self.port,
+                          "  secret: test-secret-%s" % secrets.token_hex(8)]
             if self.tls:
-                http_lines += ["  tls: {certificate: %s, key: %s}" % (json.dumps(str(self.dir / "certs" / "server.crt")),
-                                                                      json.dumps(str(self.dir / "certs" / "server.key")))]
+                certs = self.dir / "certs"
+                http_lines += ["  tls: {certificate: %s, key: %s}" % (json.dumps(str(certs / "server.crt")),
+                                                                      json.dumps(str(certs / "server.key")))]
             self.config_path.write_text("\n".join(lines + http_lines) + "\n")
             out = open(self.log_path, "ab")
             err = open(self.error_log_path, "ab")
             self._files = [out, err]
-            self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.config_path)], stdout=out, stderr=err,
+            self.proc = subprocess.Popen(orphan_safe([REGISTRY_BIN, "serve", str(self.config_path)]),
+                                         stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             if self._wait_up():
                 # the probe's log line is written before its response is flushed: count is exact
@@ -567,11 +629,6 @@ class Registry:
                 pass
             time.sleep(0.01)
         return False
-
-
-def _mkdtemp_in(base: Path, prefix: str) -> str:
-    import tempfile
-    return tempfile.mkdtemp(prefix=prefix, dir=str(base))
 
 
 def start_registry(tmpdir, kind: str = "plain", accesslog: bool = False, ca: Optional[TestCA] = None,
