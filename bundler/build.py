@@ -171,6 +171,8 @@ def _pull(manifest: Manifest, opts: SourceOptions) -> Tuple[List[PulledImage], B
     for image in images:
         if image.mirror is not None:
             used.setdefault(image.mirror.source, dict(image.mirror.to_json(), refs=[]))["refs"].append(str(image.ref))
+    for entry in used.values():
+        entry["refs"].sort()
     return images, cache, [used[k] for k in sorted(used)]
 
 

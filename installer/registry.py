@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence,
 
 from . import __version__
 from .errors import ContentMismatch, InvalidInput, RegistryError
-from .oci import ACCEPT, MAX_MANIFEST_BYTES, media_type_of
+from .oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type_of
 
 USER_AGENT = "offline-bundle/%s" % __version__
 CHUNK = 1 << 20
@@ -342,6 +342,11 @@ class Registry:
         """(bytes, media type, digest) exactly as served; the digest is computed, not trusted."""
         resp, data = self.call("GET", "/v2/%s/manifests/%s" % (repo, reference), [_pull(repo)],
                                headers={"Accept": ACCEPT}, read_limit=MAX_MANIFEST_BYTES)
+        media_type = media_type_of(data, resp.getheader("Content-Type", ""))
+        if media_type in SCHEMA1:
+            # Refused before any digest check: a registry's digest for schema 1 is not the sha256 of its bytes.
+            raise InvalidInput("%s/%s:%s is a Docker schema 1 manifest, which is not supported (re-push it as "
+                               "schema 2 or OCI)" % (self.host, repo, reference))
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         served = resp.getheader("Docker-Content-Digest")
         if reference.startswith("sha256:") and digest != reference:
@@ -349,7 +354,7 @@ class Registry:
         if served and served.startswith("sha256:") and served != digest:
             raise ContentMismatch("%s/%s:%s: Docker-Content-Digest says %s but the bytes hash to %s"
                                   % (self.host, repo, reference, served, digest))
-        return data, media_type_of(data, resp.getheader("Content-Type", "")), digest
+        return data, media_type, digest
 
     def head_manifest(self, repo: str, reference: str, scopes: Optional[Sequence[str]] = None) -> Optional[str]:
         """The digest a tag (or digest) points at, or None if it does not exist."""
