@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from .errors import DeployError
 from .imagecheck import blob_path
 from .meta import ImageRecord, Meta
-from .oci import parse_manifest, platform_matches, platform_string
+from .oci import config_platform, parse_manifest, platform_matches, platform_string
 from .reference import parse
 from .tarstream import BLOCK, member_header
 
@@ -162,6 +162,11 @@ class DockerLoad:
                                   % (image.ref, self.platform, offered))
             config, children = parse_manifest(self._read(match.digest), match.media_type or kinds.get(match.digest, ""),
                                               image.ref)
+        else:
+            own = config_platform(self._read(config.digest))
+            if not platform_matches(self.platform, own):
+                raise DeployError("%s has no %s image (it is %s only); choose another --platform"
+                                  % (image.ref, self.platform, platform_string(own)))
         return config.digest, [c.digest for c in children]
 
     def _load(self, ref: str, config_digest: str, layers: List[str], tags: List[str]) -> None:
