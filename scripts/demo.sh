@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job end to end on the shipped default manifest:
-# keygen -> build -> verify (ours, then by hand) -> install into a kit -> status.
+# The main job end to end on the shipped default manifest, offline:
+# stand-in registries -> keygen -> build (through --mirror) -> verify (ours, then by hand) -> inspect
+# -> install into a kit and the "air-gapped" site registry -> status -> check the site's digests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # OFFLINE_BUNDLE_CLI: run the demo with an offline-bundle already installed (the test suite does).
@@ -12,11 +13,21 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1795651200}   # 2026-11-26T00:00:0
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "stand-ins: one local registry plays docker.io, another plays the air-gapped site registry"
+PY=$(dirname "$OB")/python
+"$PY" scripts/standin.py "$DEMO/standin" manifests/telemetry-storage.yaml &
+STANDIN=$!
+trap 'kill $STANDIN 2>/dev/null || true; wait $STANDIN 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do [ -f "$DEMO/standin/standin.env" ] && break; kill -0 $STANDIN; sleep 0.1; done
+. "$DEMO/standin/standin.env"
+echo "docker.io stand-in: $SOURCE    air-gapped site registry: $SITE"
+
 step "keygen: an Ed25519 signing key (private key 0600)"
 "$OB" keygen --out "$DEMO/keys"
 
-step "build: manifests/telemetry-storage.yaml -> one signed archive"
-ARCHIVE=$("$OB" build manifests/telemetry-storage.yaml --key "$DEMO/keys/bundle.key" --out "$DEMO/out" | tail -n 1)
+step "build: manifests/telemetry-storage.yaml -> one signed archive (images through the docker.io stand-in)"
+ARCHIVE=$("$OB" build manifests/telemetry-storage.yaml --key "$DEMO/keys/bundle.key" --out "$DEMO/out" \
+    --cache "$DEMO/cache" --mirror "docker.io=$SOURCE" --insecure-registry "$SOURCE" | tail -n 1)
 ls -l "$DEMO/out"
 
 step "verify: signature, every checksum, structure"
@@ -31,15 +42,28 @@ echo "by-hand verification: all checks passed"
 step "inspect: what is inside"
 "$OB" inspect "$ARCHIVE" --trust "$DEMO/keys/bundle.pub"
 
-step "install into the Offline Kit at $DEMO/kit"
-"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub"
+step "install into the Offline Kit at $DEMO/kit and push the images to the site registry $SITE"
+"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
 
-step "install again: same bundle_id, nothing to do"
-"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub"
+step "install again: same bundle_id, nothing to unpack and nothing written to the registry"
+"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
 
 step "status"
 "$OB" status --kit "$DEMO/kit"
 
+step "the site registry serves exactly the bundle's digests (checked with skopeo)"
+"$PY" - "$DEMO/kit/current/telemetry-storage/bundle.json" "$SITE" <<'PY'
+import hashlib, json, subprocess, sys
+meta, site = json.load(open(sys.argv[1])), sys.argv[2]
+for image in meta["images"]:
+    where = "docker://%s/%s:%s" % (site, image["repository"], image["tag"])
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", where], check=True,
+                         capture_output=True).stdout
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert digest == image["digest"], (where, digest, image["digest"])
+    print("%-70s %s  %s" % (where[9:], digest[:19], "derived index" if image["derived"] else ""))
+PY
+
 step "the installed tree checks with coreutils alone"
-(cd "$DEMO/kit/current/telemetry-storage" && sha256sum -c --strict SHA256SUMS)
-ls -lR "$DEMO/kit/current/telemetry-storage/" | head -n 40
+(cd "$DEMO/kit/current/telemetry-storage" && sha256sum -c --strict --quiet SHA256SUMS && echo "sha256sum: all $(wc -l < SHA256SUMS) files OK")
+ls -l "$DEMO/kit/current/telemetry-storage/" "$DEMO/kit/current/telemetry-storage/config"

@@ -134,3 +134,19 @@ def world_tmp():
     yield Path(d)
     subprocess.run(["chmod", "-R", "u+w", d])
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory):
+    """A local registry serving stand-ins for the default manifest's docker.io images.
+
+    Returns the extra build arguments that fetch docker.io through it.
+    """
+    from helpers.registry import start_registry
+    from helpers.standin import manifest_refs, seed
+
+    base = tmp_path_factory.mktemp("standin")
+    reg = start_registry(base / "reg", kind="plain")
+    seed(reg, base / "layout", manifest_refs(REPO / "manifests" / "telemetry-storage.yaml"))
+    yield ["--mirror", "docker.io=%s" % reg.host, "--insecure-registry", reg.host]
+    reg.stop()

@@ -153,19 +153,22 @@ def test_archive_path_is_the_last_line_of_stdout(ob, manifest, key, tmp_path):
     assert q.out.splitlines() == [str(tmp_path / "o" / "demo-1.0.0.bundle.tar.zst")]
 
 
-def test_default_manifest_builds_from_the_repository(ob, key, tmp_path):
-    r = ob("build", "--key", key, "--out", tmp_path / "o", "--json", cwd=REPO)
+def test_default_manifest_builds_from_the_repository(ob, key, tmp_path, standin):
+    r = ob("build", "--key", key, "--out", tmp_path / "o", "--cache", tmp_path / "c", "--json", *standin, cwd=REPO)
     assert r.rc == 0, r
     res = r.json["result"]
-    assert res["name"] == "telemetry-storage"
-    entries = {e.path for e in read_entries(Path(res["archive"]))}
-    assert {"config/prometheus.yaml", "tenants/loki.yaml", "tenants/tempo.yaml",
-            "compose/docker-compose.telemetry-storage.yaml"} <= entries
+    assert res["name"] == "telemetry-storage" and res["images"] == 4
+    entries = read_entries(Path(res["archive"]))
+    paths = {e.path for e in entries}
+    assert {"config/prometheus.yaml", "tenants/loki.yaml", "tenants/tempo.yaml", "images/index.json",
+            "compose/docker-compose.telemetry-storage.yaml"} <= paths
+    meta = json.loads(entries[2].data)
+    assert all(i["derived"] and i["platforms"] == ["linux/amd64", "linux/arm64"] for i in meta["images"])
 
 
-def test_default_manifest_comes_from_the_installed_copy_elsewhere(ob, key, tmp_path):
+def test_default_manifest_comes_from_the_installed_copy_elsewhere(ob, key, tmp_path, standin):
     """From a folder without ./manifests the wheel's own copy is used."""
-    r = ob("build", "--key", key, "--out", tmp_path / "o", "--json", cwd=tmp_path)
+    r = ob("build", "--key", key, "--out", tmp_path / "o", "--cache", tmp_path / "c", "--json", *standin, cwd=tmp_path)
     assert r.rc == 0, r
     assert r.json["result"]["name"] == "telemetry-storage"
 

@@ -203,7 +203,14 @@ def test_manifest_has_the_expected_shape():
     assert manifest["kind"] == "Bundle"
     assert manifest["metadata"] == {"name": "telemetry-storage", "version": "2026.11.0",
                                     "created": "2026-11-26T00:00:00Z"}
-    assert set(manifest["spec"]) == {"files", "tenants"}  # images and charts come later
+    assert set(manifest["spec"]) == {"files", "images", "tenants"}  # charts come later
+    # the bundle carries exactly the images the compose files run
+    compose_images = set()
+    for name in COMPOSE_FILES:
+        for svc in _load(STACK / "compose" / name)["services"].values():
+            compose_images.add(svc["image"])
+    assert {i["ref"] for i in manifest["spec"]["images"]} == compose_images
+    assert all(i["platforms"] == ["linux/amd64", "linux/arm64"] for i in manifest["spec"]["images"])
     assert manifest["spec"]["tenants"] == {
         "loki": "telemetry-storage/tenants/loki-overrides.yaml",
         "tempo": "telemetry-storage/tenants/tempo-overrides.yaml",
