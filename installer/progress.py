@@ -1,5 +1,6 @@
 """Progress on stderr, only when stderr is a terminal; tqdm when importable, else nothing."""
 
+import os
 import sys
 from typing import Optional
 
@@ -12,8 +13,14 @@ class Progress:
                 from tqdm import tqdm
             except ImportError:
                 return
+            try:
+                columns = os.get_terminal_size(sys.stderr.fileno()).columns
+            except OSError:
+                columns = 0
+            # Some terminals (serial consoles, `script`) report zero columns: tqdm would then print nothing.
+            width = {"dynamic_ncols": True} if columns > 0 else {"ncols": 80, "nrows": 24}
             self._bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                             file=sys.stderr, leave=False, dynamic_ncols=True)
+                             file=sys.stderr, leave=False, **width)
 
     def update(self, n: int) -> None:
         if self._bar is not None:

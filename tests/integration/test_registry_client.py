@@ -1,0 +1,94 @@
+"""installer.registry against the real registry: chunked uploads, token refresh, mounts."""
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers.images import make_image, push
+from helpers.registry import start_registry
+
+from installer.registry import Registry
+
+
+def test_chunked_upload_is_byte_exact(tmp_path):
+    reg = start_registry(tmp_path / "r", kind="plain", accesslog=True)
+    try:
+        data = os.urandom(300_000)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client = Registry(reg.host, insecure=True)
+        client.upload_blob("chunky/repo", digest, len(data), lambda: io.BytesIO(data), chunk_size=64 * 1024)
+        patches = [r for r in reg.requests() if r.method == "PATCH"]
+        assert len(patches) == 5  # 300 000 bytes in 64 KiB chunks
+        out = io.BytesIO()
+        client.download_blob("chunky/repo", digest, len(data), out)
+        assert out.getvalue() == data
+        assert client.blob_exists("chunky/repo", digest)
+    finally:
+        reg.stop()
+
+
+def test_cross_repository_mount(tmp_path):
+    reg = start_registry(tmp_path / "r", kind="plain")
+    try:
+        data = b"shared layer bytes" * 1000
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client = Registry(reg.host, insecure=True)
+        client.upload_blob("a/one", digest, len(data), lambda: io.BytesIO(data))
+        assert client.mount_blob("b/two", digest, "a/one") is None  # mounted, no upload needed
+        assert client.blob_exists("b/two", digest)
+        missing = "sha256:" + "0" * 64
+        assert isinstance(client.mount_blob("b/two", missing, "a/one"), str)  # an upload location instead
+    finally:
+        reg.stop()
+
+
+def test_tokens_are_asked_per_scope_and_refreshed_when_they_expire(tmp_path):
+    reg = start_registry(tmp_path / "r", kind="token")
+    try:
+        lay = tmp_path / "lay"
+        img = make_image(lay, "t", [{"x": b"token refresh\n"}])
+        push(lay, "t", reg, "team/app:1")
+        reg.token_server.ttl = 11  # our client treats tokens as expiring 10 s early: fresh for about 1 s
+        client = Registry(reg.host, ca_file=reg.ca_file, credentials=(reg.username, reg.password))
+        client.get_manifest("team/app", "1")
+        first = len(reg.token_requests)
+        client.get_manifest("team/app", "1")
+        assert len(reg.token_requests) == first  # cached while fresh
+        time.sleep(1.5)
+        client.get_manifest("team/app", "1")
+        assert len(reg.token_requests) == first + 1  # asked again once expired
+        data = b"pushed with a push-scoped token"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client.upload_blob("team/app", digest, len(data), lambda: io.BytesIO(data))
+        assert any("push" in scope for user, scope in reg.token_requests if user == reg.username)
+        assert img.digest
+    finally:
+        reg.stop()
+
+
+def test_progress_is_shown_on_a_terminal_only(ob, key, tmp_path):
+    reg = start_registry(tmp_path / "r", kind="plain")
+    try:
+        lay = tmp_path / "lay"
+        make_image(lay, "t", [{"big.bin": os.urandom(2 << 20)}])
+        push(lay, "t", reg, "prom/prometheus:v3.5.0")
+        (tmp_path / "m.yaml").write_text(
+            'apiVersion: offline-bundle/v1\nkind: Bundle\nmetadata: {name: p, version: "1.0.0"}\n'
+            "spec:\n  images:\n    - ref: prom/prometheus:v3.5.0\n")
+        cli = Path(sys.executable).parent / "offline-bundle"
+        args = [str(cli), "build", str(tmp_path / "m.yaml"), "--key", str(key), "--mirror", "docker.io=%s" % reg.host,
+                "--insecure-registry", reg.host]
+        piped = subprocess.run(args + ["--out", str(tmp_path / "o1"), "--cache", str(tmp_path / "c1")],
+                               capture_output=True, text=True)
+        assert piped.returncode == 0 and "pull docker.io/prom/prometheus:v3.5.0" not in piped.stderr
+        tty = subprocess.run(["script", "-qec", " ".join(args + ["--out", str(tmp_path / "o2"), "--cache",
+                                                                 str(tmp_path / "c2")]), "/dev/null"],
+                             capture_output=True, text=True)
+        assert tty.returncode == 0, tty.stdout[-2000:]
+        assert "pull docker.io/prom/prometheus:v3.5.0" in tty.stdout  # tqdm's bar, through the pseudo-terminal
+    finally:
+        reg.stop()
