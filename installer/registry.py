@@ -258,6 +258,13 @@ class Registry:
             except ssl.SSLCertVerificationError:
                 self._drop(scheme, netloc)
                 raise
+            except ssl.SSLError as exc:
+                self._drop(scheme, netloc)
+                if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
+                    # Not worth retrying: the other side does not speak TLS at all.
+                    raise RegistryError("%s does not speak TLS; if it is a plain-HTTP registry, name it with "
+                                        "--insecure-registry %s" % (netloc, netloc))
+                raise _Transient("%s %s: %s" % (method, netloc, exc))
             except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
                 self._drop(scheme, netloc)
                 raise _Transient("%s %s: %s" % (method, netloc, exc))

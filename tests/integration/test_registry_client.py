@@ -92,3 +92,18 @@ def test_progress_is_shown_on_a_terminal_only(ob, key, tmp_path):
         assert "pull docker.io/prom/prometheus:v3.5.0" in tty.stdout  # tqdm's bar, through the pseudo-terminal
     finally:
         reg.stop()
+
+
+def test_a_plain_http_registry_must_be_named_insecure(ob, key, tmp_path):
+    reg = start_registry(tmp_path / "r", kind="plain")
+    try:
+        (tmp_path / "m.yaml").write_text(
+            'apiVersion: offline-bundle/v1\nkind: Bundle\nmetadata: {name: p, version: "1.0.0"}\n'
+            "spec:\n  images:\n    - ref: prom/prometheus:v3.5.0\n")
+        started = time.time()
+        r = ob("build", tmp_path / "m.yaml", "--key", key, "--out", tmp_path / "o", "--mirror",
+               "docker.io=%s" % reg.host)
+        assert r.rc == 7 and "--insecure-registry %s" % reg.host in r.err
+        assert time.time() - started < 10  # refused at once, not after a round of retries
+    finally:
+        reg.stop()
