@@ -10,6 +10,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, LocalEnvironmentError, UsageError
+from installer.fsutil import file_chunks
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
 from installer.progress import Progress
@@ -40,15 +41,6 @@ class PlannedMember:
 
 def bytes_member(path: str, data: bytes) -> PlannedMember:
     return PlannedMember(path, "", len(data), hashlib.sha256(data).hexdigest(), False, data)
-
-
-def file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                return
-            yield chunk
 
 
 def hash_file(path: str) -> Tuple[str, int]:

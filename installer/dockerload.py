@@ -17,13 +17,13 @@ import urllib.parse
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .errors import DeployError
+from .fsutil import file_chunks
 from .imagecheck import blob_path
 from .meta import ImageRecord, Meta
 from .oci import config_platform, parse_manifest, platform_matches, platform_string
 from .reference import parse
 from .tarstream import BLOCK, member_header
 
-CHUNK = 1 << 20
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
              "armv6l": "arm/v6", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
 
@@ -125,12 +125,7 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
         path = os.path.join(tree, blob_path(digest))
         size = os.path.getsize(path)
         yield member_header(name, size, 0, False)
-        with open(path, "rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    break
-                yield chunk
+        yield from file_chunks(path)
         yield b"\0" * (-size % BLOCK)
     yield b"\0" * (2 * BLOCK)
 

@@ -1,6 +1,9 @@
 """Durable file operations shared by the kit, its receipts and its trust store."""
 
 import os
+from typing import Iterator
+
+CHUNK = 1 << 20
 
 
 def fsync_dir(path: str) -> None:
@@ -22,3 +25,13 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path) or ".")
+
+
+def file_chunks(path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+    """A file's bytes in 1 MiB pieces: nothing is ever read whole."""
+    with open(path, "rb") as fh:
+        while True:
+            data = fh.read(chunk)
+            if not data:
+                return
+            yield data

@@ -13,7 +13,8 @@ from typing import Iterator, List, Optional, Sequence
 
 from .errors import (BundleError, InternalError, Interrupted, LocalEnvironmentError, TrustError, UnsafeMember,
                      UsageError, VersionRefused)
-from .kit import Kit, fsync_dir, make_read_only, new_receipt_name, remove_tree, utc_now, write_atomic
+from .fsutil import fsync_dir, write_atomic
+from .kit import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
 from .meta import canonical_json
 from .paths import contained
 from .progress import Progress

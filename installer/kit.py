@@ -18,7 +18,7 @@ import time
 from typing import Dict, Iterator, List, Optional
 
 from .errors import LocalEnvironmentError
-from .fsutil import fsync_dir, write_atomic  # noqa: F401  (re-exported for install.py)
+from .fsutil import fsync_dir
 from .semver import Version
 from .sums import SUMS_NAME, bundle_id
 

@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import ContentMismatch, InvalidInput, RegistryError

@@ -6,7 +6,7 @@ whose signature we check, so nothing here may be lenient where coreutils is not.
 
 import hashlib
 import re
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, List
 
 from .errors import InvalidInput, UnsafeMember
 from .paths import c_sorted, case_duplicates, path_problem

@@ -1,14 +1,13 @@
 """Images on the build side, against the real registry: media types, platforms, layout, cache, auth, faults."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from helpers.craft import read_entries
 from helpers.faults import FaultProxy, corrupt, cut_after, redirect, status
 from helpers.images import (RandomLayer, make_image, make_index, make_shared_pair, push, put_schema1,
-                            skopeo_copy_out, skopeo_inspect_digest, umoci_stat)
+                            skopeo_inspect_digest, umoci_stat)
 from helpers.registry import Registry, start_registry
 
 PLATS3 = (("linux", "amd64"), ("linux", "arm64"), ("linux", "arm", "v7"))

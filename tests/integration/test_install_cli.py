@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import REPO, write_manifest
-from helpers.craft import Entry, get, read_entries, resign, write_archive
+from helpers.craft import Entry, get, read_entries, write_archive
 
 RESULT_SCHEMA = json.loads((REPO / "schemas" / "result.schema.json").read_text())
 

@@ -7,7 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 from conftest import REPO, run_cmd
 
 INSTALLER = REPO / "installer"
