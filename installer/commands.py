@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .errors import UsageError
 from .install import DeployOptions, install, resolve_keys
 from .kit import Kit
+from .oci import kind_of
 from .signing import load_public_key
 from .trust import TrustStore
 from .tarstream import TarReader
@@ -109,8 +110,18 @@ def text_inspect(r: dict) -> List[str]:
     lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], r["tool"]["name"], r["tool"]["version"]))
     lines.append("bundle_id %s" % r["bundle_id"])
     lines.append("bundle.json and %d payload files, %d bytes:" % (len(r["members"]), r["total_size"]))
+    blobs = [m for m in r["members"] if m["path"].startswith("images/blobs/")]
     for m in r["members"]:
-        lines.append("  %12d  %s%s" % (m["size"], m["path"], "  (executable)" if m.get("executable") else ""))
+        if not m["path"].startswith("images/blobs/"):
+            lines.append("  %12d  %s%s" % (m["size"], m["path"], "  (executable)" if m.get("executable") else ""))
+    if blobs:
+        lines.append("  %12d  images/blobs/sha256/ (%d blobs)" % (sum(m["size"] for m in blobs), len(blobs)))
+    for image in r["images"]:
+        platforms = "all platforms" if image["platforms"] == "all" else ", ".join(image["platforms"])
+        lines.append("image %s" % image["ref"])
+        lines.append("  %s  %s (%s%s; %s)" % (image["digest"], kind_of(image["media_type"]),
+                                               platforms, ", derived index" if image["derived"] else "",
+                                               "from " + image["fetched_from"]))
     for component, t in sorted(r["tenants"].items()):
         lines.append("tenant overrides for %s: %s (from %s)" % (component, t["path"], t["source"]))
     return lines

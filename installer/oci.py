@@ -98,6 +98,12 @@ def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[D
     return Descriptor.parse(doc.get("config"), where), [Descriptor.parse(layer, where) for layer in layers]
 
 
+def kind_of(media_type: str) -> str:
+    """A media type in words, for people."""
+    return {OCI_MANIFEST: "OCI manifest", OCI_INDEX: "OCI index", DOCKER_MANIFEST: "Docker manifest",
+            DOCKER_LIST: "Docker manifest list"}.get(media_type, media_type)
+
+
 def platform_string(platform: Optional[dict]) -> str:
     if not platform:
         return "unknown"
