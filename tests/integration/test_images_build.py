@@ -362,3 +362,14 @@ def test_docker_daemon_source(ob, key, tmp_path):
         assert manifest["config"]["digest"] == image_id
         missing = build(ob, tmp_path, key, [{"ref": "registry.example/none:1", "source": "docker-daemon"}], env=d.env)
         assert missing.rc == 3 and "not in the local Docker engine" in missing.json["error"]["message"]
+
+
+def test_inspect_lists_every_image_with_its_digest(ob, key, tmp_path, src):
+    reg, info = src
+    r = build(ob, tmp_path, key, ["prom/prometheus:v3.5.0", {"ref": "grafana/loki:3.5.3",
+                                                               "platforms": ["linux/amd64", "linux/arm64"]}],
+              *mirror(reg))
+    assert r.rc == 0, r
+    out = ob("inspect", r.json["result"]["archive"]).out
+    assert "image docker.io/prom/prometheus:v3.5.0\n  %s  OCI manifest (all platforms;" % info["single"].digest in out
+    assert "image docker.io/grafana/loki:3.5.3\n" in out and "OCI index (linux/amd64, linux/arm64, derived index;" in out
