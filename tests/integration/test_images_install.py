@@ -275,3 +275,20 @@ def test_step5_refuses_index_json_disagreeing_with_bundle_json(ob, bundle, key, 
     r = ob("verify", bad, "--trust", pub, "--json")
     assert r.rc == 5, r
     assert any("docker.io/evil/image:1" in p for p in r.json["error"]["problems"])
+
+
+def test_an_engine_holding_another_id_is_exit_10(ob, bundle, pub, tmp_path):
+    """Fault injection: an engine that claims the image under an ID that is not its config digest."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
+    from test_dockerload import fake_engine
+
+    archive, _ = bundle
+    sock = tmp_path / "fake.sock"
+    server = fake_engine(sock, [{"stream": "Loaded image"}], "sha256:" + "0" * 64)
+    try:
+        r = install(ob, archive, tmp_path / "kit", pub, "--docker", env={"DOCKER_HOST": "unix://%s" % sock})
+        assert r.rc == 10 and "not its config digest" in r.json["error"]["message"]
+        assert not (tmp_path / "kit" / "current" / "imgs").exists()
+    finally:
+        server.shutdown()
