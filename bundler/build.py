@@ -18,6 +18,7 @@ from installer.reference import parse_mirror
 from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums
 
 from .archive import ArchiveWriter
+from .charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
 from .images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from .keys import Signer, load_signer
 from .manifest import Manifest, load_manifest
@@ -92,15 +93,25 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], D
     return members, sorted(files, key=lambda f: f["target"].encode()), tenants
 
 
-def image_members(images: List[PulledImage], cache: BlobCache) -> List[PlannedMember]:
-    """images/: the OCI layout; every blob once, streamed from the verified cache."""
-    if not images:
-        return []
+def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[List[PulledChart]] = None
+                  ) -> List[PlannedMember]:
+    """images/: the OCI layout (every blob once, streamed from the verified cache); charts/: archives and values."""
+    charts = charts or []
+    members: List[PlannedMember] = []
+    for chart in charts:
+        members.append(PlannedMember(chart.path, cache.path(chart.tgz_digest), chart.tgz_size,
+                                     chart.tgz_digest.split(":")[1], False))
+        if chart.values is not None:
+            members.append(bytes_member(chart.values_path, chart.values))
+    if not images and not charts:
+        return members
     blobs: Dict[str, int] = {}
     for image in images:
         blobs.update(image.blobs)
-    members = [PlannedMember("images/blobs/sha256/" + d.split(":", 1)[1], cache.path(d), size, d.split(":", 1)[1], False)
-               for d, size in blobs.items()]
+    for chart in charts:
+        blobs.update(chart.blobs)
+    members += [PlannedMember("images/blobs/sha256/" + d.split(":", 1)[1], cache.path(d), size, d.split(":", 1)[1], False)
+                for d, size in blobs.items()]
     members.append(bytes_member("images/index.json", layout_index(images)))
     members.append(bytes_member("images/oci-layout", LAYOUT_FILE))
     return members
@@ -108,7 +119,7 @@ def image_members(images: List[PulledImage], cache: BlobCache) -> List[PlannedMe
 
 def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[dict],
                     tenants: Dict[str, dict], images: Optional[List[PulledImage]] = None,
-                    mirrors: Optional[List[dict]] = None) -> dict:
+                    mirrors: Optional[List[dict]] = None, charts: Optional[List[PulledChart]] = None) -> dict:
     return {
         "format": FORMAT,
         "name": manifest.name,
@@ -120,7 +131,7 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         "files": files,
         "tenants": tenants,
         "images": [i.to_json() for i in sorted(images or [], key=lambda i: str(i.ref))],
-        "charts": [],
+        "charts": [c.to_json() for c in sorted(charts or [], key=lambda c: c.name)],
         "mirrors": mirrors or [],
         "lock": {"status": "none"},
     }
@@ -148,33 +159,42 @@ class SourceOptions:
     show_progress: bool = True
 
 
-def _pull(manifest: Manifest, opts: SourceOptions) -> Tuple[List[PulledImage], BlobCache, List[dict]]:
+def _pull(manifest: Manifest, opts: SourceOptions, epoch: int
+          ) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[dict]]:
     cache = BlobCache(opts.cache_dir or default_cache_dir())
-    if not manifest.images:
-        return [], cache, []
+    if not manifest.images and not manifest.charts:
+        return [], [], cache, []
     if opts.registry_ca and not os.path.isfile(opts.registry_ca):
         raise UsageError("the CA file %s does not exist" % opts.registry_ca)
-    mirrors = [parse_mirror(m) for m in opts.mirrors]
+    registry_specs, url_mirrors = split_mirrors(opts.mirrors)
+    mirrors = [parse_mirror(m) for m in registry_specs]
     progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
     puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress)
     where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
     images = pull_images(manifest.images, where, puller)
-    used = {}
+    fetcher = ChartFetcher(cache, puller, url_mirrors, opts.registry_ca, opts.insecure, epoch)
+    chart_where = [manifest.doc.where(("spec", "charts", i)) for i in range(len(manifest.charts))]
+    charts = fetch_charts(manifest.charts, chart_where, fetcher, os.path.dirname(os.path.abspath(manifest.path)))
+    used: Dict[str, dict] = {}
     for image in images:
         if image.mirror is not None:
             used.setdefault(image.mirror.source, dict(image.mirror.to_json(), refs=[]))["refs"].append(str(image.ref))
+    for chart in charts:
+        if chart.mirror is not None:
+            used.setdefault(chart.mirror["source"], dict(chart.mirror, refs=[]))["refs"].append(
+                "chart %s %s" % (chart.name, chart.version))
     for entry in used.values():
         entry["refs"].sort()
-    return images, cache, [used[k] for k in sorted(used)]
+    return images, charts, cache, [used[k] for k in sorted(used)]
 
 
 def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     check_tenant_files(manifest.tenants)
     epoch, created = build_time(manifest)
     members, files, tenants = plan_members(manifest)
-    images, cache, mirrors = _pull(manifest, opts or SourceOptions())
-    members = sorted(members + image_members(images, cache), key=lambda m: m.path.encode())
-    meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants, images, mirrors))
+    images, charts, cache, mirrors = _pull(manifest, opts or SourceOptions(), epoch)
+    members = sorted(members + image_members(images, cache, charts), key=lambda m: m.path.encode())
+    meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants, images, mirrors, charts))
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     return _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)

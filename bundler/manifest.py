@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 
 from installer.errors import InvalidInput, UsageError
 from installer.paths import case_duplicates, is_reserved, path_problem
+from installer.reference import parse as parse_ref
 
 from .schemas import problems as schema_problems
 from .yamlsrc import Located, load_yaml
@@ -76,10 +77,20 @@ def load_manifest(path: str) -> Manifest:
         raise InvalidInput("the manifest %s is not valid" % path, problems)
 
     meta, spec = data["metadata"], data["spec"]
-    if spec.get("charts"):
-        raise InvalidInput("the manifest %s uses spec.charts, which this version cannot build yet (not supported yet)"
-                           % path, ["%s: not supported yet" % doc.where(("spec", "charts"))])
     base = os.path.dirname(os.path.abspath(path))
+    for i, chart in enumerate(spec.get("charts", [])):
+        if chart.get("values"):
+            problems += _resolve_source(base, chart["values"], doc, ("spec", "charts", i, "values"))[1]
+        for j, image in enumerate(chart.get("images", [])):
+            try:
+                parse_ref(image["ref"])
+            except InvalidInput as exc:
+                problems.append("%s: %s" % (doc.where(("spec", "charts", i, "images", j, "ref")), exc.message))
+    for i, image in enumerate(spec.get("images", [])):
+        try:
+            parse_ref(image["ref"])
+        except InvalidInput as exc:
+            problems.append("%s: %s" % (doc.where(("spec", "images", i, "ref")), exc.message))
     files: List[FileEntry] = []
     for i, item in enumerate(spec.get("files", [])):
         where = ("spec", "files", i)

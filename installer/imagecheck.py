@@ -22,12 +22,14 @@ def blob_path(digest: str) -> str:
 
 
 class ImageGraph:
-    def __init__(self, meta: Meta) -> None:
+    def __init__(self, meta: Meta, sums: Optional[Dict[str, str]] = None) -> None:
         self.meta = meta
+        self.sums = sums or {}
         self.manifest_digests = set()
         for image in meta.images:
             self.manifest_digests.add(image.digest)
             self.manifest_digests.update(m["digest"] for m in image.manifests)
+        self.manifest_digests.update(c.oci_digest for c in meta.charts)
         self.captured: Dict[str, bytes] = {}
 
     def wants(self, path: str) -> bool:
@@ -44,7 +46,7 @@ class ImageGraph:
     def check(self) -> None:
         members = self.meta.members
         has_layout = any(p.startswith("images/") for p in members)
-        if not self.meta.images:
+        if not self.meta.images and not self.meta.charts:
             if has_layout:
                 raise ContentMismatch("the bundle carries images/ but bundle.json lists no images")
             return
@@ -68,6 +70,17 @@ class ImageGraph:
             for m in image.manifests:
                 if blob_path(m["digest"]) not in members:
                     problems.append("%s: manifest %s is missing" % (image.ref, m["digest"]))
+        for chart in self.meta.charts:
+            what = "chart %s %s" % (chart.name, chart.version)
+            problems += self._closure(chart.oci_digest, chart.oci_size, chart.oci_media_type, what)
+            if chart.path not in members:
+                problems.append("%s: %s is missing" % (what, chart.path))
+            elif self.sums.get(chart.path) != chart.sha256:
+                problems.append("%s: %s is not the archive bundle.json names" % (what, chart.path))
+            elif blob_path("sha256:" + chart.sha256) not in members:
+                problems.append("%s: its OCI artifact does not carry %s" % (what, chart.path))
+            if chart.values and chart.values not in members:
+                problems.append("%s: %s is missing" % (what, chart.values))
         if problems:
             raise ContentMismatch("bundle.json and the image layout disagree", sorted(set(problems)))
 

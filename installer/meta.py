@@ -7,7 +7,7 @@ field by field here with the standard library: the installer carries no schema e
 import datetime
 import json
 import re
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import InvalidInput
 from .paths import c_sorted, path_problem
@@ -22,7 +22,7 @@ MAX_META_BYTES = 64 * 1024 * 1024
 class Meta:
     """The fields the installer relies on; ``raw`` keeps the whole document for reports."""
 
-    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "raw")
+    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "charts", "raw")
 
     def __init__(self, raw: Dict[str, Any]) -> None:
         self.raw = raw
@@ -34,6 +34,25 @@ class Meta:
         self.executable = frozenset(m["path"] for m in raw["members"] if m.get("executable"))
         self.total_size: int = raw["total_size"]
         self.images = [ImageRecord(i) for i in raw["images"]]
+        self.charts = [ChartRecord(c) for c in raw["charts"]]
+
+
+class ChartRecord:
+    """One entry of bundle.json's charts, already checked by _check_chart."""
+
+    __slots__ = ("name", "version", "path", "sha256", "oci_digest", "oci_media_type", "oci_size", "values", "images", "raw")
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        self.name: str = raw["name"]
+        self.version: str = raw["version"]
+        self.path: str = raw["path"]
+        self.sha256: str = raw["sha256"]
+        self.oci_digest: str = raw["oci"]["digest"]
+        self.oci_media_type: str = raw["oci"]["media_type"]
+        self.oci_size: int = raw["oci"]["size"]
+        self.values: Optional[str] = raw.get("values")
+        self.images = raw.get("images") or []
 
 
 class ImageRecord:
@@ -125,7 +144,47 @@ def parse_meta(data: bytes) -> Meta:
         if image["ref"] in refs:
             raise _fail("images lists %s twice" % image["ref"])
         refs.add(image["ref"])
+    names = set()
+    for i, chart in enumerate(raw["charts"]):
+        _check_chart(chart, "charts[%d]." % i, raw)
+        if chart["name"] in names:
+            raise _fail("charts lists %s twice" % chart["name"])
+        names.add(chart["name"])
     return Meta(raw)
+
+
+def _check_chart(chart: Any, where: str, raw: Dict[str, Any]) -> None:
+    from .reference import DIGEST_RE
+
+    if not isinstance(chart, dict):
+        raise _fail(where[:-1] + " is not an object")
+    name = _want(chart, "name", str, where)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", name):
+        raise _fail(where + "name %r is not a chart name" % name)
+    version = _want(chart, "version", str, where)
+    if not is_semver(version):
+        raise _fail(where + "version %r is not SemVer" % version)
+    if _want(chart, "path", str, where) != "charts/%s-%s.tgz" % (name, version):
+        raise _fail(where + "path is not charts/<name>-<version>.tgz")
+    if not re.fullmatch(r"[0-9a-f]{64}", _want(chart, "sha256", str, where)):
+        raise _fail(where + "sha256 is not 64 hex digits")
+    oci = _want(chart, "oci", dict, where)
+    if not DIGEST_RE.fullmatch(_want(oci, "digest", str, where + "oci.")):
+        raise _fail(where + "oci.digest is not sha256:<64 hex>")
+    _want(oci, "media_type", str, where + "oci.")
+    _want(oci, "size", int, where + "oci.")
+    values = chart.get("values")
+    if values is not None and values != "charts/%s-%s.values.json" % (name, version):
+        raise _fail(where + "values is not charts/<name>-<version>.values.json")
+    for j, image in enumerate(_want(chart, "images", list, where)):
+        iw = "%simages[%d]." % (where, j)
+        if not isinstance(image, dict):
+            raise _fail(iw[:-1] + " is not an object")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", _want(image, "values", str, iw)):
+            raise _fail(iw + "values is not a dotted path")
+        _want(image, "ref", str, iw)
+        if image.get("style", "repository-tag") not in ("repository-tag", "registry-repository-tag", "image"):
+            raise _fail(iw + "style is not repository-tag, registry-repository-tag or image")
 
 
 def _check_image(image: Any, where: str) -> None:

@@ -140,7 +140,7 @@ def _hashing(chunks: Iterator[bytes], h, counter: List[int], keep: Optional[list
 def read_payload(reader: TarReader, v: Verified, sink) -> None:
     """Step (4) for every member after the head, then step (5)."""
     meta = v.meta
-    graph = ImageGraph(meta)
+    graph = ImageGraph(meta, v.sums_entries)
     seen = {SUMS_NAME, SIG_NAME, META_NAME}
     seen_lower = {s.lower() for s in seen}
     previous = b""
