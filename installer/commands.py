@@ -151,6 +151,7 @@ def text_install(r: dict) -> List[str]:
                                                              d["blobs_mounted"], d["blobs_present"], d["manifests_pushed"],
                                                              d["tags_moved"], d["tags_current"]))
         lines += ["  %s" % t for t in d["images"]]
+        lines += ["  helm pull %s" % c for c in d.get("charts", [])]
     dk = r.get("docker") or {}
     if dk:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))

@@ -221,8 +221,8 @@ class Installer:
         if not (self.deploy.registry or self.deploy.docker):
             self.receipt.phase(3, "skipped", "no --registry or --docker given")
             return None
-        if not meta.images:
-            self.receipt.phase(3, "skipped", "the bundle has no images")
+        if not meta.images and not meta.charts:
+            self.receipt.phase(3, "skipped", "the bundle has no images or charts")
             return None
         details = []
         pusher = None
@@ -235,7 +235,7 @@ class Installer:
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
                               report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
-        if self.deploy.docker:
+        if self.deploy.docker and meta.images:
             loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
                                 progress_factory=self._progress)
             self.docker_report = loader.load_all()

@@ -64,9 +64,15 @@ class SitePush:
         self.repos = self._repositories()
         self.report = {"site": site, "blobs_pushed": 0, "blobs_mounted": 0, "blobs_present": 0,
                        "manifests_pushed": 0, "manifests_present": 0, "tags_moved": 0, "tags_current": 0,
-                       "bytes_pushed": 0, "images": [self.target(i) for i in meta.images]}
+                       "bytes_pushed": 0, "images": [self.target(i) for i in meta.images],
+                       "charts": ["oci://%s/%s --version %s" % (self.host, self.chart_repo(c), c.version)
+                                  for c in meta.charts]}
         self._lock = threading.Lock()
         self._placed: Dict[str, str] = {}  # digest -> a repository on the site that holds it
+
+    def chart_repo(self, chart) -> str:
+        """Charts land as SITE[/PREFIX]/charts/<name>, so `helm pull oci://SITE[/PREFIX]/charts/<name>` works."""
+        return "/".join(p for p in (self.prefix, "charts", chart.name) if p)
 
     def _repositories(self) -> Dict[str, str]:
         out: Dict[str, str] = {}
@@ -116,6 +122,13 @@ class SitePush:
                     blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
                 manifests.setdefault((repo, leaf.digest), leaf)
             manifests.setdefault((repo, top.digest), top)  # after its children: dict order is insertion order
+        for chart in self.meta.charts:
+            repo = self.chart_repo(chart)
+            top = _Item(repo, chart.oci_digest, chart.oci_size, chart.oci_media_type, blob_path(chart.oci_digest))
+            cfg, layers = parse_manifest(self._read(chart.oci_digest), chart.oci_media_type, "chart " + chart.name)
+            for b in [cfg] + layers:
+                blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
+            manifests.setdefault((repo, top.digest), top)
         return list(blobs.values()), list(manifests.values())
 
     def push_content(self) -> dict:
@@ -169,14 +182,13 @@ class SitePush:
 
     def move_tags(self) -> dict:
         """Phase 6: point each tag at its digest (only where it points elsewhere)."""
-        for image in self.meta.images:
-            ref = parse(image.ref)
-            if not ref.tag:
-                continue
-            repo = self.repos[image.ref]
-            if self.registry.head_manifest(repo, ref.tag, ["repository:%s:pull,push" % repo]) == image.digest:
+        tags = [(self.repos[i.ref], parse(i.ref).tag, i.digest, i.media_type) for i in self.meta.images if parse(i.ref).tag]
+        # Helm's OCI tags are the chart version, with '+' (not allowed in tags) written as '_'.
+        tags += [(self.chart_repo(c), c.version.replace("+", "_"), c.oci_digest, c.oci_media_type) for c in self.meta.charts]
+        for repo, tag, digest, media_type in tags:
+            if self.registry.head_manifest(repo, tag, ["repository:%s:pull,push" % repo]) == digest:
                 self.report["tags_current"] += 1
                 continue
-            self.registry.put_manifest(repo, ref.tag, self._read(image.digest), image.media_type)
+            self.registry.put_manifest(repo, tag, self._read(digest), media_type)
             self.report["tags_moved"] += 1
         return self.report
