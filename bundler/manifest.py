@@ -78,19 +78,24 @@ def load_manifest(path: str) -> Manifest:
 
     meta, spec = data["metadata"], data["spec"]
     base = os.path.dirname(os.path.abspath(path))
+    bundled = set()
+    for i, image in enumerate(spec.get("images", [])):
+        try:
+            bundled.add(str(parse_ref(image["ref"])))
+        except InvalidInput as exc:
+            problems.append("%s: %s" % (doc.where(("spec", "images", i, "ref")), exc.message))
     for i, chart in enumerate(spec.get("charts", [])):
         if chart.get("values"):
             problems += _resolve_source(base, chart["values"], doc, ("spec", "charts", i, "values"))[1]
         for j, image in enumerate(chart.get("images", [])):
+            where = doc.where(("spec", "charts", i, "images", j, "ref"))
             try:
-                parse_ref(image["ref"])
+                ref = str(parse_ref(image["ref"]))
             except InvalidInput as exc:
-                problems.append("%s: %s" % (doc.where(("spec", "charts", i, "images", j, "ref")), exc.message))
-    for i, image in enumerate(spec.get("images", [])):
-        try:
-            parse_ref(image["ref"])
-        except InvalidInput as exc:
-            problems.append("%s: %s" % (doc.where(("spec", "images", i, "ref")), exc.message))
+                problems.append("%s: %s" % (where, exc.message))
+                continue
+            if ref not in bundled:
+                problems.append("%s: %s is not listed in spec.images, so the site would not have it" % (where, ref))
     files: List[FileEntry] = []
     for i, item in enumerate(spec.get("files", [])):
         where = ("spec", "files", i)

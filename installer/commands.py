@@ -152,6 +152,12 @@ def text_install(r: dict) -> List[str]:
                                                              d["tags_moved"], d["tags_current"]))
         lines += ["  %s" % t for t in d["images"]]
         lines += ["  helm pull %s" % c for c in d.get("charts", [])]
+    out = r.get("outputs") or {}
+    if out:
+        lines.append("deploy outputs in %s:" % os.path.join(r["kit"], out["folder"]))
+        lines += ["  %s" % f for f in out["files"]]
+        lines.append("to deploy:")
+        lines += ["  %s" % c for c in out["commands"]]
     dk = r.get("docker") or {}
     if dk:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
@@ -183,8 +189,21 @@ def run_status(kit: str, signer: Optional[str] = None, **_) -> dict:
         if signer and not versions:
             continue
         last = receipts[-1] if receipts else None
+        deploy_root = os.path.join(k.deploy, name)
+        outputs = []
+        for version in k.versions(name):
+            folder = os.path.join(deploy_root, version)
+            if os.path.isdir(folder):
+                for site in sorted(os.listdir(folder)):
+                    if ".tmp-" in site or ".old-" in site:
+                        continue
+                    files = sorted(os.path.relpath(os.path.join(d, f), os.path.join(folder, site))
+                                   for d, _, fs in os.walk(os.path.join(folder, site)) for f in fs)
+                    outputs.append({"version": version, "site": site, "folder": os.path.relpath(os.path.join(folder, site), k.root),
+                                    "files": files})
         bundles.append({
             "name": name, "current": current, "highest_current": k.highest_current(name), "versions": versions,
+            "outputs": outputs,
             "last": {"outcome": last.get("outcome"), "version": last.get("version"), "finished": last.get("finished"),
                      "error": (last.get("error") or {}).get("message"),
                      "phases": [{"phase": p["phase"], "name": p["name"], "status": p["status"]} for p in last.get("phases", [])]}
@@ -203,6 +222,8 @@ def text_status(r: dict) -> List[str]:
             lines.append("  %s %-16s bundle_id %s  signer %s%s" % (
                 "*" if v["current"] else " ", v["version"], (v["bundle_id"] or "?")[:16], _short(v["signer"]),
                 "  installed %s" % v["installed_at"] if v["installed_at"] else ""))
+        for o in b.get("outputs", []):
+            lines.append("  outputs for %s, site %s: %s (%d files)" % (o["version"], o["site"], o["folder"], len(o["files"])))
         last = b["last"]
         if last:
             lines.append("  last install: %s %s at %s%s" % (last["outcome"], last["version"], last["finished"],

@@ -20,6 +20,7 @@ from .paths import contained
 from .progress import Progress
 from .dockerload import DockerLoad
 from .push import SitePush, parse_site
+from .render import render
 from .semver import Version
 from .trust import TrustedKey, TrustStore, load_trust_paths
 from .verify import Verified, verify_file
@@ -118,6 +119,7 @@ class Installer:
             raise UsageError("--allow-downgrade needs --reason TEXT saying why")
         self.deploy = deploy or DeployOptions()
         self.docker_report: dict = {}
+        self.rendered: dict = {}
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
@@ -195,7 +197,7 @@ class Installer:
             self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
         tree = self.kit.version_dir(meta.name, meta.version)
         pusher = self._phase3(tree, meta)
-        self.receipt.phase(4, "skipped", "no site outputs to render")
+        self.rendered = self._phase4(tree, meta)
         previous = self.kit.current_version(meta.name)
         if previous != meta.version:
             self.kit.switch_current(meta.name, meta.version)
@@ -206,7 +208,7 @@ class Installer:
         outcome = "already-installed" if self.already_installed else "installed"
         self.receipt.finish(outcome)
         result = v.summary()
-        result.update(deploy=deploy, docker=self.docker_report)
+        result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
@@ -244,6 +246,18 @@ class Installer:
                            % (len(self.docker_report["images"]), self.docker_report["platform"]))
         self.receipt.phase(3, "done", "; ".join(details))
         return pusher
+
+    def _phase4(self, tree: str, meta) -> dict:
+        """Render the site outputs (compose files, chart values, commands) for the site of this run."""
+        has_outputs = meta.charts or any(p.startswith("compose/") for p in meta.members)
+        if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
+            self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render")
+            return {}
+        host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
+        out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host)
+        self.receipt.doc["deploy_outputs"] = out
+        self.receipt.phase(4, "done", "%s: %d files" % (out["folder"], len(out["files"])))
+        return out
 
     def _phase6(self, pusher) -> dict:
         """Move registry tags last; a failure here leaves the version current and the deploy incomplete."""
