@@ -19,6 +19,7 @@ from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sum
 
 from .archive import ArchiveWriter
 from .charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
+from .helmcheck import check_charts
 from .images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from .keys import Signer, load_signer
 from .manifest import Manifest, load_manifest
@@ -147,6 +148,7 @@ class _Staged:
         self.meta_bytes = meta_bytes
         self.sums = sums
         self.members = members
+        self.helm_check: Dict[str, str] = {}
 
 
 @dataclass
@@ -193,11 +195,14 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     epoch, created = build_time(manifest)
     members, files, tenants = plan_members(manifest)
     images, charts, cache, mirrors = _pull(manifest, opts or SourceOptions(), epoch)
+    helm_check = check_charts(charts, images, cache)
     members = sorted(members + image_members(images, cache, charts), key=lambda m: m.path.encode())
     meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants, images, mirrors, charts))
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
-    return _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
+    staged = _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
+    staged.helm_check = helm_check
+    return staged
 
 
 def _write_archive(staged: _Staged, signature: bytes, final_path: str) -> str:
@@ -270,6 +275,8 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
         "files": len(staged.members) + 1,
         "total_size": sum(m.size for m in staged.members),
         "images": len(json.loads(staged.meta_bytes)["images"]),
+        "charts": len(json.loads(staged.meta_bytes)["charts"]),
+        "helm_check": staged.helm_check,
     }
 
 

@@ -44,8 +44,10 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
 
 
 def text_build(r: dict) -> List[str]:
-    return ["built %s %s: %d files (%d images), %d bytes, signed by %s" % (
-                r["name"], r["version"], r["files"], r["images"], r["total_size"], r["signer"]),
+    checks = ["chart %s: %s" % (name, "rendered with helm; every container image is in the bundle" if state == "ok" else
+                                "image check %s" % state) for name, state in sorted(r.get("helm_check", {}).items())]
+    return ["built %s %s: %d files (%d images, %d charts), %d bytes, signed by %s" % (
+                r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], r["signer"])] + checks + [
             "bundle_id %s" % r["bundle_id"],
             "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"])]
 
