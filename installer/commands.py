@@ -231,6 +231,21 @@ def text_status(r: dict) -> List[str]:
     return lines
 
 
+# --- tls --------------------------------------------------------------------------------------
+def run_tls(out: str, force: bool = False, **_) -> dict:
+    from .devtls import generate
+
+    return generate(out, force=force)
+
+
+def text_tls(r: dict) -> List[str]:
+    lines = ["wrote development TLS material into %s (%s; keys 0600):" % (r["out_dir"], r["backend"])]
+    for name, cert in r["certificates"].items():
+        lines.append("  %-15s %s  until %s" % (name, cert["fingerprint"][:23], cert["not_after"]))
+    lines.append("for development and staging only; see docs/TLS.md to use your own PKI")
+    return lines
+
+
 # --- trust --------------------------------------------------------------------------------
 def _kit_store(kit: str) -> TrustStore:
     k = Kit(kit)
@@ -287,6 +302,10 @@ COMMANDS = [
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],
             run_status, text_status),
+    Command("tls", "write development TLS material for the stack (a CA, server and client certificates)",
+            [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
+             Opt("--force", help="replace files that already exist")],
+            run_tls, text_tls),
     Command("trust add", "trust a public key for this kit",
             [Opt("file", metavar="FILE"), KIT_OPT,
              Opt("--names", metavar="GLOB", multiple=True, help="bundle names this key may sign (default: all)"),

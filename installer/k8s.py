@@ -32,7 +32,7 @@ import os
 import re
 import secrets as _random
 import stat
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .errors import InvalidInput, LocalEnvironmentError
 from .fsutil import fsync_dir
@@ -301,7 +301,7 @@ def write_manifests(deploy_dir: str, secrets_dir: str, configmaps: Sequence[dict
             got = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
             raise InvalidInput("expected a %s object here, got %s; Secrets go only in the secrets list" % (kind, got))
         _check_name((obj.get("metadata") or {}).get("name"), kind, label=(kind == "Namespace"))
-    if secrets and (_inside(secrets_dir, deploy_dir) or _inside(deploy_dir, secrets_dir)):
+    if _inside(secrets_dir, deploy_dir) or _inside(deploy_dir, secrets_dir):
         raise LocalEnvironmentError("the secrets folder %s and the deploy folder %s must be apart"
                                     % (secrets_dir, deploy_dir))
 

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # OFFLINE_BUNDLE_CLI: run the demo with an offline-bundle already installed (the test suite does).
 if [ -z "${OFFLINE_BUNDLE_CLI:-}" ]; then scripts/setup.sh; fi
+export PATH="$PWD/.tools/bin:$PATH"   # helm, for the build's chart check and for the demo's own checks
 OB=${OFFLINE_BUNDLE_CLI:-$PWD/.venv/bin/offline-bundle}
 DEMO=${DEMO_DIR:-$PWD/demo}
 rm -rf "$DEMO"; mkdir -p "$DEMO"
@@ -13,7 +14,8 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1795651200}   # 2026-11-26T00:00:0
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "stand-ins: one local registry plays docker.io, another plays the air-gapped site registry"
+step "stand-ins: a local registry plays docker.io, a local chart server plays the chart repositories,
+   and a second registry plays the air-gapped site"
 PY=$(dirname "$OB")/python
 "$PY" scripts/standin.py "$DEMO/standin" manifests/telemetry-storage.yaml &
 STANDIN=$!
@@ -25,9 +27,11 @@ echo "docker.io stand-in: $SOURCE    air-gapped site registry: $SITE"
 step "keygen: an Ed25519 signing key (private key 0600)"
 "$OB" keygen --out "$DEMO/keys"
 
-step "build: manifests/telemetry-storage.yaml -> one signed archive (images through the docker.io stand-in)"
+step "build: manifests/telemetry-storage.yaml -> one signed archive (images and charts through the stand-ins)"
+echo "offline-bundle build manifests/telemetry-storage.yaml --key ... $BUILD_ARGS"
+# shellcheck disable=SC2086  # BUILD_ARGS holds the --mirror/--insecure-registry options, one word each
 ARCHIVE=$("$OB" build manifests/telemetry-storage.yaml --key "$DEMO/keys/bundle.key" --out "$DEMO/out" \
-    --cache "$DEMO/cache" --mirror "docker.io=$SOURCE" --insecure-registry "$SOURCE" | tail -n 1)
+    --cache "$DEMO/cache" $BUILD_ARGS | tee /dev/stderr | tail -n 1)
 ls -l "$DEMO/out"
 
 step "verify: signature, every checksum, structure"

@@ -142,11 +142,14 @@ def standin(tmp_path_factory):
 
     Returns the extra build arguments that fetch docker.io through it.
     """
-    from helpers.registry import start_registry
-    from helpers.standin import manifest_refs, seed
+    from helpers.registry import start_registry, stop_process
+    from helpers.standin import manifest_charts, manifest_refs, seed, serve_charts
 
     base = tmp_path_factory.mktemp("standin")
+    default = REPO / "manifests" / "telemetry-storage.yaml"
     reg = start_registry(base / "reg", kind="plain")
-    seed(reg, base / "layout", manifest_refs(REPO / "manifests" / "telemetry-storage.yaml"))
-    yield ["--mirror", "docker.io=%s" % reg.host, "--insecure-registry", reg.host]
+    seed(reg, base / "layout", manifest_refs(default))
+    charts, chart_args = serve_charts(base / "charts", manifest_charts(default), base / "helm-home")
+    yield ["--mirror", "docker.io=%s" % reg.host, "--insecure-registry", reg.host] + chart_args
+    stop_process(charts)
     reg.stop()

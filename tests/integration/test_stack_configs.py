@@ -203,7 +203,16 @@ def test_manifest_has_the_expected_shape():
     assert manifest["kind"] == "Bundle"
     assert manifest["metadata"] == {"name": "telemetry-storage", "version": "2026.11.0",
                                     "created": "2026-11-26T00:00:00Z"}
-    assert set(manifest["spec"]) == {"files", "images", "tenants"}  # charts come later
+    assert set(manifest["spec"]) == {"charts", "files", "images", "tenants"}
+    charts = {c["name"]: c for c in manifest["spec"]["charts"]}
+    assert set(charts) == {"prometheus", "loki", "tempo"}
+    assert charts["prometheus"]["repo"] == "https://prometheus-community.github.io/helm-charts"
+    assert charts["loki"]["repo"] == charts["tempo"]["repo"] == "https://grafana.github.io/helm-charts"
+    # every chart takes its image from the bundle, and its values file exists and parses
+    bundled = {i["ref"] for i in manifest["spec"]["images"]}
+    for chart in charts.values():
+        assert chart["images"] and all(i["ref"] in bundled for i in chart["images"])
+        assert isinstance(_load(MANIFEST.parent / chart["values"]), dict)
     # the bundle carries exactly the images the compose files run
     compose_images = set()
     for name in COMPOSE_FILES:
@@ -238,6 +247,7 @@ def test_every_file_named_in_the_manifest_exists():
 def test_every_shipped_stack_file_is_in_the_manifest():
     shipped = {p.resolve() for p in STACK.rglob("*") if p.is_file()}
     listed = {p.resolve() for p in _kit_files().values()}
+    listed |= {(MANIFEST.parent / c["values"]).resolve() for c in _manifest()["spec"]["charts"]}
     assert shipped == listed
 
 
