@@ -131,8 +131,10 @@ def text_inspect(r: dict) -> List[str]:
 def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                 reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False,
                 registry: Optional[str] = None, registry_ca: Optional[str] = None, insecure_registry=(),
-                strip_source_host: bool = False, docker: bool = False, platform: Optional[str] = None, **_) -> dict:
-    deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform)
+                strip_source_host: bool = False, docker: bool = False, platform: Optional[str] = None,
+                dev_tls: bool = False, **_) -> dict:
+    deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform,
+                           dev_tls)
     return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
@@ -158,6 +160,7 @@ def text_install(r: dict) -> List[str]:
         lines += ["  %s" % f for f in out["files"]]
         lines.append("to deploy:")
         lines += ["  %s" % c for c in out["commands"]]
+        lines += ["  (not written: %s)" % s for s in out.get("kubernetes_skipped", [])]
     dk = r.get("docker") or {}
     if dk:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
@@ -297,7 +300,8 @@ COMMANDS = [
                  help="allow plain HTTP or unverified TLS to HOST[:PORT]"),
              Opt("--strip-source-host", help="drop the source host from site repository names (refused on collisions)"),
              Opt("--docker", help="load the images into the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"),
-             Opt("--platform", metavar="P", help="the platform to load with --docker (default: this host's)")],
+             Opt("--platform", metavar="P", help="the platform to load with --docker (default: this host's)"),
+             Opt("--dev-tls", help="create development TLS material in KIT/secrets/tls if none is there")],
             run_install, text_install),
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],

@@ -100,7 +100,8 @@ class DeployOptions:
 
     def __init__(self, registry: Optional[str] = None, registry_ca: Optional[str] = None,
                  insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
-                 platform: Optional[str] = None) -> None:
+                 platform: Optional[str] = None, dev_tls: bool = False) -> None:
+        self.dev_tls = dev_tls
         self.registry = registry
         self.registry_ca = registry_ca
         self.insecure = tuple(insecure)
@@ -120,6 +121,7 @@ class Installer:
         self.deploy = deploy or DeployOptions()
         self.docker_report: dict = {}
         self.rendered: dict = {}
+        self.k8s_skipped: list = []
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
@@ -247,6 +249,23 @@ class Installer:
         self.receipt.phase(3, "done", "; ".join(details))
         return pusher
 
+    def _tls(self) -> dict:
+        """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls."""
+        from .devtls import existing_files, file_names, generate
+
+        folder = os.path.join(self.kit.secrets, "tls")
+        core = [os.path.join(folder, n) for n in ("ca.crt", "tls.crt", "tls.key")]
+        if all(os.path.isfile(p) for p in core):
+            return {"folder": folder, "source": "existing"}
+        if not self.deploy.dev_tls:
+            return {"folder": folder, "source": "missing"}
+        present = existing_files(folder)
+        if present:
+            raise UsageError("%s holds only part of a TLS set (%s); complete it with ca.crt, tls.crt and tls.key "
+                             "or empty it for --dev-tls" % (folder, ", ".join(os.path.basename(p) for p in present)))
+        generate(folder)
+        return {"folder": folder, "source": "generated", "files": file_names()}
+
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
         has_outputs = meta.charts or any(p.startswith("compose/") for p in meta.members)
@@ -254,10 +273,45 @@ class Installer:
             self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render")
             return {}
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
-        out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host)
+        tls = self._tls()
+        tls_dir = tls["folder"] if tls["source"] != "missing" else None
+        out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
+                     extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final), tls_dir=tls_dir)
+        out["tls"] = tls["source"]
+        out["kubernetes_skipped"] = self.k8s_skipped
         self.receipt.doc["deploy_outputs"] = out
         self.receipt.phase(4, "done", "%s: %d files" % (out["folder"], len(out["files"])))
         return out
+
+    def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
+        """The seed's `kubectl create` objects: namespace and tenant ConfigMaps in deploy/, Secrets in secrets/."""
+        from . import k8s
+
+        if not meta.raw.get("tenants"):
+            return [], []
+
+        def read(path: str) -> bytes:
+            with open(path, "rb") as fh:
+                return fh.read()
+        tenants = {c: read(os.path.join(tree, t["path"])) for c, t in sorted(meta.raw["tenants"].items())}
+        scrape = "config/prometheus-additional.yaml"
+        tls = None
+        if tls_dir:
+            tls = {n: read(os.path.join(tls_dir, n)) for n in ("tls.crt", "tls.key", "ca.crt")}
+        token_path = os.path.join(self.kit.secrets, "token", "token")
+        token = read(token_path) if os.path.isfile(token_path) else None
+        configmaps, secrets, skipped = k8s.seed_objects(
+            tenants, read(os.path.join(tree, scrape)) if scrape in meta.members else None, tls, token)
+        site = os.path.basename(final)
+        secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
+        k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,
+                            k8s.namespace("observability"))
+        self.k8s_skipped = [s + (" — put it in %s and install again" % token_path if "token" in s else "") for s in skipped]
+        files = sorted("kubernetes/" + n for n in os.listdir(os.path.join(tmp, "kubernetes")))
+        commands = ["kubectl apply -f %s" % os.path.join(final, "kubernetes")]
+        if secrets:
+            commands.append("kubectl apply -f %s" % secrets_dir)
+        return files, commands
 
     def _phase6(self, pusher) -> dict:
         """Move registry tags last; a failure here leaves the version current and the deploy incomplete."""

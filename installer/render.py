@@ -107,7 +107,7 @@ def site_name(registry: Optional[str]) -> str:
 
 
 def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
-           strip: bool, extra: Optional[callable] = None) -> dict:
+           strip: bool, extra: Optional[callable] = None, tls_dir: Optional[str] = None) -> dict:
     """Write the site outputs; returns what was written (paths relative to the kit)."""
     site = site_name(registry)
     refs = SiteRefs(meta, prefix_host, prefix, strip)
@@ -136,8 +136,10 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
                   if registry else os.path.join(version_dir, chart.path))
         commands.append("helm upgrade --install %s %s --namespace observability --create-namespace -f %s"
                         % (chart.name, source, os.path.join(final, out)))
+    env = "TELEMETRY_TLS_DIR=%s TELEMETRY_TOKEN_DIR=%s " % (
+        tls_dir or os.path.join(kit.secrets, "tls"), os.path.join(kit.secrets, "token"))
     for path in compose:
-        commands.append("docker compose -f %s up -d" % os.path.join(final, path))
+        commands.append("%sdocker compose -f %s up -d" % (env, os.path.join(final, path)))
     if extra is not None:
         more_files, more_commands = extra(tmp, final)
         written += more_files
