@@ -299,7 +299,12 @@ class Installer:
         if tls_dir:
             tls = {n: read(os.path.join(tls_dir, n)) for n in ("tls.crt", "tls.key", "ca.crt")}
         token_path = os.path.join(self.kit.secrets, "token", "token")
-        token = read(token_path) if os.path.isfile(token_path) else None
+        token = None
+        if os.path.isfile(token_path):
+            # KIT/secrets is 0700 with 0600 files: an operator's copy is brought in line when used.
+            os.chmod(os.path.dirname(token_path), 0o700)
+            os.chmod(token_path, 0o600)
+            token = read(token_path)
         configmaps, secrets, skipped = k8s.seed_objects(
             tenants, read(os.path.join(tree, scrape)) if scrape in meta.members else None, tls, token)
         site = os.path.basename(final)

@@ -1,0 +1,157 @@
+"""Phase 4 on the default bundle: compose files, chart values, Kubernetes objects, dev TLS, secrets, status."""
+
+import base64
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from helpers.charts import helm
+from helpers.images import skopeo_inspect_digest
+from helpers.registry import start_registry
+
+
+@pytest.fixture(scope="module")
+def default_bundle(ob, keydir, standin, tmp_path_factory):
+    out = tmp_path_factory.mktemp("default")
+    r = ob("build", REPO / "manifests" / "telemetry-storage.yaml", "--key", keydir / "ed" / "bundle.key",
+           "--out", out, "--cache", out / "cache", "--json", *standin)
+    assert r.rc == 0, r
+    assert all(v == "ok" for v in r.json["result"]["helm_check"].values()), r.json["result"]["helm_check"]
+    return Path(r.json["result"]["archive"])
+
+
+@pytest.fixture
+def site(tmp_path):
+    reg = start_registry(tmp_path / "site", kind="plain")
+    yield reg
+    reg.stop()
+
+
+def install(ob, archive, kit, pub, site, *extra):
+    r = ob("install", archive, "--kit", kit, "--trust", pub, "--registry", site.host + "/corp",
+           "--insecure-registry", site.host, "--json", *extra)
+    assert r.rc == 0, r
+    return r
+
+
+def test_compose_files_point_at_the_site_by_digest_and_parse(ob, default_bundle, pub, tmp_path, site):
+    kit = tmp_path / "kit"
+    r = install(ob, default_bundle, kit, pub, site, "--dev-tls")
+    out = kit / r.json["result"]["outputs"]["folder"]
+    meta = json.loads((kit / "current" / "telemetry-storage" / "bundle.json").read_text())
+    digests = {i["repository"]: i["digest"] for i in meta["images"]}
+    version_dir = os.path.realpath(kit / "current" / "telemetry-storage")
+    seen = set()
+    for compose in sorted((out / "compose").iterdir()):
+        doc = yaml.safe_load(compose.read_text())
+        for name, service in doc["services"].items():
+            image = service["image"]
+            repo, digest = image.split("@")
+            assert repo.startswith(site.host + "/corp/docker.io/") and digest.startswith("sha256:")
+            source = "docker.io/" + repo.split("/docker.io/", 1)[1]
+            assert digests[source] == digest
+            assert skopeo_inspect_digest("%s@%s" % (repo.split("/", 1)[1], digest), site) == digest  # on the site
+            seen.add(source)
+            for volume in service.get("volumes", []):
+                if isinstance(volume, str) and volume.startswith("/"):
+                    host_path = volume.split(":", 1)[0]
+                    if host_path.startswith(version_dir):
+                        assert os.path.exists(host_path), volume  # mounts point into the installed version
+        # Debian's docker-compose accepts the rendered file
+        env = dict(os.environ, TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"), TELEMETRY_TOKEN_DIR=str(tmp_path))
+        check = subprocess.run(["docker-compose", "-f", str(compose), "config", "-q"], capture_output=True, text=True, env=env)
+        assert check.returncode == 0, check.stderr
+    assert len(seen) == 4
+    # the bundle's own compose files are untouched
+    original = (kit / "current" / "telemetry-storage" / "compose" / "docker-compose.telemetry-storage.yaml").read_text()
+    assert "docker.io/prom/prometheus:v3.5.0" in original
+
+
+def test_values_render_with_helm_against_the_site(ob, default_bundle, pub, tmp_path, site):
+    kit = tmp_path / "kit"
+    r = install(ob, default_bundle, kit, pub, site)
+    out = kit / r.json["result"]["outputs"]["folder"]
+    home = tmp_path / "helm"
+    for chart, version in (("prometheus", "27.19.0"), ("loki", "6.29.0"), ("tempo", "1.23.3")):
+        pulled = tmp_path / ("pull-" + chart)
+        pulled.mkdir()
+        helm(["pull", "oci://%s/corp/charts/%s" % (site.host, chart), "--version", version, "--plain-http", "-d",
+              str(pulled)], home)
+        values = out / "values" / ("%s.yaml" % chart)
+        base = json.loads(values.read_text())
+        assert base  # the seed's settings are there
+        rendered = helm(["template", chart, str(pulled / ("%s-%s.tgz" % (chart, version))), "-f", str(values)], home)
+        images = [c["image"] for d in yaml.safe_load_all(rendered) if d and d.get("kind") == "Deployment"
+                  for c in d["spec"]["template"]["spec"]["containers"]]
+        assert images and all(i.startswith(site.host + "/corp/docker.io/") and "@sha256:" in i for i in images)
+    prom = json.loads((out / "values" / "prometheus.yaml").read_text())
+    assert prom["server"]["extraFlags"] == ["web.enable-lifecycle"]  # SEED.md section 3
+    assert prom["server"]["persistentVolume"] == {"enabled": True, "size": "200Gi"}
+    assert json.loads((out / "values" / "loki.yaml").read_text())["loki"]["auth_enabled"] is True
+    assert json.loads((out / "values" / "tempo.yaml").read_text())["tempo"]["multitenancyEnabled"] is True
+
+
+def test_kubernetes_objects_carry_the_tenant_files_byte_for_byte_and_secrets_stay_secret(ob, default_bundle, pub,
+                                                                                          tmp_path, site):
+    kit = tmp_path / "kit"
+    (kit / "secrets" / "token").mkdir(parents=True)
+    (kit / "secrets" / "token" / "token").write_text("very-secret-bearer-token-42\n")
+    r = install(ob, default_bundle, kit, pub, site, "--dev-tls")
+    result = r.json["result"]
+    out = kit / result["outputs"]["folder"]
+    tree = kit / "current" / "telemetry-storage"
+    cms = {json.loads(p.read_text())["metadata"]["name"]: json.loads(p.read_text())
+           for p in (out / "kubernetes").glob("*-configmap-*.json")}
+    assert cms["stellaops-loki-tenant-overrides"]["data"]["overrides.yaml"] == (tree / "tenants" / "loki.yaml").read_text()
+    assert cms["tempo-tenant-overrides"]["data"]["tempo-overrides.yaml"] == (tree / "tenants" / "tempo.yaml").read_text()
+    secrets_dir = kit / "secrets" / "telemetry-storage" / "2026.11.0" / os.path.basename(out)
+    secrets = {json.loads(p.read_text())["metadata"]["name"]: json.loads(p.read_text()) for p in secrets_dir.glob("*.json")}
+    assert set(secrets) == {"stellaops-otel-tls-stage", "stellaops-prometheus-token", "stellaops-prometheus-scrape"}
+    assert base64.b64decode(secrets["stellaops-prometheus-token"]["data"]["token"]) == b"very-secret-bearer-token-42\n"
+    assert base64.b64decode(secrets["stellaops-otel-tls-stage"]["data"]["tls.key"]) == (kit / "secrets" / "tls" / "tls.key").read_bytes()
+    for folder in [kit / "secrets"] + [p for p in (kit / "secrets").rglob("*") if p.is_dir()]:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for f in [p for p in secrets_dir.iterdir()] + [kit / "secrets" / "tls" / "tls.key"]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    # never in bundles/ or deploy/, never printed, never in a receipt
+    public = [p for base in (kit / "bundles", kit / "deploy", kit / ".state") for p in base.rglob("*") if p.is_file()]
+    key_b64 = secrets["stellaops-otel-tls-stage"]["data"]["tls.key"]
+    for p in public:
+        data = p.read_bytes()
+        assert b"very-secret-bearer-token" not in data and key_b64.encode() not in data, p
+        assert b"PRIVATE KEY" not in data, p
+    assert "very-secret" not in r.out + r.err and "PRIVATE KEY" not in r.out + r.err
+    # the equivalent kubectl create, for the same inputs, gives the same object
+    kubectl = subprocess.run(["kubectl", "create", "configmap", "stellaops-loki-tenant-overrides", "-n", "observability",
+                              "--from-file=overrides.yaml=%s" % (tree / "tenants" / "loki.yaml"), "--dry-run=client",
+                              "-o", "json"], capture_output=True, text=True, check=True)
+    assert json.loads(kubectl.stdout) == cms["stellaops-loki-tenant-overrides"]
+
+
+def test_dev_tls_is_kept_across_installs_and_an_operator_pki_is_used_as_is(ob, default_bundle, pub, tmp_path, site):
+    kit = tmp_path / "kit"
+    install(ob, default_bundle, kit, pub, site, "--dev-tls")
+    first = (kit / "secrets" / "tls" / "tls.crt").read_bytes()
+    install(ob, default_bundle, kit, pub, site, "--dev-tls")
+    assert (kit / "secrets" / "tls" / "tls.crt").read_bytes() == first
+    # an operator's own PKI: only ca.crt, tls.crt and tls.key
+    kit2 = tmp_path / "kit2"
+    assert ob("tls", "--out", tmp_path / "pki").rc == 0
+    (kit2 / "secrets" / "tls").mkdir(parents=True)
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (kit2 / "secrets" / "tls" / name).write_bytes((tmp_path / "pki" / name).read_bytes())
+    r = install(ob, default_bundle, kit2, pub, site, "--dev-tls")
+    assert r.json["result"]["outputs"]["tls"] == "existing"
+    assert sorted(os.listdir(kit2 / "secrets" / "tls")) == ["ca.crt", "tls.crt", "tls.key"]
+
+
+def test_status_lists_the_outputs_and_their_sites(ob, default_bundle, pub, tmp_path, site):
+    kit = tmp_path / "kit"
+    install(ob, default_bundle, kit, pub, site)
+    text = ob("status", "--kit", kit).out
+    assert "outputs for 2026.11.0, site %s_corp" % site.host.replace(":", "_") in text
