@@ -132,9 +132,9 @@ def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgra
                 reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False,
                 registry: Optional[str] = None, registry_ca: Optional[str] = None, insecure_registry=(),
                 strip_source_host: bool = False, docker: bool = False, platform: Optional[str] = None,
-                dev_tls: bool = False, **_) -> dict:
+                dev_tls: bool = False, apply: bool = False, **_) -> dict:
     deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform,
-                           dev_tls)
+                           dev_tls, apply)
     return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
@@ -161,6 +161,11 @@ def text_install(r: dict) -> List[str]:
         lines.append("to deploy:")
         lines += ["  %s" % c for c in out["commands"]]
         lines += ["  (not written: %s)" % s for s in out.get("kubernetes_skipped", [])]
+    applied = (r.get("deploy") or {}).get("apply") or {}
+    if applied:
+        lines.append("apply: %s" % "; ".join("%s: %s" % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
+        if applied.get("kubernetes", "").startswith("no kubeconfig"):
+            lines += ["  %s" % c for c in applied.get("commands", [])]
     dk = r.get("docker") or {}
     if dk:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
@@ -301,7 +306,9 @@ COMMANDS = [
              Opt("--strip-source-host", help="drop the source host from site repository names (refused on collisions)"),
              Opt("--docker", help="load the images into the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"),
              Opt("--platform", metavar="P", help="the platform to load with --docker (default: this host's)"),
-             Opt("--dev-tls", help="create development TLS material in KIT/secrets/tls if none is there")],
+             Opt("--dev-tls", help="create development TLS material in KIT/secrets/tls if none is there"),
+             Opt("--apply", help="run kubectl apply and helm upgrade --install (or print them without a kubeconfig); "
+                                 "with --docker, bring the compose stack up")],
             run_install, text_install),
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],

@@ -100,8 +100,9 @@ class DeployOptions:
 
     def __init__(self, registry: Optional[str] = None, registry_ca: Optional[str] = None,
                  insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
-                 platform: Optional[str] = None, dev_tls: bool = False) -> None:
+                 platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False) -> None:
         self.dev_tls = dev_tls
+        self.apply = apply
         self.registry = registry
         self.registry_ca = registry_ca
         self.insecure = tuple(insecure)
@@ -319,21 +320,42 @@ class Installer:
         return files, commands
 
     def _phase6(self, pusher) -> dict:
-        """Move registry tags last; a failure here leaves the version current and the deploy incomplete."""
-        if pusher is None:
+        """Move registry tags last, then --apply; a failure here leaves the version current and the deploy incomplete."""
+        if pusher is None and not self.deploy.apply:
             self.receipt.phase(6, "skipped", "no registry tags to move")
             return {}
         try:
-            report = pusher.move_tags()
+            report = pusher.move_tags() if pusher is not None else {}
+            if self.deploy.apply:
+                report["apply"] = self._apply()
         except BundleError as exc:
             self.receipt.phase(6, "failed", exc.message)
             self.receipt.finish("deploy-incomplete", exc)
             self.receipt = None  # recorded: fail() must not write over it
             exc.message += " (the version is installed and current; run the same install again to finish)"
             raise
-        self.receipt.phase(6, "done", "%s: %d tags moved, %d already current"
-                           % (self.deploy.registry, report["tags_moved"], report["tags_current"]))
+        detail = ("%s: %d tags moved, %d already current" % (self.deploy.registry, report["tags_moved"], report["tags_current"])
+                  if pusher is not None else "")
+        if "apply" in report:
+            detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in sorted(
+                (k, v) for k, v in report["apply"].items() if k in ("kubernetes", "compose")))
+        self.receipt.phase(6, "done", detail)
         return report
+
+    def _apply(self) -> dict:
+        from .apply import apply_compose, apply_kubernetes
+
+        if not self.rendered:
+            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) or --docker (compose)")
+        result = {}
+        if self.deploy.registry:
+            host = parse_site(self.deploy.registry)[0]
+            result.update(apply_kubernetes(self.rendered, self.kit.root, host in self.deploy.insecure,
+                                           self.deploy.registry_ca))
+        if self.deploy.docker:
+            result.update(apply_compose(self.rendered, self.kit.root, os.path.join(self.kit.secrets, "tls"),
+                                        os.path.join(self.kit.secrets, "token")))
+        return result
 
     def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
         """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""

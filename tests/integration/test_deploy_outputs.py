@@ -155,3 +155,67 @@ def test_status_lists_the_outputs_and_their_sites(ob, default_bundle, pub, tmp_p
     install(ob, default_bundle, kit, pub, site)
     text = ob("status", "--kit", kit).out
     assert "outputs for 2026.11.0, site %s_corp" % site.host.replace(":", "_") in text
+
+
+def test_apply_without_a_kubeconfig_prints_the_commands(ob, default_bundle, pub, tmp_path, site):
+    kit = tmp_path / "kit"
+    r = ob("install", default_bundle, "--kit", kit, "--trust", pub, "--registry", site.host, "--insecure-registry",
+           site.host, "--apply", "--json", env={"KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)})
+    assert r.rc == 0, r
+    applied = r.json["result"]["deploy"]["apply"]
+    assert applied["kubernetes"].startswith("no kubeconfig")
+    assert any(c.startswith("kubectl apply -f ") for c in applied["commands"])
+    assert any(c.startswith("helm upgrade --install prometheus oci://%s/charts/prometheus" % site.host)
+               for c in applied["commands"])
+
+
+def test_apply_against_an_unreachable_cluster_is_exit_10_and_a_rerun_can_finish(ob, default_bundle, pub, tmp_path, site):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    kit = tmp_path / "kit"
+    args = ["install", default_bundle, "--kit", kit, "--trust", pub, "--registry", site.host, "--insecure-registry",
+            site.host, "--json"]
+    r = ob(*args, "--apply", env={"KUBECONFIG": str(kubeconfig)})
+    assert r.rc == 10, r
+    assert r.json["error"]["message"].startswith("kubectl apply -f failed")
+    assert os.readlink(kit / "current" / "telemetry-storage") == "../bundles/telemetry-storage/2026.11.0"
+    assert ob("status", "--kit", kit, "--json").json["result"]["bundles"][0]["last"]["outcome"] == "deploy-incomplete"
+    assert ob(*args).rc == 0  # without --apply the rerun completes the deploy
+
+
+def test_apply_with_missing_tools_is_exit_10(ob, default_bundle, pub, tmp_path, site):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    r = ob("install", default_bundle, "--kit", tmp_path / "kit", "--trust", pub, "--registry", site.host,
+           "--insecure-registry", site.host, "--apply", "--json", env={"KUBECONFIG": str(kubeconfig), "PATH": str(empty)})
+    assert r.rc == 10 and "needs kubectl on PATH" in r.json["error"]["message"]
+    r = ob("install", default_bundle, "--kit", tmp_path / "kit2", "--trust", pub, "--docker", "--apply", "--json",
+           env={"PATH": str(empty), "DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert r.rc == 10  # no engine to load into, and no compose tool either
+
+
+def test_docker_only_compose_uses_the_loaded_tags_and_apply_runs_compose(ob, default_bundle, pub, tmp_path):
+    from helpers.dockerd import start_dockerd
+
+    kit = tmp_path / "kit"
+    with start_dockerd() as d:
+        r = ob("install", default_bundle, "--kit", kit, "--trust", pub, "--docker", "--dev-tls", "--json", env=d.env)
+        assert r.rc == 0, r
+        out = kit / r.json["result"]["outputs"]["folder"]
+        assert out.name == "docker"
+        images = {s["image"] for f in (out / "compose").iterdir() for s in yaml.safe_load(f.read_text())["services"].values()}
+        assert images == {"docker.io/prom/prometheus:v3.5.0", "docker.io/grafana/tempo:2.8.2",
+                          "docker.io/grafana/loki:3.5.3", "docker.io/otel/opentelemetry-collector-contrib:0.130.0"}
+        loaded = {t for i in d.client.images.list() for t in i.tags}
+        assert {i.replace("docker.io/", "", 1) for i in images} <= loaded
+        # --apply runs the compose tool for real; the stand-in images have no program to start, so it fails: exit 10
+        r = ob("install", default_bundle, "--kit", kit, "--trust", pub, "--docker", "--apply", "--json",
+               env=dict(d.env, PATH=os.environ["PATH"]))
+        assert r.rc == 10, r
+        assert "compose" in r.json["error"]["message"] and "failed" in r.json["error"]["message"]
