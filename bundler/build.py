@@ -20,6 +20,7 @@ from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sum
 from .archive import ArchiveWriter
 from .charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
 from .helmcheck import check_charts
+from .lock import LockCheck, write_lock
 from .images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from .keys import Signer, load_signer
 from .manifest import Manifest, load_manifest
@@ -149,20 +150,22 @@ class _Staged:
         self.sums = sums
         self.members = members
         self.helm_check: Dict[str, str] = {}
+        self.warnings: List[str] = []
 
 
 @dataclass
 class SourceOptions:
-    """Where images come from: cache, mirrors, TLS trust and insecure hosts."""
+    """Where images come from (cache, mirrors, TLS trust, insecure hosts) and how the lock file applies."""
     cache_dir: str = ""
     mirrors: Tuple[str, ...] = ()
     registry_ca: Optional[str] = None
     insecure: Tuple[str, ...] = ()
     show_progress: bool = True
+    lock_mode: str = "default"  # default | locked | ignore
 
 
-def _pull(manifest: Manifest, opts: SourceOptions, epoch: int
-          ) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[dict]]:
+def _pull(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Optional[LockCheck] = None,
+          fetch: bool = True) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[dict]]:
     cache = BlobCache(opts.cache_dir or default_cache_dir())
     if not manifest.images and not manifest.charts:
         return [], [], cache, []
@@ -173,10 +176,13 @@ def _pull(manifest: Manifest, opts: SourceOptions, epoch: int
     progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
     puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress)
     where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
-    images = pull_images(manifest.images, where, puller)
+    images = pull_images(manifest.images, where, puller, lockcheck, fetch)
     fetcher = ChartFetcher(cache, puller, url_mirrors, opts.registry_ca, opts.insecure, epoch)
     chart_where = [manifest.doc.where(("spec", "charts", i)) for i in range(len(manifest.charts))]
     charts = fetch_charts(manifest.charts, chart_where, fetcher, os.path.dirname(os.path.abspath(manifest.path)))
+    if lockcheck is not None:
+        for chart in charts:
+            lockcheck.chart(chart.name, chart.version, chart.lock_digest)
     used: Dict[str, dict] = {}
     for image in images:
         if image.mirror is not None:
@@ -191,17 +197,25 @@ def _pull(manifest: Manifest, opts: SourceOptions, epoch: int
 
 
 def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
+    opts = opts or SourceOptions()
     check_tenant_files(manifest.tenants)
     epoch, created = build_time(manifest)
+    lockcheck = LockCheck(manifest, opts.lock_mode)
     members, files, tenants = plan_members(manifest)
-    images, charts, cache, mirrors = _pull(manifest, opts or SourceOptions(), epoch)
+    for m in members:
+        lockcheck.file(m.path, m.sha256)
+    images, charts, cache, mirrors = _pull(manifest, opts, epoch, lockcheck)
+    lock_status = lockcheck.finish()
     helm_check = check_charts(charts, images, cache)
     members = sorted(members + image_members(images, cache, charts), key=lambda m: m.path.encode())
-    meta_bytes = canonical_json(bundle_document(manifest, created, members, files, tenants, images, mirrors, charts))
+    document = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts)
+    document["lock"] = lock_status
+    meta_bytes = canonical_json(document)
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     staged = _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
     staged.helm_check = helm_check
+    staged.warnings = lockcheck.warnings
     return staged
 
 
@@ -277,6 +291,18 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
         "images": len(json.loads(staged.meta_bytes)["images"]),
         "charts": len(json.loads(staged.meta_bytes)["charts"]),
         "helm_check": staged.helm_check,
+        "lock": json.loads(staged.meta_bytes)["lock"],
+        "warnings": staged.warnings,
     }
+
+
+def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> dict:
+    """Resolve every image, chart and file of the manifest and write <stem>.lock.json beside it."""
+    manifest = load_manifest(manifest_path)
+    opts = opts or SourceOptions()
+    epoch, _ = build_time(manifest)
+    members, _files, _tenants = plan_members(manifest)
+    images, charts, _cache, _mirrors = _pull(manifest, opts, epoch, None, fetch=False)
+    return write_lock(manifest, images, charts, {m.path: m.sha256 for m in members})
 
 

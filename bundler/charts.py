@@ -85,6 +85,11 @@ class PulledChart:
     mirror: Optional[dict] = None
 
     @property
+    def lock_digest(self) -> str:
+        """What a lock file pins: the registry's manifest for OCI charts, the archive for the others."""
+        return self.oci.digest if self.source == "oci" else self.tgz_digest
+
+    @property
     def path(self) -> str:
         return "charts/%s-%s.tgz" % (self.name, self.version)
 

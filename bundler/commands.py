@@ -5,7 +5,9 @@ from typing import List, Optional
 from installer.commands import Command, Opt
 
 from . import keys
-from .build import SourceOptions, build
+from installer.errors import UsageError
+
+from .build import SourceOptions, build, lock
 from .resources import default_manifest
 
 
@@ -33,14 +35,28 @@ SOURCE_OPTS = [
 
 
 def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
-                   insecure_registry=(), quiet: bool = False) -> SourceOptions:
-    return SourceOptions(cache or "", tuple(mirror or ()), registry_ca, tuple(insecure_registry or ()), not quiet)
+                   insecure_registry=(), quiet: bool = False, locked: bool = False,
+                   ignore_lock: bool = False) -> SourceOptions:
+    if locked and ignore_lock:
+        raise UsageError("--locked and --ignore-lock cannot be used together")
+    mode = "locked" if locked else "ignore" if ignore_lock else "default"
+    return SourceOptions(cache or "", tuple(mirror or ()), registry_ca, tuple(insecure_registry or ()), not quiet, mode)
 
 
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
-              mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False, **_) -> dict:
-    opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet)
+              mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
+              locked: bool = False, ignore_lock: bool = False, **_) -> dict:
+    opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
     return build(manifest or default_manifest(), key, out or ".", opts=opts)
+
+
+def run_lock(manifest: Optional[str] = None, cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
+             insecure_registry=(), quiet: bool = False, **_) -> dict:
+    return lock(manifest or default_manifest(), source_options(cache, mirror, registry_ca, insecure_registry, quiet))
+
+
+def text_lock(r: dict) -> List[str]:
+    return ["wrote %s: %d images, %d charts, %d files pinned" % (r["lock"], r["images"], r["charts"], r["files"])]
 
 
 def text_build(r: dict) -> List[str]:
@@ -49,7 +65,8 @@ def text_build(r: dict) -> List[str]:
     return ["built %s %s: %d files (%d images, %d charts), %d bytes, signed by %s" % (
                 r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], r["signer"])] + checks + [
             "bundle_id %s" % r["bundle_id"],
-            "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"])]
+            "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"]),
+            "lock file: %s" % r["lock"]["status"]] + ["warning: %s" % w for w in r.get("warnings", [])]
 
 
 BUILD_COMMANDS = [
@@ -61,6 +78,10 @@ BUILD_COMMANDS = [
     Command("build", "build a signed bundle archive from a manifest",
             [Opt("manifest", metavar="[MANIFEST]"),
              Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM)"),
-             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")] + SOURCE_OPTS,
+             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")] + SOURCE_OPTS + [
+             Opt("--locked", help="fail (exit 5) on a missing or stale lock file or anything it does not pin"),
+             Opt("--ignore-lock", help="build from the manifest alone (recorded in bundle.json)")],
             run_build, text_build),
+    Command("lock", "resolve every image and chart to digests into <stem>.lock.json beside the manifest",
+            [Opt("manifest", metavar="[MANIFEST]")] + SOURCE_OPTS, run_lock, text_lock),
 ]

@@ -110,6 +110,7 @@ class PulledImage:
     manifests: List[dict] = field(default_factory=list)  # per-platform manifests kept
     derived: bool = False
     blobs: Dict[str, int] = field(default_factory=dict)  # every blob this image needs: digest -> size
+    resolved_digest: str = ""            # what the reference resolved to upstream (the lock records it)
 
     def to_json(self) -> dict:
         return {
@@ -168,7 +169,8 @@ class Puller:
             blobs[blob.digest] = blob.size
         return desc.platform or {}
 
-    def resolve(self, entry: dict, where: str) -> Tuple[PulledImage, Optional[Registry], str]:
+    def resolve(self, entry: dict, where: str, pin: Optional[str] = None,
+                lockcheck=None) -> Tuple[PulledImage, Optional[Registry], str]:
         ref = parse(entry["ref"])
         wanted = entry.get("platforms")
         if entry.get("source") == "docker-daemon":
@@ -182,10 +184,16 @@ class Puller:
                 data, _mt, tagged = reg.get_manifest(repo, ref.tag)
             if tagged != ref.digest:
                 raise ContentMismatch("%s: the tag %s points at %s, not the pinned %s" % (where, ref.tag, tagged, ref.digest))
-        data, media_type, digest = self._manifest(reg, repo, ref.digest or ref.tag)
+        if pin and not ref.digest:
+            # The lock pins this resolution: fetch that digest even if the tag has moved since.
+            if lockcheck is not None and lockcheck.mode == "locked" and ref.tag:
+                lockcheck.tag_moved(str(ref), reg.head_manifest(repo, ref.tag), pin)
+            data, media_type, digest = self._manifest(reg, repo, pin)
+        else:
+            data, media_type, digest = self._manifest(reg, repo, ref.digest or ref.tag)
         top = Descriptor(media_type, digest, len(data))
         image = PulledImage(ref, entry.get("source", "registry"), fetched_from, mirror, top, None,
-                            sorted(wanted) if wanted else "all")
+                            sorted(wanted) if wanted else "all", resolved_digest=digest)
         config, children = parse_manifest(data, media_type, "%s (%s)" % (where, ref))
         blobs = image.blobs
         if config is not None:  # a single-platform manifest
@@ -236,7 +244,8 @@ class Puller:
         if ref.digest and ref.digest != top.digest:
             raise ContentMismatch("%s: the image built from the local Docker engine has digest %s, not the pinned %s"
                                   % (where, top.digest, ref.digest))
-        image = PulledImage(ref, "docker-daemon", "docker-daemon", None, top, None, sorted(wanted) if wanted else "all")
+        image = PulledImage(ref, "docker-daemon", "docker-daemon", None, top, None, sorted(wanted) if wanted else "all",
+                            resolved_digest=top.digest)
         image.blobs = blobs
         image.manifests = [{"digest": top.digest, "media_type": top.media_type, "platform": platform_string(platform)}]
         return image
@@ -276,7 +285,8 @@ def derived_index(media_type: str, chosen: List[Descriptor]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller) -> List[PulledImage]:
+def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller, lockcheck=None,
+                fetch: bool = True) -> List[PulledImage]:
     seen = {}
     for entry, w in zip(entries, where):
         ref = str(parse(entry["ref"]))
@@ -286,12 +296,13 @@ def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller) -
     images = []
     sizes: Dict[str, int] = {}
     for entry, w in zip(entries, where):
-        image, reg, repo = puller.resolve(entry, w)
+        pin = lockcheck.image_pin(entry["ref"]) if lockcheck is not None and entry.get("source") != "docker-daemon" else None
+        image, reg, repo = puller.resolve(entry, w, pin, lockcheck)
         images.append(image)
         for digest, size in image.blobs.items():
             if sizes.setdefault(digest, size) != size:
                 raise InvalidInput("blob %s is declared with two sizes (%d and %d)" % (digest, sizes[digest], size))
-        if reg is not None:  # docker-daemon images are already in the cache
+        if reg is not None and fetch:  # docker-daemon images are already in the cache
             # One image at a time (its blobs in parallel): a progress bar per image; shared blobs come once.
             puller.fetch_blobs([(reg, repo, d, s) for d, s in image.blobs.items()], "pull %s" % image.ref)
     return images
