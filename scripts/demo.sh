@@ -46,8 +46,8 @@ echo "by-hand verification: all checks passed"
 step "inspect: what is inside"
 "$OB" inspect "$ARCHIVE" --trust "$DEMO/keys/bundle.pub"
 
-step "install into the Offline Kit at $DEMO/kit and push the images to the site registry $SITE"
-"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
+step "install into the Offline Kit at $DEMO/kit, push images and charts to the site registry $SITE, render the deploy outputs"
+"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE" --dev-tls
 
 step "install again: same bundle_id, nothing to unpack and nothing written to the registry"
 "$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
@@ -67,6 +67,21 @@ for image in meta["images"]:
     assert digest == image["digest"], (where, digest, image["digest"])
     print("%-70s %s  %s" % (where[9:], digest[:19], "derived index" if image["derived"] else ""))
 PY
+
+step "the deploy outputs: compose files and chart values pinned to the site, Kubernetes objects, secrets apart"
+OUT="$DEMO/kit/deploy/telemetry-storage/2026.11.0/$(echo "$SITE" | tr ':/' '__')"
+(cd "$OUT" && find . -type f | sort)
+grep -h "image:" "$OUT"/compose/*.yaml
+echo "secrets (0700/0600, never in deploy/ or bundles/):"
+ls -l "$DEMO/kit/secrets/telemetry-storage/2026.11.0/"*/
+echo "helm pull oci://$SITE/charts/prometheus --version 27.19.0 (from the air-gapped site):"
+mkdir -p "$DEMO/helm"
+HELM_CONFIG_HOME="$DEMO/helm" HELM_CACHE_HOME="$DEMO/helm" HELM_DATA_HOME="$DEMO/helm" \
+    helm pull "oci://$SITE/charts/prometheus" --version 27.19.0 --plain-http -d "$DEMO/helm"
+HELM_CONFIG_HOME="$DEMO/helm" HELM_CACHE_HOME="$DEMO/helm" HELM_DATA_HOME="$DEMO/helm" \
+    helm template prometheus "$DEMO/helm/prometheus-27.19.0.tgz" -f "$OUT/values/prometheus.yaml" | grep "image:"
+echo "to deploy (also in $OUT/COMMANDS.txt):"
+sed 's/^/  /' "$OUT/COMMANDS.txt"
 
 step "the installed tree checks with coreutils alone"
 (cd "$DEMO/kit/current/telemetry-storage" && sha256sum -c --strict --quiet SHA256SUMS && echo "sha256sum: all $(wc -l < SHA256SUMS) files OK")

@@ -25,5 +25,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert len(site_lines) == 4 and all(line.endswith("derived index") for line in site_lines)
     assert (out + p.stderr).count("rendered with helm; every container image is in the bundle") == 3
     assert "0 blobs pushed (0 bytes), 0 mounted" in out  # the second install wrote nothing
+    # the deploy outputs: a chart pulled from the air-gapped site renders the site's pinned image
+    assert re.search(r'image: "127\.0\.0\.1:\d+/docker\.io/prom/prometheus:v3\.5\.0@sha256:[0-9a-f]{64}"', out)
+    assert "kubernetes/01-configmap-stellaops-loki-tenant-overrides.json" in out
     kit = tmp_path / "demo" / "kit"
     assert os.readlink(kit / "current" / "telemetry-storage") == "../bundles/telemetry-storage/2026.11.0"
