@@ -79,3 +79,89 @@ class ArchiveWriter:
         self._write(b"\0" * (-self._tar_size % RECORD))
         self._z.close()  # ends the single frame; closefd=False keeps the file open
         return self._out.sha256.hexdigest()
+
+
+FAT32 = 4 * 1024 ** 3 - 1024 ** 2  # the largest file FAT32 holds is 4 GiB - 1 byte; keep a round margin
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "MIB": 1024 ** 2,
+          "G": 1024 ** 3, "GB": 1024 ** 3, "GIB": 1024 ** 3, "T": 1024 ** 4, "TB": 1024 ** 4, "TIB": 1024 ** 4}
+
+
+def parse_size(text: str) -> int:
+    """'700M', '4GiB', '1048576', 'fat32' -> bytes (binary units: K = 1024)."""
+    import re
+
+    from installer.errors import UsageError
+
+    value = text.strip().upper()
+    if value == "FAT32":
+        return FAT32
+    match = re.fullmatch(r"([0-9]+)\s*([KMGT]?I?B?)", value)
+    if not match or match.group(2) not in _UNITS:
+        raise UsageError("--split-size takes a size such as 700M, 4G or fat32, not %r" % text)
+    size = int(match.group(1)) * _UNITS[match.group(2)]
+    if size < 1024 * 1024:
+        raise UsageError("--split-size must be at least 1 MiB")
+    return size
+
+
+class PartsWriter:
+    """A file-like sink that cuts the archive into parts of ``size`` bytes, hashing each as it is written."""
+
+    def __init__(self, final_base: str, size: int) -> None:
+        self.final_base = final_base
+        self.folder = os.path.dirname(final_base) or "."
+        self.size = size
+        self.parts = []  # [(tmp path, final path, sha256 object)]
+        self._fh = None
+        self._left = 0
+
+    def _open_next(self) -> None:
+        if self._fh is not None:
+            self._close_current()
+        number = len(self.parts)
+        final = "%s.%03d" % (self.final_base, number)
+        tmp = os.path.join(self.folder, ".building-%s" % os.path.basename(final))
+        self._fh = open(tmp, "wb", buffering=1 << 20)
+        self.parts.append((tmp, final, hashlib.sha256()))
+        self._left = self.size
+
+    def _close_current(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            if self._fh is None or self._left == 0:
+                self._open_next()
+            n = min(self._left, len(view))
+            self._fh.write(view[:n])
+            self.parts[-1][2].update(view[:n])
+            self._left -= n
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def finish(self) -> list:
+        """Rename every part into place; returns [(final path, sha256 hex)]."""
+        if self._fh is not None:
+            self._close_current()
+        out = []
+        for tmp, final, h in self.parts:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+            out.append((final, h.hexdigest()))
+        return out
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        for tmp, _final, _h in self.parts:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -17,7 +17,9 @@ from installer.progress import Progress
 from installer.reference import parse_mirror
 from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums
 
-from .archive import ArchiveWriter
+from installer.parts import parts_list
+
+from .archive import ArchiveWriter, PartsWriter
 from .charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
 from .helmcheck import check_charts
 from .lock import LockCheck, write_lock
@@ -219,6 +221,20 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     return staged
 
 
+def _add_members(writer: ArchiveWriter, staged: _Staged, signature: bytes) -> None:
+    writer.add(SUMS_NAME, len(staged.sums), [staged.sums])
+    writer.add(SIG_NAME, len(signature), [signature])
+    writer.add(META_NAME, len(staged.meta_bytes), [staged.meta_bytes])
+    for m in staged.members:
+        digest = writer.add(m.path, m.size, m.chunks(), m.executable)
+        if digest != m.sha256:
+            if m.path.startswith("images/blobs/"):
+                os.unlink(m.source_path)  # a corrupt cache entry is dropped so the next build fetches it
+                raise ContentMismatch("the cached blob sha256:%s was corrupt and has been removed; build again"
+                                      % m.sha256)
+            raise ContentMismatch("%s changed while the bundle was being built; build again" % m.source_path)
+
+
 def _write_archive(staged: _Staged, signature: bytes, final_path: str) -> str:
     """Stream every member into a temp file beside ``final_path``; rename when complete."""
     folder = os.path.dirname(final_path) or "."
@@ -226,17 +242,7 @@ def _write_archive(staged: _Staged, signature: bytes, final_path: str) -> str:
     try:
         with os.fdopen(fd, "wb", buffering=CHUNK) as fh:
             writer = ArchiveWriter(fh, staged.epoch)
-            writer.add(SUMS_NAME, len(staged.sums), [staged.sums])
-            writer.add(SIG_NAME, len(signature), [signature])
-            writer.add(META_NAME, len(staged.meta_bytes), [staged.meta_bytes])
-            for m in staged.members:
-                digest = writer.add(m.path, m.size, m.chunks(), m.executable)
-                if digest != m.sha256:
-                    if m.path.startswith("images/blobs/"):
-                        os.unlink(m.source_path)  # a corrupt cache entry is dropped so the next build fetches it
-                        raise ContentMismatch("the cached blob sha256:%s was corrupt and has been removed; build again"
-                                              % m.sha256)
-                    raise ContentMismatch("%s changed while the bundle was being built; build again" % m.source_path)
+            _add_members(writer, staged, signature)
             archive_sha = writer.close()
             fh.flush()
             os.fsync(fh.fileno())
@@ -251,6 +257,27 @@ def _write_archive(staged: _Staged, signature: bytes, final_path: str) -> str:
     return archive_sha
 
 
+def _write_parts(staged: _Staged, signature: bytes, final_base: str, size: int) -> Tuple[str, list]:
+    """The archive cut into parts while it is compressed: no whole-archive temporary copy."""
+    sink = PartsWriter(final_base, size)
+    try:
+        writer = ArchiveWriter(sink, staged.epoch)
+        _add_members(writer, staged, signature)
+        archive_sha = writer.close()
+        parts = sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+    listing = "".join("%s  %s\n" % (sha, os.path.basename(path)) for path, sha in parts)
+    tmp = parts_list(final_base) + ".tmp"
+    with open(tmp, "w", encoding="ascii") as fh:
+        fh.write(listing)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, parts_list(final_base))
+    return archive_sha, parts
+
+
 def _write_sidecar(archive_path: str, archive_sha: str) -> str:
     sidecar = archive_path + ".sha256"
     tmp = sidecar + ".tmp"
@@ -263,7 +290,7 @@ def _write_sidecar(archive_path: str, archive_sha: str) -> str:
 
 
 def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
-          opts: Optional[SourceOptions] = None) -> dict:
+          opts: Optional[SourceOptions] = None, split_size: int = 0) -> dict:
     manifest = load_manifest(manifest_path)
     signer = signer or load_signer(key_path)
     staged = stage(manifest, opts)
@@ -273,15 +300,20 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
     except OSError as exc:
         raise LocalEnvironmentError("cannot create the output folder %s: %s" % (out_dir, exc.strerror))
     archive = os.path.join(out_dir, "%s-%s.bundle.tar.zst" % (manifest.name, manifest.version))
+    parts: list = []
     try:
-        archive_sha = _write_archive(staged, signature, archive)
+        if split_size:
+            archive_sha, parts = _write_parts(staged, signature, archive, split_size)
+        else:
+            archive_sha = _write_archive(staged, signature, archive)
         _write_sidecar(archive, archive_sha)
     except OSError as exc:
         raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc))
     return {
-        "archive": archive,
+        "archive": parts[0][0] if parts else archive,
+        "parts": [{"path": p, "sha256": s} for p, s in parts],
         "sha256": archive_sha,
-        "size": os.path.getsize(archive),
+        "size": sum(os.path.getsize(p) for p, _ in parts) if parts else os.path.getsize(archive),
         "bundle_id": bundle_id(staged.sums),
         "name": manifest.name,
         "version": manifest.version,

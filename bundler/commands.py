@@ -7,6 +7,7 @@ from installer.commands import Command, Opt
 from . import keys
 from installer.errors import UsageError
 
+from .archive import parse_size
 from .build import SourceOptions, build, lock
 from .resources import default_manifest
 
@@ -45,9 +46,10 @@ def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional
 
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
               mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
-              locked: bool = False, ignore_lock: bool = False, **_) -> dict:
+              locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None, **_) -> dict:
     opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
-    return build(manifest or default_manifest(), key, out or ".", opts=opts)
+    size = parse_size(split_size) if split_size else 0
+    return build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size)
 
 
 def run_lock(manifest: Optional[str] = None, cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
@@ -65,7 +67,8 @@ def text_build(r: dict) -> List[str]:
     return ["built %s %s: %d files (%d images, %d charts), %d bytes, signed by %s" % (
                 r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], r["signer"])] + checks + [
             "bundle_id %s" % r["bundle_id"],
-            "sha256 %s  (%d bytes compressed)" % (r["sha256"], r["size"]),
+            "sha256 %s  (%d bytes compressed%s)" % (r["sha256"], r["size"],
+                                                    ", in %d parts" % len(r["parts"]) if r.get("parts") else ""),
             "lock file: %s" % r["lock"]["status"]] + ["warning: %s" % w for w in r.get("warnings", [])]
 
 
@@ -80,7 +83,9 @@ BUILD_COMMANDS = [
              Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM)"),
              Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")] + SOURCE_OPTS + [
              Opt("--locked", help="fail (exit 5) on a missing or stale lock file or anything it does not pin"),
-             Opt("--ignore-lock", help="build from the manifest alone (recorded in bundle.json)")],
+             Opt("--ignore-lock", help="build from the manifest alone (recorded in bundle.json)"),
+             Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
+                                                      "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)")],
             run_build, text_build),
     Command("lock", "resolve every image and chart to digests into <stem>.lock.json beside the manifest",
             [Opt("manifest", metavar="[MANIFEST]")] + SOURCE_OPTS, run_lock, text_lock),

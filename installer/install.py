@@ -170,7 +170,7 @@ class Installer:
         return StagingSink(os.path.join(self.staging_dir, "tree"))
 
     def run(self) -> dict:
-        if not os.path.isfile(self.archive):
+        if not os.path.exists(self.archive):
             raise UsageError("the archive %s does not exist" % self.archive)
         self.kit.prepare()
         with self.kit.locked():

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
 from .imagecheck import ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
+from .parts import PartsReader, find_parts
 from .paths import path_problem
 from .progress import CountingReader, Progress
 from .signing import find_signer
@@ -189,10 +190,19 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
 
 
 def open_archive(path: str):
-    """Open an archive file for streaming; a missing file is a usage error (exit 2)."""
+    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2."""
+    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    if split is not None:
+        return PartsReader(split[1])
     if not os.path.isfile(path):
         raise UsageError("the archive %s does not exist" % path)
     return open(path, "rb", buffering=READ_CHUNK)
+
+
+def archive_base(path: str) -> str:
+    """The archive path without a part suffix (for the .sha256 sidecar)."""
+    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    return split[0] if split is not None else path
 
 
 def check_sidecar(archive: str, sha256_hex: str) -> str:
@@ -214,14 +224,20 @@ def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] 
                 show_progress: bool = True, backend: str = "") -> Verified:
     """verify_stream over a file, hashing the compressed bytes once for the sidecar check."""
     with open_archive(path) as fh:
-        progress = Progress(os.fstat(fh.fileno()).st_size, os.path.basename(path), show_progress)
+        total = fh.total_size() if isinstance(fh, PartsReader) else os.fstat(fh.fileno()).st_size
+        progress = Progress(total, os.path.basename(path), show_progress)
         counting = CountingReader(fh, progress)
         try:
-            v = verify_stream(counting, keys, decide, backend)
+            try:
+                v = verify_stream(counting, keys, decide, backend)
+            except (InvalidInput, UnsafeMember, ContentMismatch):
+                if isinstance(fh, PartsReader):
+                    fh.blame()  # a damaged part explains garbage better than the garbage itself
+                raise
             if not v.stopped:
                 counting.drain()
                 v.archive_sha256 = counting.sha256.hexdigest()
-                v.sidecar = check_sidecar(path, v.archive_sha256)
+                v.sidecar = check_sidecar(archive_base(path), v.archive_sha256)
         finally:
             progress.close()
     return v

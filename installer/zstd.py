@@ -86,7 +86,7 @@ def _open_zstandard(fh):
     except ImportError:
         return None
     dctx = zstandard.ZstdDecompressor(max_window_size=1 << WINDOW_LOG_MAX)
-    raw = dctx.stream_reader(fh, read_size=READ_SIZE, read_across_frames=True)
+    raw = dctx.stream_reader(fh, read_size=READ_SIZE, read_across_frames=True, closefd=False)  # we own fh
     return _Reader(raw, (zstandard.ZstdError,), raw.close)
 
 
