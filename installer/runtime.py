@@ -112,7 +112,7 @@ class Interpreter:
         if abi == "none":
             if cpython and py == exact:
                 return (1, 99)
-            if py in ("py%d" % major, "py2.py3"):
+            if py == "py%d" % major:
                 return (1, 0)
             m = re.fullmatch(r"py%d(\d+)" % major, py)
             if m and int(m.group(1)) <= minor:
@@ -226,10 +226,7 @@ def unpack(data: bytes, dest: str) -> None:
         for info, rel in members:
             target = os.path.join(dest, *rel.split("/"))
             parent = os.path.dirname(target)
-            os.makedirs(parent, exist_ok=True)
-            if os.path.islink(parent) or not os.path.realpath(parent).startswith(os.path.realpath(dest) + os.sep) \
-                    and os.path.realpath(parent) != os.path.realpath(dest):
-                raise ValueError("%s leaves the folder" % rel)
+            os.makedirs(parent, exist_ok=True)  # only folders and regular files are ever made: no link to follow
             mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "wb") as out, zf.open(info) as src:
@@ -407,12 +404,12 @@ def activate(kit_dir: Optional[str] = None, home: Optional[str] = None, argv: Op
         for wheel, data, digest in chosen:
             try:
                 added.append(_materialise(data, digest, root))
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            except Exception as exc:  # bad zip, unsafe member, full disk, unsupported compression...
                 _note(stderr, "not using %s/%s: it does not unpack (%s)" % (
                     WHEELS_DIR, wheel.filename, getattr(exc, "strerror", None) or exc))
         # right after the installer's own zip (sys.path[0]), ahead of every site-packages folder
-        at = 1 if sys.path and home and os.path.dirname(os.path.abspath(sys.path[0] or ".")) == home \
-            and os.path.isfile(sys.path[0]) else 0
+        first = sys.path[0] if sys.path else ""
+        at = 1 if first and os.path.isfile(first) and os.path.dirname(os.path.abspath(first)) == home else 0
         for folder in reversed(added):
             if folder in sys.path:
                 sys.path.remove(folder)

@@ -162,16 +162,26 @@ def test_unknown_tenant_component(tmp_path):
     assert problems == ["%s:8: spec.tenants.mimir: 'mimir' is not allowed here (allowed: loki, tempo)" % p]
 
 
-def test_charts_are_not_supported_yet(tmp_path):
+def test_charts_are_accepted_and_their_images_must_be_bundled(tmp_path):
+    (tmp_path / "v.yaml").write_text("a: 1\n")
     p = _write(tmp_path, """\
       images:
         - ref: docker.io/prom/prometheus:v3.5.0
       charts:
+        - name: prometheus
+          repo: https://prometheus-community.github.io/helm-charts
+          version: 27.19.0
+          values: v.yaml
+          images:
+            - {values: server.image, ref: prom/prometheus:v3.5.0}
+            - {values: reload.image, ref: quay.io/prometheus-operator/prometheus-config-reloader:v0.83.0}
         - path: charts/x
+          values: nothere.yaml
     """)
-    message, problems = _problems(p)
-    assert "not supported yet" in message
-    assert problems == ["%s:9: spec.charts: not supported yet" % p]
+    _, problems = _problems(p)
+    assert any(":16: spec.charts[0].images[1].ref" in x and "not listed in spec.images" in x for x in problems)
+    assert any("spec.charts[1].values" in x and "does not exist" in x for x in problems)
+    assert len(problems) == 2  # prom/prometheus:v3.5.0 normalises to the bundled docker.io reference
 
 
 def test_images_are_accepted(tmp_path):
