@@ -4,12 +4,14 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from installer import TOOL_NAME, __version__
-from installer.errors import ContentMismatch, LocalEnvironmentError, UsageError
+from installer.errors import ContentMismatch, LocalEnvironmentError, TrustError, UsageError
+from installer.signing import verify as verify_sig
 from installer.fsutil import file_chunks
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
@@ -290,15 +292,101 @@ def _write_sidecar(archive_path: str, archive_sha: str) -> str:
 
 
 def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
-          opts: Optional[SourceOptions] = None, split_size: int = 0) -> dict:
+          opts: Optional[SourceOptions] = None, split_size: int = 0, unsigned: bool = False) -> dict:
     manifest = load_manifest(manifest_path)
-    signer = signer or load_signer(key_path)
+    if not unsigned:
+        signer = signer or load_signer(key_path)
     staged = stage(manifest, opts)
-    signature = signer.sign(staged.sums)
+    _make_dir(out_dir)
+    if unsigned:
+        return write_staged(staged, out_dir, split_size)
+    return emit(staged, signer.sign(staged.sums), out_dir, split_size, signer.public.fingerprint)
+
+
+def _make_dir(out_dir: str) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise LocalEnvironmentError("cannot create the output folder %s: %s" % (out_dir, exc.strerror))
+
+
+# --- offline signing: build --unsigned, then seal ------------------------------------------------
+STAGED_PLAN = "staged.json"
+
+
+def write_staged(staged: _Staged, out_dir: str, split_size: int) -> dict:
+    """DIR/<name>-<version>.staged/: SHA256SUMS to sign elsewhere, bundle.json, and the plan `seal` follows."""
+    name, version = staged.manifest.name, staged.manifest.version
+    folder = os.path.join(out_dir, "%s-%s.staged" % (name, version))
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    os.makedirs(os.path.join(folder, "inline"))
+    plan = []
+    for m in staged.members:
+        entry = {"path": m.path, "size": m.size, "sha256": m.sha256, "executable": m.executable}
+        if m.data is not None:
+            with open(os.path.join(folder, "inline", m.sha256), "wb") as fh:
+                fh.write(m.data)
+            entry["inline"] = m.sha256
+        else:
+            entry["source"] = os.path.abspath(m.source_path)
+        plan.append(entry)
+    doc = {"format": 1, "name": name, "version": version, "epoch": staged.epoch, "split_size": split_size,
+           "members": plan}
+    for filename, data in ((SUMS_NAME, staged.sums), (META_NAME, staged.meta_bytes),
+                           (STAGED_PLAN, canonical_json(doc))):
+        with open(os.path.join(folder, filename), "wb") as fh:
+            fh.write(data)
+    return {"staged": folder, "sign": os.path.join(folder, SUMS_NAME), "bundle_id": bundle_id(staged.sums),
+            "name": name, "version": version, "files": len(staged.members) + 1,
+            "total_size": sum(m.size for m in staged.members), "images": 0, "charts": 0, "lock": {"status": "-"}}
+
+
+def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:
+    """Write the archive beside STAGED from a signature made elsewhere; check it with --trust when given."""
+    from installer.sums import MAX_SIG_BYTES
+    from installer.signing import canonical_signature
+    from installer.trust import load_trust_paths
+
+    for path in (staged_dir, sig_path):
+        if not os.path.exists(path):
+            raise UsageError("%s does not exist" % path)
+    with open(os.path.join(staged_dir, STAGED_PLAN), "rb") as fh:
+        plan = json.loads(fh.read())
+    with open(os.path.join(staged_dir, SUMS_NAME), "rb") as fh:
+        sums = fh.read()
+    with open(os.path.join(staged_dir, META_NAME), "rb") as fh:
+        meta_bytes = fh.read()
+    with open(sig_path, "rb") as fh:
+        signature = fh.read(MAX_SIG_BYTES + 1)
+    if len(signature) > MAX_SIG_BYTES:
+        raise TrustError("%s is larger than a signature can be (1 KiB)" % sig_path)
+    signer_fp = None
+    if trust:
+        keys = load_trust_paths(trust)
+        good = [k for k in keys if canonical_signature(k.key.algorithm, signature) and verify_sig(k.key, sums, signature)]
+        if not good:
+            raise TrustError("%s is not a valid signature of %s by any of the given keys"
+                             % (sig_path, os.path.join(staged_dir, SUMS_NAME)))
+        signer_fp = good[0].fingerprint
+    members = []
+    for m in plan["members"]:
+        source = os.path.join(staged_dir, "inline", m["inline"]) if "inline" in m else m["source"]
+        members.append(PlannedMember(m["path"], source, m["size"], m["sha256"], m["executable"]))
+    staged = _Staged(_Named(plan["name"], plan["version"]), plan["epoch"], meta_bytes, sums, members)
+    out_dir = os.path.dirname(os.path.abspath(staged_dir))
+    return emit(staged, signature, out_dir, plan.get("split_size", 0), signer_fp)
+
+
+class _Named:
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+
+
+def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signer_fp: Optional[str]) -> dict:
+    """Write the signed archive (or its parts) and the sidecar."""
+    manifest = staged.manifest
     archive = os.path.join(out_dir, "%s-%s.bundle.tar.zst" % (manifest.name, manifest.version))
     parts: list = []
     try:
@@ -309,6 +397,7 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
         _write_sidecar(archive, archive_sha)
     except OSError as exc:
         raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc))
+    meta = json.loads(staged.meta_bytes)
     return {
         "archive": parts[0][0] if parts else archive,
         "parts": [{"path": p, "sha256": s} for p, s in parts],
@@ -317,13 +406,13 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
         "bundle_id": bundle_id(staged.sums),
         "name": manifest.name,
         "version": manifest.version,
-        "signer": signer.public.fingerprint,
+        "signer": signer_fp,
         "files": len(staged.members) + 1,
         "total_size": sum(m.size for m in staged.members),
-        "images": len(json.loads(staged.meta_bytes)["images"]),
-        "charts": len(json.loads(staged.meta_bytes)["charts"]),
+        "images": len(meta["images"]),
+        "charts": len(meta["charts"]),
         "helm_check": staged.helm_check,
-        "lock": json.loads(staged.meta_bytes)["lock"],
+        "lock": meta["lock"],
         "warnings": staged.warnings,
     }
 

@@ -70,7 +70,7 @@ def _register(commands: List[Command]) -> None:
     for cmd in commands:
         words = cmd.name.split()
         if len(words) == 1:
-            cli.add_command(make_command(cmd, words[0], "archive" if cmd.name == "build" else ""))
+            cli.add_command(make_command(cmd, words[0], "archive" if cmd.name in ("build", "seal") else ""))
             continue
         if words[0] not in groups:
             groups[words[0]] = click.Group(words[0], help="%s commands" % words[0])

@@ -8,7 +8,7 @@ from . import keys
 from installer.errors import UsageError
 
 from .archive import parse_size
-from .build import SourceOptions, build, lock
+from .build import SourceOptions, build, lock, seal
 from .resources import default_manifest
 
 
@@ -46,10 +46,19 @@ def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional
 
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
               mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
-              locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None, **_) -> dict:
+              locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None,
+              unsigned: bool = False, **_) -> dict:
+    if not key and not unsigned:
+        raise UsageError("build needs --key KEY (or --unsigned, then seal)")
+    if key and unsigned:
+        raise UsageError("--unsigned builds without a key; drop --key")
     opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
     size = parse_size(split_size) if split_size else 0
-    return build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size)
+    return build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned)
+
+
+def run_seal(staged: str, sig: str, trust=(), **_) -> dict:
+    return seal(staged, sig, list(trust or ()))
 
 
 def run_lock(manifest: Optional[str] = None, cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
@@ -62,10 +71,15 @@ def text_lock(r: dict) -> List[str]:
 
 
 def text_build(r: dict) -> List[str]:
+    if "staged" in r:
+        return ["staged %s %s in %s: sign %s elsewhere, then run" % (r["name"], r["version"], r["staged"], r["sign"]),
+                "  offline-bundle seal %s --sig SIGNATURE_FILE [--trust bundle.pub]" % r["staged"],
+                "bundle_id %s" % r["bundle_id"], r["staged"]]
     checks = ["chart %s: %s" % (name, "rendered with helm; every container image is in the bundle" if state == "ok" else
                                 "image check %s" % state) for name, state in sorted(r.get("helm_check", {}).items())]
-    return ["built %s %s: %d files (%d images, %d charts), %d bytes, signed by %s" % (
-                r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], r["signer"])] + checks + [
+    signer = "signed by %s" % r["signer"] if r["signer"] else "signature not checked here (seal without --trust)"
+    return ["built %s %s: %d files (%d images, %d charts), %d bytes, %s" % (
+                r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], signer)] + checks + [
             "bundle_id %s" % r["bundle_id"],
             "sha256 %s  (%d bytes compressed%s)" % (r["sha256"], r["size"],
                                                     ", in %d parts" % len(r["parts"]) if r.get("parts") else ""),
@@ -80,13 +94,19 @@ BUILD_COMMANDS = [
             run_keygen, text_keygen),
     Command("build", "build a signed bundle archive from a manifest",
             [Opt("manifest", metavar="[MANIFEST]"),
-             Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM)"),
+             Opt("--key", metavar="KEY", help="private signing key (PKCS#8 PEM); not with --unsigned"),
              Opt("--out", metavar="DIR", default=".", help="output folder (default: .)")] + SOURCE_OPTS + [
              Opt("--locked", help="fail (exit 5) on a missing or stale lock file or anything it does not pin"),
              Opt("--ignore-lock", help="build from the manifest alone (recorded in bundle.json)"),
              Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
-                                                      "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)")],
+                                                      "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)"),
+             Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`")],
             run_build, text_build),
+    Command("seal", "write the archive from a staged build and a signature made elsewhere (openssl, HSM, KMS)",
+            [Opt("staged", metavar="STAGED"), Opt("--sig", metavar="FILE", required=True,
+                                                  help="detached signature of STAGED/SHA256SUMS"),
+             Opt("--trust", metavar="KEY_OR_DIR", multiple=True, help="check the signature with this key first")],
+            run_seal, text_build),
     Command("lock", "resolve every image and chart to digests into <stem>.lock.json beside the manifest",
             [Opt("manifest", metavar="[MANIFEST]")] + SOURCE_OPTS, run_lock, text_lock),
 ]

@@ -68,7 +68,7 @@ def execute(run: Callable[..., dict], text: Callable[[dict], List[str]], kwargs:
         lines = text(result)
         if lines:
             print("\n".join(lines))
-    if last_line and not as_json:
+    if last_line and not as_json and last_line in result:
         print(result[last_line])
     return 0
 

@@ -81,20 +81,22 @@ def parse_wheel_name(filename: str) -> Optional[Wheel]:
 
 
 # --- does a wheel fit this interpreter? -----------------------------------------------------
-class Interpreter:
-    """What the tags are matched against; the defaults describe the running Python."""
+_DETECT = object()
 
-    def __init__(self, implementation: Optional[str] = None, version: Optional[Tuple[int, int]] = None,
-                 abiflags: Optional[str] = None, arch: Optional[str] = None,
-                 glibc: Optional[Tuple[int, int]] = None, musl: Optional[Tuple[int, int]] = None,
-                 linux: Optional[bool] = None) -> None:
-        self.implementation = implementation if implementation is not None else sys.implementation.name
-        self.version = version if version is not None else tuple(sys.version_info[:2])
-        self.abiflags = abiflags if abiflags is not None else getattr(sys, "abiflags", "")
-        self.linux = linux if linux is not None else sys.platform.startswith("linux")
-        self.arch = arch if arch is not None else _arch()
-        self.glibc = glibc if glibc is not None else (_glibc_version() if self.linux else None)
-        self.musl = musl if musl is not None else (_musl_version(self.arch) if self.linux and not self.glibc else None)
+
+class Interpreter:
+    """What the tags are matched against; every argument left out describes the running Python."""
+
+    def __init__(self, implementation=_DETECT, version=_DETECT, abiflags=_DETECT, arch=_DETECT, glibc=_DETECT,
+                 musl=_DETECT, linux=_DETECT) -> None:
+        self.implementation: str = sys.implementation.name if implementation is _DETECT else implementation
+        self.version: Tuple[int, int] = tuple(sys.version_info[:2]) if version is _DETECT else version
+        self.abiflags: str = getattr(sys, "abiflags", "") if abiflags is _DETECT else abiflags
+        self.linux: bool = sys.platform.startswith("linux") if linux is _DETECT else linux
+        self.arch: str = _arch() if arch is _DETECT else arch
+        self.glibc: Optional[Tuple[int, int]] = (_glibc_version() if self.linux else None) if glibc is _DETECT else glibc
+        self.musl: Optional[Tuple[int, int]] = ((_musl_version(self.arch) if self.linux and not self.glibc else None)
+                                                if musl is _DETECT else musl)
 
     def python_rank(self, py: str, abi: str) -> Optional[Tuple[int, int]]:
         """Higher is more specific; None when the pair does not fit."""
