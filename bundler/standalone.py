@@ -207,5 +207,14 @@ def text_export_installer(r: dict) -> List[str]:
 
 def with_installer(result: dict, key: str, out: str, wheels: Optional[str] = None) -> dict:
     """`build --with-installer`: export the installer next to the archive; the build result gains ``installer``."""
+    if not key:
+        raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, "
+                         "run export-installer where the key is")
     result["installer"] = export_installer(key, out or ".", wheels)
     return result
+
+
+def installer_lines(result: dict) -> List[str]:
+    """The lines `build --with-installer` adds to the build's text output (none without it)."""
+    r = result.get("installer")
+    return text_export_installer(r)[:1] if r else []

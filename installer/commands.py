@@ -239,6 +239,36 @@ def text_status(r: dict) -> List[str]:
     return lines
 
 
+# --- rollback, gc ---------------------------------------------------------------------------
+def run_rollback(name: str, kit: str, **_) -> dict:
+    from .lifecycle import rollback
+
+    return rollback(name, kit)
+
+
+def text_rollback(r: dict) -> List[str]:
+    lines = ["rolled %s back: current %s (was %s)" % (r["name"], r["current"], r["previous"])]
+    lines += ["  %s: %d tags moved back" % (s["site"], s["tags_moved"]) for s in r["sites"]]
+    lines += ["  site outputs: %s (re-apply them with its COMMANDS.txt)" % o for o in r["outputs"]]
+    return lines
+
+
+def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
+    from .lifecycle import gc
+
+    try:
+        n = int(keep) if keep is not None else 3
+    except ValueError:
+        raise UsageError("--keep takes a number, not %r" % keep)
+    return gc(kit, n)
+
+
+def text_gc(r: dict) -> List[str]:
+    if not r["removed"]:
+        return ["nothing to remove (keeping %d versions of each bundle, and every current one)" % r["kept_per_name"]]
+    return ["removed %s (%d bytes freed)" % (", ".join(r["removed"]), r["bytes_freed"])]
+
+
 # --- tls --------------------------------------------------------------------------------------
 def run_tls(out: str, force: bool = False, **_) -> dict:
     from .devtls import generate
@@ -313,6 +343,10 @@ COMMANDS = [
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],
             run_status, text_status),
+    Command("rollback", "make the previous version current again and move registry tags back",
+            [Opt("name", metavar="NAME"), KIT_OPT], run_rollback, text_rollback),
+    Command("gc", "remove old versions (never the current one)",
+            [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
     Command("tls", "write development TLS material for the stack (a CA, server and client certificates)",
             [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
              Opt("--force", help="replace files that already exist")],

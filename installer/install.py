@@ -237,6 +237,10 @@ class Installer:
                               progress_factory=self._progress)
             report = pusher.push_content()
             self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
+            # What rollback needs to reach this site again (never credentials: they come from the environment).
+            self.receipt.doc.setdefault("site_options", {})[self.deploy.registry] = {
+                "insecure": list(self.deploy.insecure), "registry_ca": os.path.abspath(self.deploy.registry_ca)
+                if self.deploy.registry_ca else None, "strip_source_host": self.deploy.strip_source_host}
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
                               report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))

@@ -153,7 +153,8 @@ def test_export_is_deterministic_and_complete(keydir, tmp_path, wheels_dir, sub)
     names = [i.filename for i in infos]
     assert names == sorted(names, key=str.encode)
     assert names[0] == "__main__.py" and "installer/runtime.py" in names and "installer/cli.py" in names
-    expected = sorted("installer/" + p.name for p in (REPO / "installer").glob("*.py"))
+    expected = sorted("installer/" + p.relative_to(REPO / "installer").as_posix()
+                      for p in (REPO / "installer").rglob("*.py") if "__pycache__" not in p.parts)
     assert sorted(n for n in names if n.startswith("installer/")) == expected
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     for i in infos:
@@ -247,6 +248,18 @@ def test_pyz_refuses_tampering_and_untrusted_keys_with_the_documented_codes(buil
     # a usage error is one sentence, exit 2
     r = _pyz(bare_python, folder, "install", tmp_path / "missing.bundle.tar.zst", "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r
+
+
+def test_pyz_wins_over_another_installer_package_on_the_host(built, pub, keydir, tmp_path):
+    """pypa/installer is also imported as `installer`: in the host's site-packages it cannot shadow the pyz."""
+    archive, _ = built
+    python = _make_bare_python(SYSTEM_PYTHON, tmp_path / "venv")
+    site = next((tmp_path / "venv" / "lib").glob("python3.*/site-packages"))
+    (site / "installer").mkdir()
+    (site / "installer" / "__init__.py").write_text("__version__ = '0.7.0'  # pypa/installer\n")
+    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    r = _pyz(python, folder, "verify", archive, "--trust", pub, env=minimal_env(tmp_path / "home"))
+    assert r.returncode == 0 and "OK demo 1.0.0" in r.stdout, r
 
 
 def test_pyz_without_the_zstd_program_says_what_is_missing(built, pub, keydir, bare_python, tmp_path):
