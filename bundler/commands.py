@@ -4,7 +4,7 @@ from typing import List, Optional
 
 from installer.commands import Command, Opt
 
-from . import keys
+from . import keys, standalone
 from installer.errors import UsageError
 
 from .archive import parse_size
@@ -47,14 +47,18 @@ def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
               mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
               locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None,
-              unsigned: bool = False, **_) -> dict:
+              unsigned: bool = False, with_installer: bool = False, **_) -> dict:
+    if with_installer and unsigned:
+        raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, run "
+                         "export-installer where the key is")
     if not key and not unsigned:
         raise UsageError("build needs --key KEY (or --unsigned, then seal)")
     if key and unsigned:
         raise UsageError("--unsigned builds without a key; drop --key")
     opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
     size = parse_size(split_size) if split_size else 0
-    return build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned)
+    result = build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned)
+    return standalone.with_installer(result, key, out or ".") if with_installer else result
 
 
 def run_seal(staged: str, sig: str, trust=(), **_) -> dict:
@@ -83,7 +87,8 @@ def text_build(r: dict) -> List[str]:
             "bundle_id %s" % r["bundle_id"],
             "sha256 %s  (%d bytes compressed%s)" % (r["sha256"], r["size"],
                                                     ", in %d parts" % len(r["parts"]) if r.get("parts") else ""),
-            "lock file: %s" % r["lock"]["status"]] + ["warning: %s" % w for w in r.get("warnings", [])]
+            "lock file: %s" % r["lock"]["status"]] + ["warning: %s" % w for w in r.get("warnings", [])] + \
+        standalone.installer_lines(r)
 
 
 BUILD_COMMANDS = [
@@ -100,8 +105,14 @@ BUILD_COMMANDS = [
              Opt("--ignore-lock", help="build from the manifest alone (recorded in bundle.json)"),
              Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
                                                       "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)"),
-             Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`")],
+             Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`"),
+             Opt("--with-installer", help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)")],
             run_build, text_build),
+    Command("export-installer", "write the standalone installer folder (installer.pyz, wheels, signed INSTALLER.SHA256SUMS)",
+            [Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM), the bundles' key"),
+             Opt("--out", metavar="DIR", default=".", help="output folder (default: .)"),
+             Opt("--wheels", metavar="DIR", help="folder of speed-up wheels (*.whl) to ship, hash-checked, never pip-installed")],
+            standalone.run_export_installer, standalone.text_export_installer),
     Command("seal", "write the archive from a staged build and a signature made elsewhere (openssl, HSM, KMS)",
             [Opt("staged", metavar="STAGED"), Opt("--sig", metavar="FILE", required=True,
                                                   help="detached signature of STAGED/SHA256SUMS"),

@@ -5,6 +5,7 @@ from the specs below and call the same functions, so their options are identical
 Each function returns a JSON-able result; ``text`` renders it for people.
 """
 
+import json
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -65,7 +66,12 @@ def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = Non
     if kit and not os.path.isdir(kit):
         raise UsageError("the kit %s does not exist" % kit)
     keys = resolve_keys(trust, Kit(kit) if kit else None)
-    v = verify_file(archive, keys, show_progress=not quiet)
+    index = None
+    if kit:
+        from .delta import KitIndex
+
+        index = KitIndex(Kit(kit))
+    v = verify_file(archive, keys, show_progress=not quiet, kit_index=index)
     result = v.summary()
     result.update(archive=archive, checks={"signature": "ok", "bundle.json": "ok", "members": "ok",
                                            "structure": "ok", "sidecar": v.sidecar})
@@ -73,7 +79,14 @@ def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = Non
 
 
 def text_verify(r: dict) -> List[str]:
-    return ["OK %s %s: signature by %s; %d files (%d payload bytes) match SHA256SUMS" % (
+    delta = r.get("delta")
+    extra = []
+    if delta:
+        extra = ["delta against %s: %d files (%d bytes) omitted, %d of them checked in the kit%s" % (
+            ", ".join("%s %s" % (b["name"], b["version"]) for b in delta["base"]), delta["omitted"],
+            delta["omitted_bytes"], delta["checked_in_kit"],
+            "" if r["complete"] else "; complete: false (pass --kit DIR to check the rest)")]
+    return extra + ["OK %s %s: signature by %s; %d files (%d payload bytes) match SHA256SUMS" % (
                 r["name"], r["version"], r["signer"], r["files"], r["total_size"]),
             "bundle_id %s" % r["bundle_id"],
             "archive sha256 %s (sidecar: %s)" % (r["archive_sha256"], r["sidecar"])]
@@ -239,6 +252,26 @@ def text_status(r: dict) -> List[str]:
     return lines
 
 
+# --- inventory ------------------------------------------------------------------------------
+def run_inventory(kit: str, out: Optional[str] = None, **_) -> dict:
+    from .delta import inventory
+
+    doc = inventory(kit)
+    if out:
+        with open(out, "w", encoding="ascii") as fh:
+            json.dump(doc, fh, sort_keys=True, indent=2)
+            fh.write("\n")
+        return {"out": out, "bundles": doc["bundles"], "files": len(doc["sha256"])}
+    return doc
+
+
+def text_inventory(r: dict) -> List[str]:
+    if "out" in r:
+        return ["wrote %s: %d bundle versions, %d file digests (no paths, hosts or registries)"
+                % (r["out"], len(r["bundles"]), r["files"])]
+    return [json.dumps(r, sort_keys=True, indent=2)]
+
+
 # --- rollback, gc ---------------------------------------------------------------------------
 def run_rollback(name: str, kit: str, **_) -> dict:
     from .lifecycle import rollback
@@ -343,6 +376,8 @@ COMMANDS = [
     Command("status", "show the kit's bundles, versions and last installs",
             [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],
             run_status, text_status),
+    Command("inventory", "the digests, names, versions and bundle_ids the kit holds (input for delta builds)",
+            [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")], run_inventory, text_inventory),
     Command("rollback", "make the previous version current again and move registry tags back",
             [Opt("name", metavar="NAME"), KIT_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",

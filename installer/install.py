@@ -11,8 +11,8 @@ import json
 import os
 from typing import Iterator, List, Optional, Sequence
 
-from .errors import (BundleError, InternalError, Interrupted, LocalEnvironmentError, TrustError, UnsafeMember,
-                     UsageError, VersionRefused)
+from .errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
+                     UnsafeMember, UsageError, VersionRefused)
 from .fsutil import fsync_dir, write_atomic
 from .kit import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
 from .meta import canonical_json
@@ -42,9 +42,25 @@ def resolve_keys(trust: Sequence[str], kit: Optional[Kit]) -> List[TrustedKey]:
 class StagingSink:
     """Writes verified-as-they-stream members under a staging root, read-only, fsynced."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, kit: Optional[Kit] = None) -> None:
         self.root = root
+        self.kit = kit
+        self._index = None
         os.makedirs(root, mode=0o755)
+
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> str:
+        """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied)."""
+        from .delta import KitIndex, materialize
+
+        if self._index is None:
+            self._index = KitIndex(self.kit)
+        source = self._index.find(digest)
+        if source is None:
+            raise ContentMismatch("the delta omits %s (sha256 %s) and this kit does not hold it: install the full "
+                                  "bundle, or a delta built against this kit's inventory" % (path, digest))
+        dest = contained(self.root, path)
+        materialize(source, dest, digest, executable)
+        return dest
 
     def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
         full = contained(self.root, path)
@@ -167,7 +183,7 @@ class Installer:
         self.staging_dir = os.path.join(kit.staging, "%s-%d" % (v.bundle_id[:16], os.getpid()))
         self.receipt.save()
         os.makedirs(self.staging_dir)
-        return StagingSink(os.path.join(self.staging_dir, "tree"))
+        return StagingSink(os.path.join(self.staging_dir, "tree"), kit)
 
     def run(self) -> dict:
         if not os.path.exists(self.archive):

@@ -14,6 +14,8 @@ import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
+from .delta import MAX_DELTA_BYTES, parse_delta
+from .fsutil import file_chunks
 from .imagecheck import ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .parts import PartsReader, find_parts
@@ -46,6 +48,9 @@ class Verified:
         self.backend = ""
         self.archive_sha256 = ""
         self.sidecar = "not checked"
+        self.delta: Optional[dict] = None
+        self.delta_bytes = b""
+        self.not_in_archive: List[str] = []  # omitted by a delta and not checked against a kit
 
     def summary(self) -> dict:
         meta = self.meta
@@ -56,18 +61,38 @@ class Verified:
             "signer": self.signer.fingerprint if self.signer else None,
             "files": len(self.sums_entries),
             "total_size": meta.total_size if meta else None,
-            "complete": not self.stopped,
+            "complete": not self.stopped and not self.not_in_archive,
+            "delta": {"base": self.delta["base"], "omitted": len(self.delta["omitted"]),
+                      "omitted_bytes": self.delta["omitted_bytes"],
+                      "checked_in_kit": len(self.delta["omitted"]) - len(self.not_in_archive)} if self.delta else None,
             "archive_sha256": self.archive_sha256 or None,
             "sidecar": self.sidecar,
         }
 
 
 class DiscardSink:
-    """Verify only: hash and drop."""
+    """Verify only: hash and drop. With a kit, a delta's omitted files are checked there (re-hashed)."""
+
+    def __init__(self, kit_index=None) -> None:
+        self.kit_index = kit_index
 
     def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
         for _ in chunks:
             pass
+
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> Optional[str]:
+        """The kit's file with this sha256 (proved by re-hashing), or None when there is no kit to ask."""
+        if self.kit_index is None:
+            return None
+        source = self.kit_index.find(digest)
+        if source is None:
+            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit does not hold it" % (path, digest))
+        h = hashlib.sha256()
+        for chunk in file_chunks(source):
+            h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ContentMismatch("the kit's copy of %s no longer has sha256 %s" % (path, digest))
+        return source
 
 
 # Step (3): given the authenticated head, return the sink for the payload, or None to stop reading.
@@ -119,13 +144,18 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
     _check_hash(META_NAME, hashlib.sha256(v.meta_bytes).hexdigest(), v.sums_entries[META_NAME])
     v.meta = parse_meta(v.meta_bytes)
     if DELTA_NAME in v.sums_entries:
-        raise InvalidInput("this is a delta bundle, which this version of the installer cannot apply yet")
-    listed = set(v.sums_entries) - {META_NAME}
+        # A delta: DELTA.json comes fourth, hashed against its signed line before it is parsed.
+        v.delta_bytes = _read_small(reader, _next(reader, "DELTA.json"), DELTA_NAME, MAX_DELTA_BYTES)
+        _check_hash(DELTA_NAME, hashlib.sha256(v.delta_bytes).hexdigest(), v.sums_entries[DELTA_NAME])
+        v.delta = parse_delta(v.delta_bytes)
+    listed = set(v.sums_entries) - {META_NAME, DELTA_NAME}
     declared = set(v.meta.members)
     if listed != declared:
         problems = ["%s is in SHA256SUMS but not in bundle.json" % p for p in sorted(listed - declared)]
         problems += ["%s is in bundle.json but not in SHA256SUMS" % p for p in sorted(declared - listed)]
         raise ContentMismatch("bundle.json and SHA256SUMS list different files", problems)
+    if v.delta and not set(v.delta["omitted"]) <= declared:
+        raise ContentMismatch("DELTA.json omits files the bundle does not list")
     return v
 
 
@@ -142,7 +172,7 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
     """Step (4) for every member after the head, then step (5)."""
     meta = v.meta
     graph = ImageGraph(meta, v.sums_entries)
-    seen = {SUMS_NAME, SIG_NAME, META_NAME}
+    seen = {SUMS_NAME, SIG_NAME, META_NAME} | ({DELTA_NAME} if v.delta else set())
     seen_lower = {s.lower() for s in seen}
     previous = b""
     while True:
@@ -182,11 +212,21 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
             graph.feed(path, b"".join(keep))
         v.members_seen += 1
         v.bytes_seen += member.size
-    # (5) completeness.
+    # (5) completeness: every listed path was seen, or (a delta) is in the kit with that hash.
     missing = [p for p in meta.members if p not in seen]
-    if missing:
-        raise ContentMismatch("%d listed file(s) are missing from the archive" % len(missing), missing[:50])
-    graph.check()
+    omitted = set(v.delta["omitted"]) if v.delta else set()
+    absent = [p for p in missing if p not in omitted]
+    if absent:
+        raise ContentMismatch("%d listed file(s) are missing from the archive" % len(absent), absent[:50])
+    for path in missing:
+        digest = v.sums_entries[path]
+        source = sink.materialize(path, digest, meta.members[path], path in meta.executable)
+        if source is None:
+            v.not_in_archive.append(path)
+        elif graph.wants(path):
+            graph.feed(path, b"".join(file_chunks(source)))
+    if not v.not_in_archive:
+        graph.check()
 
 
 def open_archive(path: str):
@@ -221,7 +261,7 @@ def check_sidecar(archive: str, sha256_hex: str) -> str:
 
 
 def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] = None,
-                show_progress: bool = True, backend: str = "") -> Verified:
+                show_progress: bool = True, backend: str = "", kit_index=None) -> Verified:
     """verify_stream over a file, hashing the compressed bytes once for the sidecar check."""
     with open_archive(path) as fh:
         total = fh.total_size() if isinstance(fh, PartsReader) else os.fstat(fh.fileno()).st_size
@@ -229,7 +269,7 @@ def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] 
         counting = CountingReader(fh, progress)
         try:
             try:
-                v = verify_stream(counting, keys, decide, backend)
+                v = verify_stream(counting, keys, decide or (lambda _v: DiscardSink(kit_index)), backend)
             except (InvalidInput, UnsafeMember, ContentMismatch):
                 if isinstance(fh, PartsReader):
                     fh.blame()  # a damaged part explains garbage better than the garbage itself
@@ -256,7 +296,10 @@ def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = Non
             v.stopped = True
             return v
         # The installed tree is exactly the archive tree: the head members land in it too.
-        for name, data in ((SUMS_NAME, v.sums), (SIG_NAME, v.signature), (META_NAME, v.meta_bytes)):
+        head = [(SUMS_NAME, v.sums), (SIG_NAME, v.signature), (META_NAME, v.meta_bytes)]
+        if v.delta:
+            head.append((DELTA_NAME, v.delta_bytes))
+        for name, data in head:
             sink.write(name, len(data), iter((data,)), False)
         read_payload(reader, v, sink)
         return v
