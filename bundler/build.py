@@ -10,14 +10,18 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from installer import TOOL_NAME, __version__
-from installer.errors import ContentMismatch, LocalEnvironmentError, TrustError, UsageError
+from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
 from installer.signing import verify as verify_sig
 from installer.fsutil import file_chunks
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
 from installer.progress import Progress
 from installer.reference import parse_mirror
-from installer.sums import META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums
+from installer.delta import INVENTORY_KIND, delta_document
+from installer.sums import DELTA_NAME, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums, parse_sums
+from installer.tarstream import TarReader
+from installer.verify import open_archive, read_head
+from installer.zstd import open_decompressed
 
 from installer.parts import parts_list
 
@@ -155,6 +159,8 @@ class _Staged:
         self.members = members
         self.helm_check: Dict[str, str] = {}
         self.warnings: List[str] = []
+        self.delta_bytes: Optional[bytes] = None  # a delta's DELTA.json (written fourth)
+        self.omitted: Dict[str, int] = {}
 
 
 @dataclass
@@ -227,6 +233,8 @@ def _add_members(writer: ArchiveWriter, staged: _Staged, signature: bytes) -> No
     writer.add(SUMS_NAME, len(staged.sums), [staged.sums])
     writer.add(SIG_NAME, len(signature), [signature])
     writer.add(META_NAME, len(staged.meta_bytes), [staged.meta_bytes])
+    if staged.delta_bytes is not None:
+        writer.add(DELTA_NAME, len(staged.delta_bytes), [staged.delta_bytes])
     for m in staged.members:
         digest = writer.add(m.path, m.size, m.chunks(), m.executable)
         if digest != m.sha256:
@@ -292,15 +300,59 @@ def _write_sidecar(archive_path: str, archive_sha: str) -> str:
 
 
 def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
-          opts: Optional[SourceOptions] = None, split_size: int = 0, unsigned: bool = False) -> dict:
+          opts: Optional[SourceOptions] = None, split_size: int = 0, unsigned: bool = False,
+          delta_from: Optional[str] = None) -> dict:
     manifest = load_manifest(manifest_path)
     if not unsigned:
         signer = signer or load_signer(key_path)
+    base = load_delta_base(delta_from) if delta_from else None
     staged = stage(manifest, opts)
+    if base is not None:
+        staged = make_delta(staged, *base)
     _make_dir(out_dir)
     if unsigned:
         return write_staged(staged, out_dir, split_size)
     return emit(staged, signer.sign(staged.sums), out_dir, split_size, signer.public.fingerprint)
+
+
+# --- deltas --------------------------------------------------------------------------------------
+def load_delta_base(path: str) -> Tuple[List[dict], set]:
+    """(base bundles, sha256 set) from a kit's inventory or from an old bundle's signed list."""
+    if not os.path.isfile(path):
+        raise UsageError("--delta-from %s does not exist" % path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head != b"\x28\xb5\x2f\xfd":  # not zstd: an inventory
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            assert doc.get("kind") == INVENTORY_KIND and isinstance(doc.get("sha256"), list)
+            digests = {d for d in doc["sha256"] if isinstance(d, str) and len(d) == 64}
+            base = [{"name": b["name"], "version": b["version"], "bundle_id": b["bundle_id"]} for b in doc["bundles"]]
+        except (ValueError, AssertionError, KeyError, TypeError, AttributeError):
+            raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path)
+        return base, digests
+    with open_archive(path) as fh:
+        stream = open_decompressed(fh)
+        try:
+            v = read_head(TarReader(stream), [], require_trust=False)
+        finally:
+            stream.close()
+    return [{"name": v.meta.name, "version": v.meta.version, "bundle_id": v.bundle_id}], set(v.sums_entries.values())
+
+
+def make_delta(staged: _Staged, base: List[dict], digests: set) -> _Staged:
+    """Keep only the files the base lacks; SHA256SUMS and bundle.json still describe the full version."""
+    omitted = {m.path: m.size for m in staged.members if m.sha256 in digests}
+    delta_bytes = delta_document(base, omitted)
+    entries = parse_sums(staged.sums)
+    entries[DELTA_NAME] = hashlib.sha256(delta_bytes).hexdigest()
+    delta = _Staged(staged.manifest, staged.epoch, staged.meta_bytes, format_sums(entries),
+                    [m for m in staged.members if m.path not in omitted])
+    delta.delta_bytes = delta_bytes
+    delta.helm_check, delta.warnings = staged.helm_check, staged.warnings
+    delta.omitted = omitted
+    return delta
 
 
 def _make_dir(out_dir: str) -> None:
@@ -387,7 +439,8 @@ class _Named:
 def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signer_fp: Optional[str]) -> dict:
     """Write the signed archive (or its parts) and the sidecar."""
     manifest = staged.manifest
-    archive = os.path.join(out_dir, "%s-%s.bundle.tar.zst" % (manifest.name, manifest.version))
+    kind = "delta.bundle" if staged.delta_bytes is not None else "bundle"
+    archive = os.path.join(out_dir, "%s-%s.%s.tar.zst" % (manifest.name, manifest.version, kind))
     parts: list = []
     try:
         if split_size:
@@ -414,6 +467,8 @@ def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signe
         "helm_check": staged.helm_check,
         "lock": meta["lock"],
         "warnings": staged.warnings,
+        "delta": {"omitted": len(staged.omitted), "omitted_bytes": sum(staged.omitted.values()),
+                  "base": json.loads(staged.delta_bytes)["base"]} if staged.delta_bytes is not None else None,
     }
 
 

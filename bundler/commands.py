@@ -47,7 +47,7 @@ def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
               mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
               locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None,
-              unsigned: bool = False, with_installer: bool = False, **_) -> dict:
+              unsigned: bool = False, with_installer: bool = False, delta_from: Optional[str] = None, **_) -> dict:
     if with_installer and unsigned:
         raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, run "
                          "export-installer where the key is")
@@ -57,7 +57,8 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
         raise UsageError("--unsigned builds without a key; drop --key")
     opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
     size = parse_size(split_size) if split_size else 0
-    result = build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned)
+    result = build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned,
+                   delta_from=delta_from)
     return standalone.with_installer(result, key, out or ".") if with_installer else result
 
 
@@ -88,6 +89,9 @@ def text_build(r: dict) -> List[str]:
             "sha256 %s  (%d bytes compressed%s)" % (r["sha256"], r["size"],
                                                     ", in %d parts" % len(r["parts"]) if r.get("parts") else ""),
             "lock file: %s" % r["lock"]["status"]] + ["warning: %s" % w for w in r.get("warnings", [])] + \
+        (["delta: %d files (%d bytes) omitted, present in %s" % (r["delta"]["omitted"], r["delta"]["omitted_bytes"],
+          ", ".join("%s %s" % (b["name"], b["version"]) for b in r["delta"]["base"]) or "the inventory")]
+         if r.get("delta") else []) + \
         standalone.installer_lines(r)
 
 
@@ -106,7 +110,9 @@ BUILD_COMMANDS = [
              Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
                                                       "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)"),
              Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`"),
-             Opt("--with-installer", help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)")],
+             Opt("--with-installer", help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)"),
+             Opt("--delta-from", metavar="INVENTORY_OR_OLD_BUNDLE",
+                 help="write a .delta.bundle.tar.zst carrying only files the base lacks (a kit's inventory or an old bundle)")],
             run_build, text_build),
     Command("export-installer", "write the standalone installer folder (installer.pyz, wheels, signed INSTALLER.SHA256SUMS)",
             [Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM), the bundles' key"),

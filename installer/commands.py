@@ -86,8 +86,9 @@ def text_verify(r: dict) -> List[str]:
             ", ".join("%s %s" % (b["name"], b["version"]) for b in delta["base"]), delta["omitted"],
             delta["omitted_bytes"], delta["checked_in_kit"],
             "" if r["complete"] else "; complete: false (pass --kit DIR to check the rest)")]
-    return extra + ["OK %s %s: signature by %s; %d files (%d payload bytes) match SHA256SUMS" % (
-                r["name"], r["version"], r["signer"], r["files"], r["total_size"]),
+    verdict = "OK" if r["complete"] else "INCOMPLETE (a delta: signature and carried files good)"
+    return extra + ["%s %s %s: signature by %s; %d files (%d payload bytes) listed in SHA256SUMS" % (
+                verdict, r["name"], r["version"], r["signer"], r["files"], r["total_size"]),
             "bundle_id %s" % r["bundle_id"],
             "archive sha256 %s (sidecar: %s)" % (r["archive_sha256"], r["sidecar"])]
 
