@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
 from installer.signing import verify as verify_sig
-from installer.fsutil import file_chunks
+from installer.fsutil import file_chunks, sha256_file
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
 from installer.progress import Progress
@@ -54,13 +54,7 @@ def bytes_member(path: str, data: bytes) -> PlannedMember:
     return PlannedMember(path, "", len(data), hashlib.sha256(data).hexdigest(), False, data)
 
 
-def hash_file(path: str) -> Tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    for chunk in file_chunks(path):
-        h.update(chunk)
-        size += len(chunk)
-    return h.hexdigest(), size
+hash_file = sha256_file
 
 
 def build_time(manifest: Manifest) -> Tuple[int, str]:

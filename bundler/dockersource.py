@@ -15,6 +15,7 @@ import tempfile
 from typing import Dict
 
 from installer.errors import ContentMismatch, DeployError, InvalidInput
+from installer.fsutil import copy_hashed
 from installer.oci import OCI_MANIFEST, Descriptor, config_platform, platform_matches, platform_string
 from installer.reference import Reference
 
@@ -103,19 +104,11 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
 
 def _spool(cache, fh) -> tuple:
     """Hash one archive file while writing it into the cache; return (digest, size)."""
-    h = hashlib.sha256()
-    size = 0
     fd, tmp = tempfile.mkstemp(dir=cache.blobs, prefix=".save-")
     try:
         with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = fh.read(1 << 20)
-                if not chunk:
-                    break
-                h.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        digest = "sha256:" + h.hexdigest()
+            hexdigest, size = copy_hashed(fh, out)
+        digest = "sha256:" + hexdigest
         os.replace(tmp, cache.path(digest))
     except BaseException:
         if os.path.exists(tmp):

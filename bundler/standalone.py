@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import installer
+from installer.fsutil import copy_hashed
 from installer.errors import InvalidInput, UsageError
 from installer.paths import c_sorted, path_problem
 from installer.runtime import PROG, PYZ_NAME, SIG_NAME, SUMS_NAME, WHEELS_DIR, parse_wheel_name, plan_members
@@ -120,21 +121,13 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _copy_hashed(src: str, dst: str) -> Dict[str, object]:
-    h = hashlib.sha256()
-    size = 0
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-        while True:
-            chunk = fin.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            size += len(chunk)
-            fout.write(chunk)
+        hexdigest, size = copy_hashed(fin, fout)
         fout.flush()
         os.fsync(fout.fileno())
     os.chmod(dst, FILE_MODE)
-    return {"sha256": h.hexdigest(), "size": size}
+    return {"sha256": hexdigest, "size": size}
 
 
 def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = None, signer=None) -> dict:

@@ -9,12 +9,12 @@ re-hashes it as it is linked or copied into staging.
 """
 
 import errno
-import hashlib
 import json
 import os
 from typing import Dict, List, Optional
 
 from .errors import ContentMismatch, InvalidInput, LocalEnvironmentError, UsageError
+from .fsutil import copy_hashed, sha256_file
 from .kit import Kit
 from .meta import NAME_RE, canonical_json
 from .paths import path_problem
@@ -89,16 +89,8 @@ def delta_document(base: List[dict], omitted: Dict[str, int]) -> bytes:
 
 def materialize(source: str, dest: str, digest: str, executable: bool) -> int:
     """Hard-link (else copy) ``source`` to ``dest`` and prove it has ``digest`` by re-hashing it."""
-    h = hashlib.sha256()
-    size = 0
-    with open(source, "rb") as fh:
-        while True:
-            chunk = fh.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            size += len(chunk)
-    if h.hexdigest() != digest:
+    actual, size = sha256_file(source)
+    if actual != digest:
         raise ContentMismatch("the kit's copy %s no longer has sha256 %s; it cannot serve a delta" % (source, digest))
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     try:
@@ -108,15 +100,11 @@ def materialize(source: str, dest: str, digest: str, executable: bool) -> int:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise LocalEnvironmentError("cannot link %s into the staging area: %s" % (source, exc.strerror))
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with open(source, "rb") as src:
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                os.write(fd, chunk)
-        os.fchmod(fd, 0o555 if executable else 0o444)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        copied, _ = copy_hashed(src, out)
+        out.flush()
+        os.fchmod(out.fileno(), 0o555 if executable else 0o444)
+        os.fsync(out.fileno())
+    if copied != digest:  # it changed while we copied it
+        raise ContentMismatch("the kit's copy %s changed while it was copied" % source)
     return size

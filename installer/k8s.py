@@ -30,12 +30,11 @@ import base64
 import json
 import os
 import re
-import secrets as _random
 import stat
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .errors import InvalidInput, LocalEnvironmentError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_atomic
 
 NAMESPACE = "observability"
 
@@ -213,28 +212,11 @@ def to_json(obj: dict) -> bytes:
 
 
 def _write_atomic(folder: str, filename: str, data: bytes, mode: int) -> str:
-    """Temp file created with `mode` (never wider), fchmod to exactly `mode` whatever the umask,
-    fsync, rename over the target, fsync the folder."""
+    """fsutil.write_atomic with exactly ``mode``; an OSError becomes one sentence without content."""
     path = os.path.join(folder, filename)
-    tmp = os.path.join(folder, ".%s.tmp-%d-%s" % (filename, os.getpid(), _random.token_hex(4)))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(tmp, flags, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(folder)
+        write_atomic(path, data, mode)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise LocalEnvironmentError("cannot write %s: %s" % (path, exc.strerror or type(exc).__name__))
     return path
 

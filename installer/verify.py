@@ -15,7 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
 from .delta import MAX_DELTA_BYTES, parse_delta
-from .fsutil import file_chunks
+from .fsutil import file_chunks, sha256_file
 from .imagecheck import ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .parts import PartsReader, find_parts
@@ -87,10 +87,7 @@ class DiscardSink:
         source = self.kit_index.find(digest)
         if source is None:
             raise ContentMismatch("the delta omits %s (sha256 %s) and the kit does not hold it" % (path, digest))
-        h = hashlib.sha256()
-        for chunk in file_chunks(source):
-            h.update(chunk)
-        if h.hexdigest() != digest:
+        if sha256_file(source)[0] != digest:
             raise ContentMismatch("the kit's copy of %s no longer has sha256 %s" % (path, digest))
         return source
 
