@@ -11,6 +11,7 @@ import json
 import os
 from typing import Iterator, List, Optional, Sequence
 
+from . import faults
 from .errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
                      UnsafeMember, UsageError, VersionRefused)
 from .fsutil import fsync_dir, write_atomic
@@ -77,6 +78,8 @@ class StagingSink:
                     view = view[os.write(fd, view):]
             os.fchmod(fd, 0o555 if executable else 0o444)
             os.fsync(fd)
+            if not path.startswith(("SHA256SUMS", "bundle.json", "DELTA.json")):
+                faults.point("mid-payload")
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise LocalEnvironmentError("no space left on the kit's filesystem while writing %s" % path)
@@ -183,6 +186,7 @@ class Installer:
         self.staging_dir = os.path.join(kit.staging, "%s-%d" % (v.bundle_id[:16], os.getpid()))
         self.receipt.save()
         os.makedirs(self.staging_dir)
+        faults.point("after-head")
         return StagingSink(os.path.join(self.staging_dir, "tree"), kit)
 
     def run(self) -> dict:
@@ -212,14 +216,18 @@ class Installer:
             self.receipt.phase(2, "skipped", "bundle_id already installed")
         else:
             self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
+            faults.point("before-promote")
             self.promote(os.path.join(self.staging_dir, "tree"), meta.name, meta.version, v)
             self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
+            faults.point("after-promote")
         tree = self.kit.version_dir(meta.name, meta.version)
         pusher = self._phase3(tree, meta)
         self.rendered = self._phase4(tree, meta)
         previous = self.kit.current_version(meta.name)
+        faults.point("before-switch")
         if previous != meta.version:
             self.kit.switch_current(meta.name, meta.version)
+            faults.point("after-switch")
             self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
         else:
             self.receipt.phase(5, "done", "already current")

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import credentials
+from . import credentials, faults
 from .errors import InvalidInput, UsageError
 from .imagecheck import blob_path
 from .meta import ImageRecord, Meta
@@ -175,6 +175,7 @@ class SitePush:
         path = os.path.join(self.tree, b.path)
         self.registry.upload_blob(b.repo, b.digest, b.size, lambda: open(path, "rb"), location,
                                   CHUNKED_ABOVE, progress.update if progress else None)
+        faults.point("mid-push")
         with self._lock:
             self.report["blobs_pushed"] += 1
             self.report["bytes_pushed"] += b.size
