@@ -325,7 +325,8 @@ class Registry:
         if resp.status not in tuple(ok):
             raise self._status_error(method, path, resp, data)
         if len(data) > read_limit:
-            raise InvalidInput("%s%s answered more than %d bytes" % (self.host, path, read_limit))
+            raise RegistryError("%s%s answered more than %d bytes, more than a manifest may be"
+                                % (self.host, path.split("?", 1)[0], read_limit))
         return resp, data
 
     def _status_error(self, method: str, path: str, resp, data: bytes) -> RegistryError:

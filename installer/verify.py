@@ -123,7 +123,11 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
     v = Verified()
     # (1) SHA256SUMS and its detached signature, first and second, within their caps.
     v.sums = _read_small(reader, _next(reader, "SHA256SUMS"), SUMS_NAME, MAX_SUMS_BYTES)
-    v.signature = signature = _read_small(reader, _next(reader, "signature"), SIG_NAME, MAX_SIG_BYTES)
+    second = _next(reader, "signature")
+    if second.path != SIG_NAME and second.is_regular:
+        raise TrustError("the archive is not signed: SHA256SUMS.sig must follow SHA256SUMS, but %s does"
+                         % second.path[:100])
+    v.signature = signature = _read_small(reader, second, SIG_NAME, MAX_SIG_BYTES)
     v.sums_entries = parse_sums(v.sums)
     v.bundle_id = bundle_id(v.sums)
     if keys:
