@@ -297,9 +297,11 @@ class Installer:
 
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
-        has_outputs = meta.charts or any(p.startswith("compose/") for p in meta.members)
+        has_outputs = meta.charts or meta.raw.get("tenants") or any(p.startswith("compose/") for p in meta.members)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
-            self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render")
+            tls = self._tls() if self.deploy.dev_tls else None  # asked for explicitly: written anyway
+            self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render%s"
+                               % ("; TLS material in secrets/tls (%s)" % tls["source"] if tls else ""))
             return {}
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
         tls = self._tls()
