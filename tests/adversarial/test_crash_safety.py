@@ -25,15 +25,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_manifest
+from conftest import run_cmd
 from helpers.images import RandomLayer, make_image, push
 from helpers.registry import start_registry
 
 from installer.faults import POINTS as HOOKED_POINTS
 
-# Every fault point the installer offers, in the order an install reaches them.
-POINTS = ("after-head", "mid-payload", "before-promote", "after-promote", "mid-push", "before-switch",
-          "after-switch")
 NAME = "demo"
 CLI = Path(sys.executable).parent / "offline-bundle"
 
@@ -41,9 +38,27 @@ CLI = Path(sys.executable).parent / "offline-bundle"
 # --------------------------------------------------------------------------------------------------
 # fixtures: a source registry with two images, a site registry, three archives
 
-def image_manifest(folder: Path, version: str, tag: str, files: dict) -> Path:
-    return write_manifest(folder, name=NAME, version=version, files=files, tenants=False,
-                          extra="  images:\n    - ref: docker.io/crash/app:%s\n" % tag)
+def write_bundle_manifest(folder: Path, version: str, tag: str, files: dict) -> Path:
+    """demo VERSION: config files, a compose file naming the image (so phase 4 renders), the image."""
+    files = dict(files)
+    files["compose/docker-compose.yaml"] = ("services:\n  app:\n    image: docker.io/crash/app:%s\n" % tag).encode()
+    lines = ["apiVersion: offline-bundle/v1", "kind: Bundle", "metadata:", "  name: %s" % NAME,
+             '  version: "%s"' % version, '  created: "2026-11-26T00:00:00Z"', "spec:", "  files:"]
+    for target, data in files.items():
+        source = folder / "src" / target
+        source.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, int):  # a size: that many random bytes, written in 1 MiB pieces
+            with open(source, "wb") as fh:
+                for _ in range(data >> 20):
+                    fh.write(os.urandom(1 << 20))
+        else:
+            source.write_bytes(data)
+        lines += ["    - source: src/%s" % target, "      target: %s" % target]
+        if target.endswith(".sh"):
+            lines.append("      executable: true")
+    lines += ["  images:", "    - ref: docker.io/crash/app:%s" % tag]
+    (folder / "bundle.yaml").write_text("\n".join(lines) + "\n")
+    return folder / "bundle.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -60,26 +75,22 @@ def world(tmp_path_factory, keydir, ob):
         push(lay, "1.0", src, "crash/app:1.0")
         push(lay, "2.0", src, "crash/app:2.0")
         key = keydir / "ed" / "bundle.key"
-        mirror = ["--mirror", "docker.io=%s" % src.host, "--insecure-registry", src.host,
-                  "--cache", base / "cache"]
 
-        def build(folder: str, version: str, tag: str, files: dict, big: int = 0) -> Path:
-            m = image_manifest(base / folder, version, tag, files)
-            if big:
-                with open(base / folder / "cfg" / "big.bin", "wb") as fh:
-                    for _ in range(big):
-                        fh.write(os.urandom(1 << 20))
-                m.write_text(m.read_text().replace(
-                    "  images:", "    - source: cfg/big.bin\n      target: data/big.bin\n  images:"))
-            r = ob("build", m, "--key", key, "--out", base / ("out-" + folder), *mirror, "--json")
+        def build(folder: str, version: str, tag: str, files: dict) -> Path:
+            m = write_bundle_manifest(base / folder, version, tag, files)
+            r = ob("build", m, "--key", key, "--out", base / "out" / folder, "--cache", base / "cache",
+                   "--mirror", "docker.io=%s" % src.host, "--insecure-registry", src.host, "--json")
             assert r.rc == 0, r
             return Path(r.json["result"]["archive"])
 
         archives = {
-            "1.0.0": build("v1", "1.0.0", "1.0", {"cfg/app.yaml": b"listen: 9090\n", "cfg/run.sh": b"#!/bin/sh\necho 1\n"}),
-            "2.0.0": build("v2", "2.0.0", "2.0", {"cfg/app.yaml": b"listen: 9091\n", "cfg/run.sh": b"#!/bin/sh\necho 2\n",
-                                                  "cfg/data.bin": os.urandom(2 << 20)}),
-            "2.0.0-big": build("v2big", "2.0.0", "2.0", {"cfg/app.yaml": b"listen: 9092\n"}, big=200),
+            "1.0.0": build("v1", "1.0.0", "1.0", {"config/app.yaml": b"listen: 9090\n",
+                                                  "config/run.sh": b"#!/bin/sh\necho 1\n"}),
+            "2.0.0": build("v2", "2.0.0", "2.0", {"config/app.yaml": b"listen: 9091\n",
+                                                  "config/run.sh": b"#!/bin/sh\necho 2\n",
+                                                  "data/small.bin": 2 << 20}),
+            "2.0.0-big": build("v2big", "2.0.0", "2.0", {"config/app.yaml": b"listen: 9092\n",
+                                                         "data/big.bin": 200 << 20}),
         }
         yield {"site": site, "archives": archives, "v2_digest": v2.manifest_digest}
     finally:
@@ -147,6 +158,12 @@ def assert_truthful_after_kill(ob, kit: Path, expect_current: str) -> dict:
     return b
 
 
+def debris(kit: Path) -> list:
+    """Temporary names a run leaves when it dies between creating and renaming them."""
+    return sorted(str(p.relative_to(kit)) for p in kit.rglob("*")
+                  if ".tmp" in p.name or ".old-" in p.name or p.name.startswith(".building-"))
+
+
 def assert_clean_after_rerun(ob, world, kit: Path, prefix: str, rerun) -> None:
     """(c) and (d)."""
     assert rerun.rc == 0, rerun
@@ -160,22 +177,28 @@ def assert_clean_after_rerun(ob, world, kit: Path, prefix: str, rerun) -> None:
     # no staging debris; quarantine keeps reasons, never a payload
     assert staging_files(kit) == []
     for q in (kit / ".state" / "quarantine").iterdir():
-        assert not (q / "tree").exists(), q
+        assert not (q / "tree").exists(), "payload left in the quarantine: %s" % q
         assert {p.name for p in q.iterdir()} <= {"reason.json", "members.txt", "SHA256SUMS"}, q
-    # nothing half-made beside the real entries
+    # nothing half-made beside the real entries: no temp link in current/, no stray version folder
     assert sorted(os.listdir(kit / "current")) == [NAME]
     assert sorted(os.listdir(kit / "bundles" / NAME)) == ["1.0.0", "2.0.0"]
     # 2.0.0 is complete and read-only (files 0444/0555, folders 0555)
     v2 = kit / "bundles" / NAME / "2.0.0"
     assert_complete(v2)
-    for p in [v2] + list(v2.rglob("*")):
-        mode = stat.S_IMODE(os.lstat(p).st_mode)
-        assert not stat.S_ISLNK(os.lstat(p).st_mode), p
-        assert mode in ((0o555,) if p.is_dir() else (0o444, 0o555)), (p, oct(mode))
+    modes = {str(p.relative_to(kit)): oct(stat.S_IMODE(os.lstat(p).st_mode)) for p in [v2] + list(v2.rglob("*"))
+             if stat.S_IMODE(os.lstat(p).st_mode) not in ((0o555,) if p.is_dir() else (0o444, 0o555))}
+    assert modes == {}, "writable in an installed version: %s" % modes
     assert_complete(kit / "bundles" / NAME / "1.0.0")
-    # the site serves 2.0.0's image under its tag
+    # status names who signed the installed version (it was admitted by a verified install)
+    [entry] = [v for v in b["versions"] if v["version"] == "2.0.0"]
+    assert entry["signer"] == result["signer"], entry
+    # the site outputs and the site registry are 2.0.0's
+    outputs = [o for o in b["outputs"] if o["version"] == "2.0.0"]
+    assert [o["files"] for o in outputs] == [["COMMANDS.txt", "compose/docker-compose.yaml"]], b["outputs"]
     _raw, _mt, digest = world["site"].client().manifest("%s/docker.io/crash/app" % prefix, "2.0")
     assert digest == world["v2_digest"]
+    # and no temporary name of the killed run survives anywhere in the kit
+    assert debris(kit) == []
 
 
 def install_v1(ob, world, kit: Path, prefix: str, pub) -> None:
@@ -185,59 +208,135 @@ def install_v1(ob, world, kit: Path, prefix: str, pub) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the fault points
+# the fault points, and the windows between them
+#
+# Besides the product's hook points, a small bootstrap kills the CLI right before or after one
+# filesystem call (os.rename, os.symlink, os.replace) whose path contains a given string: the
+# windows inside promotion, the switch, rendering and the receipt writes that no hook covers.
+
+BOOT = r"""
+import os, signal, sys
+func, when, needle, nth = os.environ.pop("CRASH_AT").split("|")
+nth, seen, real = int(nth), [0], getattr(os, func)
+def patched(*args, **kw):
+    hit = any(needle in str(a) for a in args[:2])
+    if hit:
+        seen[0] += 1
+        hit = seen[0] == nth
+    if hit and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = real(*args, **kw)
+    if hit and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+setattr(os, func, patched)
+from bundler.cli import main
+sys.argv[0] = "offline-bundle"
+sys.exit(main())
+"""
+
+# name: (how, phases recorded (done or skipped) when it died, 2.0.0 folder exists, current after the kill)
+CRASHES = {
+    # the product's hooks (OFFLINE_BUNDLE_FAULT)
+    "after-head": ("hook", [], False, "1.0.0"),
+    "mid-payload": ("hook", [], False, "1.0.0"),
+    "before-promote": ("hook", [1], False, "1.0.0"),
+    "after-promote": ("hook", [1, 2], True, "1.0.0"),
+    "mid-push": ("hook", [1, 2], True, "1.0.0"),
+    "before-switch": ("hook", [1, 2, 3, 4], True, "1.0.0"),
+    "after-switch": ("hook", [1, 2, 3, 4], True, "2.0.0"),
+    # windows between the hooks (CRASH_AT=func|before/after|path substring|nth call)
+    "receipt-temp-written": ("os.replace|before|/.state/receipts/|2", [], False, "1.0.0"),
+    "promote-renamed": ("os.rename|after|/bundles/demo/2.0.0|1", [1], True, "1.0.0"),
+    "render-before-rename": ("os.rename|before|/deploy/demo/2.0.0/|1", [1, 2, 3], True, "1.0.0"),
+    "switch-temp-link": ("os.symlink|after|/current/.demo.tmp-|1", [1, 2, 3, 4], True, "1.0.0"),
+}
+KNOWN = {
+    "promote-renamed": "BUG: a kill between os.rename(tree, final) and os.chmod(final, 0o555) in "
+                       "Installer.promote (installer/install.py) leaves bundles/demo/2.0.0 writable (0755) for good: "
+                       "the rerun sees the bundle_id installed and skips phase 2, and status shows no signer for it",
+    "switch-temp-link": "BUG: a kill between os.symlink and os.replace in Kit.switch_current (installer/kit.py) "
+                        "leaves current/.demo.tmp-<pid>; the next install uses its own pid and never removes it",
+    "render-before-rename": "BUG: a kill inside render() (installer/render.py) leaves "
+                            "deploy/demo/2.0.0/<site>.tmp-<pid>; reruns use their own pid and never remove it",
+    "receipt-temp-written": "BUG: a kill inside write_atomic (installer/fsutil.py) leaves "
+                            ".state/receipts/<receipt>.json.tmp-<pid>-<rand>; nothing ever removes it",
+}
+
 
 def test_the_suite_covers_every_fault_point():
-    assert set(POINTS) == set(HOOKED_POINTS)
+    assert {k for k, v in CRASHES.items() if v[0] == "hook"} == set(HOOKED_POINTS)
+
+
+def kill_at(ob, point: str, args: list):
+    how = CRASHES[point][0]
+    if how == "hook":
+        return ob(*args, env={"OFFLINE_BUNDLE_FAULT": point})
+    func, rest = how.split("|", 1)
+    return run_cmd([sys.executable, "-c", BOOT] + list(args), env={"CRASH_AT": func[len("os."):] + "|" + rest})
 
 
 def where_it_died(kit: Path, point: str) -> None:
-    """Prove the hook fired where it says (a dead hook would make every other check vacuous)."""
+    """Prove the kill came where it says (a dead hook would make every other check vacuous)."""
+    _how, phases, v2_exists, _current = CRASHES[point]
     receipt = last_receipt(kit)
-    done = [p["phase"] for p in receipt["phases"] if p["status"] in ("done", "skipped")]
+    recorded = [p["phase"] for p in receipt["phases"] if p["status"] in ("done", "skipped")]
+    assert receipt["version"] == "2.0.0" and (recorded, (kit / "bundles" / NAME / "2.0.0").exists()) == (
+        phases, v2_exists), (point, receipt["phases"])
     staged = [p for p in staging_files(kit) if p.is_file()]
-    v2 = kit / "bundles" / NAME / "2.0.0"
-    expect = {
-        "after-head": ([], False), "mid-payload": ([], False), "before-promote": ([1], False),
-        "after-promote": ([1, 2], True), "mid-push": ([1, 2], True), "before-switch": ([1, 2, 3, 4], True),
-        "after-switch": ([1, 2, 3, 4], True),
-    }[point]
-    assert (done, v2.exists()) == expect, (point, receipt["phases"])
-    head = ("SHA256SUMS", "SHA256SUMS.sig", "bundle.json")
-    payload = [p for p in staged if p.name not in head]
+    payload = [p for p in staged if p.name not in ("SHA256SUMS", "SHA256SUMS.sig", "bundle.json")]
     if point == "after-head":
         assert payload == []  # the decision is recorded, no payload byte written yet
     elif point == "mid-payload":
         [tree] = (kit / ".state" / "staging").glob("*/tree")
         listed = (tree / "SHA256SUMS").read_text().splitlines()
         assert 1 <= len(payload) < len(listed) - 1, staged  # some payload, not all of it
-    elif point == "before-promote":
+    elif point in ("before-promote", "receipt-temp-written"):
         [tree] = (kit / ".state" / "staging").glob("*/tree")
         assert_complete(tree)  # verified and staged, not yet promoted
     else:
-        assert staged == []
+        assert payload == []
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN[p]))
+                                   if p in KNOWN else p for p in CRASHES])
 def test_sigkill_at_a_fault_point_leaves_a_truthful_kit_and_a_rerun_completes(point, ob, world, pub, tmp_path):
     kit = tmp_path / "kit"
     prefix = "fault-" + point
     install_v1(ob, world, kit, prefix, pub)
 
-    args = install_args(world, "2.0.0", kit, prefix, pub)
-    killed = ob(*args, "--json", env={"OFFLINE_BUNDLE_FAULT": point})
+    args = install_args(world, "2.0.0", kit, prefix, pub) + ["--json"]
+    killed = kill_at(ob, point, args)
     assert killed.rc == -signal.SIGKILL, killed
     assert killed.out == ""  # it died: no envelope, no half a result
 
     where_it_died(kit, point)
-    assert_truthful_after_kill(ob, kit, "2.0.0" if point == "after-switch" else "1.0.0")
+    assert_truthful_after_kill(ob, kit, CRASHES[point][3])
 
-    rerun = ob(*args, "--json")
+    rerun = ob(*args)
     assert_clean_after_rerun(ob, world, kit, prefix, rerun)
     # a version already promoted is not streamed again: the rerun only deploys and switches
     phases = {p["phase"]: p["status"] for p in rerun.json["result"]["phases"]}
-    promoted = point in ("after-promote", "mid-push", "before-switch", "after-switch")
+    promoted = CRASHES[point][2]
     assert (phases[1], phases[2]) == (("skipped", "skipped") if promoted else ("done", "done")), phases
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: Installer.clear_debris (installer/install.py) renames the staging "
+                                      "folder into the quarantine before it deletes the payload; a kill in between "
+                                      "leaves the whole payload in .state/quarantine/debris-* and no later run "
+                                      "removes it")
+def test_a_kill_while_the_next_run_clears_debris_leaves_no_payload(ob, world, pub, tmp_path):
+    """Two crashes in a row: mid-payload, then the rerun is killed while it moves that debris aside."""
+    kit = tmp_path / "kit"
+    prefix = "fault-double"
+    install_v1(ob, world, kit, prefix, pub)
+    args = install_args(world, "2.0.0", kit, prefix, pub) + ["--json"]
+    assert ob(*args, env={"OFFLINE_BUNDLE_FAULT": "mid-payload"}).rc == -signal.SIGKILL
+    second = run_cmd([sys.executable, "-c", BOOT] + args, env={"CRASH_AT": "rename|after|/quarantine/debris-|1"})
+    assert second.rc == -signal.SIGKILL, second
+    assert_truthful_after_kill(ob, kit, "1.0.0")
+    rerun = ob(*args)
+    assert_clean_after_rerun(ob, world, kit, prefix, rerun)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,7 +364,7 @@ def staged_bytes(kit: Path) -> int:
     return total
 
 
-@pytest.mark.parametrize("moment", ["as-staging-appears", "early-in-the-stream", "deep-in-the-stream"])
+@pytest.mark.parametrize("moment", ["as-staging-appears", "mid-stream"])
 def test_sigkill_from_outside_mid_stream(moment, ob, world, pub, tmp_path):
     kit = tmp_path / "kit"
     prefix = "outside-" + moment
@@ -280,7 +379,7 @@ def test_sigkill_from_outside_mid_stream(moment, ob, world, pub, tmp_path):
         if moment == "as-staging-appears":
             time.sleep(rng.uniform(0, 0.01))
         else:
-            floor = rng.randint(8, 40) << 20 if moment == "early-in-the-stream" else rng.randint(100, 170) << 20
+            floor = rng.randint(16, 170) << 20
             assert wait_for(lambda: staged_bytes(kit) >= floor, proc), "the stream ended before %d bytes" % floor
         assert proc.poll() is None, "the install finished before it could be killed"
         proc.send_signal(signal.SIGKILL)

@@ -61,6 +61,17 @@ def duplicate_member(es, key):
     return _insert_sorted(es, Entry("config/app.yaml", get(es, "config/app.yaml").data))
 
 
+def through_symlink_signed(es, key):
+    """compromised builder: `config` is a symlink out of the tree, then `config/evil` is written through it"""
+    es = es[:3] + sorted(es[3:] + [Entry("config/link", typeflag=b"2", linkname="/tmp"),
+                                   Entry("config/link/evil", b"owned\n")], key=lambda e: e.path.encode())
+    return resign(es, key, sums=get(es, "SHA256SUMS").data)
+
+
+def duplicate_other_content(es, key):
+    return _insert_sorted(es, Entry("config/app.yaml", b"listen: 6666\n"))
+
+
 def sums_not_first(es, key):
     return _swap(es, 0, 1)
 
@@ -157,6 +168,8 @@ CASES = [
     ("extra unlisted member", extra_member, 5, "not listed"),
     ("listed member missing", missing_member, 5, "missing"),
     ("duplicate member", duplicate_member, 6, "twice"),
+    ("duplicate name, other content", duplicate_other_content, 6, "twice"),
+    ("member through a symlink (signed)", through_symlink_signed, 6, "symbolic link"),
     ("SHA256SUMS not first", sums_not_first, 3, "order"),
     ("bundle.json not third", meta_not_third, 3, "order"),
     ("second SHA256SUMS later", second_sums_later, 6, "twice"),

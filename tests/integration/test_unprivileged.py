@@ -108,3 +108,16 @@ def test_a_kit_the_user_cannot_write_is_exit_9(setup, world_tmp, as_user):
     r = as_user("install", archives["1.0.0"], "--kit", root_kit, "--trust", pub)
     assert r.rc == 9, r
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_an_unreadable_key_in_a_trust_folder_is_exit_4(setup, world_tmp, as_user):
+    archives, pub, kit = setup
+    folder = world_tmp / "trust"
+    folder.mkdir()
+    (folder / "a.pub").write_bytes(pub.read_bytes())
+    (folder / "b.pub").write_bytes(pub.read_bytes())
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "a.pub", 0o644)
+    os.chmod(folder / "b.pub", 0o600)  # root's, unreadable for nobody
+    r = as_user("verify", archives["1.0.0"], "--trust", folder)
+    assert r.rc == 4 and "b.pub" in r.err and "Traceback" not in r.err

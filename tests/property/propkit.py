@@ -36,6 +36,24 @@ def prop(max_examples: int):
 STRICT = os.environ.get("PROPERTY_STRICT") == "1"
 
 
+def _top_conftest():
+    """tests/conftest.py under its own name ("conftest" is taken by this folder's conftest.py)."""
+    import importlib.util
+    import sys
+
+    name = "_ob_tests_conftest"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conftest.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+write_manifest = _top_conftest().write_manifest
+
+
 # --- known bugs ------------------------------------------------------------------------------------
 
 def _frames(exc: BaseException):
@@ -50,6 +68,11 @@ _YAML_CONSTRUCT_ERRORS = (ValueError, TypeError, KeyError, IndexError, Attribute
 
 # id -> (predicate on the exception, one-line description). Descriptions match the report.
 KNOWN_BUGS = {
+    "yaml-reader-outside-try": (
+        lambda e, f: type(e).__name__ == "ReaderError" and _in(f, "bundler/yamlsrc.py", "parse_yaml")
+        and _in(f, "yaml/reader.py"),
+        "bundler/yamlsrc.py parse_yaml builds yaml.SafeLoader(text) before its try: a control character "
+        "anywhere in the file (\\x00, \\x1b, \\x1f, \\x7f...) escapes as yaml.reader.ReaderError"),
     "yaml-scalar-constructor": (
         lambda e, f: isinstance(e, _YAML_CONSTRUCT_ERRORS) and not isinstance(e, RecursionError)
         and _in(f, "yaml/constructor.py") and _in(f, "bundler/yamlsrc.py"),
@@ -154,7 +177,7 @@ ODD_CHARS = "\t\n\r\x00\x01\x1b\x7f\x85\xa0\u2028\u2029\ufeff\u202e\u200b\U0001F
 odd_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from(list(ODD_CHARS)),
                    max_size=40)
 long_text = st.builds(lambda c, n: c * n, st.sampled_from(["a", "1", "\u00e9", " ", "\t", "-", "é1"]),
-                      st.integers(1000, 70000))
+                      st.sampled_from([300, 5000, 20000]))
 yaml_scalar = st.one_of(
     st.none(), st.booleans(),
     st.integers(), st.integers(min_value=-(10 ** 40), max_value=10 ** 40),
@@ -167,7 +190,7 @@ yaml_scalar = st.one_of(
 key_scalar = st.one_of(odd_text, st.integers(-5, 5), st.booleans(), st.none(), st.floats(allow_nan=False))
 
 
-def yaml_value(keys=key_scalar, leaves=yaml_scalar, max_leaves=20):
+def yaml_value(keys=key_scalar, leaves=yaml_scalar, max_leaves=12):
     return st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                         st.dictionaries(keys, inner, max_size=4)),
                         max_leaves=max_leaves)
@@ -183,7 +206,7 @@ json_value = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, m
 # Raw YAML text: tokens that stress the parser and PyYAML's constructors.
 YAML_TOKENS = [
     "\n", "  ", "    ", "\t", "- ", ": ", "? ", ",", "{", "}", "[", "]", "'", '"', "#", "|\n", ">-\n",
-    "---\n", "...\n", "%YAML 1.1\n", "%TAG !e! tag:example.com,2000:\n", "\ufeff", "\x00", "\x85", "\u2028",
+    "---\n", "...\n", "%YAML 1.1\n", "%TAG !e! tag:example.com,2000:\n", "\ufeff", "\x85", "\u2028",
     "&a ", "&b ", "*a", "*b", "<<: *a", "<<: [*a, *b]", "<<: ", "!!map ", "!!seq ", "!!str ", "!!set ",
     "!!omap ", "!!pairs ", "!!binary ", "!!timestamp ", "!!int ", "!!float ", "!!bool ", "!!null ",
     "!!python/object:os.system ", "!!python/object/apply:os.system [echo]", "!!python/name:os.system",
@@ -194,10 +217,14 @@ YAML_TOKENS = [
     "2020-13-45", "2026-02-30", "2001-12-14t21:59:43.10-25:00", "1:2:3", "1" * 5000, "0x", "0b", "0o", "-",
     "_", ".nan", ".inf", "-.inf", "~", "null", "yes", "1.0.0", '"1.0.0"', "demo", "''", '""', "a", "1",
 ]
-yaml_token_text = st.lists(st.one_of(st.sampled_from(YAML_TOKENS), odd_text), max_size=40).map("".join)
+# Characters YAML allows in a stream (YAML 1.1 "printable"); controls are tested on their own.
+YAML_PRINTABLE = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff") | \
+    st.sampled_from(["\t", "\n", "\r", "\x85"])
+printable_text = st.text(alphabet=YAML_PRINTABLE, max_size=20)
+yaml_token_text = st.lists(st.one_of(st.sampled_from(YAML_TOKENS), printable_text), max_size=40).map("".join)
 
 
-def nested_text(draw_depth=st.integers(1, 4000)):
+def nested_text(draw_depth=st.sampled_from([2, 50, 300, 1000, 3000])):
     """Deep nesting in flow or block style (YAML and JSON)."""
     return st.builds(
         lambda style, n: {

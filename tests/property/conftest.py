@@ -1,0 +1,38 @@
+"""Fixtures for the property suite: one real signed bundle per session, built with the real CLI."""
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from propkit import write_manifest
+
+
+
+@pytest.fixture(scope="session")
+def signed_bundle(tmp_path_factory, ob, keydir):
+    """(archive bytes, decompressed tar bytes, trusted keys, key path) of a bundle built by `build`."""
+    from installer.trust import load_trust_paths
+
+    work = tmp_path_factory.mktemp("prop-bundle")
+    manifest = write_manifest(work / "src")
+    r = ob("build", manifest, "--key", keydir / "ed" / "bundle.key", "--out", work / "out", "--json")
+    assert r.rc == 0, r
+    archive = Path(r.json["result"]["archive"])
+    data = archive.read_bytes()
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as zr:
+        tar = zr.read()
+    keys = load_trust_paths([str(keydir / "ed" / "bundle.pub")])
+    yield data, tar, keys, keydir / "ed" / "bundle.key", r.json["result"]
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from propkit import SEEN
+
+    if SEEN:
+        terminalreporter.write_sep("-", "property suite: known bugs hit (see test_prop_regressions.py)")
+        for bug, count in sorted(SEEN.items()):
+            terminalreporter.write_line("%6d  %s" % (count, bug))
