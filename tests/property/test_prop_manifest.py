@@ -21,7 +21,7 @@ from installer.meta import CREATED_RE, NAME_RE
 from installer.paths import is_reserved, path_problem
 from installer.semver import is_semver
 
-from propkit import (KNOWN_BUGS, write_manifest, key_scalar, nested_text, odd_text, prop, typed, yaml_scalar,
+from propkit import (KNOWN_BUGS, label, write_manifest, key_scalar, nested_text, odd_text, prop, typed, yaml_scalar,
                      yaml_token_text, yaml_value)
 
 SCHEMA_KEYS = ["apiVersion", "kind", "metadata", "spec", "name", "version", "created", "images", "charts",
@@ -59,6 +59,7 @@ def run_on_bytes(data: bytes, prepare_tree: bool = False):
         path = write_manifest(Path(d) / "src") if prepare_tree else Path(d) / "bundle.yaml"
         path.write_bytes(data)
         out = typed(load_manifest, str(path))
+        label(out)
         if out.ok:
             check_manifest(out.value, str(path.parent))
         elif out.error is not None:
@@ -75,8 +76,13 @@ def dump(doc) -> bytes:
 @st.composite
 def schema_shaped(draw):
     """A document with the manifest's shape, each part valid, missing, junk or of another type."""
-    def maybe(valid, junk=any_value):
-        return draw(st.one_of(st.just(valid), junk, st.just(_MISSING)))
+    def maybe(valid):
+        choice = draw(st.integers(0, 15))  # mostly valid, so the deeper checks are reached
+        if choice < 13:
+            return valid
+        if choice == 13:
+            return _MISSING
+        return draw(yaml_scalar if choice == 14 else any_value)
 
     file_item = {k: maybe(v) for k, v in (("source", "cfg/app.yaml"), ("target", "config/app.yaml"),
                                           ("sha256", "0" * 64), ("executable", False))}
