@@ -160,7 +160,10 @@ class PartsWriter:
 
     def abort(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()  # flushes: raises ENOSPC again on a full disk
+            except OSError:
+                pass
             self._fh = None
         for tmp, _final, _h in self.parts:
             if os.path.exists(tmp):

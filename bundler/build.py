@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
 from installer.signing import verify as verify_sig
-from installer.fsutil import file_chunks, sha256_file
+from installer.fsutil import file_chunks, sha256_file, write_atomic
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
 from installer.progress import Progress
@@ -273,24 +273,31 @@ def _write_parts(staged: _Staged, signature: bytes, final_base: str, size: int) 
         sink.abort()
         raise
     listing = "".join("%s  %s\n" % (sha, os.path.basename(path)) for path, sha in parts)
-    tmp = parts_list(final_base) + ".tmp"
-    with open(tmp, "w", encoding="ascii") as fh:
-        fh.write(listing)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, parts_list(final_base))
+    try:
+        write_atomic(parts_list(final_base), listing.encode("ascii"))
+    except BaseException:
+        _remove([p for p, _ in parts])  # parts without their list are no bundle
+        raise
     return archive_sha, parts
 
 
-def _write_sidecar(archive_path: str, archive_sha: str) -> str:
+def _write_sidecar(archive_path: str, archive_sha: str, written: Sequence[str]) -> str:
+    """The .sha256 sidecar; if it cannot be written the build failed, so what it wrote goes too."""
     sidecar = archive_path + ".sha256"
-    tmp = sidecar + ".tmp"
-    with open(tmp, "w", encoding="ascii") as fh:
-        fh.write("%s  %s\n" % (archive_sha, os.path.basename(archive_path)))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, sidecar)
+    try:
+        write_atomic(sidecar, ("%s  %s\n" % (archive_sha, os.path.basename(archive_path))).encode("ascii"))
+    except BaseException:
+        _remove(written)
+        raise
     return sidecar
+
+
+def _remove(paths: Sequence[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
@@ -439,9 +446,11 @@ def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signe
     try:
         if split_size:
             archive_sha, parts = _write_parts(staged, signature, archive, split_size)
+            written = [p for p, _ in parts] + [parts_list(archive)]
         else:
             archive_sha = _write_archive(staged, signature, archive)
-        _write_sidecar(archive, archive_sha)
+            written = [archive]
+        _write_sidecar(archive, archive_sha, written)
     except OSError as exc:
         raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc))
     meta = json.loads(staged.meta_bytes)

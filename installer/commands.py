@@ -197,7 +197,10 @@ def run_status(kit: str, signer: Optional[str] = None, **_) -> dict:
         receipts = k.receipts_list(name)
         admitted: Dict[str, dict] = {}
         for receipt in receipts:
-            if any(p.get("phase") == 2 and p.get("status") == "done" for p in receipt.get("phases", [])):
+            promoted = [p for p in receipt.get("phases", []) if p.get("phase") == 2 and p.get("status") == "done"]
+            if promoted:
+                admitted[receipt["version"]] = dict(receipt, finished=receipt.get("finished") or promoted[0].get("at"))
+            elif receipt.get("outcome") in ("installed", "already-installed") and receipt["version"] not in admitted:
                 admitted[receipt["version"]] = receipt
         current = k.current_version(name)
         versions = []

@@ -177,6 +177,9 @@ class Installer:
             self.receipt.doc["downgrade_reason"] = self.reason
         if existing == v.bundle_id:
             self.already_installed = True
+            final = kit.version_dir(meta.name, meta.version)
+            if os.stat(final).st_mode & 0o222:  # a run killed inside promote(): finish its chmod
+                make_read_only(final)
             return None
         needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1) + SPACE_MARGIN
         free = kit.free_bytes(kit.staging)
@@ -412,42 +415,61 @@ class Installer:
         if self.receipt is not None and self.receipt.doc["outcome"] == "running":
             done = {p["phase"] for p in self.receipt.doc["phases"]}
             first_missing = next(n for n in sorted(PHASES) if n not in done)
-            self.receipt.phase(first_missing, "failed", error.message)
-            self.receipt.finish("failed", error)
+            try:
+                self.receipt.phase(first_missing, "failed", error.message)
+                self.receipt.finish("failed", error)
+            except OSError:
+                pass
 
     def quarantine(self, staging: str, reason: str) -> str:
-        """Move a failed staging folder aside with its reason; drop the payload unless asked to keep it."""
+        """Move a failed staging folder aside with its reason; drop the payload unless asked to keep it.
+
+        The payload goes first (so a full disk has room for the record), and the record is best-effort:
+        it must never replace the error that made the install fail."""
+        tree = os.path.join(staging, "tree")
+        listing = []
+        if os.path.isdir(tree):
+            for folder, _dirs, files in os.walk(tree):
+                listing += [os.path.relpath(os.path.join(folder, f), tree) for f in files]
+            if not self.keep_failed:
+                remove_tree(tree)
         dest = os.path.join(self.kit.quarantine, os.path.basename(new_receipt_name())[:-5])
         os.rename(staging, dest)
         v = self.verified
         info = {"reason": reason, "at": utc_now(), "archive": os.path.abspath(self.archive),
                 "payload_kept": self.keep_failed,
                 "bundle_id": self.receipt.doc.get("bundle_id") if self.receipt is not None else None}
-        write_atomic(os.path.join(dest, "reason.json"), canonical_json(info))
-        tree = os.path.join(dest, "tree")
-        if os.path.isdir(tree):
-            listing = []
-            for folder, _dirs, files in os.walk(tree):
-                listing += [os.path.relpath(os.path.join(folder, f), tree) for f in files]
-            write_atomic(os.path.join(dest, "members.txt"), "".join(p + "\n" for p in sorted(listing)).encode())
-            if not self.keep_failed:
-                remove_tree(tree)
-        if v is not None and v.sums:
-            write_atomic(os.path.join(dest, "SHA256SUMS"), v.sums)
+        try:
+            write_atomic(os.path.join(dest, "reason.json"), canonical_json(info))
+            if listing:
+                write_atomic(os.path.join(dest, "members.txt"), "".join(p + "\n" for p in sorted(listing)).encode())
+            if v is not None and v.sums:
+                write_atomic(os.path.join(dest, "SHA256SUMS"), v.sums)
+        except OSError:
+            pass
         return dest
 
     def clear_debris(self) -> None:
-        """Staging left by a killed run is quarantined before anything else happens."""
+        """Staging left by a killed run is quarantined before anything else happens (payload deleted first),
+        and the temporary names a killed run leaves (receipts, current/ links) are removed."""
         for entry in sorted(os.listdir(self.kit.staging)):
             path = os.path.join(self.kit.staging, entry)
+            remove_tree(os.path.join(path, "tree"))
             dest = os.path.join(self.kit.quarantine, "debris-" + entry)
             if os.path.exists(dest):
                 remove_tree(dest)
             os.rename(path, dest)
             write_atomic(os.path.join(dest, "reason.json"),
                          json.dumps({"reason": "left behind by an interrupted install", "at": utc_now()}).encode())
-            remove_tree(os.path.join(dest, "tree"))
-
+        for folder in (self.kit.receipts, self.kit.current):
+            for entry in os.listdir(folder):
+                if ".tmp-" in entry:
+                    remove_tree(os.path.join(folder, entry))
+        for root, dirs, _files in os.walk(self.kit.deploy):
+            for d in list(dirs):
+                if ".tmp-" in d or ".old-" in d:
+                    remove_tree(os.path.join(root, d))
+                    dirs.remove(d)
 
 def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
             reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,

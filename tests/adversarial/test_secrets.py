@@ -7,7 +7,6 @@ runs is searched for them.
 """
 
 import base64
-import os
 from pathlib import Path
 
 from conftest import write_manifest

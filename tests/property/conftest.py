@@ -11,9 +11,19 @@ from propkit import write_manifest
 
 
 
+class SignedBundle:
+    """A short repr: hypothesis prints its arguments when a property fails."""
+
+    def __init__(self, archive, tar, keys, key, result) -> None:
+        self.archive, self.tar, self.keys, self.key, self.result = archive, tar, keys, key, result
+
+    def __repr__(self) -> str:
+        return "SignedBundle(%s, %d bytes)" % (self.result.get("bundle_id", "?")[:12], len(self.archive))
+
+
 @pytest.fixture(scope="session")
 def signed_bundle(tmp_path_factory, ob, keydir):
-    """(archive bytes, decompressed tar bytes, trusted keys, key path) of a bundle built by `build`."""
+    """A bundle built by `build` with the session key: archive bytes, tar bytes, trusted keys, key path."""
     from installer.trust import load_trust_paths
 
     work = tmp_path_factory.mktemp("prop-bundle")
@@ -25,7 +35,7 @@ def signed_bundle(tmp_path_factory, ob, keydir):
     with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as zr:
         tar = zr.read()
     keys = load_trust_paths([str(keydir / "ed" / "bundle.pub")])
-    yield data, tar, keys, keydir / "ed" / "bundle.key", r.json["result"]
+    yield SignedBundle(data, tar, keys, keydir / "ed" / "bundle.key", r.json["result"])
     shutil.rmtree(work, ignore_errors=True)
 
 
