@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from installer import TOOL_NAME, __version__
-from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
+from installer.errors import BundleError, ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
+from installer.meta import MAX_META_BYTES
 from installer.signing import verify as verify_sig
 from installer.fsutil import file_chunks, sha256_file, write_atomic
 from installer.meta import FORMAT, canonical_json
@@ -437,20 +438,56 @@ class _Named:
         self.version = version
 
 
+def _reusable(archive: str, staged: _Staged, signature: bytes) -> Optional[str]:
+    """The sha256 of an archive already at the destination that IS this build's output, else None.
+
+    Reproducibility makes a warm rebuild's output byte-identical to what is there: when its signed head
+    (SHA256SUMS, signature, bundle.json, DELTA.json) equals the staged one and its bytes still match its
+    sidecar (one hash pass, no decompression, no rewrite), rewriting it would change nothing.
+    """
+    sidecar = archive + ".sha256"
+    try:
+        with open(sidecar, encoding="ascii") as fh:
+            expected = fh.read(200).split(" ", 1)[0].strip()
+        with open(archive, "rb") as fh:
+            stream = open_decompressed(fh)
+            try:
+                reader = TarReader(stream)
+                head = []
+                for _ in range(4 if staged.delta_bytes is not None else 3):
+                    member = reader.next()
+                    if member is None or member.size > MAX_META_BYTES:
+                        return None
+                    head.append(b"".join(reader.chunks()))
+            finally:
+                stream.close()
+    except (OSError, UnicodeDecodeError, BundleError):
+        return None
+    wanted = [staged.sums, signature, staged.meta_bytes] + ([staged.delta_bytes] if staged.delta_bytes is not None else [])
+    if head != wanted:
+        return None
+    actual, _size = sha256_file(archive)
+    return actual if actual == expected else None
+
+
 def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signer_fp: Optional[str]) -> dict:
     """Write the signed archive (or its parts) and the sidecar."""
     manifest = staged.manifest
     kind = "delta.bundle" if staged.delta_bytes is not None else "bundle"
     archive = os.path.join(out_dir, "%s-%s.%s.tar.zst" % (manifest.name, manifest.version, kind))
     parts: list = []
+    reused = None if split_size else _reusable(archive, staged, signature)
     try:
-        if split_size:
+        if reused:
+            archive_sha, written = reused, []
+        elif split_size:
             archive_sha, parts = _write_parts(staged, signature, archive, split_size)
             written = [p for p, _ in parts] + [parts_list(archive)]
         else:
             archive_sha = _write_archive(staged, signature, archive)
             written = [archive]
-        _write_sidecar(archive, archive_sha, written)
+        if not reused:
+            _write_sidecar(archive, archive_sha, written)
     except OSError as exc:
         raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc))
     meta = json.loads(staged.meta_bytes)
@@ -470,6 +507,7 @@ def emit(staged: _Staged, signature: bytes, out_dir: str, split_size: int, signe
         "helm_check": staged.helm_check,
         "lock": meta["lock"],
         "warnings": staged.warnings,
+        "reused": bool(reused),
         "delta": {"omitted": len(staged.omitted), "omitted_bytes": sum(staged.omitted.values()),
                   "base": json.loads(staged.delta_bytes)["base"]} if staged.delta_bytes is not None else None,
     }

@@ -209,3 +209,24 @@ def test_an_invalid_tenant_file_stops_the_build_with_exit_3(ob, tmp_path, key):
 def test_a_missing_key_or_manifest_is_exit_2(ob, manifest, tmp_path):
     assert ob("build", manifest, "--key", tmp_path / "none.key").rc == 2
     assert ob("build", tmp_path / "none.yaml", "--key", tmp_path / "none.key").rc == 2
+
+
+def test_a_warm_rebuild_keeps_the_identical_archive_and_rewrites_a_damaged_one(ob, manifest, key, tmp_path):
+    first = ob("build", manifest, "--key", key, "--out", tmp_path / "o", "--json")
+    archive = Path(first.json["result"]["archive"])
+    stamp = archive.stat().st_mtime_ns
+    again = ob("build", manifest, "--key", key, "--out", tmp_path / "o", "--json")
+    assert again.rc == 0 and again.json["result"]["reused"] is True
+    assert archive.stat().st_mtime_ns == stamp and again.json["result"]["sha256"] == first.json["result"]["sha256"]
+    # a damaged copy at the destination is not kept: the build writes the right bytes again
+    data = bytearray(archive.read_bytes())
+    data[-20] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    third = ob("build", manifest, "--key", key, "--out", tmp_path / "o", "--json")
+    assert third.json["result"]["reused"] is False
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == first.json["result"]["sha256"]
+    # another key means another signature: a new archive
+    other = ob("keygen", "--out", tmp_path / "k2")
+    assert other.rc == 0
+    fourth = ob("build", manifest, "--key", tmp_path / "k2" / "bundle.key", "--out", tmp_path / "o", "--json")
+    assert fourth.json["result"]["reused"] is False and fourth.json["result"]["sha256"] != first.json["result"]["sha256"]

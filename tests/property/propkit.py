@@ -296,6 +296,8 @@ def header_offsets(tar: bytes):
             size = _octal(block[124:136], "size")
         except Exception:
             break
+        if size < 0:  # a signed size field: nothing after it can be located
+            break
         pos += BLOCK + size + (-size % BLOCK)
     return offsets
 

@@ -252,6 +252,7 @@ descriptor = st.fixed_dictionaries({}, optional={
 def compromised(draw, entries):
     """A hostile archive the trusted key signs: returns the entry list, already re-signed."""
     kind = draw(st.sampled_from(["meta-edit", "meta-raw", "delta", "images", "members"]))
+    event("compromised: " + kind)
     meta = json.loads(get(entries, "bundle.json").data)
     if kind == "meta-edit":
         for _ in range(draw(st.integers(1, 3))):
@@ -288,6 +289,8 @@ def compromised(draw, entries):
         ref = "docker.io/library/busybox:1"
         index = draw(st.one_of(
             json_doc_bytes,
+            st.fixed_dictionaries({"schemaVersion": st.just(2), "manifests": st.lists(descriptor, min_size=1, max_size=2)})
+            .map(lambda d: json.dumps(d).encode()),
             st.fixed_dictionaries({"schemaVersion": st.just(2),
                                    "manifests": st.lists(st.one_of(descriptor, st.just(
                                        {"mediaType": MEDIA[0], "digest": "sha256:" + digest, "size": len(manifest_bytes),
@@ -352,6 +355,8 @@ def test_compromised_builder(signed_bundle, data):
     except (UnicodeEncodeError, ValueError):
         return  # the crafted name cannot be written into a header at all
     out = run_verify(archive, keys)
+    if out.error is not None:
+        event("message: " + out.error.message[:50])
     if out.ok:
         v = out.value
         assert v.signer is not None and v.meta is not None
