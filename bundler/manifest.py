@@ -49,6 +49,8 @@ class Manifest:
 
 def _resolve_source(base: str, source: str, doc: Located, path) -> Tuple[str, List[str]]:
     """A source stays inside the manifest's folder; symlinks are followed and checked too."""
+    if "\0" in source:
+        return "", ["%s: source %r contains a NUL character" % (doc.where(path), source)]
     if os.path.isabs(source):
         return "", ["%s: source %r must be relative to the manifest's folder" % (doc.where(path), source)]
     root = os.path.realpath(base)

@@ -58,42 +58,64 @@ def load_yaml(path: str, label: str = "") -> Located:
     return parse_yaml(text, label)
 
 
+MAX_NODES = 100000  # aliases can make a small file expand into millions of values
+
+
 def parse_yaml(text: str, label: str) -> Located:
-    loader = yaml.SafeLoader(text)
     lines: Dict[Path, int] = {}
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses control characters: inside the try
         node = loader.get_single_node()
         if node is None:
             raise InvalidInput("%s is empty" % label)
-        data = _build(loader, node, (), lines, label)
+        data = _build(loader, node, (), lines, label, [0])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = ":%d" % (mark.line + 1) if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidInput("%s%s: not valid YAML: %s" % (label, where, problem))
+    except RecursionError:
+        raise InvalidInput("%s: not valid YAML here: it is nested too deeply" % label)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Located(data, lines, label)
 
 
-def _build(loader, node, path: Path, lines: Dict[Path, int], label: str) -> Any:
+def _build(loader, node, path: Path, lines: Dict[Path, int], label: str, count: list) -> Any:
+    count[0] += 1
+    if count[0] > MAX_NODES:
+        raise InvalidInput("%s: more than %d values (aliases expanding?); refused" % (label, MAX_NODES))
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
         out: Dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node, label)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise InvalidInput("%s:%d: a mapping key is not a scalar" % (label, key_node.start_mark.line + 1))
             if key in out:
                 raise InvalidInput("%s:%d: %s: duplicate key %r" % (
                     label, key_node.start_mark.line + 1, format_path(path) or "top level", key))
-            out[key] = _build(loader, value_node, path + (key,), lines, label)
+            out[key] = _build(loader, value_node, path + (key,), lines, label, count)
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
         items: List[Any] = []
         for i, child in enumerate(node.value):
-            items.append(_build(loader, child, path + (i,), lines, label))
+            items.append(_build(loader, child, path + (i,), lines, label, count))
         return items
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, label)
+
+
+def _scalar(loader, node, label: str) -> Any:
+    """PyYAML's constructors raise plain Python errors for values like `2026-13-01` or `!!int ''`."""
+    try:
+        value = loader.construct_object(node, deep=True)
+        if isinstance(value, int) and value.bit_length() > 1024:  # no limit of ours is that large
+            raise ValueError("a number of %d bits" % value.bit_length())
+        return value
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise InvalidInput("%s:%d: the value %r cannot be read (%s)" % (
+            label, node.start_mark.line + 1, str(getattr(node, "value", ""))[:60], type(exc).__name__))

@@ -64,7 +64,7 @@ def parse_delta(data: bytes) -> dict:
         return InvalidInput("DELTA.json is malformed: %s" % why)
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise fail("not JSON")
     if not isinstance(doc, dict) or set(doc) != {"base", "omitted", "omitted_bytes"}:
         raise fail("it must hold exactly base, omitted and omitted_bytes")

@@ -89,11 +89,12 @@ class ImageGraph:
             doc = json.loads(self.captured[INDEX_PATH])
             entries = doc["manifests"]
             assert isinstance(entries, list)
-        except (KeyError, ValueError, AssertionError, TypeError):
+        except (KeyError, ValueError, AssertionError, TypeError, RecursionError):
             raise InvalidInput("images/index.json is not an OCI image index")
         out = {}
         for entry in entries:
-            ref = ((entry or {}).get("annotations") or {}).get(REF_NAME) if isinstance(entry, dict) else None
+            annotations = entry.get("annotations") if isinstance(entry, dict) else None
+            ref = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
             if not isinstance(ref, str):
                 raise ContentMismatch("images/index.json has an entry without %s" % REF_NAME)
             if ref in out:

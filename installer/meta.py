@@ -97,8 +97,8 @@ def _valid_time(text: str) -> bool:
 def parse_meta(data: bytes) -> Meta:
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _fail("not JSON (%s)" % exc)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail("not JSON (%s)" % type(exc).__name__)
     if not isinstance(raw, dict):
         raise _fail("not a JSON object")
     fmt = raw.get("format")

@@ -83,7 +83,7 @@ def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[D
         raise InvalidInput("%s has the unsupported media type %r" % (where, media_type))
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("%s is not valid JSON" % where)
     if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
         raise InvalidInput("%s is not a schemaVersion 2 manifest" % where)

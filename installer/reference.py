@@ -99,7 +99,10 @@ def parse(text: str) -> Reference:
         raise InvalidInput("%r: %r is not a valid repository path (lower-case, digits, . _ -)" % (text, path))
     if tag is None and digest is None:
         tag = "latest"
-    return Reference(host, path, tag, digest)
+    ref = Reference(host, path, tag, digest)
+    if len(str(ref)) > MAX_REF:
+        raise InvalidInput("%r is longer than %d characters once normalised" % (text[:80], MAX_REF))
+    return ref
 
 
 # --- --mirror SRC=DST ---------------------------------------------------------------------------

@@ -53,10 +53,9 @@ def _octal(field: bytes, what: str) -> int:
     text = field.split(b"\0", 1)[0].strip(b" ")
     if not text:
         return 0
-    try:
-        return int(text, 8)
-    except ValueError:
+    if not re.fullmatch(rb"[0-7]+", text):  # as strict as GNU tar: no sign, no '_', no '0o'
         raise InvalidInput("tar header has a malformed %s field; the stream is not a tar archive" % what)
+    return int(text, 8)
 
 
 def _name(raw: bytes) -> str:
@@ -110,6 +109,8 @@ class TarReader:
         return out
 
     def _read_exact(self, n: int, what: str) -> bytes:
+        if n < 0:
+            raise InvalidInput("a tar header declares a negative size (in %s)" % what)
         data = self._read(n)
         if len(data) != n:
             raise InvalidInput("the archive is truncated (in %s, at byte %d of the tar stream)" % (what, self.offset))

@@ -21,7 +21,8 @@ from installer.meta import CREATED_RE, NAME_RE
 from installer.paths import is_reserved, path_problem
 from installer.semver import is_semver
 
-from propkit import (KNOWN_BUGS, label, write_manifest, key_scalar, nested_text, odd_text, prop, typed, yaml_scalar,
+from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
+from propkit import (KNOWN_BUGS, key_scalar, label, nested_text, odd_text, prop, typed, write_manifest, yaml_scalar,
                      yaml_token_text, yaml_value)
 
 SCHEMA_KEYS = ["apiVersion", "kind", "metadata", "spec", "name", "version", "created", "images", "charts",

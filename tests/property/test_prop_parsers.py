@@ -19,7 +19,8 @@ from installer.reference import MAX_REF, Reference, parse
 from installer.semver import Version, is_semver
 from installer.sums import format_sums, parse_sums
 
-from propkit import json_value, label, nested_text, odd_text, prop, typed
+from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
+from propkit import SEEN, STRICT, json_value, label, nested_text, odd_text, prop, typed
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 component = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True).filter(lambda c: c not in (".", ".."))
@@ -69,15 +70,22 @@ def test_parse_sums_value_or_typed_error(data):
 
 
 @prop(200)
-@given(st.dictionaries(valid_path, hex64, max_size=8))
+@given(st.dictionaries(valid_path, hex64, min_size=1, max_size=8))
 def test_sums_round_trip(entries):
+    # min_size=1: format_sums({}) is b"", which parse_sums refuses ("does not end with a newline");
+    # a bundle always lists bundle.json, so an empty list is not a valid SHA256SUMS anyway.
     assume(not case_duplicates(entries))
     assert parse_sums(format_sums(entries)) == entries
 
 
 # --- semver ----------------------------------------------------------------------------------------
 
+semver_valid = st.from_regex(
+    r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})"
+    r"(-(0|[1-9][0-9]{0,2}|[0-9]{0,2}[A-Za-z-][0-9A-Za-z-]{0,3})(\.(0|[1-9][0-9]{0,2}|[0-9]{0,2}[A-Za-z-][0-9A-Za-z-]{0,3})){0,2})?"
+    r"(\+[0-9A-Za-z-]{1,5}(\.[0-9A-Za-z-]{1,5}){0,2})?", fullmatch=True)
 semver_like = st.one_of(
+    semver_valid,
     st.from_regex(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})(-[0-9A-Za-z-]{1,5}(\.[0-9A-Za-z-]{1,5}){0,2})?"
                   r"(\+[0-9A-Za-z-]{1,5}(\.[0-9A-Za-z-]{1,5}){0,2})?", fullmatch=True),
     odd_text, st.text(max_size=140),
@@ -97,8 +105,9 @@ def test_version_value_or_value_error(text):
 
 
 @prop(200)
-@given(st.lists(semver_like.filter(is_semver), min_size=3, max_size=3))
+@given(st.lists(semver_valid, min_size=3, max_size=3))
 def test_version_order_is_total(texts):
+    assert all(is_semver(t) for t in texts), texts
     a, b, c = (Version(t) for t in texts)
     assert (a < b) + (a == b) + (b < a) == 1
     if a <= b and b <= c:
@@ -134,13 +143,8 @@ def test_reference_value_or_typed_error_and_round_trip(text):
     ref = out.value
     assert isinstance(ref, Reference)
     normal = str(ref)
+    assert len(normal) <= MAX_REF
     again = typed(parse, normal)
-    if again.error is not None and len(normal) > MAX_REF:
-        # Reported bug (test_prop_regressions.py): a reference of up to 512 characters normalises to a
-        # longer one, which parse (and so bundle.json's check) refuses.
-        from propkit import SEEN
-        SEEN["reference-normalised-too-long"] += 1
-        return
     assert again.ok, (text, normal, again.error)
     assert again.value == ref and str(again.value) == normal
 
