@@ -21,7 +21,7 @@ from installer.reference import parse_mirror
 from installer.delta import INVENTORY_KIND, delta_document
 from installer.sums import DELTA_NAME, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums, parse_sums
 from installer.tarstream import TarReader
-from installer.verify import open_archive, read_head
+from installer.verify import open_archive, read_head, sidecar_sha256
 from installer.zstd import open_decompressed
 
 from installer.parts import parts_list
@@ -55,9 +55,6 @@ def bytes_member(path: str, data: bytes) -> PlannedMember:
     return PlannedMember(path, "", len(data), hashlib.sha256(data).hexdigest(), False, data)
 
 
-hash_file = sha256_file
-
-
 def build_time(manifest: Manifest) -> Tuple[int, str]:
     """SOURCE_DATE_EPOCH, else metadata.created, else 0: never the clock."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
@@ -80,7 +77,7 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], D
     files: List[dict] = []
     mismatches: List[str] = []
     for i, entry in enumerate(manifest.files):
-        digest, size = hash_file(entry.source_path)
+        digest, size = sha256_file(entry.source_path)
         if entry.sha256 and entry.sha256 != digest:
             mismatches.append("%s: %s has sha256 %s, the manifest pins %s"
                               % (manifest.doc.where(("spec", "files", i, "sha256")), entry.source, digest, entry.sha256))
@@ -91,7 +88,7 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], D
         raise ContentMismatch("a file differs from its pinned sha256", mismatches)
     tenants: Dict[str, dict] = {}
     for entry in manifest.tenants:
-        digest, size = hash_file(entry.source_path)
+        digest, size = sha256_file(entry.source_path)
         members.append(PlannedMember(entry.target, entry.source_path, size, digest, False))
         tenants[entry.component] = {"path": entry.target, "source": entry.source, "sha256": digest, "size": size}
     members.sort(key=lambda m: m.path.encode())
@@ -445,10 +442,10 @@ def _reusable(archive: str, staged: _Staged, signature: bytes) -> Optional[str]:
     (SHA256SUMS, signature, bundle.json, DELTA.json) equals the staged one and its bytes still match its
     sidecar (one hash pass, no decompression, no rewrite), rewriting it would change nothing.
     """
-    sidecar = archive + ".sha256"
+    expected = sidecar_sha256(archive)
+    if expected is None:
+        return None
     try:
-        with open(sidecar, encoding="ascii") as fh:
-            expected = fh.read(200).split(" ", 1)[0].strip()
         with open(archive, "rb") as fh:
             stream = open_decompressed(fh)
             try:

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from installer.errors import TrustError, UsageError
-from installer.signing import ECDSA_P256, ED25519, PublicKey, openssl_verify_command, parse_public_key
+from installer.signing import ECDSA_P256, ED25519, PublicKey, openssl_verify_command
 
 ALGORITHMS = (ED25519, ECDSA_P256)
 
@@ -108,8 +108,3 @@ def describe_public(pub: PublicKey) -> dict:
         "algorithm": pub.algorithm,
         "openssl_verify": " ".join(openssl_verify_command(pub.algorithm)),
     }
-
-
-def load_public(path: str) -> PublicKey:
-    with open(path, "rb") as fh:
-        return parse_public_key(fh.read(), path)

@@ -11,9 +11,6 @@ from installer.reference import parse as parse_ref
 from .schemas import problems as schema_problems
 from .yamlsrc import Located, load_yaml
 
-TENANT_COMPONENTS = ("loki", "tempo")
-
-
 @dataclass(frozen=True)
 class FileEntry:
     source: str          # as written in the manifest, relative to its folder

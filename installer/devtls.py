@@ -20,6 +20,7 @@ Nothing secret leaves this module: results and errors carry paths and fingerprin
 """
 
 import base64
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -33,6 +34,7 @@ import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import InternalError, LocalEnvironmentError, UsageError
+from .fsutil import fsync_dir
 
 DEFAULT_SERVICES = ("otel-collector", "prometheus", "tempo", "loki")
 NAMESPACE = "observability"
@@ -397,19 +399,6 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _prepare_dir(out_dir: str) -> None:
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError("%s exists and is not a folder" % out_dir)
@@ -472,7 +461,8 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        _fsync_dir(out_dir)
+        with contextlib.suppress(OSError):  # best effort: the files themselves are fsynced
+            fsync_dir(out_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from .errors import DeployError
 from .fsutil import file_chunks
-from .imagecheck import blob_path
+from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import config_platform, parse_manifest, platform_matches, platform_string
 from .reference import parse
@@ -142,8 +142,7 @@ class DockerLoad:
         self.docker = docker or Docker()
 
     def _read(self, digest: str) -> bytes:
-        with open(os.path.join(self.tree, blob_path(digest)), "rb") as fh:
-            return fh.read()
+        return read_blob(self.tree, digest)
 
     def _pick(self, image: ImageRecord) -> Tuple[str, List[str]]:
         """(config digest, layer digests) of the manifest for our platform."""

@@ -6,6 +6,7 @@ size and child blob is checked. A bundle whose image graph has a hole is refused
 """
 
 import json
+import os
 from typing import Dict, List, Optional
 
 from .errors import ContentMismatch, InvalidInput
@@ -19,6 +20,12 @@ MAX_INDEX_BYTES = 16 * 1024 * 1024
 
 def blob_path(digest: str) -> str:
     return BLOB_PREFIX + digest.split(":", 1)[1]
+
+
+def read_blob(tree: str, digest: str) -> bytes:
+    """A small blob (a manifest) of an installed, verified version tree."""
+    with open(os.path.join(tree, blob_path(digest)), "rb") as fh:
+        return fh.read()
 
 
 class ImageGraph:

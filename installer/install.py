@@ -300,14 +300,13 @@ class Installer:
 
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
+        tls = self._tls()  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
         has_outputs = meta.charts or meta.raw.get("tenants") or any(p.startswith("compose/") for p in meta.members)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
-            tls = self._tls() if self.deploy.dev_tls else None  # asked for explicitly: written anyway
             self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render%s"
-                               % ("; TLS material in secrets/tls (%s)" % tls["source"] if tls else ""))
+                               % ("; TLS material in secrets/tls (%s)" % tls["source"] if self.deploy.dev_tls else ""))
             return {}
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
-        tls = self._tls()
         tls_dir = tls["folder"] if tls["source"] != "missing" else None
         out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
                      extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final), tls_dir=tls_dir)

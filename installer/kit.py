@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import stat
 import time
 from typing import Dict, Iterator, List, Optional
 
@@ -195,13 +194,3 @@ def new_receipt_name() -> str:
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def is_read_only_tree(root: str) -> bool:
-    for folder, dirs, files in os.walk(root):
-        if stat.S_IMODE(os.stat(folder).st_mode) & 0o222:
-            return False
-        for f in files:
-            if stat.S_IMODE(os.lstat(os.path.join(folder, f)).st_mode) & 0o222:
-                return False
-    return True

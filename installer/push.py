@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from . import credentials, faults
 from .errors import InvalidInput, UsageError
-from .imagecheck import blob_path
+from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import parse_manifest
 from .reference import DOMAIN_RE, PATH_RE, parse, site_repository
@@ -102,8 +102,7 @@ class SitePush:
         return out
 
     def _read(self, digest: str) -> bytes:
-        with open(os.path.join(self.tree, blob_path(digest)), "rb") as fh:
-            return fh.read()
+        return read_blob(self.tree, digest)
 
     def _plan(self) -> Tuple[List[_Item], List[_Item]]:
         """(blobs, manifests in push order: children before their index), deduplicated per repository."""

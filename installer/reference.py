@@ -52,9 +52,6 @@ class Reference:
             out += "@" + self.digest
         return out
 
-    def with_digest(self, digest: str) -> "Reference":
-        return Reference(self.host, self.path, self.tag, digest)
-
     def __eq__(self, other) -> bool:
         return isinstance(other, Reference) and str(self) == str(other)
 
@@ -63,10 +60,6 @@ class Reference:
 
     def __repr__(self) -> str:
         return "Reference(%s)" % self
-
-
-def is_digest(text: str) -> bool:
-    return bool(DIGEST_RE.fullmatch(text or ""))
 
 
 def parse(text: str) -> Reference:

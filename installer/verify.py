@@ -246,15 +246,22 @@ def archive_base(path: str) -> str:
     return split[0] if split is not None else path
 
 
+def sidecar_sha256(archive: str) -> Optional[str]:
+    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one."""
+    try:
+        with open(archive + ".sha256", "rb") as fh:
+            text = fh.read(4096).decode("ascii", "replace")
+    except FileNotFoundError:
+        return None
+    return text.split(" ", 1)[0].strip().lower()
+
+
 def check_sidecar(archive: str, sha256_hex: str) -> str:
     """The .sha256 sidecar is transport only, but a mismatch means the file is not what was sent."""
     sidecar = archive + ".sha256"
-    try:
-        with open(sidecar, "rb") as fh:
-            text = fh.read(4096).decode("ascii", "replace")
-    except FileNotFoundError:
+    listed = sidecar_sha256(archive)
+    if listed is None:
         return "absent"
-    listed = text.split(" ", 1)[0].strip().lower()
     if listed != sha256_hex:
         raise ContentMismatch("the archive's sha256 %s differs from its sidecar %s (%s)"
                               % (sha256_hex, os.path.basename(sidecar), listed[:64] or "empty"))

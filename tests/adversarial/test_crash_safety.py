@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cmd
 from helpers.images import RandomLayer, make_image, push
+from helpers import procs
 from helpers.registry import start_registry
 
 from installer.faults import POINTS as HOOKED_POINTS
@@ -350,15 +351,8 @@ def test_status_dates_a_version_promoted_by_a_killed_run(ob, world, v1_kit, pub,
 # --------------------------------------------------------------------------------------------------
 # SIGKILL from outside while a 200 MB payload streams
 
-def wait_for(predicate, proc, timeout=60.0, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(step)
-    return False
+def wait_for(predicate, proc) -> bool:
+    return procs.wait_for(predicate, proc, timeout=60.0, step=0.002)
 
 
 def staged_bytes(kit: Path) -> int:

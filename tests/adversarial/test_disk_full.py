@@ -21,10 +21,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from helpers import procs
 from conftest import Run, write_manifest
 
 from installer.install import SPACE_MARGIN
@@ -145,15 +145,8 @@ def staged_bytes(staging: Path) -> int:
     return total
 
 
-def wait_for(predicate, proc, timeout=30.0, step=0.001) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(step)
-    return False
+def wait_for(predicate, proc) -> bool:
+    return procs.wait_for(predicate, proc, timeout=30.0, step=0.001)
 
 
 # --------------------------------------------------------------------------------------------------
