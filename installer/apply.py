@@ -14,6 +14,7 @@ import subprocess
 from typing import Dict, List, Optional
 
 from .errors import DeployError
+from .render import shell_line
 
 
 def kubeconfig() -> Optional[str]:
@@ -24,6 +25,7 @@ def kubeconfig() -> Optional[str]:
 
 
 def _run(argv: List[str], env: Optional[Dict[str, str]] = None, what: str = "") -> None:
+    """One deploy tool, as an argument list (never a shell, never a split string)."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     except FileNotFoundError:
@@ -38,25 +40,26 @@ def _run(argv: List[str], env: Optional[Dict[str, str]] = None, what: str = "") 
 def apply_kubernetes(outputs: dict, kit_root: str, site_insecure: bool, registry_ca: Optional[str]) -> dict:
     config = kubeconfig()
     folder = os.path.join(kit_root, outputs["folder"])
-    commands = [c for c in outputs["commands"] if c.startswith(("kubectl ", "helm "))]
+    commands = [c for c in outputs["argv"] if c["argv"][0] in ("kubectl", "helm")]
     if not commands:
         return {"kubernetes": "nothing to apply"}
     if config is None:
-        return {"kubernetes": "no kubeconfig: run these commands where the cluster is reachable", "commands": commands}
+        return {"kubernetes": "no kubeconfig: run these commands where the cluster is reachable",
+                "commands": [shell_line(c) for c in commands]}
     for tool in ("kubectl", "helm"):
         if shutil.which(tool) is None:
             raise DeployError("--apply needs %s on PATH (a kubeconfig was found at %s)" % (tool, config))
     env = dict(os.environ, KUBECONFIG=config)
     ran = []
     for command in commands:
-        argv = command.split()
+        argv = list(command["argv"])
         if argv[0] == "helm":
             if site_insecure:
                 argv.append("--plain-http")
             if registry_ca:
                 argv += ["--ca-file", registry_ca]
         _run(argv, env, "the Kubernetes deploy")
-        ran.append(" ".join(argv))
+        ran.append(shell_line({"argv": argv}))
     return {"kubernetes": "applied", "commands": ran, "folder": folder}
 
 
@@ -72,7 +75,7 @@ def compose_tool() -> Optional[List[str]]:
 
 def apply_compose(outputs: dict, kit_root: str, tls_dir: str, token_dir: str) -> dict:
     folder = os.path.join(kit_root, outputs["folder"])
-    files = [os.path.join(folder, f) for f in outputs["files"] if f.startswith("compose/")]
+    files = [os.path.join(folder, *f.split("/")) for f in outputs["files"] if f.startswith("compose/")]
     if not files:
         return {"compose": "nothing to bring up"}
     tool = compose_tool()
@@ -83,5 +86,5 @@ def apply_compose(outputs: dict, kit_root: str, tls_dir: str, token_dir: str) ->
     for path in files:
         argv = tool + ["-f", path, "up", "-d"]
         _run(argv, env, "the compose deploy")
-        ran.append(" ".join(argv))
+        ran.append(shell_line({"argv": argv}))
     return {"compose": "up", "commands": ran}

@@ -7,12 +7,14 @@ Each function returns a JSON-able result; ``text`` renders it for people.
 
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import UsageError
 from .install import DeployOptions, install, resolve_keys
 from .kit import Kit
 from .oci import kind_of
+from .semver import is_semver
 from .signing import load_public_key
 from .trust import TrustStore
 from .tarstream import TarReader
@@ -61,16 +63,26 @@ def _short(fp: Optional[str]) -> str:
     return fp or "none"
 
 
-# --- verify -------------------------------------------------------------------------------
-def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = None, quiet: bool = False, **_) -> dict:
-    if kit and not os.path.isdir(kit):
-        raise UsageError("the kit %s does not exist" % kit)
-    keys = resolve_keys(trust, Kit(kit) if kit else None)
+# --- verify ---------------------------------------------------------------------------------
+TARGET_RE = re.compile(r"([a-z0-9][a-z0-9-]{0,62})(?:@(.+))?")  # NAME[@VERSION], used with fullmatch
+
+
+def run_verify(archive: Optional[str] = None, trust: Sequence[str] = (), kit: Optional[str] = None,
+               quiet: bool = False, **_) -> dict:
+    """An archive (signature, every checksum, structure), or with --kit and no archive (or NAME[@VERSION])
+    the installed versions themselves, re-hashed against their signed SHA256SUMS and today's keys."""
+    target = _kit_target(archive, kit)
+    if target is not None:
+        return verify_kit(kit, trust, *target)
+    if archive is None:
+        raise UsageError("name an ARCHIVE to verify, or give --kit DIR to verify what is installed there")
+    k = Kit.existing(kit) if kit else None
+    keys = resolve_keys(trust, k)
     index = None
-    if kit:
+    if k is not None:
         from .delta import KitIndex
 
-        index = KitIndex(Kit(kit))
+        index = KitIndex(k)
     v = verify_file(archive, keys, show_progress=not quiet, kit_index=index)
     result = v.summary()
     result.update(archive=archive, checks={"signature": "ok", "bundle.json": "ok", "members": "ok",
@@ -78,7 +90,40 @@ def run_verify(archive: str, trust: Sequence[str] = (), kit: Optional[str] = Non
     return result
 
 
+def _kit_target(arg: Optional[str], kit: Optional[str]) -> Optional[Tuple[Optional[str], Optional[str]]]:
+    """(name, version) when the command verifies the kit itself: --kit with no archive, or with NAME[@VERSION]
+    that is not a file or folder on disk (a bundle name has no '.', an archive's file name always has one)."""
+    if not kit:
+        return None
+    if arg is None:
+        return None, None
+    match = TARGET_RE.fullmatch(arg)
+    if match is None or os.path.lexists(arg):
+        return None
+    version = match.group(2)
+    if version is not None and not is_semver(version):
+        raise UsageError("%r: the version after @ is not SemVer" % arg)
+    return match.group(1), version
+
+
+def verify_kit(kit: str, trust: Sequence[str], name: Optional[str], version: Optional[str]) -> dict:
+    from .kitcheck import check_kit, summary_error
+
+    k = Kit.existing(kit)
+    checks = check_kit(k, resolve_keys(trust, k), name, version)
+    if name and not checks:
+        raise UsageError("%s%s is not installed in %s" % (name, "@" + version if version else "", kit))
+    failure = summary_error(checks)
+    if failure is not None:
+        cls, sentence, lines = failure
+        raise cls(sentence, lines)
+    return {"kit": k.root, "versions": [c.to_json() for c in checks]}
+
+
 def text_verify(r: dict) -> List[str]:
+    if "versions" in r:
+        return ["OK %s %s: every file matches its signed SHA256SUMS; signed by %s" % (c["name"], c["version"], c["signer"])
+                for c in r["versions"]] or ["kit %s holds no bundles" % r["kit"]]
     delta = r.get("delta")
     extra = []
     if delta:
@@ -154,12 +199,16 @@ def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgra
 
 def text_install(r: dict) -> List[str]:
     if r["outcome"] == "already-installed":
-        head = "%s %s is already installed (bundle_id %s); nothing to unpack" % (r["name"], r["version"], r["bundle_id"])
+        head = "%s %s is already installed (bundle_id %s); the archive was verified again%s" % (
+            r["name"], r["version"], r["bundle_id"], "" if r.get("repaired") else " and the installed tree is intact")
     else:
         head = "installed %s %s (%d files checked, %d payload bytes), signed by %s" % (
             r["name"], r["version"], r["files"], r["total_size"], r["signer"])
     lines = [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
              "path: %s" % r["path"], "receipt: %s" % r["receipt"]]
+    if r.get("repaired"):
+        lines.append("the installed tree was damaged and has been repaired from this archive:")
+        lines += ["  %s" % line for line in r["repaired"]]
     d = r.get("deploy") or {}
     if d:
         lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
@@ -188,10 +237,25 @@ def text_install(r: dict) -> List[str]:
 
 
 # --- status -------------------------------------------------------------------------------
-def run_status(kit: str, signer: Optional[str] = None, **_) -> dict:
-    if not os.path.isdir(kit):
-        raise UsageError("the kit %s does not exist" % kit)
-    k = Kit(kit)
+def run_status(kit: str, signer: Optional[str] = None, verify: bool = False, trust: Sequence[str] = (), **_) -> dict:
+    k = Kit.existing(kit)
+    result = _status(k, signer)
+    if verify:
+        from .kitcheck import check_kit, summary_error
+
+        checks = {(c.name, c.version): c for c in check_kit(k, resolve_keys(trust, k))}
+        for b in result["bundles"]:
+            for v in b["versions"]:
+                check = checks[(b["name"], v["version"])]
+                v["integrity"] = "ok" if check.ok else check.problems + check.trust_problems
+        failure = summary_error(list(checks.values()))
+        if failure is not None:
+            cls, sentence, lines = failure
+            raise cls(sentence, lines)
+    return result
+
+
+def _status(k: Kit, signer: Optional[str]) -> dict:
     bundles = []
     for name in k.names():
         receipts = k.receipts_list(name)
@@ -244,9 +308,10 @@ def text_status(r: dict) -> List[str]:
     for b in r["bundles"]:
         lines.append("%s: current %s" % (b["name"], b["current"] or "none"))
         for v in b["versions"]:
-            lines.append("  %s %-16s bundle_id %s  signer %s%s" % (
+            lines.append("  %s %-16s bundle_id %s  signer %s%s%s" % (
                 "*" if v["current"] else " ", v["version"], (v["bundle_id"] or "?")[:16], _short(v["signer"]),
-                "  installed %s" % v["installed_at"] if v["installed_at"] else ""))
+                "  installed %s" % v["installed_at"] if v["installed_at"] else "",
+                "  verified: every file matches its signed SHA256SUMS" if v.get("integrity") == "ok" else ""))
         for o in b.get("outputs", []):
             lines.append("  outputs for %s, site %s: %s (%d files)" % (o["version"], o["site"], o["folder"], len(o["files"])))
         last = b["last"]
@@ -277,10 +342,10 @@ def text_inventory(r: dict) -> List[str]:
 
 
 # --- rollback, gc ---------------------------------------------------------------------------
-def run_rollback(name: str, kit: str, **_) -> dict:
+def run_rollback(name: str, kit: str, trust: Sequence[str] = (), **_) -> dict:
     from .lifecycle import rollback
 
-    return rollback(name, kit)
+    return rollback(name, kit, trust)
 
 
 def text_rollback(r: dict) -> List[str]:
@@ -322,27 +387,26 @@ def text_tls(r: dict) -> List[str]:
 
 
 # --- trust --------------------------------------------------------------------------------
-def _kit_store(kit: str) -> TrustStore:
-    k = Kit(kit)
-    k.prepare()
-    return TrustStore(k.trust)
-
-
 def run_trust_add(file: str, kit: str, names: Sequence[str] = (), not_after: Optional[str] = None, **_) -> dict:
     if not os.path.isfile(file):
         raise UsageError("the key %s does not exist" % file)
     load_public_key(file)
-    return _kit_store(kit).add(file, list(names), not_after).to_json()
+    k = Kit(kit)
+    k.prepare()  # a new kit is made here; an existing one must pass Kit.check first
+    with k.locked():
+        return TrustStore(k.trust).add(file, list(names), not_after).to_json()
 
 
 def run_trust_remove(fp: str, kit: str, **_) -> dict:
-    if not _kit_store(kit).remove(fp):
-        raise UsageError("no key %s is in the kit's trust store" % fp)
+    k = Kit.existing(kit)
+    with k.locked():
+        if not TrustStore(k.trust).remove(fp):
+            raise UsageError("no key %s is in the kit's trust store" % fp)
     return {"removed": fp}
 
 
 def run_trust_list(kit: str, **_) -> dict:
-    return {"keys": [k.to_json() for k in _kit_store(kit).keys()]}
+    return {"keys": [k.to_json() for k in TrustStore(Kit.existing(kit).trust).keys()]}
 
 
 def text_trust(r: dict) -> List[str]:
@@ -355,9 +419,11 @@ def text_trust(r: dict) -> List[str]:
 
 KIT_OPT = Opt("--kit", metavar="DIR", required=True, help="the Offline Kit folder")
 COMMANDS = [
-    Command("verify", "check signature, every checksum and the structure of an archive",
-            [Opt("archive", metavar="ARCHIVE"), TRUST_OPT,
-             Opt("--kit", metavar="DIR", help="use this kit's trust store (and its files for deltas)")],
+    Command("verify", "check an archive's signature, checksums and structure; with --kit and no archive (or "
+                      "NAME[@VERSION]), re-check what is installed",
+            [Opt("archive", metavar="[ARCHIVE|NAME[@VERSION]]"), TRUST_OPT,
+             Opt("--kit", metavar="DIR", help="use this kit's trust store (and its files for deltas); without an "
+                                               "archive, verify the kit's installed versions")],
             run_verify, text_verify),
     Command("inspect", "show what an archive holds, reading only its first three members",
             [Opt("archive", metavar="ARCHIVE"), TRUST_OPT], run_inspect, text_inspect),
@@ -378,12 +444,14 @@ COMMANDS = [
                                  "with --docker, bring the compose stack up")],
             run_install, text_install),
     Command("status", "show the kit's bundles, versions and last installs",
-            [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint")],
+            [KIT_OPT, Opt("--signer", metavar="FP", help="only versions admitted by this key fingerprint"),
+             Opt("--verify", help="also re-hash every installed version against its signed SHA256SUMS and today's "
+                                  "trusted keys (exit 5 or 4 when anything differs)"), TRUST_OPT],
             run_status, text_status),
     Command("inventory", "the digests, names, versions and bundle_ids the kit holds (input for delta builds)",
             [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")], run_inventory, text_inventory),
     Command("rollback", "make the previous version current again and move registry tags back",
-            [Opt("name", metavar="NAME"), KIT_OPT], run_rollback, text_rollback),
+            [Opt("name", metavar="NAME"), KIT_OPT, TRUST_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",
             [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
     Command("tls", "write development TLS material for the stack (a CA, server and client certificates)",

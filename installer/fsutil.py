@@ -1,8 +1,10 @@
 """Durable file operations shared by the kit, its receipts and its trust store."""
 
+import errno
 import hashlib
 import os
-from typing import BinaryIO, Iterator, Tuple
+import stat
+from typing import BinaryIO, Iterator, Optional, Tuple
 
 CHUNK = 1 << 20
 
@@ -70,3 +72,116 @@ def copy_hashed(src: BinaryIO, dst: BinaryIO) -> Tuple[str, int]:
         h.update(data)
         size += len(data)
         dst.write(data)
+
+
+# --- reading what we did not write: no link followed, regular files only, sizes capped ------------
+# O_NONBLOCK: opening a FIFO for reading must not wait for a writer (it is refused right after, by fstat).
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class PathRefused(Exception):
+    """A path that is a link, not a regular file (or folder), or larger than allowed; callers choose the exit code."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__("%s %s" % (path, why))
+        self.path = path
+        self.why = why
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_at(name: str, flags: int, dir_fd: Optional[int], shown: str) -> int:
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symbolic link
+            raise PathRefused(shown, "is a symbolic link")
+        if exc.errno == errno.ENOTDIR:
+            raise PathRefused(shown, "is not a folder")
+        raise
+
+
+def open_under(base: str, rel: str, cap: Optional[int] = None) -> int:
+    """A read-only descriptor for ``base/rel``: every component below ``base`` is opened without
+    following a link (a link, FIFO or device anywhere is PathRefused), the last must be a regular
+    file of at most ``cap`` bytes. ``rel`` uses '/' and must already be a checked member path."""
+    parts = [p for p in rel.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise PathRefused(rel, "is not a relative path")
+    fd = os.open(base, _DIR_FLAGS & ~os.O_NOFOLLOW)  # base is the caller's trusted root
+    try:
+        for i, part in enumerate(parts[:-1]):
+            nxt = _open_at(part, _DIR_FLAGS, fd, os.path.join(base, *parts[:i + 1]))
+            os.close(fd)
+            fd = nxt
+        shown = os.path.join(base, *parts)
+        leaf = _open_at(parts[-1], _READ_FLAGS, fd, shown)
+    finally:
+        os.close(fd)
+    return _checked_regular(leaf, shown, cap)
+
+
+def open_regular(path: str, cap: Optional[int] = None) -> int:
+    """A read-only descriptor for ``path`` itself: not a link, a regular file, at most ``cap`` bytes."""
+    return _checked_regular(_open_at(path, _READ_FLAGS, None, path), path, cap)
+
+
+def _checked_regular(fd: int, shown: str, cap: Optional[int]) -> int:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PathRefused(shown, "is %s" % _kind(st.st_mode))
+        if cap is not None and st.st_size > cap:
+            raise PathRefused(shown, "is %d bytes, more than the %d allowed" % (st.st_size, cap))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd: int, cap: int, shown: str) -> bytes:
+    """All of a descriptor's bytes (closing it), refusing more than ``cap``: a file may grow while read."""
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise PathRefused(shown, "grew beyond the %d bytes allowed while it was read" % cap)
+    return data
+
+
+def read_under(base: str, rel: str, cap: int) -> bytes:
+    return read_fd(open_under(base, rel, cap), cap, os.path.join(base, rel))
+
+
+def sha256_fd(fd: int) -> Tuple[str, int]:
+    """(hex sha256, size) of an open descriptor, read from its start in 1 MiB pieces; the descriptor stays open."""
+    h = hashlib.sha256()
+    size = 0
+    offset = 0
+    while True:
+        data = os.pread(fd, CHUNK, offset)
+        if not data:
+            return h.hexdigest(), size
+        h.update(data)
+        size += len(data)
+        offset += len(data)
+
+
+def lstat_or_none(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def is_regular(path: str) -> bool:
+    """A regular file itself (a link to one does not count)."""
+    st = lstat_or_none(path)
+    return st is not None and stat.S_ISREG(st.st_mode)

@@ -5,11 +5,12 @@ kept in memory as they stream past, and once the stream is complete every refere
 size and child blob is checked. A bundle whose image graph has a hole is refused before promotion.
 """
 
+import hashlib
 import json
-import os
 from typing import Dict, List, Optional
 
 from .errors import ContentMismatch, InvalidInput
+from .fsutil import PathRefused, read_under
 from .meta import Meta
 from .oci import MAX_MANIFEST_BYTES, REF_NAME, parse_manifest
 
@@ -22,10 +23,24 @@ def blob_path(digest: str) -> str:
     return BLOB_PREFIX + digest.split(":", 1)[1]
 
 
-def read_blob(tree: str, digest: str) -> bytes:
-    """A small blob (a manifest) of an installed, verified version tree."""
-    with open(os.path.join(tree, blob_path(digest)), "rb") as fh:
-        return fh.read()
+MAX_SMALL_BLOB = 16 * 1024 * 1024  # manifests (4 MiB at most) and image configs
+
+
+def read_blob(tree: str, digest: str, cap: int = MAX_SMALL_BLOB) -> bytes:
+    """A small blob (a manifest, a config) of an installed version, read without following a link and
+    re-hashed: what is pushed or loaded from the kit is what was verified, or exit 5."""
+    try:
+        data = read_under(tree, blob_path(digest), cap)
+    except PathRefused as exc:
+        raise ContentMismatch("%s %s; the installed version is damaged (see offline-bundle verify --kit)"
+                              % (exc.path, exc.why))
+    except FileNotFoundError:
+        raise ContentMismatch("%s is missing from %s; the installed version is damaged (see offline-bundle verify "
+                              "--kit)" % (blob_path(digest), tree))
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise ContentMismatch("%s in %s no longer has its sha256; the installed version is damaged (see "
+                              "offline-bundle verify --kit)" % (blob_path(digest), tree))
+    return data
 
 
 class ImageGraph:

@@ -9,12 +9,16 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 import errno
 import json
 import os
+import stat
 from typing import Iterator, List, Optional, Sequence
 
 from . import faults
 from .errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
                      UnsafeMember, UsageError, VersionRefused)
-from .fsutil import fsync_dir, write_atomic
+from .fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_under,
+                     write_atomic)
+from .imagecheck import MAX_INDEX_BYTES
+from .kitcheck import VersionCheck, check_version, repair as repair_tree
 from .kit import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
 from .meta import canonical_json
 from .paths import contained
@@ -24,11 +28,25 @@ from .push import SitePush, parse_site
 from .render import render
 from .semver import Version
 from .trust import TrustedKey, TrustStore, load_trust_paths
-from .verify import Verified, verify_file
+from .verify import DiscardSink, Verified, verify_file
 
 PHASES = {1: "verify-and-stage", 2: "promote", 3: "push-and-load", 4: "render", 5: "switch-current",
           6: "tags-and-apply"}
 SPACE_MARGIN = 16 * 1024 * 1024
+MAX_SECRET_BYTES = 1024 * 1024  # a certificate, a key or a token the operator put in KIT/secrets
+
+
+def check_precedence(kit: Kit, name: str, version: str, bid: str) -> None:
+    """SemVer precedence ignores build metadata (2.0.0+b1 == 2.0.0+b2): equal precedence with another version
+    string, or the same version with another bundle_id, among what the kit holds or ever admitted, is exit 8."""
+    new = Version(version)
+    seen = [(v, kit.bundle_id_of(name, v), "holds") for v in kit.versions(name)]
+    seen += [(r["version"], r.get("bundle_id"), "installed before") for r in kit.admitted(name)]
+    for other, other_id, how in seen:
+        if Version(other) == new and (other != version or (other_id and other_id != bid)):
+            raise VersionRefused("%s %s has the same precedence as %s %s, which this kit %s (bundle_id %s); SemVer "
+                                 "ignores build metadata, so bump the version"
+                                 % (name, version, name, other, how, (other_id or "?")[:16]))
 
 
 def resolve_keys(trust: Sequence[str], kit: Optional[Kit]) -> List[TrustedKey]:
@@ -49,19 +67,16 @@ class StagingSink:
         self._index = None
         os.makedirs(root, mode=0o755)
 
-    def materialize(self, path: str, digest: str, size: int, executable: bool) -> str:
-        """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied)."""
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> bytes:
+        """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied, with its signed
+        mode); its bytes are returned when it is small enough to be a manifest the image check reads."""
         from .delta import KitIndex, materialize
 
         if self._index is None:
             self._index = KitIndex(self.kit)
-        source = self._index.find(digest)
-        if source is None:
-            raise ContentMismatch("the delta omits %s (sha256 %s) and this kit does not hold it: install the full "
-                                  "bundle, or a delta built against this kit's inventory" % (path, digest))
         dest = contained(self.root, path)
-        materialize(source, dest, digest, executable)
-        return dest
+        materialize(self._index, digest, dest, executable, path)
+        return read_under(self.root, path, size) if size <= MAX_INDEX_BYTES else b""
 
     def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
         full = contained(self.root, path)
@@ -151,11 +166,13 @@ class Installer:
         self.show_progress = show_progress
         self.staging_dir = ""
         self.already_installed = False
+        self.damage: Optional[VersionCheck] = None  # an already-installed tree, checked against its signed list
+        self.repaired: List[str] = []
         self.receipt: Optional[Receipt] = None
         self.verified: Optional[Verified] = None
 
     # (3) of "Verifying": every decision is taken before a payload byte is written.
-    def decide(self, v: Verified) -> Optional[StagingSink]:
+    def decide(self, v: Verified):
         self.verified = v
         meta, kit = v.meta, self.kit
         problem = v.signer.scope_problem(meta.name)
@@ -167,6 +184,7 @@ class Installer:
         if existing is not None and existing != v.bundle_id:
             raise VersionRefused("%s %s is already installed with other content (bundle_id %s, this one %s); "
                                  "bump the version" % (meta.name, meta.version, existing, v.bundle_id))
+        check_precedence(kit, meta.name, meta.version, v.bundle_id)
         highest = kit.highest_current(meta.name)
         is_current = kit.current_version(meta.name) == meta.version
         if highest and Version(meta.version) < Version(highest) and not is_current:
@@ -175,12 +193,39 @@ class Installer:
                                      "pass --allow-downgrade --reason TEXT to install it anyway"
                                      % (meta.name, meta.version, highest))
             self.receipt.doc["downgrade_reason"] = self.reason
+        self._check_owners(meta, v.signer)
         if existing == v.bundle_id:
             self.already_installed = True
             final = kit.version_dir(meta.name, meta.version)
-            if os.stat(final).st_mode & 0o222:  # a run killed inside promote(): finish its chmod
+            if os.lstat(final).st_mode & 0o222:  # a run killed inside promote(): finish its chmod
                 make_read_only(final)
-            return None
+            # The archive is read and verified whole all the same; the installed tree is checked against it.
+            self.damage = check_version(kit, meta.name, meta.version, signature=v.signature)
+            if self.damage.ok:
+                from .delta import KitIndex
+
+                return DiscardSink(KitIndex(kit))
+        return self._staging(v)
+
+    def _check_owners(self, meta, signer) -> None:
+        """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted for."""
+        from .owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
+
+        owned = self.kit.owners()
+        problems = []
+        if self.deploy.registry:
+            site = site_key(self.deploy.registry)
+            problems += conflicts(owned.get(site, {}), registry_tags(meta, self.deploy.registry,
+                                                                     self.deploy.strip_source_host),
+                                  meta.name, signer, site + "/")
+        if self.deploy.docker:
+            problems += conflicts(owned.get(DOCKER_SITE, {}), docker_tags(meta, self.deploy.registry,
+                                                                           self.deploy.strip_source_host),
+                                  meta.name, signer, "docker: ")
+        refuse(problems, meta.name, meta.version)
+
+    def _staging(self, v: Verified) -> "StagingSink":
+        meta, kit = v.meta, self.kit
         needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1) + SPACE_MARGIN
         free = kit.free_bytes(kit.staging)
         if free < needed:
@@ -215,8 +260,14 @@ class Installer:
         self.verified = v
         meta = v.meta
         if self.already_installed:
-            self.receipt.phase(1, "skipped", "bundle_id already installed")
-            self.receipt.phase(2, "skipped", "bundle_id already installed")
+            self.receipt.phase(1, "done", "bundle_id already installed; the archive verified again (%d files, %d bytes)"
+                               % (v.members_seen + 1, v.bytes_seen))
+            if self.damage.ok:
+                self.receipt.phase(2, "skipped", "the installed tree matches its signed SHA256SUMS")
+            else:
+                self.repaired = self.repair(meta)
+                self.receipt.phase(2, "done", "repaired bundles/%s/%s from the verified archive: %s"
+                                   % (meta.name, meta.version, "; ".join(self.repaired)))
         else:
             self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
             faults.point("before-promote")
@@ -238,7 +289,7 @@ class Installer:
         outcome = "already-installed" if self.already_installed else "installed"
         self.receipt.finish(outcome)
         result = v.summary()
-        result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered)
+        result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered, repaired=self.repaired)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
@@ -276,18 +327,50 @@ class Installer:
                                 progress_factory=self._progress)
             self.docker_report = loader.load_all()
             self.receipt.doc["docker"] = self.docker_report
+            self._claim("docker")
             details.append("docker: %d images loaded for %s, IDs equal their config digests"
                            % (len(self.docker_report["images"]), self.docker_report["platform"]))
         self.receipt.phase(3, "done", "; ".join(details))
         return pusher
 
+    def _claim(self, where: str) -> None:
+        """Record that this bundle name now owns the tags it has just moved (on the site registry, or in Docker)."""
+        from .owners import DOCKER_SITE, claims, docker_tags, registry_tags, site_key
+
+        v, reg, strip = self.verified, self.deploy.registry, self.deploy.strip_source_host
+        if where == "docker":
+            self.kit.record_owners(DOCKER_SITE, claims(docker_tags(v.meta, reg, strip), v.meta, v.bundle_id))
+        else:
+            self.kit.record_owners(site_key(reg), claims(registry_tags(v.meta, reg, strip), v.meta, v.bundle_id))
+
+    def _secret_dir(self, name: str) -> str:
+        """KIT/secrets/<name>: a real folder or nothing; a link there is never followed (exit 9)."""
+        folder = os.path.join(self.kit.secrets, name)
+        st = lstat_or_none(folder)
+        if st is not None and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
+            raise LocalEnvironmentError("%s is not a folder (a link?); refusing to use it" % folder)
+        return folder
+
+    def _secret_file(self, folder: str, name: str) -> Optional[bytes]:
+        """A secret the operator put in the kit: a regular file of ours, read without following a link, made 0600."""
+        path = os.path.join(folder, name)
+        if lstat_or_none(path) is None:
+            return None
+        try:
+            fd = open_regular(path, MAX_SECRET_BYTES)
+        except PathRefused as exc:
+            raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why))
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
+        return read_fd(fd, MAX_SECRET_BYTES, path)
+
     def _tls(self) -> dict:
         """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls."""
         from .devtls import existing_files, file_names, generate
 
-        folder = os.path.join(self.kit.secrets, "tls")
+        folder = self._secret_dir("tls")
         core = [os.path.join(folder, n) for n in ("ca.crt", "tls.crt", "tls.key")]
-        if all(os.path.isfile(p) for p in core):
+        if all(is_regular(p) for p in core):
             return {"folder": folder, "source": "existing"}
         if not self.deploy.dev_tls:
             return {"folder": folder, "source": "missing"}
@@ -301,15 +384,17 @@ class Installer:
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
         tls = self._tls()  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
-        has_outputs = meta.charts or meta.raw.get("tenants") or any(p.startswith("compose/") for p in meta.members)
+        has_outputs = meta.charts or meta.tenants or any(p.startswith("compose/") for p in meta.members)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
             self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render%s"
                                % ("; TLS material in secrets/tls (%s)" % tls["source"] if self.deploy.dev_tls else ""))
             return {}
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
         tls_dir = tls["folder"] if tls["source"] != "missing" else None
+        loaded = {i["ref"]: i["id"] for i in (self.docker_report or {}).get("images", [])}
         out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
-                     extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final), tls_dir=tls_dir)
+                     extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final), tls_dir=tls_dir,
+                     loaded_ids=loaded)
         out["tls"] = tls["source"]
         out["kubernetes_skipped"] = self.k8s_skipped
         self.receipt.doc["deploy_outputs"] = out
@@ -317,38 +402,42 @@ class Installer:
         return out
 
     def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
-        """The seed's `kubectl create` objects: namespace and tenant ConfigMaps in deploy/, Secrets in secrets/."""
+        """The seed's `kubectl create` objects: namespace and tenant ConfigMaps in deploy/, Secrets in secrets/.
+
+        Tenant files are read from the installed tree only (tenants/<component>.yaml, checked in bundle.json),
+        never through a link and never beyond their signed size."""
         from . import k8s
 
-        if not meta.raw.get("tenants"):
+        if not meta.tenants:
             return [], []
 
-        def read(path: str) -> bytes:
-            with open(path, "rb") as fh:
-                return fh.read()
-        tenants = {c: read(os.path.join(tree, t["path"])) for c, t in sorted(meta.raw["tenants"].items())}
+        def member(path: str) -> bytes:
+            try:
+                return read_under(tree, path, meta.members[path])
+            except (PathRefused, FileNotFoundError) as exc:
+                raise ContentMismatch("%s of the installed version cannot be read (%s); see offline-bundle verify "
+                                      "--kit" % (path, getattr(exc, "why", "missing")))
+        tenants = {c: member(path) for c, path in meta.tenants.items()}
         scrape = "config/prometheus-additional.yaml"
         tls = None
         if tls_dir:
-            tls = {n: read(os.path.join(tls_dir, n)) for n in ("tls.crt", "tls.key", "ca.crt")}
-        token_path = os.path.join(self.kit.secrets, "token", "token")
-        token = None
-        if os.path.isfile(token_path):
-            # KIT/secrets is 0700 with 0600 files: an operator's copy is brought in line when used.
-            os.chmod(os.path.dirname(token_path), 0o700)
-            os.chmod(token_path, 0o600)
-            token = read(token_path)
+            tls = {n: self._secret_file(tls_dir, n) or b"" for n in ("tls.crt", "tls.key", "ca.crt")}
+        token_dir = self._secret_dir("token")
+        token = self._secret_file(token_dir, "token") if os.path.isdir(token_dir) else None
+        if token is not None:
+            os.chmod(token_dir, 0o700)  # a real folder (checked by _secret_dir)
         configmaps, secrets, skipped = k8s.seed_objects(
-            tenants, read(os.path.join(tree, scrape)) if scrape in meta.members else None, tls, token)
+            tenants, member(scrape) if scrape in meta.members else None, tls, token)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,
                             k8s.namespace("observability"))
+        token_path = os.path.join(token_dir, "token")
         self.k8s_skipped = [s + (" — put it in %s and install again" % token_path if "token" in s else "") for s in skipped]
         files = sorted("kubernetes/" + n for n in os.listdir(os.path.join(tmp, "kubernetes")))
-        commands = ["kubectl apply -f %s" % os.path.join(final, "kubernetes")]
+        commands = [{"argv": ["kubectl", "apply", "-f", os.path.join(final, "kubernetes")]}]
         if secrets:
-            commands.append("kubectl apply -f %s" % secrets_dir)
+            commands.append({"argv": ["kubectl", "apply", "-f", secrets_dir]})
         return files, commands
 
     def _phase6(self, pusher) -> dict:
@@ -358,6 +447,8 @@ class Installer:
             return {}
         try:
             report = pusher.move_tags() if pusher is not None else {}
+            if pusher is not None:
+                self._claim("registry")
             if self.deploy.apply:
                 report["apply"] = self._apply()
         except BundleError as exc:
@@ -388,6 +479,17 @@ class Installer:
             result.update(apply_compose(self.rendered, self.kit.root, os.path.join(self.kit.secrets, "tls"),
                                         os.path.join(self.kit.secrets, "token")))
         return result
+
+    def repair(self, meta) -> List[str]:
+        """Phase 2 of a reinstall whose installed tree was damaged: restore it, file by file, from the archive that
+        was just verified whole, then prove the tree matches its signed list again."""
+        done = repair_tree(self.kit, self.damage, os.path.join(self.staging_dir, "tree"))
+        after = check_version(self.kit, meta.name, meta.version, signature=self.verified.signature)
+        if not after.ok:
+            raise ContentMismatch("bundles/%s/%s could not be repaired" % (meta.name, meta.version), after.lines())
+        remove_tree(self.staging_dir)
+        self.staging_dir = ""
+        return done
 
     def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
         """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""

@@ -1,7 +1,8 @@
 """`rollback` and `gc`: moving between installed versions, and removing old ones.
 
 rollback NAME: the version that was current before this one (from the receipts; else the highest
-installed version below it) becomes current again — phase 5, an atomic switch — and, for every site
+installed version below it), once re-hashed against its signed SHA256SUMS and its signature checked
+with today's trusted keys (--trust, else the kit's store) and their scopes, becomes current again — phase 5, an atomic switch — and, for every site
 that version was pushed to, its registry tags are moved back (phase 6). Its site outputs are still in
 KIT/deploy/<name>/<version>/. What could not be reverted is reported (exit 10) while the switch stands.
 The highest version ever made current does not go down, so the newer bundle can be installed again
@@ -12,12 +13,14 @@ by SemVer and never the current one.
 """
 
 import os
-from typing import List, Optional
+import stat
+from typing import List, Optional, Sequence
 
-from .errors import BundleError, DeployError, UsageError
+from .errors import BundleError, ContentMismatch, DeployError, LocalEnvironmentError, TrustError, UsageError
+from .fsutil import lstat_or_none
 from .install import PHASES, Receipt
 from .kit import Kit, remove_tree
-from .meta import parse_meta
+from .meta import MAX_META_BYTES, parse_meta
 from .semver import Version
 
 
@@ -41,12 +44,31 @@ def _sites(kit: Kit, name: str, version: str) -> dict:
     return sites
 
 
-def rollback(name: str, kit_dir: str) -> dict:
+def _check_target(kit: Kit, name: str, target: str, trust: Sequence[str]):
+    """Issue 10 point 7: the version rollback makes current is checked against TODAY's trusted keys and their
+    scopes (a key removed or narrowed since its install no longer vouches for it: exit 4), and re-hashed
+    against its signed SHA256SUMS (exit 5) before anything changes. Returns (its meta, its signer)."""
+    from .install import resolve_keys
+    from .kitcheck import check_version
+
+    keys = resolve_keys(trust, kit)
+    check = check_version(kit, name, target, keys)
+    if check.problems:
+        raise ContentMismatch("%s %s differs from what was signed; not rolling back to it" % (name, target),
+                              check.lines())
+    if check.trust_problems:
+        raise TrustError("%s %s is not signed by a key trusted today for %s; not rolling back to it"
+                         % (name, target, name), check.lines())
+    meta = parse_meta(kit.read_member(name, target, "bundle.json", MAX_META_BYTES))
+    signer = next(k for k in keys if k.fingerprint == check.signer)
+    return meta, signer, check.bundle_id
+
+
+def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
+    from .owners import claims, conflicts, refuse, registry_tags, site_key
     from .push import SitePush
 
-    kit = Kit(kit_dir)
-    if not kit.exists():
-        raise UsageError("the kit %s does not exist" % kit_dir)
+    kit = Kit.existing(kit_dir)
     with kit.locked():
         current = kit.current_version(name)
         if current is None:
@@ -54,25 +76,33 @@ def rollback(name: str, kit_dir: str) -> dict:
         target = _previous(kit, name, current)
         if target is None:
             raise UsageError("%s %s is the only version installed; there is nothing to roll back to" % (name, current))
+        meta, signer, bid = _check_target(kit, name, target, trust)
+        sites = _sites(kit, name, target)
+        owned = kit.owners()
+        problems = []
+        for site, options in sorted(sites.items()):
+            tags = registry_tags(meta, site, options.get("strip_source_host", False))
+            problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
+        refuse(problems, name, target)
         tree = kit.version_dir(name, target)
-        with open(os.path.join(tree, "bundle.json"), "rb") as fh:
-            meta = parse_meta(fh.read())
         receipt = Receipt(kit, "rollback")
-        receipt.doc.update(action="rollback", name=name, version=target, previous=current,
-                           bundle_id=kit.bundle_id_of(name, target))
+        receipt.doc.update(action="rollback", name=name, version=target, previous=current, bundle_id=bid,
+                           signer=signer.fingerprint)
         kit.switch_current(name, target)
         receipt.phase(5, "done", "current/%s -> %s (was %s)" % (name, target, current))
         not_reverted: List[str] = []
         moved = []
-        for site, options in sorted(_sites(kit, name, target).items()):
+        for site, options in sorted(sites.items()):
             try:
                 pusher = SitePush(tree, meta, site, strip_source_host=options.get("strip_source_host", False),
                                   registry_ca=options.get("registry_ca"), insecure=tuple(options.get("insecure", ())))
                 report = pusher.move_tags()
+                kit.record_owners(site_key(site), claims(registry_tags(meta, site, options.get("strip_source_host",
+                                                                                                False)), meta, bid))
                 moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
             except BundleError as exc:
                 not_reverted.append("tags on %s: %s" % (site, exc.message))
-        outputs = sorted(os.listdir(os.path.join(kit.deploy, name, target))) if os.path.isdir(
+        outputs = sorted(os.listdir(os.path.join(kit.deploy, name, target))) if _real_dir(
             os.path.join(kit.deploy, name, target)) else []
         if not_reverted:
             receipt.phase(6, "failed", "; ".join(not_reverted))
@@ -82,31 +112,59 @@ def rollback(name: str, kit_dir: str) -> dict:
         receipt.phase(6, "done" if moved else "skipped", "; ".join("%s: %d tags moved back" % (m["site"], m["tags_moved"])
                                                                    for m in moved) or "no site registry recorded")
         receipt.finish("rolled-back")
-        return {"name": name, "current": target, "previous": current, "sites": moved,
+        return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
                 "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
                 "receipt": os.path.relpath(receipt.path, kit.root), "phases": [PHASES[5], PHASES[6]]}
+
+
+def _real_dir(path: str) -> bool:
+    st = lstat_or_none(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _size_of(folder: str) -> int:
+    """Bytes of the regular files under a real folder (links are not followed, nor counted)."""
+    total = 0
+    for d, _dirs, files in os.walk(folder):
+        for f in files:
+            st = os.lstat(os.path.join(d, f))
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def gc(kit_dir: str, keep: int = 3) -> dict:
     if keep < 1:
         raise UsageError("--keep takes a number of versions of at least 1")
-    kit = Kit(kit_dir)
-    if not kit.exists():
-        raise UsageError("the kit %s does not exist" % kit_dir)
+    kit = Kit.existing(kit_dir)
     removed = []
     freed = 0
     with kit.locked():
+        plan = []  # every folder is checked (no link on the way) before the first one is removed
         for name in kit.names():
             current = kit.current_version(name)
-            versions = kit.versions(name)  # ascending SemVer
+            versions = kit.versions(name)  # ascending SemVer; a link among them is exit 9
             kept = set(versions[-keep:]) | ({current} if current else set())
             for version in versions:
-                if version in kept:
-                    continue
-                for root in (kit.bundles, kit.deploy, kit.secrets):
-                    folder = os.path.join(root, name, version)
-                    if os.path.isdir(folder):
-                        freed += sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
-                        remove_tree(folder)
-                removed.append("%s %s" % (name, version))
+                if version not in kept:
+                    folders = [_inside_kit(kit, root, name, version) for root in (kit.bundles, kit.deploy, kit.secrets)]
+                    plan.append(("%s %s" % (name, version), [f for f in folders if f is not None]))
+        for label, folders in plan:
+            for folder in folders:
+                freed += _size_of(folder)
+                remove_tree(folder)
+            removed.append(label)
     return {"removed": removed, "bytes_freed": freed, "kept_per_name": keep}
+
+
+def _inside_kit(kit: Kit, root: str, name: str, version: str) -> Optional[str]:
+    """root/<name>/<version> when both are real folders; a link on the way is exit 9, never followed."""
+    path = root
+    for part in (name, version):
+        path = os.path.join(path, part)
+        st = lstat_or_none(path)
+        if st is None:
+            return None
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise LocalEnvironmentError("%s is not a folder this tool made (a link?); gc will not follow it" % path)
+    return path

@@ -10,11 +10,12 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import InvalidInput
-from .paths import c_sorted, path_problem
+from .paths import c_sorted, is_reserved, path_problem
 from .semver import is_semver
 
 FORMAT = 1
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # used with fullmatch
+COMPONENT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a tenant component (loki, tempo, ...)
 CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 MAX_META_BYTES = 64 * 1024 * 1024
 
@@ -22,7 +23,8 @@ MAX_META_BYTES = 64 * 1024 * 1024
 class Meta:
     """The fields the installer relies on; ``raw`` keeps the whole document for reports."""
 
-    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "charts", "raw")
+    __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "charts",
+                 "tenants", "raw")
 
     def __init__(self, raw: Dict[str, Any]) -> None:
         self.raw = raw
@@ -35,6 +37,8 @@ class Meta:
         self.total_size: int = raw["total_size"]
         self.images = [ImageRecord(i) for i in raw["images"]]
         self.charts = [ChartRecord(c) for c in raw["charts"]]
+        # component -> its member path (always tenants/<component>.yaml, a listed member: checked in parse_meta)
+        self.tenants: Dict[str, str] = {c: t["path"] for c, t in sorted(raw["tenants"].items())}
 
 
 class ChartRecord:
@@ -137,7 +141,11 @@ def parse_meta(data: bytes) -> Meta:
         raise _fail("total_size is not the sum of the member sizes")
     for key in ("images", "charts", "files"):
         _want(raw, key, list)
-    _want(raw, "tenants", dict)
+    sizes = {m["path"]: m["size"] for m in members}
+    executable = {m["path"] for m in members if m.get("executable")}
+    _check_tenants(_want(raw, "tenants", dict), sizes)
+    for i, entry in enumerate(raw["files"]):
+        _check_file(entry, "files[%d]." % i, sizes, executable)
     refs = set()
     for i, image in enumerate(raw["images"]):
         _check_image(image, "images[%d]." % i)
@@ -146,14 +154,51 @@ def parse_meta(data: bytes) -> Meta:
         refs.add(image["ref"])
     names = set()
     for i, chart in enumerate(raw["charts"]):
-        _check_chart(chart, "charts[%d]." % i, raw)
+        _check_chart(chart, "charts[%d]." % i, sizes)
         if chart["name"] in names:
             raise _fail("charts lists %s twice" % chart["name"])
         names.add(chart["name"])
     return Meta(raw)
 
 
-def _check_chart(chart: Any, where: str, raw: Dict[str, Any]) -> None:
+def _check_listed(path: str, where: str, sizes: Mapping[str, int]) -> None:
+    """A path named in bundle.json must obey the member rules and be a listed member (issue 10, point 1):
+    signed metadata never names anything outside the verified tree."""
+    if path_problem(path):
+        raise _fail(where + ": " + path_problem(path))
+    if path not in sizes:
+        raise _fail("%s %s is not a member of the bundle" % (where, path))
+
+
+def _check_tenants(tenants: Mapping[str, Any], sizes: Mapping[str, int]) -> None:
+    """tenants: component -> {path: tenants/<component>.yaml, ...}; nothing else is ever read for a tenant."""
+    for component, entry in tenants.items():
+        where = "tenants.%s" % component
+        if not isinstance(component, str) or not COMPONENT_RE.fullmatch(component):
+            raise _fail("tenants has a component %r that is not a name" % (component,))
+        if not isinstance(entry, dict):
+            raise _fail(where + " is not an object")
+        path = _want(entry, "path", str, where + ".")
+        if path != "tenants/%s.yaml" % component:
+            raise _fail("%s.path is %r; a tenant file is tenants/%s.yaml" % (where, path[:200], component))
+        _check_listed(path, where + ".path", sizes)  # read later capped by that member's signed size
+
+
+def _check_file(entry: Any, where: str, sizes: Mapping[str, int], executable: Any) -> None:
+    if not isinstance(entry, dict):
+        raise _fail(where[:-1] + " is not an object")
+    target = _want(entry, "target", str, where)
+    _check_listed(target, where + "target", sizes)
+    if is_reserved(target):
+        raise _fail("%starget %s falls under a reserved name" % (where, target))
+    if not re.fullmatch(r"[0-9a-f]{64}", _want(entry, "sha256", str, where)):
+        raise _fail(where + "sha256 is not 64 hex digits")
+    _want(entry, "size", int, where)  # informative: the member's own size is what is enforced
+    if bool(entry.get("executable", False)) != (target in executable):
+        raise _fail(where + "executable differs from the member's")
+
+
+def _check_chart(chart: Any, where: str, sizes: Mapping[str, int]) -> None:
     from .reference import DIGEST_RE
 
     if not isinstance(chart, dict):
@@ -166,6 +211,7 @@ def _check_chart(chart: Any, where: str, raw: Dict[str, Any]) -> None:
         raise _fail(where + "version %r is not SemVer" % version)
     if _want(chart, "path", str, where) != "charts/%s-%s.tgz" % (name, version):
         raise _fail(where + "path is not charts/<name>-<version>.tgz")
+    _check_listed(chart["path"], where + "path", sizes)
     if not re.fullmatch(r"[0-9a-f]{64}", _want(chart, "sha256", str, where)):
         raise _fail(where + "sha256 is not 64 hex digits")
     oci = _want(chart, "oci", dict, where)
@@ -176,6 +222,8 @@ def _check_chart(chart: Any, where: str, raw: Dict[str, Any]) -> None:
     values = chart.get("values")
     if values is not None and values != "charts/%s-%s.values.json" % (name, version):
         raise _fail(where + "values is not charts/<name>-<version>.values.json")
+    if values is not None:
+        _check_listed(values, where + "values", sizes)
     for j, image in enumerate(_want(chart, "images", list, where)):
         iw = "%simages[%d]." % (where, j)
         if not isinstance(image, dict):

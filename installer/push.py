@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import credentials, faults
-from .errors import InvalidInput, UsageError
+from .errors import ContentMismatch, InvalidInput, UsageError
+from .fsutil import PathRefused, open_under
 from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import parse_manifest
@@ -35,6 +36,35 @@ def parse_site(value: str) -> Tuple[str, str]:
 def site_name(value: str) -> str:
     """The deploy/ folder name for a site: the --registry value with ':' and '/' turned into '_'."""
     return value.strip().strip("/").replace(":", "_").replace("/", "_")
+
+
+def site_repositories(meta: Meta, prefix: str, strip: bool) -> Dict[str, str]:
+    """ref -> repository on the site ([PREFIX/]<source host>/<path>); --strip-source-host collisions are exit 3."""
+    out: Dict[str, str] = {}
+    owner: Dict[str, str] = {}
+    for image in meta.images:
+        ref = parse(image.ref)
+        repo = site_repository(ref, prefix, strip)
+        if owner.setdefault(repo, ref.repository) != ref.repository:
+            raise InvalidInput("--strip-source-host would put %s and %s into the same repository %s"
+                               % (owner[repo], ref.repository, repo))
+        out[image.ref] = repo
+    return out
+
+
+def chart_repository(prefix: str, name: str) -> str:
+    """Charts land as SITE[/PREFIX]/charts/<name>, so `helm pull oci://SITE[/PREFIX]/charts/<name>@DIGEST` works."""
+    return "/".join(p for p in (prefix, "charts", name) if p)
+
+
+def planned_tags(meta: Meta, prefix: str, strip: bool) -> List[Tuple[str, str, str, str]]:
+    """(repository, tag, digest, media type) of every tag phase 6 points on the site: the images' tags, and
+    each chart's version (Helm writes '+' as '_' in OCI tags)."""
+    repos = site_repositories(meta, prefix, strip)
+    tags = [(repos[i.ref], parse(i.ref).tag, i.digest, i.media_type) for i in meta.images if parse(i.ref).tag]
+    tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci_digest, c.oci_media_type)
+             for c in meta.charts]
+    return tags
 
 
 class _Item:
@@ -65,26 +95,19 @@ class SitePush:
         self.report = {"site": site, "blobs_pushed": 0, "blobs_mounted": 0, "blobs_present": 0,
                        "manifests_pushed": 0, "manifests_present": 0, "tags_moved": 0, "tags_current": 0,
                        "bytes_pushed": 0, "images": [self.target(i) for i in meta.images],
-                       "charts": ["oci://%s/%s --version %s" % (self.host, self.chart_repo(c), c.version)
+                       "charts": ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci_digest)
                                   for c in meta.charts]}
         self._lock = threading.Lock()
         self._placed: Dict[str, str] = {}  # digest -> a repository on the site that holds it
 
     def chart_repo(self, chart) -> str:
-        """Charts land as SITE[/PREFIX]/charts/<name>, so `helm pull oci://SITE[/PREFIX]/charts/<name>` works."""
-        return "/".join(p for p in (self.prefix, "charts", chart.name) if p)
+        return chart_repository(self.prefix, chart.name)
 
     def _repositories(self) -> Dict[str, str]:
-        out: Dict[str, str] = {}
-        owner: Dict[str, str] = {}
-        for image in self.meta.images:
-            ref = parse(image.ref)
-            repo = site_repository(ref, self.prefix, self.strip)
-            if owner.setdefault(repo, ref.repository) != ref.repository:
-                raise InvalidInput("--strip-source-host would put %s and %s into the same repository %s/%s"
-                                   % (owner[repo], ref.repository, self.host, repo))
-            out[image.ref] = repo
-        return out
+        try:
+            return site_repositories(self.meta, self.prefix, self.strip)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host))
 
     def target(self, image: ImageRecord) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""
@@ -171,8 +194,9 @@ class SitePush:
                 with self._lock:
                     self.report["blobs_mounted"] += 1
                 return
-        path = os.path.join(self.tree, b.path)
-        self.registry.upload_blob(b.repo, b.digest, b.size, lambda: open(path, "rb"), location,
+        # Opened without following a link and re-hashed while it is sent (registry._BlobCheck).
+        opener = lambda: _open_blob(self.tree, b.path, b.size)  # noqa: E731
+        self.registry.upload_blob(b.repo, b.digest, b.size, opener, location,
                                   CHUNKED_ABOVE, progress.update if progress else None)
         faults.point("mid-push")
         with self._lock:
@@ -182,13 +206,19 @@ class SitePush:
 
     def move_tags(self) -> dict:
         """Phase 6: point each tag at its digest (only where it points elsewhere)."""
-        tags = [(self.repos[i.ref], parse(i.ref).tag, i.digest, i.media_type) for i in self.meta.images if parse(i.ref).tag]
-        # Helm's OCI tags are the chart version, with '+' (not allowed in tags) written as '_'.
-        tags += [(self.chart_repo(c), c.version.replace("+", "_"), c.oci_digest, c.oci_media_type) for c in self.meta.charts]
-        for repo, tag, digest, media_type in tags:
+        for repo, tag, digest, media_type in planned_tags(self.meta, self.prefix, self.strip):
             if self.registry.head_manifest(repo, tag, ["repository:%s:pull,push" % repo]) == digest:
                 self.report["tags_current"] += 1
                 continue
             self.registry.put_manifest(repo, tag, self._read(digest), media_type)
             self.report["tags_moved"] += 1
         return self.report
+
+
+def _open_blob(tree: str, rel: str, size: int):
+    try:
+        fd = open_under(tree, rel, size)
+    except (PathRefused, FileNotFoundError) as exc:
+        raise ContentMismatch("%s cannot be pushed: %s; the installed version is damaged (see offline-bundle verify "
+                              "--kit)" % (rel, getattr(exc, "why", None) or "it is missing"))
+    return os.fdopen(fd, "rb")

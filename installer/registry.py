@@ -268,6 +268,9 @@ class Registry:
             except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
                 self._drop(scheme, netloc)
                 raise _Transient("%s %s: %s" % (method, netloc, exc))
+            except BaseException:  # e.g. a body that refused to finish (_BlobCheck): the connection is mid-request
+                self._drop(scheme, netloc)
+                raise
             if resp.status == 401 and netloc == self.host and auth_rounds < 2:
                 resp.read()
                 auth_rounds += 1
@@ -439,6 +442,7 @@ class Registry:
                     location: Optional[str] = None, chunk_size: int = 0,
                     progress: Optional[Callable[[int], None]] = None) -> None:
         """Monolithic PUT (or PATCH chunks of ``chunk_size`` then PUT), streamed from ``opener()``."""
+        check = _BlobCheck(digest, size)  # what leaves the kit is re-hashed on its way out
         if location is None:
             resp, _ = self.call("POST", "/v2/%s/blobs/uploads/" % repo, [_push(repo)], ok=(202,), length=0)
             location = resp.getheader("Location")
@@ -451,12 +455,12 @@ class Registry:
                 resp, _ = self.call("PATCH", _relative(location), [_push(repo)],
                                     headers={"Content-Type": "application/octet-stream",
                                              "Content-Range": "%d-%d" % (offset, offset + n - 1)},
-                                    body=_slice_factory(opener, offset, n, progress), length=n, ok=(202,))
+                                    body=_slice_factory(opener, offset, n, progress, check), length=n, ok=(202,))
                 location = resp.getheader("Location") or location
                 offset += n
             body, length = None, 0
         else:
-            body, length = _slice_factory(opener, 0, size, progress), size
+            body, length = _slice_factory(opener, 0, size, progress, check), size
         sep = "&" if "?" in location else "?"
         self.call("PUT", _relative(location) + sep + urllib.parse.urlencode({"digest": digest}), [_push(repo)],
                   headers={"Content-Type": "application/octet-stream"}, body=body, length=length, ok=(201,))
@@ -486,21 +490,44 @@ def _relative(location: str) -> str:
 
 
 def _slice_factory(opener: Callable[[], BinaryIO], offset: int, length: int,
-                   progress: Optional[Callable[[int], None]]):
+                   progress: Optional[Callable[[int], None]], check: Optional["_BlobCheck"] = None):
     """A body factory: a fresh reader over bytes [offset, offset+length) each time it is called."""
     def make():
-        return _SliceReader(opener(), offset, length, progress)
+        return _SliceReader(opener(), offset, length, progress, check)
     return make
+
+
+class _BlobCheck:
+    """Hashes a blob's bytes in order as its slices are sent (a retried slice is not hashed twice) and refuses
+    to send its last byte when the whole does not have its digest: a changed file never completes an upload."""
+
+    def __init__(self, digest: str, size: int) -> None:
+        self.digest = digest
+        self.size = size
+        self.pos = 0
+        self._h = hashlib.sha256()
+
+    def feed(self, offset: int, data: bytes) -> None:
+        if offset > self.pos:
+            raise ContentMismatch("blob %s was not read in order while it was uploaded" % self.digest)
+        fresh = data[self.pos - offset:]
+        self._h.update(fresh)
+        self.pos += len(fresh)
+        if self.pos >= self.size and "sha256:" + self._h.hexdigest() != self.digest:
+            raise ContentMismatch("the kit's copy of blob %s no longer has that sha256; it was not pushed (the installed "
+                                  "version is damaged: see offline-bundle verify --kit)" % self.digest)
 
 
 class _SliceReader:
     """File-like view that http.client streams from, in blocks, reporting progress."""
 
-    def __init__(self, fh: BinaryIO, offset: int, length: int, progress) -> None:
+    def __init__(self, fh: BinaryIO, offset: int, length: int, progress, check: Optional[_BlobCheck] = None) -> None:
         self._fh = fh
         self._fh.seek(offset)
+        self._pos = offset
         self._left = length
         self._progress = progress
+        self._check = check
 
     def read(self, n: int = -1) -> bytes:
         if self._left <= 0:
@@ -508,10 +535,14 @@ class _SliceReader:
             return b""
         n = self._left if n is None or n < 0 else min(n, self._left)
         data = self._fh.read(n)
+        if len(data) > self._left:
+            data = data[:self._left]
+        if self._check is not None and data:
+            self._check.feed(self._pos, data)  # raises before the last byte leaves when the hash differs
+        self._pos += len(data)
         self._left -= len(data)
         if self._progress and data:
             self._progress(len(data))
         if not data:
             self._fh.close()
         return data
-

@@ -1,23 +1,27 @@
 """Phase 4: site outputs under KIT/deploy/<name>/<version>/<site>/ (and secrets under KIT/secrets/).
 
 - compose/: the bundle's compose files with every image the bundle carries rewritten to the site
-  (SITE[/PREFIX]/<source host>/<path>@sha256:..., or with --docker and no --registry the loaded tag)
+  (SITE[/PREFIX]/<source host>/<path>@sha256:..., or with --docker and no --registry the loaded image ID)
   and relative mounts (../config/x) pointing into the installed version, so `docker compose -f` works
   from the deploy folder;
 - values/<chart>.yaml: per chart, the base values the bundle carries (the seed's settings) with the
   chart's image value paths set to the site's pinned references — JSON, which is YAML and which the
   standard library can write exactly;
-- COMMANDS.txt: the exact commands that deploy these outputs.
+- COMMANDS.txt: the exact commands that deploy these outputs, every argument shell-quoted, charts and
+  images named by digest (a tag on the site may belong to, or be moved by, another bundle).
+Files of the installed version are read without following links and no larger than their signed size.
 The bundle's own tree is never changed: outputs are written to a temp folder and renamed into place.
 """
 
 import json
 import os
 import re
-from typing import Dict, List, Optional
+import shlex
+import stat
+from typing import Callable, Dict, List, Optional
 
-from .errors import InvalidInput
-from .fsutil import fsync_dir, write_atomic
+from .errors import ContentMismatch, InvalidInput, LocalEnvironmentError
+from .fsutil import PathRefused, fsync_dir, read_under, write_atomic
 from .kit import make_read_only, remove_tree
 from .meta import Meta
 from .reference import parse, site_repository
@@ -27,9 +31,14 @@ _RELATIVE_MOUNT = re.compile(r"^(\s*-\s*[\"']?)\.\./")
 
 
 class SiteRefs:
-    """How each bundled image is named on one site."""
+    """How each bundled image is named on one site: always by digest (a tag can be moved by others).
 
-    def __init__(self, meta: Meta, host: Optional[str], prefix: str, strip: bool) -> None:
+    With a site registry: SITE/repo@<manifest digest>. With --docker only: the loaded image's ID (its config
+    digest, which phase 3 proved Docker holds), since loaded images have no registry digest and their tags
+    can be re-pointed by any later `docker load` or `docker tag`."""
+
+    def __init__(self, meta: Meta, host: Optional[str], prefix: str, strip: bool,
+                 loaded_ids: Optional[Dict[str, str]] = None) -> None:
         self.by_repository: Dict[str, dict] = {}
         for image in meta.images:
             ref = parse(image.ref)
@@ -37,9 +46,9 @@ class SiteRefs:
                 repo = "/".join(p for p in (host, site_repository(ref, prefix, strip)) if p)
                 pinned = "%s@%s" % (repo, image.digest)
                 registry, path = host + ("/" + prefix if prefix else ""), site_repository(ref, "", strip)
-            else:  # --docker only: the tag Docker loaded it under
+            else:  # --docker only: the ID of the image Docker loaded
                 repo = ref.repository
-                pinned = "%s:%s" % (ref.repository, ref.tag) if ref.tag else "%s@%s" % (ref.repository, image.digest)
+                pinned = (loaded_ids or {}).get(image.ref) or "%s@%s" % (ref.repository, image.digest)
                 registry, path = ref.host, ref.path
             self.by_repository[str(ref)] = {"pinned": pinned, "repository": repo, "tag": ref.tag,
                                             "digest": image.digest, "registry": registry, "path": path,
@@ -106,54 +115,95 @@ def site_name(registry: Optional[str]) -> str:
     return registry.strip().strip("/").replace(":", "_").replace("/", "_") if registry else "docker"
 
 
+def shell_line(command: dict) -> str:
+    """One command as a shell line: every argument quoted, so a path with spaces or `$(...)` stays one inert word."""
+    env = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted((command.get("env") or {}).items())]
+    return " ".join(env + [shlex.quote(a) for a in command["argv"]])
+
+
+def helm_command(chart, registry: Optional[str], version_dir: str, values: str) -> dict:
+    """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
+    if registry:
+        source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci_digest)
+    else:
+        source = os.path.join(version_dir, *chart.path.split("/"))
+    return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", "observability",
+                     "--create-namespace", "-f", values]}
+
+
 def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
-           strip: bool, extra: Optional[callable] = None, tls_dir: Optional[str] = None) -> dict:
-    """Write the site outputs; returns what was written (paths relative to the kit)."""
+           strip: bool, extra: Optional[Callable] = None, tls_dir: Optional[str] = None,
+           loaded_ids: Optional[Dict[str, str]] = None) -> dict:
+    """Write the site outputs; returns what was written (paths relative to the kit) and the commands."""
     site = site_name(registry)
-    refs = SiteRefs(meta, prefix_host, prefix, strip)
+    refs = SiteRefs(meta, prefix_host, prefix, strip, loaded_ids)
     final = os.path.join(kit.deploy, meta.name, meta.version, site)
     tmp = final + ".tmp-%d" % os.getpid()
+    _real_parents(kit.deploy, final)
     remove_tree(tmp)
     os.makedirs(tmp)
     written: List[str] = []
     compose = sorted(p for p in meta.members if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
     for path in compose:
-        with open(os.path.join(version_dir, path), encoding="utf-8") as fh:
-            text = rewrite_compose(fh.read(), refs, version_dir, path)
-        _write(tmp, path, text.encode())
+        text = _member_text(version_dir, path, meta.members[path])
+        _write(tmp, path, rewrite_compose(text, refs, version_dir, path).encode())
         written.append(path)
-    commands = []
+    commands: List[dict] = []
     for chart in meta.charts:
-        base = {}
-        if chart.values:
-            with open(os.path.join(version_dir, chart.values), encoding="utf-8") as fh:
-                base = json.load(fh)
-        values = chart_values(base, chart.images, refs, chart.name)
+        base = json.loads(_member_text(version_dir, chart.values, meta.members[chart.values])) if chart.values else {}
+        if not isinstance(base, dict):
+            raise InvalidInput("%s is not a JSON object" % chart.values)
         out = "values/%s.yaml" % chart.name
-        _write(tmp, out, (json.dumps(values, indent=2, sort_keys=True) + "\n").encode())
+        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs, chart.name), indent=2, sort_keys=True)
+                          + "\n").encode())
         written.append(out)
-        source = ("oci://%s/%s --version %s" % (registry.strip("/"), "charts/" + chart.name, chart.version)
-                  if registry else os.path.join(version_dir, chart.path))
-        commands.append("helm upgrade --install %s %s --namespace observability --create-namespace -f %s"
-                        % (chart.name, source, os.path.join(final, out)))
-    env = "TELEMETRY_TLS_DIR=%s TELEMETRY_TOKEN_DIR=%s " % (
-        tls_dir or os.path.join(kit.secrets, "tls"), os.path.join(kit.secrets, "token"))
+        commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out)))
+    env = {"TELEMETRY_TLS_DIR": tls_dir or os.path.join(kit.secrets, "tls"),
+           "TELEMETRY_TOKEN_DIR": os.path.join(kit.secrets, "token")}
     for path in compose:
-        commands.append("%sdocker compose -f %s up -d" % (env, os.path.join(final, path)))
+        commands.append({"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"], "env": env})
     if extra is not None:
         more_files, more_commands = extra(tmp, final)
         written += more_files
         commands = more_commands + commands
-    _write(tmp, "COMMANDS.txt", ("".join(c + "\n" for c in commands)).encode())
+    lines = [shell_line(c) for c in commands]
+    _write(tmp, "COMMANDS.txt", ("".join(line + "\n" for line in lines)).encode())
     written.append("COMMANDS.txt")
     make_read_only(tmp)
     old = final + ".old-%d" % os.getpid()
-    if os.path.exists(final):
+    if os.path.lexists(final):
         os.rename(final, old)
     os.rename(tmp, final)
     fsync_dir(os.path.dirname(final))
     remove_tree(old)
-    return {"site": site, "folder": os.path.relpath(final, kit.root), "files": sorted(written), "commands": commands}
+    return {"site": site, "folder": os.path.relpath(final, kit.root), "files": sorted(written), "commands": lines,
+            "argv": commands}
+
+
+def _member_text(version_dir: str, path: str, size: int) -> str:
+    """A file of the installed version, read without following a link and no larger than its signed size."""
+    try:
+        return read_under(version_dir, path, size).decode("utf-8")
+    except (PathRefused, FileNotFoundError) as exc:
+        raise ContentMismatch("%s of the installed version cannot be read (%s); see offline-bundle verify --kit"
+                              % (path, getattr(exc, "why", "missing")))
+    except UnicodeDecodeError:
+        raise InvalidInput("%s is not UTF-8 text" % path)
+
+
+def _real_parents(root: str, final: str) -> None:
+    """deploy/<name>/<version>/ are made here as real folders; a link on the way is exit 9 (never followed)."""
+    rel = os.path.relpath(os.path.dirname(final), root).split(os.sep)
+    path = root
+    for part in rel:
+        path = os.path.join(path, part)
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise LocalEnvironmentError("%s is not a folder this tool made (a link?); refusing to write through it" % path)
 
 
 def _write(root: str, rel: str, data: bytes) -> None:

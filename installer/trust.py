@@ -12,8 +12,8 @@ import stat
 from typing import Iterable, List, Optional, Sequence
 
 from .errors import TrustError, UsageError
-from .fsutil import write_atomic
-from .signing import PublicKey, load_public_key
+from .fsutil import PathRefused, open_regular, read_fd, write_atomic
+from .signing import MAX_KEY_FILE_BYTES, PublicKey, load_public_key, parse_public_key
 
 
 class TrustedKey:
@@ -43,6 +43,22 @@ class TrustedKey:
     def to_json(self) -> dict:
         return {"fingerprint": self.fingerprint, "algorithm": self.key.algorithm, "names": list(self.names),
                 "not_after": self.not_after, "origin": self.origin}
+
+
+MAX_SCOPE_BYTES = 64 * 1024
+
+
+def _scope(doc, path: str):
+    """(names, not_after) from a scope file, or exit 4 naming it."""
+    names, not_after = (doc.get("names"), doc.get("not_after")) if isinstance(doc, dict) else (None, None)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise TrustError("%s does not hold a list of bundle-name globs; re-add the key with trust add" % path)
+    if not_after is not None:
+        try:
+            datetime.date.fromisoformat(not_after)
+        except (TypeError, ValueError):
+            raise TrustError("%s holds an unreadable expiry date; re-add the key with trust add" % path)
+    return names, not_after
 
 
 def _refuse_if_writable_by_others(path: str, st: os.stat_result) -> None:
@@ -83,24 +99,37 @@ class TrustStore:
         return os.path.join(self.folder, hexdigest + ".pub"), os.path.join(self.folder, hexdigest + ".json")
 
     def keys(self) -> List[TrustedKey]:
+        """The kit's keys with their scopes. Kit.check() has already refused links and files others can write;
+        each file is still opened without following a link, and a scope that is not what `trust add` writes
+        is exit 4 naming it (a damaged scope must not widen what a key may sign)."""
         if not os.path.isdir(self.folder):
             return []
-        _refuse_if_writable_by_others(self.folder, os.stat(self.folder))
+        _refuse_if_writable_by_others(self.folder, os.lstat(self.folder))
         out = []
         for name in sorted(os.listdir(self.folder)):
             if not name.endswith(".pub"):
                 continue
             pub = os.path.join(self.folder, name)
-            _refuse_if_writable_by_others(pub, os.stat(pub))
-            key = load_public_key(pub)
+            key = parse_public_key(self._read(pub, MAX_KEY_FILE_BYTES), pub)
             scope_path = self._paths(key.fingerprint)[1]
             try:
-                with open(scope_path, encoding="utf-8") as fh:
-                    scope = json.load(fh)
-            except (OSError, ValueError):
+                scope = json.loads(self._read(scope_path, MAX_SCOPE_BYTES).decode("utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
                 raise TrustError("the kit's trust entry for %s has no readable scope file" % key.fingerprint)
-            out.append(TrustedKey(key, scope.get("names") or ["*"], scope.get("not_after"), origin="kit"))
+            out.append(TrustedKey(key, *_scope(scope, scope_path), origin="kit"))
         return out
+
+    @staticmethod
+    def _read(path: str, cap: int) -> bytes:
+        try:
+            fd = open_regular(path, cap)
+        except PathRefused as exc:
+            raise TrustError("%s %s; the kit's trust store holds only regular files" % (exc.path, exc.why))
+        st = os.fstat(fd)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            os.close(fd)
+            raise TrustError("%s is writable by group or others; fix with chmod go-w before trusting it" % path)
+        return read_fd(fd, cap, path)
 
     def add(self, key_path: str, names: Sequence[str], not_after: Optional[str]) -> TrustedKey:
         key = load_public_key(key_path)

@@ -15,8 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
 from .delta import MAX_DELTA_BYTES, parse_delta
-from .fsutil import file_chunks, sha256_file
-from .imagecheck import ImageGraph
+from .imagecheck import MAX_INDEX_BYTES, ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .parts import PartsReader, find_parts
 from .paths import path_problem
@@ -80,16 +79,18 @@ class DiscardSink:
         for _ in chunks:
             pass
 
-    def materialize(self, path: str, digest: str, size: int, executable: bool) -> Optional[str]:
-        """The kit's file with this sha256 (proved by re-hashing), or None when there is no kit to ask."""
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> Optional[bytes]:
+        """Check a delta's omitted file in the kit (re-hashed now); None when there is no kit to ask.
+        Returns its bytes only when it is small enough to be a manifest the image check reads, else b''."""
         if self.kit_index is None:
             return None
-        source = self.kit_index.find(digest)
-        if source is None:
-            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit does not hold it" % (path, digest))
-        if sha256_file(source)[0] != digest:
-            raise ContentMismatch("the kit's copy of %s no longer has sha256 %s" % (path, digest))
-        return source
+        fd, _source = self.kit_index.open(digest)
+        if fd is None:
+            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit holds no good copy of it" % (path, digest))
+        try:
+            return os.pread(fd, size, 0) if size <= MAX_INDEX_BYTES else b""
+        finally:
+            os.close(fd)
 
 
 # Step (3): given the authenticated head, return the sink for the payload, or None to stop reading.
@@ -221,11 +222,13 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         raise ContentMismatch("%d listed file(s) are missing from the archive" % len(absent), absent[:50])
     for path in missing:
         digest = v.sums_entries[path]
-        source = sink.materialize(path, digest, meta.members[path], path in meta.executable)
-        if source is None:
+        data = sink.materialize(path, digest, meta.members[path], path in meta.executable)
+        if data is None:
             v.not_in_archive.append(path)
         elif graph.wants(path):
-            graph.feed(path, b"".join(file_chunks(source)))
+            if len(data) != meta.members[path] or hashlib.sha256(data).hexdigest() != digest:
+                raise ContentMismatch("the kit's copy of %s changed while it was read" % path)
+            graph.feed(path, data)
     if not v.not_in_archive:
         graph.check()
 

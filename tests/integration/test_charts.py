@@ -195,7 +195,8 @@ def test_charts_reach_the_site_and_the_values_pin_the_site_images(ob, world, key
             repo_tag, digest = image.split("@")
             assert skopeo_inspect_digest(repo_tag.split("/", 1)[1], site) == digest
         commands = (out / "COMMANDS.txt").read_text()
-        assert "helm upgrade --install web oci://%s/corp/charts/web --version 0.3.0" % site.host in commands
+        chart_digest = next(c["oci"]["digest"] for c in meta["charts"] if c["name"] == "web")
+        assert "helm upgrade --install web oci://%s/corp/charts/web@%s " % (site.host, chart_digest) in commands
         status = ob("status", "--kit", kit, "--json").json["result"]["bundles"][0]
         assert status["outputs"][0]["site"] == "%s_corp" % site.host.replace(":", "_")
     finally:

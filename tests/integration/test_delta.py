@@ -88,7 +88,7 @@ def test_a_changed_kit_file_cannot_serve_a_delta(ob, key, pub, tmp_path, version
     with open(target, "r+b") as fh:
         fh.write(b"X")  # someone changed the installed copy
     r = ob("install", delta, "--kit", kit, "--trust", pub)
-    assert r.rc == 5 and "no longer has sha256" in r.err
+    assert r.rc == 5 and "no file of this kit has that sha256 any more" in r.err
     assert os.readlink(kit / "current" / "demo") == "../bundles/demo/1.0.0"
 
 

@@ -200,7 +200,7 @@ def test_apply_with_missing_tools_is_exit_10(ob, default_bundle, pub, tmp_path, 
     assert r.rc == 10  # no engine to load into, and no compose tool either
 
 
-def test_docker_only_compose_uses_the_loaded_tags_and_apply_runs_compose(ob, default_bundle, pub, tmp_path):
+def test_docker_only_compose_uses_the_loaded_image_ids_and_apply_runs_compose(ob, default_bundle, pub, tmp_path):
     from helpers.dockerd import start_dockerd
 
     kit = tmp_path / "kit"
@@ -210,10 +210,18 @@ def test_docker_only_compose_uses_the_loaded_tags_and_apply_runs_compose(ob, def
         out = kit / r.json["result"]["outputs"]["folder"]
         assert out.name == "docker"
         images = {s["image"] for f in (out / "compose").iterdir() for s in yaml.safe_load(f.read_text())["services"].values()}
-        assert images == {"docker.io/prom/prometheus:v3.5.0", "docker.io/grafana/tempo:2.8.2",
-                          "docker.io/grafana/loki:3.5.3", "docker.io/otel/opentelemetry-collector-contrib:0.130.0"}
-        loaded = {t for i in d.client.images.list() for t in i.tags}
-        assert {i.replace("docker.io/", "", 1) for i in images} <= loaded
+        # by image ID (the config digest Docker was proved to hold), never by a tag another load could move
+        ids = {i["ref"]: i["id"] for i in r.json["result"]["docker"]["images"]}
+        assert images == {ids[ref] for ref in ("docker.io/prom/prometheus:v3.5.0", "docker.io/grafana/tempo:2.8.2",
+                                               "docker.io/grafana/loki:3.5.3",
+                                               "docker.io/otel/opentelemetry-collector-contrib:0.130.0")}
+        assert {i.id for i in d.client.images.list()} >= images
+        # Debian's docker-compose accepts image IDs as images
+        check = subprocess.run(["docker-compose", "-f", str(next((out / "compose").iterdir())), "config", "-q"],
+                               capture_output=True, text=True, env=dict(os.environ, **d.env,
+                                                                        TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"),
+                                                                        TELEMETRY_TOKEN_DIR=str(tmp_path)))
+        assert check.returncode == 0, check.stderr
         # --apply runs the compose tool for real; the stand-in images have no program to start, so it fails: exit 10
         r = ob("install", default_bundle, "--kit", kit, "--trust", pub, "--docker", "--apply", "--json",
                env=dict(d.env, PATH=os.environ["PATH"]))

@@ -43,7 +43,7 @@ def test_rollback_switches_current_and_moves_tags_back(ob, two_versions, pub, tm
     assert install(ob, archives["1.0.0"], kit, pub, site).rc == 0
     assert install(ob, archives["2.0.0"], kit, pub, site).rc == 0
     assert skopeo_inspect_digest("docker.io/team/app:stable", site) == second
-    r = ob("rollback", "demo", "--kit", kit, "--json")
+    r = ob("rollback", "demo", "--kit", kit, "--trust", pub, "--json")
     assert r.rc == 0, r
     assert r.json["result"]["current"] == "1.0.0" and r.json["result"]["previous"] == "2.0.0"
     assert os.readlink(kit / "current" / "demo") == "../bundles/demo/1.0.0"
@@ -62,9 +62,9 @@ def test_rollback_with_nothing_before_is_a_usage_error(ob, two_versions, pub, tm
     archives, site, _, _ = two_versions
     kit = tmp_path / "kit"
     assert install(ob, archives["1.0.0"], kit, pub, site).rc == 0
-    r = ob("rollback", "demo", "--kit", kit)
+    r = ob("rollback", "demo", "--kit", kit, "--trust", pub)
     assert r.rc == 2 and "nothing to roll back" in r.err
-    assert ob("rollback", "other", "--kit", kit).rc == 2
+    assert ob("rollback", "other", "--kit", kit, "--trust", pub).rc == 2
 
 
 def test_rollback_reports_what_it_could_not_revert(ob, two_versions, pub, tmp_path):
@@ -73,7 +73,7 @@ def test_rollback_reports_what_it_could_not_revert(ob, two_versions, pub, tmp_pa
     assert install(ob, archives["1.0.0"], kit, pub, site).rc == 0
     assert install(ob, archives["2.0.0"], kit, pub, site).rc == 0
     site.stop()  # the site registry is down
-    r = ob("rollback", "demo", "--kit", kit, "--json")
+    r = ob("rollback", "demo", "--kit", kit, "--trust", pub, "--json")
     assert r.rc == 10 and "could not revert" in r.json["error"]["message"]
     assert any(p.startswith("tags on %s" % site.host) for p in r.json["error"]["problems"])
     assert os.readlink(kit / "current" / "demo") == "../bundles/demo/1.0.0"  # the switch stands
@@ -85,7 +85,7 @@ def test_gc_removes_old_versions_but_never_the_current_one(ob, key, pub, tmp_pat
         m = write_manifest(tmp_path / ("m" + version), version=version, files={"cfg/app.yaml": version.encode()})
         archive = ob("build", m, "--key", key, "--out", tmp_path / "out", "--json").json["result"]["archive"]
         assert ob("install", archive, "--kit", kit, "--trust", pub).rc == 0
-    assert ob("rollback", "demo", "--kit", kit).rc == 0  # current is now 1.1.0
+    assert ob("rollback", "demo", "--kit", kit, "--trust", pub).rc == 0  # current is now 1.1.0
     r = ob("gc", "--kit", kit, "--keep", "1", "--json")
     assert r.rc == 0, r
     assert r.json["result"]["removed"] == ["demo 1.0.0"]  # 1.2.0 is the newest, 1.1.0 is current

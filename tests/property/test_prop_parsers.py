@@ -161,7 +161,9 @@ def _valid_meta() -> dict:
 
 
 VALID_META = _valid_meta()
-VALID_META_IMAGES = dict(VALID_META, images=[{
+_CHART_MEMBERS = sorted(VALID_META["members"] + [{"path": "charts/c-1.0.0.tgz", "size": 1, "executable": False}],
+                        key=lambda m: m["path"].encode())
+VALID_META_IMAGES = dict(VALID_META, members=_CHART_MEMBERS, total_size=VALID_META["total_size"] + 1, images=[{
     "ref": "docker.io/library/busybox:1", "digest": "sha256:" + "a" * 64, "media_type": "application/vnd.oci.image.index.v1+json",
     "size": 10, "manifests": [{"digest": "sha256:" + "b" * 64, "media_type": "m", "platform": "linux/amd64"}],
     "derived": False, "source": "registry", "platforms": ["linux/amd64"]}],

@@ -33,8 +33,9 @@ def valid_doc():
                     "manifests": [{"digest": "sha256:" + "a" * 64, "media_type": "application/vnd.oci.image.manifest.v1+json",
                                    "platform": "linux/amd64"}]}],
         "charts": [],
-        "files": [{"target": "config/prometheus.yaml"}],
-        "tenants": {"loki": "tenants/loki.yaml"},
+        "files": [{"target": "config/prometheus.yaml", "source": "src/prometheus.yaml", "sha256": "b" * 64,
+                   "size": 1234, "executable": False}],
+        "tenants": {"loki": {"path": "tenants/loki.yaml", "source": "src/loki.yaml", "sha256": "c" * 64, "size": 0}},
         "mirrors": {},
     }
 
@@ -68,12 +69,13 @@ def test_valid_document():
 
 
 def test_empty_member_list_is_valid():
-    doc = dict(valid_doc(), members=[], total_size=0)
+    doc = dict(valid_doc(), members=[], total_size=0, files=[], tenants={})
     assert parse_meta(encode(doc)).members == {}
 
 
 def test_members_sorted_in_c_order_not_case_folded():
-    doc = dict(valid_doc(), members=[{"path": "B", "size": 1}, {"path": "a", "size": 2}], total_size=3)
+    doc = dict(valid_doc(), members=[{"path": "B", "size": 1}, {"path": "a", "size": 2}], total_size=3, files=[],
+               tenants={})
     assert list(parse_meta(encode(doc)).members) == ["B", "a"]
 
 
