@@ -18,7 +18,7 @@ from .delta import MAX_DELTA_BYTES, parse_delta
 from .fsutil import file_chunks, sha256_file
 from .imagecheck import ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
-from .parts import PartsReader, find_parts
+from .parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
 from .paths import path_problem
 from .progress import CountingReader, Progress
 from .signing import find_signer
@@ -230,30 +230,45 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         graph.check()
 
 
+def _is_split(path: str) -> bool:
+    """A folder, or a name of the form X.bundle.tar.zst.NNN: find_parts decides (stat never blocks)."""
+    return os.path.isdir(path) or PART_RE.fullmatch(path) is not None
+
+
 def open_archive(path: str):
-    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2."""
-    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2.
+
+    The path the user names may be their own symbolic link to an archive file, but never a FIFO or a
+    device (exit 2, refused before it is opened: reading one could wait forever).
+    """
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
     if split is not None:
         return PartsReader(split[1])
-    if not os.path.isfile(path):
+    try:
+        return open_regular(path, "the archive %s" % path, follow=True)[0]
+    except FileNotFoundError:
         raise UsageError("the archive %s does not exist" % path)
-    return open(path, "rb", buffering=READ_CHUNK)
 
 
 def archive_base(path: str) -> str:
     """The archive path without a part suffix (for the .sha256 sidecar)."""
-    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
     return split[0] if split is not None else path
 
 
+MAX_SIDECAR_BYTES = 4096  # one `sha256sum` line: 64 hex digits, two spaces and a file name
+
+
 def sidecar_sha256(archive: str) -> Optional[str]:
-    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one."""
-    try:
-        with open(archive + ".sha256", "rb") as fh:
-            text = fh.read(4096).decode("ascii", "replace")
-    except FileNotFoundError:
+    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one.
+
+    The sidecar's name is derived, not typed: a link, FIFO or device there is exit 6 (parts.open_regular).
+    """
+    sidecar = archive + ".sha256"
+    data = read_capped(sidecar, "the sidecar %s" % sidecar, MAX_SIDECAR_BYTES, ContentMismatch)
+    if data is None:
         return None
-    return text.split(" ", 1)[0].strip().lower()
+    return data.decode("ascii", "replace").split(" ", 1)[0].strip().lower()
 
 
 def check_sidecar(archive: str, sha256_hex: str) -> str:
