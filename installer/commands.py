@@ -273,7 +273,7 @@ def text_inventory(r: dict) -> List[str]:
     if "out" in r:
         return ["wrote %s: %d bundle versions, %d file digests (no paths, hosts or registries)"
                 % (r["out"], len(r["bundles"]), r["files"])]
-    return [json.dumps(r, sort_keys=True, indent=2)]
+    return json.dumps(r, sort_keys=True, indent=2).split("\n")  # one item per line (cli escapes newlines in items)
 
 
 # --- rollback, gc ---------------------------------------------------------------------------
