@@ -15,6 +15,7 @@ from typing import Callable, List, Optional
 from . import OFFLINE_BUNDLE_FORMAT, TOOL_NAME, __version__
 from .commands import COMMANDS, COMMON, Command, Opt
 from .errors import BundleError, InternalError, Interrupted, LocalEnvironmentError, UsageError
+from .textsafe import printable
 
 
 def _on_signal(signum, _frame):
@@ -27,7 +28,7 @@ def install_signal_handlers() -> None:
 
 def envelope(ok: bool, code: int, error: Optional[BundleError], result) -> str:
     return json.dumps({"ok": ok, "exit_code": code, "error": error.to_json() if error else None,
-                       "result": result}, sort_keys=True, indent=2)
+                       "result": result}, sort_keys=True, indent=2, ensure_ascii=True)  # ESC stays \u001b
 
 
 def _as_bundle_error(exc: BaseException) -> BundleError:
@@ -44,9 +45,10 @@ def _as_bundle_error(exc: BaseException) -> BundleError:
 
 def report_error(err: BundleError, as_json: bool, prog: str = TOOL_NAME) -> int:
     if as_json:
-        print(envelope(False, err.exit_code, err, None))
+        print(envelope(False, err.exit_code, err, None))  # json.dumps escapes every control character
     else:
-        lines = ["%s: %s" % (prog, err.message)] + ["  - %s" % p for p in err.problems]
+        # Messages quote member names, paths and registry answers: escaped, they cannot drive the terminal.
+        lines = ["%s: %s" % (prog, printable(err.message))] + ["  - %s" % printable(p) for p in err.problems]
         sys.stderr.write("\n".join(lines) + "\n")
     return err.exit_code
 
@@ -67,9 +69,10 @@ def execute(run: Callable[..., dict], text: Callable[[dict], List[str]], kwargs:
     elif not quiet:
         lines = text(result)
         if lines:
-            print("\n".join(lines))
+            # One list item is one line: a newline inside an item is data (escaped), never a line of ours.
+            print("\n".join(printable(line) for line in lines))
     if last_line and not as_json and last_line in result:
-        print(result[last_line])
+        print(printable(result[last_line]))
     return 0
 
 

@@ -139,25 +139,54 @@ def text_verify(r: dict) -> List[str]:
 
 
 # --- inspect ------------------------------------------------------------------------------
+# Unverified, inspect reads at most this much of SHA256SUMS, bundle.json or DELTA.json. An unsigned head
+# costs an attacker nothing to inflate (64 MiB of JSON compresses to a few KB) while parsing it costs
+# many times its size (1.75 GB for a 64 MiB bundle.json); a real bundle.json of thousands of files is
+# well under this. A head signed by a trusted key is read within the format's own caps.
+INSPECT_UNVERIFIED_CAP = 4 * 1024 * 1024
+_INSPECT_FIELDS = ("name", "version", "created", "tool", "total_size", "members", "files", "tenants", "images",
+                   "charts")
+
+
 def run_inspect(archive: str, trust: Sequence[str] = (), **_) -> dict:
     """Reads the first three members only; without a trusted signature everything is UNVERIFIED."""
     keys = resolve_keys(trust, None) if trust else []
     with open_archive(archive) as fh:
         stream = open_decompressed(fh)
         try:
-            v = read_head(TarReader(stream, READ_CHUNK), keys, require_trust=False)
+            v = read_head(TarReader(stream, READ_CHUNK), keys, require_trust=False,
+                          unverified_cap=INSPECT_UNVERIFIED_CAP)
         finally:
             stream.close()
-    raw = v.meta.raw
-    return {
+    raw = v.meta.raw if v.meta else {}
+    result = {
         "verified": v.signer is not None,
         "status": "signature verified" if v.signer else "UNVERIFIED",
         "signer": v.signer.fingerprint if v.signer else None,
-        "bundle_id": v.bundle_id, "name": raw["name"], "version": raw["version"], "created": raw["created"],
-        "tool": raw["tool"], "total_size": raw["total_size"], "members": raw["members"],
-        "files": raw["files"], "tenants": raw["tenants"], "images": raw["images"], "charts": raw["charts"],
-        "lock": raw.get("lock"), "mirrors": raw.get("mirrors", []),
+        "bundle_id": v.bundle_id or None,
+        "too_large": v.too_large, "unverified_cap": INSPECT_UNVERIFIED_CAP,
+        "lock": raw.get("lock"), "mirrors": raw.get("mirrors", []) if raw else None,
     }
+    result.update((key, raw.get(key)) for key in _INSPECT_FIELDS)
+    return result
+
+
+def _got(obj, key: str, default="?"):
+    """A field of an unverified record that may be missing or of another type (only shown, never used)."""
+    return obj.get(key, default) if isinstance(obj, dict) else default
+
+
+def _inspect_images(r: dict) -> List[str]:
+    lines = []
+    for image in r["images"]:
+        platforms = _got(image, "platforms")
+        listed = platforms if isinstance(platforms, list) else [platforms]
+        platforms = "all platforms" if platforms == "all" else ", ".join(str(p) for p in listed)
+        lines.append("image %s" % image["ref"])
+        lines.append("  %s  %s (%s%s; %s)" % (image["digest"], kind_of(image["media_type"]),
+                                               platforms, ", derived index" if image["derived"] else "",
+                                               "from %s" % _got(image, "fetched_from")))
+    return lines
 
 
 def text_inspect(r: dict) -> List[str]:
@@ -166,8 +195,16 @@ def text_inspect(r: dict) -> List[str]:
         lines.append("UNVERIFIED: no trusted key signed this bundle; everything below is only what it claims")
     else:
         lines.append("signature verified: signed by %s (payload not read; run verify for every checksum)" % r["signer"])
-    lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], r["tool"]["name"], r["tool"]["version"]))
-    lines.append("bundle_id %s" % r["bundle_id"])
+    for big in r.get("too_large", []):
+        lines.append("%s is %d bytes, too large to show unverified (inspect reads at most %d bytes of an unsigned "
+                     "head; pass --trust KEY, or run verify)" % (big["member"], big["size"], big["cap"]))
+    if r["name"] is not None:
+        tool = r["tool"]
+        lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], tool["name"], tool["version"]))
+    if r["bundle_id"]:
+        lines.append("bundle_id %s" % r["bundle_id"])
+    if r["name"] is None:
+        return lines
     lines.append("bundle.json and %d payload files, %d bytes:" % (len(r["members"]), r["total_size"]))
     blobs = [m for m in r["members"] if m["path"].startswith("images/blobs/")]
     for m in r["members"]:
@@ -175,14 +212,9 @@ def text_inspect(r: dict) -> List[str]:
             lines.append("  %12d  %s%s" % (m["size"], m["path"], "  (executable)" if m.get("executable") else ""))
     if blobs:
         lines.append("  %12d  images/blobs/sha256/ (%d blobs)" % (sum(m["size"] for m in blobs), len(blobs)))
-    for image in r["images"]:
-        platforms = "all platforms" if image["platforms"] == "all" else ", ".join(image["platforms"])
-        lines.append("image %s" % image["ref"])
-        lines.append("  %s  %s (%s%s; %s)" % (image["digest"], kind_of(image["media_type"]),
-                                               platforms, ", derived index" if image["derived"] else "",
-                                               "from " + image["fetched_from"]))
+    lines += _inspect_images(r)
     for component, t in sorted(r["tenants"].items()):
-        lines.append("tenant overrides for %s: %s (from %s)" % (component, t["path"], t["source"]))
+        lines.append("tenant overrides for %s: %s (from %s)" % (component, _got(t, "path"), _got(t, "source")))
     return lines
 
 
@@ -338,7 +370,7 @@ def text_inventory(r: dict) -> List[str]:
     if "out" in r:
         return ["wrote %s: %d bundle versions, %d file digests (no paths, hosts or registries)"
                 % (r["out"], len(r["bundles"]), r["files"])]
-    return [json.dumps(r, sort_keys=True, indent=2)]
+    return json.dumps(r, sort_keys=True, indent=2).split("\n")  # one item per line (cli escapes newlines in items)
 
 
 # --- rollback, gc ---------------------------------------------------------------------------

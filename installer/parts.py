@@ -3,17 +3,77 @@
 Parts are transport: trust still comes from the signed SHA256SUMS inside. The reader streams through
 the parts in order, hashing each as it goes (no concatenated temporary copy), and stops at the first
 part that is missing or does not match its line with exit 5 naming it.
+
+The medium is not trusted either: the parts, their list and the `.sha256` sidecar are names we derive,
+and on a hostile stick any of them may be a symbolic link (to /dev/zero), a FIFO nobody writes to, or a
+device node. ``open_regular`` opens such a name without following a link and without blocking, refuses
+anything but a regular file (exit 6, like a link or FIFO inside the archive), and callers read at most
+the size fstat gave at open: a file that grows while we read it is not read past that.
 """
 
+import errno
 import hashlib
 import os
 import re
-from typing import List, Optional, Tuple
+import stat
+from typing import BinaryIO, List, Optional, Tuple
 
-from .errors import ContentMismatch, UsageError
+from .errors import ContentMismatch, UnsafeMember, UsageError
 
 PART_RE = re.compile(r"(.+\.bundle\.tar\.zst)\.([0-9]{3})")
 _LINE_RE = re.compile(r"([0-9a-f]{64})  (\S+)")
+MAX_PARTS_LIST_BYTES = 1 << 20  # 64 + 2 + ~60 bytes a line: thousands of parts, far beyond any medium
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO for reading would otherwise wait for a writer
+
+
+def kind_of_file(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "regular file" if stat.S_ISREG(mode) else "special file"
+
+
+def open_regular(path: str, what: str, follow: bool = False) -> Tuple[BinaryIO, int]:
+    """(binary file, size at open) for a regular file; never blocks, never opens a device.
+
+    ``what`` names the file in messages ("part X.001"). ``follow`` is for the path the user typed,
+    which may be their own symbolic link to an archive; names taken from the medium never follow one.
+    Missing: FileNotFoundError (the caller knows what missing means). Not a regular file: UnsafeMember,
+    or UsageError for the user's own path.
+    """
+    refuse = UsageError if follow else UnsafeMember
+    # (1) lstat/stat first: a device node is refused without opening it (opening one can act on hardware).
+    mode = (os.stat if follow else os.lstat)(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise refuse("%s is a %s, not a regular file" % (what, kind_of_file(mode)))
+    # (2) open without following a link or waiting on a FIFO, then (3) fstat what was opened: it may
+    # have been swapped since (1).
+    try:
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | (0 if follow else _NOFOLLOW) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # Linux, BSD: the last component is a link
+            raise refuse("%s is a symbolic link, not a regular file" % what)
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise refuse("%s is a %s, not a regular file" % (what, kind_of_file(st.st_mode)))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb", buffering=1 << 20), st.st_size
+
+
+def read_capped(path: str, what: str, cap: int, too_big) -> Optional[bytes]:
+    """A small file derived from the medium (parts list, sidecar) within ``cap`` bytes, or None if missing."""
+    try:
+        fh, size = open_regular(path, what)
+    except FileNotFoundError:
+        return None
+    with fh:
+        if size > cap:
+            raise too_big("%s is %d bytes, more than the %d it may be" % (what, size, cap))
+        return fh.read(size)
 
 
 def parts_list(base: str) -> str:
@@ -38,10 +98,10 @@ def find_parts(path: str) -> Optional[Tuple[str, List[Tuple[str, str]]]]:
         base = match.group(1)
     listing = parts_list(base)
     try:
-        with open(listing, encoding="ascii") as fh:
-            lines = fh.read(1 << 20).splitlines()
-    except FileNotFoundError:
-        raise ContentMismatch("the parts list %s is missing; it is needed to check each part" % listing)
+        data = read_capped(listing, "the parts list %s" % listing, MAX_PARTS_LIST_BYTES, ContentMismatch)
+        if data is None:
+            raise ContentMismatch("the parts list %s is missing; it is needed to check each part" % listing)
+        lines = data.decode("ascii").splitlines()
     except (OSError, UnicodeDecodeError):
         raise ContentMismatch("the parts list %s is unreadable" % listing)
     parts = []
@@ -64,6 +124,7 @@ class PartsReader:
         self._index = -1
         self._fh = None
         self._hash = None
+        self._left = 0  # bytes of the current part still to read: its size when it was opened
         self._next_part()
 
     def _next_part(self) -> bool:
@@ -79,17 +140,22 @@ class PartsReader:
             return False
         path = self._parts[self._index][0]
         try:
-            self._fh = open(path, "rb", buffering=1 << 20)
+            self._fh, self._left = open_regular(path, "part %s" % os.path.basename(path))
         except FileNotFoundError:
             raise ContentMismatch("part %s is missing" % os.path.basename(path))
         self._hash = hashlib.sha256()
         return True
 
+    def _read_part(self, n: int) -> bytes:
+        data = self._fh.read(min(n, self._left)) if self._left else b""
+        self._left -= len(data)
+        self._hash.update(data)
+        return data
+
     def read(self, n: int = -1) -> bytes:
         while self._fh is not None:
-            data = self._fh.read(n if n and n > 0 else 1 << 20)
+            data = self._read_part(n if n and n > 0 else 1 << 20)
             if data:
-                self._hash.update(data)
                 return data
             if not self._next_part():
                 break
@@ -99,11 +165,8 @@ class PartsReader:
         """After a decoding failure: finish hashing the current part; a damaged part is the real error."""
         if self._fh is None:
             return
-        while True:
-            data = self._fh.read(1 << 20)
-            if not data:
-                break
-            self._hash.update(data)
+        while self._read_part(1 << 20):
+            pass
         path, expected = self._parts[self._index]
         if self._hash.hexdigest() != expected:
             raise ContentMismatch("part %s is damaged: its sha256 is %s, the parts list says %s"
@@ -113,7 +176,14 @@ class PartsReader:
         return self._fh.fileno() if self._fh else -1
 
     def total_size(self) -> int:
-        return sum(os.path.getsize(p) for p, _ in self._parts if os.path.exists(p))
+        """For progress only: lstat never follows a link nor opens a FIFO."""
+        total = 0
+        for path, _ in self._parts:
+            try:
+                total += os.lstat(path).st_size
+            except OSError:
+                pass
+        return total
 
     def close(self) -> None:
         if self._fh is not None:

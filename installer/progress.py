@@ -4,6 +4,8 @@ import os
 import sys
 from typing import Optional
 
+from .textsafe import printable
+
 
 class Progress:
     def __init__(self, total: Optional[int], desc: str, enabled: bool = True) -> None:
@@ -19,7 +21,7 @@ class Progress:
                 columns = 0
             # Some terminals (serial consoles, `script`) report zero columns: tqdm would then print nothing.
             width = {"dynamic_ncols": True} if columns > 0 else {"ncols": 80, "nrows": 24}
-            self._bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+            self._bar = tqdm(total=total, desc=printable(desc), unit="B", unit_scale=True, unit_divisor=1024,
                              file=sys.stderr, leave=False, **width)
 
     def update(self, n: int) -> None:

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .errors import BundleError
 from .paths import c_sorted
 from .sums import parse_sums
+from .textsafe import printable
 
 PROG = "offline-bundle-installer"
 PYZ_NAME = "installer.pyz"
@@ -322,7 +323,7 @@ def runtime_root(kit_dir: Optional[str], command: str = "") -> Optional[str]:
 
 def _note(stream, message: str) -> None:
     try:
-        stream.write("%s: note: %s\n" % (PROG, message))
+        stream.write("%s: note: %s\n" % (PROG, printable(message)))  # wheel names come from the medium
         stream.flush()
     except (OSError, ValueError):
         pass

@@ -1,7 +1,8 @@
 """Read a bundle archive once, trusting nothing before it is checked.
 
 The steps are those of PRODUCT.md "Verifying", numbered the same way below:
-  (1) SHA256SUMS and SHA256SUMS.sig come first; the signature is checked with a trusted key.
+  (1) SHA256SUMS and SHA256SUMS.sig come first; the signature is checked with a trusted key over the
+      raw bytes, before any line of them is parsed.
   (2) bundle.json (and DELTA.json) must match their signed lines; its paths must equal the list.
   (3) The caller decides (trust scope, version rules, free space) before any payload byte is written.
   (4) Every later member is refused at its header unless it is a listed, unseen regular file of the
@@ -10,6 +11,7 @@ The steps are those of PRODUCT.md "Verifying", numbered the same way below:
 """
 
 import hashlib
+import io
 import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -17,7 +19,7 @@ from .errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, Usa
 from .delta import MAX_DELTA_BYTES, parse_delta
 from .imagecheck import MAX_INDEX_BYTES, ImageGraph
 from .meta import MAX_META_BYTES, Meta, parse_meta
-from .parts import PartsReader, find_parts
+from .parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
 from .paths import path_problem
 from .progress import CountingReader, Progress
 from .signing import find_signer
@@ -50,6 +52,7 @@ class Verified:
         self.delta: Optional[dict] = None
         self.delta_bytes = b""
         self.not_in_archive: List[str] = []  # omitted by a delta and not checked against a kit
+        self.too_large: List[dict] = []  # unverified head members not read (read_head's unverified_cap)
 
     def summary(self) -> dict:
         meta = self.meta
@@ -97,14 +100,22 @@ class DiscardSink:
 Decide = Callable[[Verified], Optional[object]]
 
 
-def _read_small(reader: TarReader, member: Member, expected: str, cap: int) -> bytes:
+def _check_small(member: Member, expected: str, cap: int) -> None:
+    """A head member is refused at its header: type, place, declared size; nothing is read before."""
     if not member.is_regular:
         raise UnsafeMember("%s is a %s, not a regular file" % (expected, member.type_name))
     if member.path != expected:
         raise InvalidInput("the archive's members are out of order: %s must come where %s is" % (expected, member.path))
     if member.size > cap:
         raise InvalidInput("%s is %d bytes, more than the %d the format allows" % (expected, member.size, cap))
-    return b"".join(reader.chunks())
+
+
+def _read_small(reader: TarReader, member: Member, expected: str, cap: int) -> bytes:
+    _check_small(member, expected, cap)
+    out = io.BytesIO()  # CPython hands its buffer over in getvalue(): one copy in memory, not two
+    for chunk in reader.chunks():
+        out.write(chunk)
+    return out.getvalue()
 
 
 def _next(reader: TarReader, what: str) -> Member:
@@ -119,35 +130,71 @@ def _check_hash(path: str, data_hex: str, expected_hex: str) -> None:
         raise ContentMismatch("%s does not match its SHA256SUMS line (sha256 %s, listed %s)" % (path, data_hex, expected_hex))
 
 
-def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool = True) -> Verified:
-    """Steps (1) and (2): the signed list and the authenticated bundle.json."""
+def _too_large(v: Verified, name: str, size: int, cap: Optional[int]) -> bool:
+    """Unverified, with a cap (inspect): a bigger head member is neither read nor parsed; reading stops."""
+    if v.signer is not None or cap is None or size <= cap:
+        return False
+    v.too_large.append({"member": name, "size": size, "cap": cap})
+    v.stopped = True
+    return True
+
+
+def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool = True,
+              unverified_cap: Optional[int] = None) -> Verified:
+    """Steps (1) and (2): the signed list and the authenticated bundle.json.
+
+    Nothing is parsed before the signature has been checked over the raw bytes: an unsigned head is
+    free for an attacker to inflate (it compresses to nothing) while parsing costs many times its size.
+    Without ``require_trust`` (inspect, delta bases) an unverified head is parsed anyway, except that a
+    member above ``unverified_cap`` bytes is not read at all (listed in ``too_large``; ``stopped`` set).
+    """
     v = Verified()
-    # (1) SHA256SUMS and its detached signature, first and second, within their caps.
-    v.sums = _read_small(reader, _next(reader, "SHA256SUMS"), SUMS_NAME, MAX_SUMS_BYTES)
+    # (1) SHA256SUMS and its detached signature, first and second, within their caps, as raw bytes.
+    first = _next(reader, "SHA256SUMS")
+    _check_small(first, SUMS_NAME, MAX_SUMS_BYTES)
+    if not keys and _too_large(v, SUMS_NAME, first.size, unverified_cap):
+        return v  # no key could vouch for it: not even read
+    v.sums = _read_small(reader, first, SUMS_NAME, MAX_SUMS_BYTES)
     second = _next(reader, "signature")
     if second.path != SIG_NAME and second.is_regular:
         raise TrustError("the archive is not signed: SHA256SUMS.sig must follow SHA256SUMS, but %s does"
                          % second.path[:100])
-    v.signature = signature = _read_small(reader, second, SIG_NAME, MAX_SIG_BYTES)
-    v.sums_entries = parse_sums(v.sums)
-    v.bundle_id = bundle_id(v.sums)
+    v.signature = _read_small(reader, second, SIG_NAME, MAX_SIG_BYTES)
+    # (1) the signature, checked over the raw bytes before a single line of them is parsed.
     if keys:
-        signer_key = find_signer([k.key for k in keys], v.sums, signature)
+        signer_key = find_signer([k.key for k in keys], v.sums, v.signature)
         v.signer = next((k for k in keys if signer_key and k.key.fingerprint == signer_key.fingerprint), None)
     if require_trust and v.signer is None:
         if not keys:
             raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) or add one with 'trust add'")
         raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
                          % ", ".join(k.fingerprint for k in keys))
-    # (2) bundle.json, hashed against its signed line before it is parsed.
+    if _too_large(v, SUMS_NAME, len(v.sums), unverified_cap):
+        return v
+    v.sums_entries = parse_sums(v.sums)
+    v.bundle_id = bundle_id(v.sums)
+    _read_meta(reader, v, unverified_cap)
+    return v
+
+
+def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) -> None:
+    """(2) bundle.json (and a delta's DELTA.json), each hashed against its signed line before it is parsed."""
     if META_NAME not in v.sums_entries:
         raise InvalidInput("SHA256SUMS does not list bundle.json")
-    v.meta_bytes = _read_small(reader, _next(reader, "bundle.json"), META_NAME, MAX_META_BYTES)
+    member = _next(reader, "bundle.json")
+    _check_small(member, META_NAME, MAX_META_BYTES)
+    if _too_large(v, META_NAME, member.size, unverified_cap):
+        return
+    v.meta_bytes = _read_small(reader, member, META_NAME, MAX_META_BYTES)
     _check_hash(META_NAME, hashlib.sha256(v.meta_bytes).hexdigest(), v.sums_entries[META_NAME])
     v.meta = parse_meta(v.meta_bytes)
     if DELTA_NAME in v.sums_entries:
         # A delta: DELTA.json comes fourth, hashed against its signed line before it is parsed.
-        v.delta_bytes = _read_small(reader, _next(reader, "DELTA.json"), DELTA_NAME, MAX_DELTA_BYTES)
+        member = _next(reader, "DELTA.json")
+        _check_small(member, DELTA_NAME, MAX_DELTA_BYTES)
+        if _too_large(v, DELTA_NAME, member.size, unverified_cap):
+            return
+        v.delta_bytes = _read_small(reader, member, DELTA_NAME, MAX_DELTA_BYTES)
         _check_hash(DELTA_NAME, hashlib.sha256(v.delta_bytes).hexdigest(), v.sums_entries[DELTA_NAME])
         v.delta = parse_delta(v.delta_bytes)
     listed = set(v.sums_entries) - {META_NAME, DELTA_NAME}
@@ -158,7 +205,6 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
         raise ContentMismatch("bundle.json and SHA256SUMS list different files", problems)
     if v.delta and not set(v.delta["omitted"]) <= declared:
         raise ContentMismatch("DELTA.json omits files the bundle does not list")
-    return v
 
 
 def _hashing(chunks: Iterator[bytes], h, counter: List[int], keep: Optional[list] = None) -> Iterator[bytes]:
@@ -233,30 +279,45 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         graph.check()
 
 
+def _is_split(path: str) -> bool:
+    """A folder, or a name of the form X.bundle.tar.zst.NNN: find_parts decides (stat never blocks)."""
+    return os.path.isdir(path) or PART_RE.fullmatch(path) is not None
+
+
 def open_archive(path: str):
-    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2."""
-    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2.
+
+    The path the user names may be their own symbolic link to an archive file, but never a FIFO or a
+    device (exit 2, refused before it is opened: reading one could wait forever).
+    """
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
     if split is not None:
         return PartsReader(split[1])
-    if not os.path.isfile(path):
+    try:
+        return open_regular(path, "the archive %s" % path, follow=True)[0]
+    except FileNotFoundError:
         raise UsageError("the archive %s does not exist" % path)
-    return open(path, "rb", buffering=READ_CHUNK)
 
 
 def archive_base(path: str) -> str:
     """The archive path without a part suffix (for the .sha256 sidecar)."""
-    split = find_parts(path) if (os.path.isdir(path) or os.path.isfile(path)) else None
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
     return split[0] if split is not None else path
 
 
+MAX_SIDECAR_BYTES = 4096  # one `sha256sum` line: 64 hex digits, two spaces and a file name
+
+
 def sidecar_sha256(archive: str) -> Optional[str]:
-    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one."""
-    try:
-        with open(archive + ".sha256", "rb") as fh:
-            text = fh.read(4096).decode("ascii", "replace")
-    except FileNotFoundError:
+    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one.
+
+    The sidecar's name is derived, not typed: a link, FIFO or device there is exit 6 (parts.open_regular).
+    """
+    sidecar = archive + ".sha256"
+    data = read_capped(sidecar, "the sidecar %s" % sidecar, MAX_SIDECAR_BYTES, ContentMismatch)
+    if data is None:
         return None
-    return text.split(" ", 1)[0].strip().lower()
+    return data.decode("ascii", "replace").split(" ", 1)[0].strip().lower()
 
 
 def check_sidecar(archive: str, sha256_hex: str) -> str:
