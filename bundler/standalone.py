@@ -3,9 +3,11 @@
 ``export_installer`` writes ``OUT/offline-bundle-installer-<ver>/``:
 
 - ``installer.pyz``: a zipapp of the ``installer`` package (standard library only) with a
-  ``__main__.py`` that puts verified speed-up wheels on ``sys.path`` (installer.runtime) and runs
-  the argparse CLI; built entry by entry so the same sources give the same bytes;
-- ``wheels/*.whl`` (optional): copied as they are, never pip-installed;
+  ``__main__.py`` that unpacks the hash-checked speed-up wheels into a fresh private folder for this
+  run and puts it on ``sys.path`` after the standard library (installer.runtime), then runs the
+  argparse CLI; built entry by entry so the same sources give the same bytes;
+- ``wheels/*.whl`` (optional): copied as they are, never pip-installed; one the installer would refuse
+  (unsafe members, a top-level name of the standard library or of the installer) is refused here first;
 - ``INSTALLER.SHA256SUMS`` (coreutils, two spaces, C order) and ``INSTALLER.SHA256SUMS.sig``, signed
   with the bundle key exactly like a bundle's SHA256SUMS, so staff verify it the same way
   (docs/VERIFY.md, "Verifying the standalone installer").
@@ -52,7 +54,7 @@ if getattr(installer, "OFFLINE_BUNDLE_FORMAT", None) != 1:
 try:
     from installer import runtime
 
-    runtime.activate()  # hash-checked speed-up wheels from ./wheels, when there are any
+    runtime.activate()  # hash-checked wheels from ./wheels, unpacked for this run only, after the stdlib
 except Exception as exc:  # never the reason an install fails: the fallbacks remain
     sys.stderr.write("%(prog)s: note: speed-up wheels not used: %%s\\n" %% exc)
 

@@ -1,13 +1,16 @@
 """Speed-up wheels for the standalone installer (PRODUCT.md "Standalone installer").
 
 ``offline-bundle-installer-<ver>/`` may carry ``wheels/`` (e.g. cryptography and zstandard for the
-site's Pythons) beside ``installer.pyz``. ``activate()`` runs before the CLI: it checks every wheel's
-sha256 against ``INSTALLER.SHA256SUMS`` in that folder, keeps the ones whose tags fit this interpreter,
-unpacks each (our own extraction: regular files and folders only, no absolute paths, no ``..``) into
-``KIT/.state/runtime/<sha256>/`` (or the user's cache when there is no kit) and puts those folders on
-``sys.path``. Nothing is pip-installed. A wheel that does not match, does not fit or does not unpack
-is simply not used: the installer falls back to the ``openssl`` and ``zstd`` programs, which it guards
-with ``ImportError`` where the modules are first used.
+site's Pythons) beside ``installer.pyz``. ``activate()`` runs before the CLI: it reads every wheel into
+memory and checks its sha256 against ``INSTALLER.SHA256SUMS`` in that folder, keeps the ones whose tags
+fit this interpreter, and unpacks those same bytes (our own extraction: regular files and folders only,
+no absolute paths, no ``..``, no top-level name of the standard library or of the installer) into a
+fresh private folder made for this run alone (0700, ours, under a TMPDIR nobody else can rename things
+in), removed when the run ends. Those folders go on ``sys.path`` after the standard library and before
+site-packages. Nothing is pip-installed, and nothing is ever loaded from a kit or from a folder an
+earlier run left: there is no check-then-use gap for anyone to slip code into. A wheel that does not
+match, does not fit or is refused is simply not used: the installer falls back to the ``openssl`` and
+``zstd`` programs, which it guards with ``ImportError`` where the modules are first used.
 
 ``INSTALLER.SHA256SUMS`` itself is checked by people (its signature, docs/VERIFY.md), not here: whoever
 can change it can change ``installer.pyz`` too. The hashes here make sure that what runs is what
@@ -16,6 +19,8 @@ was verified, byte for byte, and that a damaged copy is never imported.
 Standard library only, CPython >= 3.9.
 """
 
+import atexit
+import functools
 import hashlib
 import io
 import os
@@ -25,9 +30,10 @@ import stat
 import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .errors import BundleError
 from .paths import c_sorted
@@ -49,8 +55,12 @@ _CHUNK = 1 << 20
 _WHEEL_RE = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-([A-Za-z0-9_.!+]+)"
                        r"(?:-(\d[A-Za-z0-9_.]*))?-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)\.whl")
 _MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-# Top-level names a wheel may not bring: they would shadow the installer itself.
-_FORBIDDEN_TOP = ("installer", "__main__.py")
+# Top-level names a wheel may not bring besides the standard library's: the installer's own, and the
+# modules site.py imports by name at start-up.
+_INSTALLER_TOP = ("installer", "__main__")
+_RESERVED_TOP = _INSTALLER_TOP + ("site", "sitecustomize", "usercustomize", "__future__")
+_STDLIB_ZIP_RE = re.compile(r"python\d+t?\.zip")  # python39.zip, python313t.zip
+RUNTIME_PREFIX = "offline-bundle-runtime-"
 
 
 class Wheel:
@@ -179,12 +189,104 @@ def _musl_version(arch: str) -> Optional[Tuple[int, int]]:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+# --- the standard library: what a wheel may not shadow, and where it sits on sys.path ---------
+def _real(path: str) -> str:
+    return os.path.realpath(path) if path else ""
+
+
+def stdlib_dirs() -> List[str]:
+    """The standard library's folders, as real paths: sysconfig's stdlib and platstdlib, and os.py's."""
+    found: List[str] = []
+    try:
+        paths = sysconfig.get_paths()
+    except Exception:  # a broken sysconfig must not stop the installer; os.py's folder remains
+        paths = {}
+    for d in (paths.get("stdlib"), paths.get("platstdlib"), getattr(sys, "_stdlib_dir", None),
+              os.path.dirname(getattr(os, "__file__", None) or "")):
+        real = _real(d or "")
+        if real and os.path.isdir(real) and real not in found:
+            found.append(real)
+    return found
+
+
+def is_stdlib_entry(entry: str, dirs: Sequence[str]) -> bool:
+    """A sys.path entry of the standard library: one of its folders, its zipped copy, or lib-dynload."""
+    if not entry:
+        return False
+    real = _real(entry)
+    base = os.path.basename(real)
+    return real in dirs or base == "lib-dynload" or bool(_STDLIB_ZIP_RE.fullmatch(base))
+
+
+def _top_names(location: str) -> List[str]:
+    """The top-level names in a standard-library folder or zip (nothing when it cannot be read)."""
+    try:
+        if os.path.isdir(location):
+            return os.listdir(location)
+        if os.path.isfile(location):
+            with zipfile.ZipFile(location) as zf:
+                return [n.split("/", 1)[0] for n in zf.namelist()]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        pass
+    return []
+
+
+@functools.lru_cache(maxsize=1)
+def protected_names() -> FrozenSet[str]:
+    """Module names (casefolded) no wheel may bring at its top level.
+
+    Every standard-library module this Python knows of (``sys.stdlib_module_names`` from 3.10, so also
+    those a distribution ships separately, like Debian's ``distutils``), its built-in modules, whatever
+    its standard-library folders, zip and lib-dynload hold (all there is on 3.9), and the installer's
+    own names. More than strictly needed is fine: a refused wheel only means the slower fallback.
+    """
+    names = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names) | set(_RESERVED_TOP)
+    dirs = stdlib_dirs()
+    locations = list(dirs) + [e for e in sys.path if is_stdlib_entry(e, dirs)]
+    for location in locations:
+        names.update(n.split(".", 1)[0] for n in _top_names(location))
+    return frozenset(n.casefold() for n in names if n)
+
+
+def shadow_problem(top: str, is_file: bool) -> Optional[str]:
+    """Why a wheel may not carry ``top`` (a top-level file or folder name), or None.
+
+    The module name is what precedes the first dot (``json``, ``hashlib.py``,
+    ``_json.cpython-39-x86_64-linux-gnu.so``, ``argparse.pyc``); ``.pth`` files are never a wheel's to add.
+    """
+    if is_file and top.endswith(".pth"):
+        return "it carries %s, a path configuration file" % top
+    name = top.split(".", 1)[0]
+    if name.casefold() in _INSTALLER_TOP:
+        return "it carries %s, which would shadow the installer" % top
+    if name.casefold() in protected_names():
+        return "it carries %s, which would shadow the standard-library module %s" % (top, name)
+    return None
+
+
+def insert_after_stdlib(folders: Sequence[str], path: List[str]) -> int:
+    """Put ``folders`` right after the last standard-library entry of ``path``; returns where.
+
+    So the installer's own zip (``sys.path[0]``) and the standard library always win, and the verified
+    wheels win over site-packages. When no entry is recognised they go last: never ahead of anything.
+    """
+    dirs = stdlib_dirs()
+    last = -1
+    for i, entry in enumerate(path):
+        if is_stdlib_entry(entry, dirs):
+            last = i
+    at = last + 1 if last >= 0 else len(path)
+    path[at:at] = list(folders)
+    return at
+
+
 # --- safe extraction ------------------------------------------------------------------------
 def plan_members(zf: zipfile.ZipFile) -> List[Tuple[zipfile.ZipInfo, str]]:
     """(member, relative target) for every file to write; ValueError naming the first unsafe member.
 
     Regular files and folders only; relative paths without '.', '..', backslashes or NUL; no case
-    duplicates; ``<name>.data/purelib|platlib/`` map to the top (other ``.data`` parts are skipped).
+    duplicates; ``<name>.data/purelib|platlib/`` map to the top (other ``.data`` parts are skipped);
+    no top-level name that ``shadow_problem`` refuses.
     """
     out = []
     seen = set()
@@ -209,8 +311,9 @@ def plan_members(zf: zipfile.ZipFile) -> List[Tuple[zipfile.ZipInfo, str]]:
             if parts[1] not in ("purelib", "platlib") or len(parts) < 3:
                 continue  # scripts, headers, data: not needed on sys.path
             parts = parts[2:]
-        if parts[0] in _FORBIDDEN_TOP:
-            raise ValueError("it carries %s, which would shadow the installer" % parts[0])
+        why = shadow_problem(parts[0], len(parts) == 1)
+        if why:
+            raise ValueError(why)
         rel = "/".join(parts)
         if rel.lower() in seen:
             raise ValueError("%s appears twice (or twice ignoring case)" % rel)
@@ -222,8 +325,10 @@ def plan_members(zf: zipfile.ZipFile) -> List[Tuple[zipfile.ZipInfo, str]]:
     return out
 
 
-def unpack(data: bytes, dest: str) -> None:
-    """Write the wheel's files under ``dest`` (which must exist and be empty): files 0644/0755, folders 0755."""
+def unpack(data: bytes, dest: str) -> List[str]:
+    """Write the wheel's files under ``dest`` (which must exist and be empty): files 0644/0755, folders 0755.
+
+    Returns the relative paths written."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         members = plan_members(zf)
         for info, rel in members:
@@ -247,26 +352,7 @@ def unpack(data: bytes, dest: str) -> None:
         for d in dirs:
             os.chmod(os.path.join(folder, d), 0o755)
     os.chmod(dest, 0o755)
-
-
-def _materialise(data: bytes, digest: str, root: str) -> str:
-    """``root/<sha256>/``: reused when it is there, else unpacked beside it and renamed into place."""
-    final = os.path.join(root, digest)
-    if os.path.isdir(final) and not os.path.islink(final):
-        return final
-    os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % digest[:16], dir=root)
-    try:
-        unpack(data, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (os.path.isdir(final) and not os.path.islink(final)):  # not a concurrent run that won
-                raise
-    finally:
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return [rel for _info, rel in members]
 
 
 # --- where things are -----------------------------------------------------------------------
@@ -286,47 +372,18 @@ def installer_home() -> Optional[str]:
     return None
 
 
-def _kit_from_argv(argv: Sequence[str]) -> Tuple[Optional[str], str]:
-    """(the --kit value, the command word) as the CLI will see them."""
-    kit = None
-    command = ""
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            break
-        if arg == "--kit" and i + 1 < len(argv):
-            kit = argv[i + 1]
-            i += 1
-        elif arg.startswith("--kit="):
-            kit = arg[len("--kit="):]
-        elif not arg.startswith("-") and not command:
-            command = arg
-        i += 1
-    return kit, command
-
-
-def runtime_root(kit_dir: Optional[str], command: str = "") -> Optional[str]:
-    """KIT/.state/runtime when the kit exists (or `install` is about to create it), else the user's cache."""
-    if kit_dir:
-        kit = os.path.abspath(kit_dir)
-        if os.path.isdir(os.path.join(kit, ".state")) or (command == "install" and os.path.isdir(os.path.dirname(kit))):
-            return os.path.join(kit, ".state", "runtime")
-    cache = os.environ.get("XDG_CACHE_HOME") or ""
-    if not os.path.isabs(cache):
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        cache = os.path.join(home, ".cache")
-    return os.path.join(cache, "offline-bundle", "runtime")
-
-
 def _note(stream, message: str) -> None:
     try:
         stream.write("%s: note: %s\n" % (PROG, printable(message)))  # wheel names come from the medium
         stream.flush()
     except (OSError, ValueError):
         pass
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return "%s: %s" % (exc.filename, exc.strerror) if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _sha256(data: bytes) -> str:
@@ -381,13 +438,93 @@ def select_wheels(home: str, interpreter: Optional[Interpreter] = None, stderr=N
     return [best[k][1:] for k in sorted(best)]
 
 
-def activate(kit_dir: Optional[str] = None, home: Optional[str] = None, argv: Optional[Sequence[str]] = None,
-             interpreter: Optional[Interpreter] = None, stderr=None) -> List[str]:
-    """Put the verified speed-up wheels on sys.path; returns the folders added (usually none).
 
-    ``kit_dir`` defaults to the ``--kit`` argument of ``argv`` (default ``sys.argv[1:]``); ``home``
-    to the folder of the running installer.pyz. Never raises: a problem is one line on stderr and
-    the installer carries on with its fallbacks.
+
+# --- a fresh private folder for each run ----------------------------------------------------
+def _unsafe_ancestor(path: str) -> Optional[str]:
+    """Why someone else could rename or replace things along ``path`` (a real path), or None.
+
+    Every folder from / down must belong to root or to us, and be writable by nobody else unless it
+    has the sticky bit (like /tmp), where only an entry's owner may rename it.
+    """
+    me = os.geteuid()
+    parts = [p for p in path.split(os.sep) if p]
+    for depth in range(len(parts) + 1):
+        current = os.sep + os.sep.join(parts[:depth])
+        st = os.lstat(current)
+        if st.st_uid not in (0, me):
+            return "%s belongs to another user" % current
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            return "%s is writable by others and has no sticky bit" % current
+    return None
+
+
+def _remove_at_exit(folder: str) -> None:
+    pid = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == pid:  # not from a forked child
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+
+
+def private_folder() -> str:
+    """A new folder for this run only (tempfile.mkdtemp: 0700, ours), removed when the run ends.
+
+    It lives under TMPDIR (or /tmp), which must be a place where no other user can swap it for
+    their own; OSError saying why otherwise.
+    """
+    base = _real(tempfile.gettempdir())
+    why = _unsafe_ancestor(base)
+    if why:
+        raise OSError("%s (set TMPDIR to a private folder)" % why)
+    root = tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir=base)
+    _remove_at_exit(root)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        raise OSError("%s is not a private folder of ours" % root)
+    return root
+
+
+def _noexec(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & getattr(os, "ST_NOEXEC", 0))
+    except OSError:
+        return False
+
+
+def _unpack_all(chosen: Sequence[Tuple[Wheel, bytes, str]], root: str, stderr) -> List[str]:
+    """Unpack each chosen wheel into ``root/<n>-<name>/``; the folders that may go on sys.path."""
+    noexec = _noexec(root)
+    added = []
+    for number, (wheel, data, _digest) in enumerate(chosen):
+        where = "%s/%s" % (WHEELS_DIR, wheel.filename)
+        dest = os.path.join(root, "%d-%s" % (number, wheel.key))
+        try:
+            os.mkdir(dest, 0o700)
+            written = unpack(data, dest)
+        except ValueError as exc:  # an unsafe member, or a name it may not use
+            _note(stderr, "not using %s: %s" % (where, exc))
+            continue
+        except Exception as exc:  # bad zip, full disk, unsupported compression...
+            _note(stderr, "not using %s: it does not unpack (%s)" % (where, _why(exc)))
+            continue
+        if noexec and any(rel.endswith(".so") for rel in written):
+            _note(stderr, "not using %s: %s is mounted noexec, so its compiled modules cannot load there "
+                          "(set TMPDIR to a private folder on another filesystem)" % (where, root))
+            continue
+        added.append(dest)
+    return added
+
+
+def activate(home: Optional[str] = None, interpreter: Optional[Interpreter] = None, stderr=None,
+             path: Optional[List[str]] = None) -> List[str]:
+    """Put the verified speed-up wheels on ``path`` (sys.path) for this run; returns the folders added.
+
+    ``home`` defaults to the folder of the running installer.pyz. Nothing else is looked at: not the
+    kit, not a cache, not what an earlier run unpacked. Never raises: a problem is one line on stderr
+    and the installer carries on with its fallbacks.
     """
     stderr = stderr or sys.stderr
     try:
@@ -397,27 +534,9 @@ def activate(kit_dir: Optional[str] = None, home: Optional[str] = None, argv: Op
         chosen = select_wheels(home, interpreter, stderr)
         if not chosen:
             return []
-        argv = sys.argv[1:] if argv is None else list(argv)
-        arg_kit, command = _kit_from_argv(argv)
-        root = runtime_root(kit_dir or arg_kit, command)
-        if root is None:
-            _note(stderr, "no kit and no home folder to unpack the wheels into; not using them")
-            return []
-        added = []
-        for wheel, data, digest in chosen:
-            try:
-                added.append(_materialise(data, digest, root))
-            except Exception as exc:  # bad zip, unsafe member, full disk, unsupported compression...
-                _note(stderr, "not using %s/%s: it does not unpack (%s)" % (
-                    WHEELS_DIR, wheel.filename, getattr(exc, "strerror", None) or exc))
-        # right after the installer's own zip (sys.path[0]), ahead of every site-packages folder
-        first = sys.path[0] if sys.path else ""
-        at = 1 if first and os.path.isfile(first) and os.path.dirname(os.path.abspath(first)) == home else 0
-        for folder in reversed(added):
-            if folder in sys.path:
-                sys.path.remove(folder)
-            sys.path.insert(at, folder)
+        added = _unpack_all(chosen, private_folder(), stderr)
+        insert_after_stdlib(added, sys.path if path is None else path)
         return added
     except Exception as exc:  # the wheels are an optimisation: never the reason an install fails
-        _note(stderr, "not using the speed-up wheels: %s: %s" % (type(exc).__name__, exc))
+        _note(stderr, "not using the speed-up wheels: %s" % _why(exc))
         return []

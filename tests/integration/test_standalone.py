@@ -1,108 +1,53 @@
-"""The standalone installer (PRODUCT.md "Standalone installer", issue 5 item 1).
+"""The standalone installer (PRODUCT.md "Standalone installer", issue 5 item 1, issue 10 item 9).
 
 `installer.pyz` runs on an interpreter with NO cryptography, zstandard or pip (a `--without-pip`
 venv of /usr/bin/python3), falling back to the openssl and zstd programs; it is byte-identical for
 the same inputs; its INSTALLER.SHA256SUMS verifies with the commands of docs/VERIFY.md; speed-up
-wheels are hash-checked, unpacked into KIT/.state/runtime/<sha256>/, put on sys.path and reused,
-and a wheel whose bytes differ is not used.
+wheels are hash-checked, unpacked into a fresh private folder for each run (removed at exit), put on
+sys.path after the standard library, and a wheel whose bytes differ is not used. The attacks on that
+mechanism are in tests/adversarial/test_standalone_runtime.py.
 """
 
-import base64
-import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import stat
-import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict
 
 import pytest
 from conftest import REPO
 
 import installer
 from helpers.craft import get, read_entries, write_archive
+from helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
+                                probe_run, pyz, run, sha256, tool, wheel_of_installed)
 
 from bundler.standalone import export_installer, folder_name
+from installer import runtime
 from installer.errors import InvalidInput, UsageError
-from installer.runtime import Interpreter, parse_wheel_name, plan_members
+from installer.runtime import (RUNTIME_PREFIX, Interpreter, insert_after_stdlib, parse_wheel_name, plan_members,
+                               protected_names)
 
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 DOC = REPO / "docs" / "VERIFY.md"
 DOC_SECTION = "## Verifying the standalone installer"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, "%s is required by the standalone installer tests (not skipped: install it)" % name
-    return path
-
-
-def _tool_path() -> str:
-    dirs = []
-    for name in ("openssl", "zstd", "sha256sum", "find", "sed", "sort", "cut", "bash"):
-        d = os.path.dirname(_tool(name))
-        if d not in dirs:
-            dirs.append(d)
-    return ":".join(dirs + [d for d in ("/usr/bin", "/bin") if d not in dirs])
-
-
-def minimal_env(home: Path, extra_path: str = "", **more) -> Dict[str, str]:
-    env = {"PATH": (extra_path + ":" if extra_path else "") + _tool_path(), "HOME": str(home), "LANG": "C.UTF-8"}
-    env.update({k: str(v) for k, v in more.items()})
-    return env
-
-
-def run(argv, env, cwd=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def _make_bare_python(python: Path, where: Path) -> Path:
-    r = subprocess.run([str(python), "-m", "venv", "--without-pip", str(where)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    exe = where / "bin" / "python"
-    for module in ("cryptography", "zstandard", "pip"):
-        probe = run([exe, "-I", "-c", "import %s" % module], env={"PATH": "/usr/bin:/bin"})
-        assert probe.returncode != 0 and "No module named" in probe.stderr, (module, probe)
-    return exe
 
 
 @pytest.fixture(scope="session")
 def bare_python(tmp_path_factory) -> Path:
     """A CPython with nothing but the standard library: no cryptography, no zstandard, no pip."""
     assert SYSTEM_PYTHON.exists(), "/usr/bin/python3 is required (not skipped)"
-    return _make_bare_python(SYSTEM_PYTHON, tmp_path_factory.mktemp("bare") / "venv")
+    return make_bare_python(SYSTEM_PYTHON, tmp_path_factory.mktemp("bare") / "venv")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _tools_present():
     for name in ("openssl", "zstd", "sha256sum"):
-        _tool(name)
-
-
-def make_wheel(folder: Path, dist: str, version: str, files: Dict[str, bytes], tag: str = "py3-none-any") -> Path:
-    """A valid (if tiny) wheel: the files, METADATA, WHEEL and RECORD."""
-    folder.mkdir(parents=True, exist_ok=True)
-    info = "%s-%s.dist-info" % (dist, version)
-    files = dict(files)
-    files[info + "/METADATA"] = ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (dist, version)).encode()
-    files[info + "/WHEEL"] = ("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: %s\n" % tag).encode()
-    record = []
-    for name, data in sorted(files.items()):
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append("%s,sha256=%s,%d" % (name, digest, len(data)))
-    record.append(info + "/RECORD,,")
-    files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
-    path = folder / ("%s-%s-%s.whl" % (dist, version, tag))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in sorted(files.items()):
-            zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            zi.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(zi, data)
-    return path
+        tool(name)
 
 
 PROBE = b'"""Proves the speed-up wheel mechanism: harmless, never used by the installer."""\nMARK = "obspeedup"\n'
@@ -117,14 +62,6 @@ def wheels_dir(tmp_path) -> Path:
     make_wheel(d, "otherplatform", "1.0", {"otherplatform/__init__.py": b""}, tag="cp39-abi3-win_amd64")
     (d / "README.txt").write_text("not a wheel: not copied\n")
     return d
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _pyz(python: Path, folder: Path, *args, env) -> subprocess.CompletedProcess:
-    return run([python, "-I", folder / "installer.pyz"] + list(args), env=env)
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -143,8 +80,8 @@ def test_export_is_deterministic_and_complete(keydir, tmp_path, wheels_dir, sub)
         assert (fa / rel).read_bytes() == (fb / rel).read_bytes(), rel
         assert stat.S_IMODE((fa / rel).stat().st_mode) == 0o644, rel
     sums = (fa / "INSTALLER.SHA256SUMS").read_text()
-    assert sums == "".join("%s  %s\n" % (_sha(fa / rel), rel) for rel in sorted(files[2:], key=str.encode))
-    assert a["installer_sha256"] == _sha(fa / "installer.pyz") and a["signer"].startswith("SHA256:")
+    assert sums == "".join("%s  %s\n" % (sha256(fa / rel), rel) for rel in sorted(files[2:], key=str.encode))
+    assert a["installer_sha256"] == sha256(fa / "installer.pyz") and a["signer"].startswith("SHA256:")
     assert a["algorithm"] == ("ed25519" if sub == "ed" else "ecdsa-p256")
     assert [w["path"] for w in a["wheels"]] == files[3:]
 
@@ -194,7 +131,7 @@ def test_pyz_installs_verifies_and_reports_with_the_fallbacks(built, pub, keydir
     kit = tmp_path / "kit"
     env = minimal_env(tmp_path / "home")
 
-    r = _pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 0, r
     assert "installed demo 1.0.0" in r.stdout and "Traceback" not in r.stderr
     current = kit / "current" / "demo"
@@ -205,7 +142,7 @@ def test_pyz_installs_verifies_and_reports_with_the_fallbacks(built, pub, keydir
 
     # verify --json succeeds on an interpreter that cannot import cryptography or zstandard:
     # the signature went through openssl and the zstd stream through the zstd program
-    r = _pyz(bare_python, folder, "verify", archive, "--trust", pub, "--json", env=env)
+    r = pyz(bare_python, folder, "verify", archive, "--trust", pub, "--json", env=env)
     assert r.returncode == 0, r
     out = json.loads(r.stdout)
     assert out["ok"] is True and out["result"]["bundle_id"] == res["bundle_id"]
@@ -213,15 +150,15 @@ def test_pyz_installs_verifies_and_reports_with_the_fallbacks(built, pub, keydir
     for module in ("cryptography", "zstandard"):
         assert run([bare_python, "-I", "-c", "import %s" % module], env=env).returncode != 0
 
-    r = _pyz(bare_python, folder, "status", "--kit", kit, "--json", env=env)
+    r = pyz(bare_python, folder, "status", "--kit", kit, "--json", env=env)
     assert r.returncode == 0, r
     bundles = json.loads(r.stdout)["result"]["bundles"]
     assert [(b["name"], b["current"]) for b in bundles] == [("demo", "1.0.0")]
 
-    r = _pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 0 and "already installed" in r.stdout, r
 
-    r = _pyz(bare_python, folder, "--version", env=env)
+    r = pyz(bare_python, folder, "--version", env=env)
     assert r.returncode == 0 and r.stdout.strip() == "offline-bundle %s" % installer.__version__, r
 
 
@@ -235,30 +172,30 @@ def test_pyz_refuses_tampering_and_untrusted_keys_with_the_documented_codes(buil
     bad = write_archive(entries, tmp_path / archive.name)
 
     kit = tmp_path / "kit"
-    r = _pyz(bare_python, folder, "install", bad, "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", bad, "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 5, r
     assert "config/app.yaml" in r.stderr and "Traceback" not in r.stderr
     assert not (kit / "current" / "demo").exists()
-    r = _pyz(bare_python, folder, "verify", bad, "--trust", pub, "--json", env=env)
+    r = pyz(bare_python, folder, "verify", bad, "--trust", pub, "--json", env=env)
     assert r.returncode == 5 and json.loads(r.stdout)["error"]["class"] == "content-mismatch", r
 
     # another key: openssl says no, the installer says exit 4
-    r = _pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", keydir / "other" / "bundle.pub", env=env)
+    r = pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", keydir / "other" / "bundle.pub", env=env)
     assert r.returncode == 4, r
     # a usage error is one sentence, exit 2
-    r = _pyz(bare_python, folder, "install", tmp_path / "missing.bundle.tar.zst", "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", tmp_path / "missing.bundle.tar.zst", "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r
 
 
 def test_pyz_wins_over_another_installer_package_on_the_host(built, pub, keydir, tmp_path):
     """pypa/installer is also imported as `installer`: in the host's site-packages it cannot shadow the pyz."""
     archive, _ = built
-    python = _make_bare_python(SYSTEM_PYTHON, tmp_path / "venv")
+    python = make_bare_python(SYSTEM_PYTHON, tmp_path / "venv")
     site = next((tmp_path / "venv" / "lib").glob("python3.*/site-packages"))
     (site / "installer").mkdir()
     (site / "installer" / "__init__.py").write_text("__version__ = '0.7.0'  # pypa/installer\n")
     folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
-    r = _pyz(python, folder, "verify", archive, "--trust", pub, env=minimal_env(tmp_path / "home"))
+    r = pyz(python, folder, "verify", archive, "--trust", pub, env=minimal_env(tmp_path / "home"))
     assert r.returncode == 0 and "OK demo 1.0.0" in r.stdout, r
 
 
@@ -267,129 +204,147 @@ def test_pyz_without_the_zstd_program_says_what_is_missing(built, pub, keydir, b
     folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    os.symlink(_tool("openssl"), bindir / "openssl")
+    os.symlink(tool("openssl"), bindir / "openssl")
     r = run([bare_python, "-I", folder / "installer.pyz", "verify", archive, "--trust", pub],
             env={"PATH": str(bindir), "HOME": str(tmp_path)})
     assert r.returncode == 9 and "zstd" in r.stderr and "Traceback" not in r.stderr, r
 
 
-def _older_cpython():
-    """A CPython 3.9 or 3.10 on this machine (pyenv), to run the pyz on the oldest supported versions."""
-    found = []
-    for minor in (9, 10):
-        exe = shutil.which("python3.%d" % minor)
-        candidates = [Path(exe)] if exe else []
-        candidates += sorted(Path("/root/.pyenv/versions").glob("3.%d.*/bin/python3.%d" % (minor, minor)))
-        for c in candidates:
-            if c.exists() and "/shims/" not in str(c):
-                found.append(c)
-                break
-    return found
-
-
-@pytest.mark.parametrize("python", _older_cpython() or [None], ids=lambda p: p.name if p else "none")
+@pytest.mark.parametrize("python", older_cpythons() or [None], ids=lambda p: p.name if p else "none")
 def test_pyz_runs_on_the_oldest_supported_cpython(python, built, pub, keydir, tmp_path):
     if python is None:
         pytest.skip("no CPython 3.9 or 3.10 on this machine (vermin checks installer/ statically)")
     archive, _ = built
-    bare = _make_bare_python(python, tmp_path / "venv")
+    bare = make_bare_python(python, tmp_path / "venv")
     folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
     env = minimal_env(tmp_path / "home")
-    r = _pyz(bare, folder, "install", archive, "--kit", tmp_path / "kit", "--trust", pub, env=env)
+    r = pyz(bare, folder, "install", archive, "--kit", tmp_path / "kit", "--trust", pub, env=env)
     assert r.returncode == 0, r
     assert (tmp_path / "kit" / "current" / "demo").is_symlink()
 
 
 # --- speed-up wheels ------------------------------------------------------------------------
-def _probe_sys_path(python: Path, folder: Path, argv, env) -> dict:
-    """Run the pyz's own __main__ (status), then report where obspeedup_probe comes from and sys.path."""
-    code = ("import json, runpy, sys\n"
-            "sys.argv = %r\n"
-            "try:\n"
-            "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit as exc:\n"
-            "    code = exc.code\n"
-            "try:\n"
-            "    import obspeedup_probe\n"
-            "    probe = obspeedup_probe.__file__\n"
-            "except ImportError:\n"
-            "    probe = None\n"
-            "print(json.dumps({'exit': code, 'probe': probe, 'path': sys.path}))\n"
-            % ([str(folder / "installer.pyz")] + [str(a) for a in argv]))
-    r = run([python, "-I", "-c", code], env=env)
-    assert r.returncode == 0, r
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]), stderr=r.stderr)
+def _private(path: str, tmp: Path) -> str:
+    """The run's private folder holding ``path`` (a module file or a sys.path entry)."""
+    rel = Path(path).relative_to(tmp)
+    assert rel.parts[0].startswith(RUNTIME_PREFIX), path
+    return str(tmp / rel.parts[0])
 
 
-def test_wheels_are_hash_checked_unpacked_reused_and_put_on_sys_path(built, pub, keydir, bare_python, tmp_path,
-                                                                    wheels_dir):
+def test_wheels_are_hash_checked_and_unpacked_for_this_run_only(built, pub, keydir, bare_python, tmp_path,
+                                                                wheels_dir):
     archive, _ = built
-    exported = export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))
-    folder = Path(exported["folder"])
-    digests = {Path(w["path"]).name.split("-")[0]: w["sha256"] for w in exported["wheels"]}
+    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
     kit = tmp_path / "kit"
-    env = minimal_env(tmp_path / "home")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = minimal_env(tmp_path / "home", TMPDIR=tmp)
 
     # the fake zstandard wheel fits and is put on sys.path, but does not import: the zstd program takes over
-    r = _pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 0, r
     assert r.stderr == "", r.stderr
-    runtime = kit / ".state" / "runtime"
-    assert sorted(os.listdir(runtime)) == sorted([digests["obspeedup_probe"], digests["zstandard"]])
-    probe_dir = runtime / digests["obspeedup_probe"]
-    module = probe_dir / "obspeedup_probe" / "__init__.py"
-    assert module.read_bytes() == PROBE
-    assert stat.S_IMODE(module.stat().st_mode) == 0o644
-    assert stat.S_IMODE((probe_dir / "obspeedup_probe").stat().st_mode) == 0o755
-    assert stat.S_IMODE(probe_dir.stat().st_mode) == 0o755
-    assert (probe_dir / "obspeedup_probe-1.0.dist-info" / "RECORD").is_file()
+    assert os.listdir(tmp) == []  # the run's folder is gone
+    assert not (kit / ".state" / "runtime").exists() or os.listdir(kit / ".state" / "runtime") == []
+    assert not (tmp_path / "home" / ".cache").exists()
 
-    # the pyz's own __main__ puts the unpacked folders on sys.path, ahead of the standard library
-    marker = probe_dir / "reused-marker"
-    marker.write_text("left by the test\n")
-    inode = probe_dir.stat().st_ino
-    seen = _probe_sys_path(bare_python, folder, ["status", "--kit", kit], env)
+    seen = probe_run(bare_python, folder, ["status", "--kit", kit], env)
     assert seen["exit"] == 0 and seen["stderr"] == "", seen
-    assert seen["probe"] == str(module)
-    assert str(probe_dir) in seen["path"] and str(runtime / digests["zstandard"]) in seen["path"]
-    stdlib = next(p for p in seen["path"] if re.search(r"/lib/python3\.\d+$", p))
-    assert seen["path"].index(str(probe_dir)) < seen["path"].index(stdlib)
-    # ... reusing what is already unpacked (same folder, the marker is still there, no temp folder left)
-    assert marker.exists() and probe_dir.stat().st_ino == inode
-    assert sorted(os.listdir(runtime)) == sorted([digests["obspeedup_probe"], digests["zstandard"]])
+    module = Path(seen["modules"]["obspeedup_probe"])
+    private = Path(_private(str(module), tmp))
+    probe_dir = module.parent.parent
+    assert probe_dir.parent == private and probe_dir.name.endswith("-obspeedup-probe")
+    # (probe_run's interpreter has exited: the folder is gone; what it held was checked through the module)
+    assert not private.exists() and os.listdir(tmp) == []
+    entries = [p for p in seen["path"] if p.startswith(str(private) + "/")]
+    assert len(entries) == 2 and str(probe_dir) in entries  # obspeedup_probe and zstandard, not otherplatform
+    dynload = next(i for i, p in enumerate(seen["path"]) if p.endswith("/lib-dynload"))
+    assert [seen["path"].index(e) for e in entries] == [dynload + 1, dynload + 2]
 
-    # without a kit the user's cache is used
-    seen = _probe_sys_path(bare_python, folder, ["verify", archive, "--trust", pub], env)
-    cache = tmp_path / "home" / ".cache" / "offline-bundle" / "runtime" / digests["obspeedup_probe"]
-    assert seen["exit"] == 0 and seen["probe"] == str(cache / "obspeedup_probe" / "__init__.py"), seen
+    # each run unpacks again, somewhere new
+    again = probe_run(bare_python, folder, ["verify", archive, "--trust", pub], env)
+    assert again["exit"] == 0 and again["stderr"] == "", again
+    assert _private(again["modules"]["obspeedup_probe"], tmp) != str(private)
+    assert not (tmp_path / "home" / ".cache").exists() and os.listdir(tmp) == []
+
+
+def test_unpacked_files_are_the_verified_bytes_in_a_private_folder(keydir, bare_python, tmp_path, wheels_dir):
+    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    code = ("import json, os, runpy, stat, sys\nsys.argv = [%r, '--version']\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "import obspeedup_probe\n"
+            "pkg = os.path.dirname(obspeedup_probe.__file__)\n"
+            "out = {}\n"
+            "for p in (obspeedup_probe.__file__, pkg, os.path.dirname(pkg), os.path.dirname(os.path.dirname(pkg))):\n"
+            "    st = os.lstat(p)\n"
+            "    out[p] = [stat.S_IMODE(st.st_mode), st.st_uid]\n"
+            "out['bytes'] = open(obspeedup_probe.__file__).read()\n"
+            "out['record'] = os.path.isfile(os.path.join(os.path.dirname(pkg), 'obspeedup_probe-1.0.dist-info', 'RECORD'))\n"
+            "print(json.dumps(out))\n" % str(folder / "installer.pyz"))
+    r = run([bare_python, "-I", "-c", code], env=minimal_env(tmp_path / "home", TMPDIR=tmp))
+    assert r.returncode == 0 and r.stderr == "", r
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out.pop("bytes") == PROBE.decode() and out.pop("record") is True
+    modes = [mode for mode, uid in out.values()]
+    assert modes == [0o644, 0o755, 0o755, 0o700], out  # module, package, wheel folder, the run's private folder
+    assert {uid for mode, uid in out.values()} == {os.getuid()}
+    assert os.listdir(tmp) == []
+
+
+@pytest.fixture(scope="module")
+def real_wheels(tmp_path_factory) -> Path:
+    """cryptography (with cffi, which it needs) and zstandard, as installed in the test environment."""
+    d = tmp_path_factory.mktemp("real-wheels")
+    for dist in ("cryptography", "cffi", "zstandard"):
+        wheel_of_installed(d, dist)
+    return d
+
+
+def test_real_cryptography_and_zstandard_wheels_are_used(built, pub, keydir, bare_python, tmp_path, real_wheels):
+    archive, res = built
+    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(real_wheels))["folder"])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = minimal_env(tmp_path / "home", TMPDIR=tmp)
+    seen = probe_run(bare_python, folder, ["install", archive, "--kit", tmp_path / "kit", "--trust", pub], env,
+                     modules=("cryptography", "zstandard", "_cffi_backend"))
+    assert seen["exit"] == 0 and seen["stderr"] == "", seen
+    private = {_private(f, tmp) for f in seen["modules"].values()}
+    assert len(private) == 1, seen["modules"]
+    assert (tmp_path / "kit" / "current" / "demo").is_symlink()
+    r = pyz(bare_python, folder, "verify", archive, "--trust", keydir / "other" / "bundle.pub", env=env)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r
+    assert os.listdir(tmp) == []
 
 
 def test_a_wheel_whose_bytes_differ_is_not_used(built, pub, keydir, bare_python, tmp_path, wheels_dir):
     archive, _ = built
     folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
     wheel = folder / "wheels" / "obspeedup_probe-1.0-py3-none-any.whl"
-    good = _sha(wheel)
     # same module, other bytes: still a valid wheel, but not the one that was signed
     make_wheel(tmp_path / "evil", "obspeedup_probe", "1.0", {"obspeedup_probe/__init__.py": PROBE + b"EVIL = 1\n"})
     shutil.copy(tmp_path / "evil" / wheel.name, wheel)
     # and one that was never listed
     make_wheel(folder / "wheels", "unlisted", "1.0", {"unlisted/__init__.py": b""})
     kit = tmp_path / "kit"
-    env = minimal_env(tmp_path / "home")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = minimal_env(tmp_path / "home", TMPDIR=tmp)
 
-    r = _pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
+    r = pyz(bare_python, folder, "install", archive, "--kit", kit, "--trust", pub, env=env)
     assert r.returncode == 0, r
     notes = r.stderr.strip().splitlines()
     assert len(notes) == 2, r.stderr
     assert "obspeedup_probe-1.0-py3-none-any.whl" in notes[0] and "does not match INSTALLER.SHA256SUMS" in notes[0]
     assert "unlisted-1.0-py3-none-any.whl" in notes[1] and "not listed" in notes[1]
-    runtime = kit / ".state" / "runtime"
-    assert good not in os.listdir(runtime) and _sha(wheel) not in os.listdir(runtime)
-    assert len(os.listdir(runtime)) == 1  # the zstandard wheel only
 
-    seen = _probe_sys_path(bare_python, folder, ["status", "--kit", kit], env)
-    assert seen["exit"] == 0 and seen["probe"] is None, seen
+    seen = probe_run(bare_python, folder, ["status", "--kit", kit], env, modules=("obspeedup_probe", "unlisted"))
+    assert seen["exit"] == 0 and seen["modules"] == {"obspeedup_probe": None, "unlisted": None}, seen
     assert "does not match" in seen["stderr"]
+    entries = [p for p in seen["path"] if p.startswith(str(tmp) + "/")]
+    assert [Path(e).name for e in entries] == ["0-zstandard"]  # the zstandard wheel only
 
     # the reviewer's check catches the same change
     check = run(["sha256sum", "-c", "--strict", "INSTALLER.SHA256SUMS"], env=env, cwd=folder)
@@ -497,6 +452,13 @@ def test_wheel_tags_fit_the_interpreter():
     ("pkg/fifo", stat.S_IFIFO, "link or special"),
     ("installer/cli.py", stat.S_IFREG, "shadow the installer"),
     ("pkg-1.0.data/purelib/installer/__init__.py", stat.S_IFREG, "shadow the installer"),
+    ("__main__.py", stat.S_IFREG, "shadow the installer"),
+    ("json/__init__.py", stat.S_IFREG, "shadow the standard-library module json"),
+    ("hashlib.py", stat.S_IFREG, "standard-library module hashlib"),
+    ("_ssl.cpython-39-x86_64-linux-gnu.so", stat.S_IFREG, "standard-library module _ssl"),
+    ("Base64.py", stat.S_IFREG, "standard-library module Base64"),
+    ("sitecustomize.py", stat.S_IFREG, "standard-library module sitecustomize"),
+    ("pkg-1.0.data/platlib/evil.pth", stat.S_IFREG, "path configuration file"),
 ])
 def test_unsafe_wheel_members_are_refused(tmp_path, name, kind, why):
     path = tmp_path / "w.whl"
@@ -521,3 +483,43 @@ def test_data_folders_map_to_the_top_and_case_duplicates_are_refused(tmp_path):
         zf.writestr("PKG/__init__.py", b"")
     with zipfile.ZipFile(path) as zf, pytest.raises(ValueError, match="twice"):
         plan_members(zf)
+
+
+def test_protected_names_cover_the_standard_library_and_nothing_a_speed_up_wheel_needs():
+    names = protected_names()
+    for name in ("json", "hashlib", "base64", "os", "_json", "_ssl", "distutils", "sys", "site", "sitecustomize",
+                 "usercustomize", "installer", "__main__", "encodings",
+                 "lib-dynload"):  # not a module, but proof the stdlib folder's own listing is used (all 3.9 has)
+        assert name in names, name
+    for name in ("cryptography", "zstandard", "cffi", "_cffi_backend", "obspeedup_probe", "cryptography-50"):
+        assert name not in names, name
+
+
+def test_wheel_folders_go_right_after_the_standard_library():
+    std = [p for p in sys.path if p.endswith("/lib-dynload")]
+    assert std, "this Python has no lib-dynload on sys.path"
+    stdlib = os.path.dirname(std[0])
+    path = ["/opt/x/installer.pyz", "/usr/lib/python311.zip", stdlib, std[0], "/venv/site-packages", "/usr/lib/x"]
+    assert insert_after_stdlib(["/tmp/a", "/tmp/b"], path) == 4
+    assert path == ["/opt/x/installer.pyz", "/usr/lib/python311.zip", stdlib, std[0], "/tmp/a", "/tmp/b",
+                    "/venv/site-packages", "/usr/lib/x"]
+    nothing_known = ["/opt/x/installer.pyz", "/somewhere/else"]
+    assert insert_after_stdlib(["/tmp/a"], nothing_known) == 2 and nothing_known[-1] == "/tmp/a"
+
+
+def test_compiled_wheels_are_skipped_where_the_private_folder_cannot_execute(keydir, tmp_path, monkeypatch):
+    """On a noexec TMPDIR a compiled module cannot load: say so and leave that wheel out (pure ones stay)."""
+    wheels = tmp_path / "w"
+    make_wheel(wheels, "fastmod", "1.0", {"fastmod.cpython-311-x86_64-linux-gnu.so": b"\x7fELF not really"})
+    make_wheel(wheels, "puremod", "1.0", {"puremod.py": b"X = 1\n"})
+    folder = export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels))["folder"]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(runtime, "_noexec", lambda where: True)  # as os.statvfs says of a noexec mount
+    err = io.StringIO()
+    path = [p for p in sys.path if p.endswith("/lib-dynload")] + ["/venv/site-packages"]
+    added = runtime.activate(home=folder, stderr=err, path=path)
+    assert [Path(a).name for a in added] == ["1-puremod"] and path[1:] == added + ["/venv/site-packages"]
+    assert "fastmod-1.0-py3-none-any.whl" in err.getvalue() and "noexec" in err.getvalue(), err.getvalue()
+    assert len(err.getvalue().splitlines()) == 1
