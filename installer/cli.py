@@ -62,7 +62,7 @@ def execute(run: Callable[..., dict], text: Callable[[dict], List[str]], kwargs:
         if isinstance(exc, SystemExit):
             raise
         if os.environ.get("OFFLINE_BUNDLE_DEBUG") and not isinstance(exc, BundleError):
-            traceback.print_exc()
+            sys.stderr.write("".join(printable(line) + "\n" for line in traceback.format_exc().splitlines()))
         return report_error(_as_bundle_error(exc), as_json, prog)
     if as_json:
         print(envelope(True, 0, None, result))

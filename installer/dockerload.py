@@ -16,8 +16,8 @@ import socket
 import urllib.parse
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .errors import DeployError
-from .fsutil import file_chunks
+from .errors import ContentMismatch, DeployError
+from .fsutil import PathRefused, open_under
 from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import config_platform, parse_manifest, platform_matches, platform_string
@@ -122,12 +122,28 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
         if name in written:
             continue
         written.add(name)
-        path = os.path.join(tree, blob_path(digest))
-        size = os.path.getsize(path)
-        yield member_header(name, size, 0, False)
-        yield from file_chunks(path)
+        fh, size = _open_blob(tree, digest)
+        with fh:
+            yield member_header(name, size, 0, False)
+            left = size
+            while left > 0:  # never past the size it had when opened: Docker checks every layer's digest
+                data = fh.read(min(left, 1 << 20))
+                if not data:
+                    raise DeployError("%s shrank while it was loaded into Docker" % blob_path(digest))
+                left -= len(data)
+                yield data
         yield b"\0" * (-size % BLOCK)
     yield b"\0" * (2 * BLOCK)
+
+
+def _open_blob(tree: str, digest: str):
+    """A blob of the installed version, opened without following a link (exit 5 when it is not a regular file)."""
+    try:
+        fd = open_under(tree, blob_path(digest))
+    except (PathRefused, FileNotFoundError) as exc:
+        raise ContentMismatch("%s cannot be loaded: %s; the installed version is damaged (see offline-bundle verify "
+                              "--kit)" % (blob_path(digest), getattr(exc, "why", None) or "it is missing"))
+    return os.fdopen(fd, "rb"), os.fstat(fd).st_size
 
 
 class DockerLoad:
@@ -164,7 +180,7 @@ class DockerLoad:
         return config.digest, [c.digest for c in children]
 
     def _load(self, ref: str, config_digest: str, layers: List[str], tags: List[str]) -> None:
-        total = sum(os.path.getsize(os.path.join(self.tree, blob_path(d))) for d in set(layers) | {config_digest})
+        total = sum(os.lstat(os.path.join(self.tree, blob_path(d))).st_size for d in set(layers) | {config_digest})
         progress = self.progress_factory(total, "load %s" % ref) if self.progress_factory else None
 
         def counted(stream):

@@ -89,13 +89,14 @@ class PathRefused(Exception):
         self.why = why
 
 
-def _kind(mode: int) -> str:
+def kind_of_file(mode: int) -> str:
+    """What a file mode is, in words ("a FIFO"), for messages."""
     for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
 
 
 def _open_at(name: str, flags: int, dir_fd: Optional[int], shown: str) -> int:
@@ -111,8 +112,9 @@ def _open_at(name: str, flags: int, dir_fd: Optional[int], shown: str) -> int:
 
 def open_under(base: str, rel: str, cap: Optional[int] = None) -> int:
     """A read-only descriptor for ``base/rel``: every component below ``base`` is opened without
-    following a link (a link, FIFO or device anywhere is PathRefused), the last must be a regular
-    file of at most ``cap`` bytes. ``rel`` uses '/' and must already be a checked member path."""
+    following a link (a link, FIFO or device anywhere is PathRefused, a device without being opened),
+    the last must be a regular file of at most ``cap`` bytes. ``rel`` uses '/' and must already be a
+    checked member path."""
     parts = [p for p in rel.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise PathRefused(rel, "is not a relative path")
@@ -123,22 +125,33 @@ def open_under(base: str, rel: str, cap: Optional[int] = None) -> int:
             os.close(fd)
             fd = nxt
         shown = os.path.join(base, *parts)
+        _refuse_special(os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode, shown)
         leaf = _open_at(parts[-1], _READ_FLAGS, fd, shown)
     finally:
         os.close(fd)
     return _checked_regular(leaf, shown, cap)
 
 
-def open_regular(path: str, cap: Optional[int] = None) -> int:
-    """A read-only descriptor for ``path`` itself: not a link, a regular file, at most ``cap`` bytes."""
-    return _checked_regular(_open_at(path, _READ_FLAGS, None, path), path, cap)
+def open_regular(path: str, cap: Optional[int] = None, follow: bool = False) -> int:
+    """A read-only descriptor for ``path``: a regular file of at most ``cap`` bytes; never blocks, never opens
+    a device. ``follow`` is only for a path the user typed, which may be their own link to a file; names
+    derived from a medium, a kit or an archive never follow one."""
+    _refuse_special((os.stat if follow else os.lstat)(path).st_mode, path)
+    flags = _READ_FLAGS & ~os.O_NOFOLLOW if follow else _READ_FLAGS
+    return _checked_regular(_open_at(path, flags, None, path), path, cap)
+
+
+def _refuse_special(mode: int, shown: str) -> None:
+    """Checked before opening: opening a device node can act on hardware, and a FIFO or socket is no file."""
+    if not stat.S_ISREG(mode):
+        raise PathRefused(shown, "is %s" % kind_of_file(mode))
 
 
 def _checked_regular(fd: int, shown: str, cap: Optional[int]) -> int:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise PathRefused(shown, "is %s" % _kind(st.st_mode))
+            raise PathRefused(shown, "is %s" % kind_of_file(st.st_mode))
         if cap is not None and st.st_size > cap:
             raise PathRefused(shown, "is %d bytes, more than the %d allowed" % (st.st_size, cap))
     except BaseException:
@@ -149,6 +162,7 @@ def _checked_regular(fd: int, shown: str, cap: Optional[int]) -> int:
 
 def read_fd(fd: int, cap: int, shown: str) -> bytes:
     """All of a descriptor's bytes (closing it), refusing more than ``cap``: a file may grow while read."""
+    os.set_blocking(fd, True)  # opened O_NONBLOCK only so that a FIFO could not make the open wait
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(cap + 1)
     if len(data) > cap:

@@ -11,57 +11,33 @@ anything but a regular file (exit 6, like a link or FIFO inside the archive), an
 the size fstat gave at open: a file that grows while we read it is not read past that.
 """
 
-import errno
 import hashlib
 import os
 import re
-import stat
 from typing import BinaryIO, List, Optional, Tuple
 
+from . import fsutil
 from .errors import ContentMismatch, UnsafeMember, UsageError
 
 PART_RE = re.compile(r"(.+\.bundle\.tar\.zst)\.([0-9]{3})")
 _LINE_RE = re.compile(r"([0-9a-f]{64})  (\S+)")
 MAX_PARTS_LIST_BYTES = 1 << 20  # 64 + 2 + ~60 bytes a line: thousands of parts, far beyond any medium
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO for reading would otherwise wait for a writer
-
-
-def kind_of_file(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "regular file" if stat.S_ISREG(mode) else "special file"
 
 
 def open_regular(path: str, what: str, follow: bool = False) -> Tuple[BinaryIO, int]:
-    """(binary file, size at open) for a regular file; never blocks, never opens a device.
+    """(binary file, size at open) for a regular file; never blocks, never opens a device (fsutil.open_regular).
 
     ``what`` names the file in messages ("part X.001"). ``follow`` is for the path the user typed,
     which may be their own symbolic link to an archive; names taken from the medium never follow one.
     Missing: FileNotFoundError (the caller knows what missing means). Not a regular file: UnsafeMember,
     or UsageError for the user's own path.
     """
-    refuse = UsageError if follow else UnsafeMember
-    # (1) lstat/stat first: a device node is refused without opening it (opening one can act on hardware).
-    mode = (os.stat if follow else os.lstat)(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise refuse("%s is a %s, not a regular file" % (what, kind_of_file(mode)))
-    # (2) open without following a link or waiting on a FIFO, then (3) fstat what was opened: it may
-    # have been swapped since (1).
     try:
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK | (0 if follow else _NOFOLLOW) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK):  # Linux, BSD: the last component is a link
-            raise refuse("%s is a symbolic link, not a regular file" % what)
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise refuse("%s is a %s, not a regular file" % (what, kind_of_file(st.st_mode)))
+        fd = fsutil.open_regular(path, follow=follow)
+    except fsutil.PathRefused as exc:
+        raise (UsageError if follow else UnsafeMember)("%s %s, not a regular file" % (what, exc.why))
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb", buffering=1 << 20), st.st_size
+    return os.fdopen(fd, "rb", buffering=1 << 20), os.fstat(fd).st_size
 
 
 def read_capped(path: str, what: str, cap: int, too_big) -> Optional[bytes]:

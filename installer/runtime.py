@@ -36,6 +36,7 @@ import zipfile
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .errors import BundleError
+from .fsutil import PathRefused, open_regular, read_fd
 from .paths import c_sorted
 from .sums import parse_sums
 from .textsafe import printable
@@ -46,6 +47,7 @@ SUMS_NAME = "INSTALLER.SHA256SUMS"
 SIG_NAME = SUMS_NAME + ".sig"
 WHEELS_DIR = "wheels"
 
+MAX_LISTING_BYTES = 1024 * 1024            # INSTALLER.SHA256SUMS: a line per file, a handful of files
 MAX_WHEEL_BYTES = 256 * 1024 * 1024        # a wheel is read whole (hashed, then unpacked from memory)
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024    # a zip bomb stops here
 MAX_MEMBERS = 100000
@@ -400,9 +402,12 @@ def select_wheels(home: str, interpreter: Optional[Interpreter] = None, stderr=N
         return []
     if not names:
         return []
-    try:
-        with open(os.path.join(home, SUMS_NAME), "rb") as fh:
-            sums = parse_sums(fh.read(64 * 1024 * 1024))
+    listing = os.path.join(home, SUMS_NAME)
+    try:  # from the medium: a regular file (a FIFO there must not hang the installer), small
+        sums = parse_sums(read_fd(open_regular(listing, MAX_LISTING_BYTES), MAX_LISTING_BYTES, listing))
+    except PathRefused as exc:
+        _note(stderr, "%s %s; not using the wheels in %s" % (SUMS_NAME, exc.why, folder))
+        return []
     except OSError:
         _note(stderr, "%s is missing; not using the wheels in %s" % (SUMS_NAME, folder))
         return []
@@ -422,10 +427,10 @@ def select_wheels(home: str, interpreter: Optional[Interpreter] = None, stderr=N
             continue
         path = os.path.join(folder, name)
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode) or os.path.getsize(path) > MAX_WHEEL_BYTES:
-                raise OSError("not a regular file of at most %d bytes" % MAX_WHEEL_BYTES)
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_WHEEL_BYTES + 1)
+            data = read_fd(open_regular(path, MAX_WHEEL_BYTES), MAX_WHEEL_BYTES, path)
+        except PathRefused as exc:
+            _note(stderr, "not using %s/%s: it %s" % (WHEELS_DIR, name, exc.why))
+            continue
         except OSError as exc:
             _note(stderr, "not using %s/%s: %s" % (WHEELS_DIR, name, exc.strerror or exc))
             continue

@@ -16,6 +16,7 @@ import tempfile
 from typing import Optional
 
 from .errors import LocalEnvironmentError, TrustError
+from .fsutil import PathRefused, open_regular, read_fd
 
 ED25519 = "ed25519"
 ECDSA_P256 = "ecdsa-p256"
@@ -128,10 +129,14 @@ def canonical_signature(algorithm: str, signature: bytes) -> bool:
     return tag == 0x30 and end == len(signature)
 
 
-def load_public_key(path: str) -> PublicKey:
+def load_public_key(path: str, follow: bool = True) -> PublicKey:
+    """A key file: a regular file (a FIFO or device is refused, never waited on); ``follow`` when the user
+    named it, not when it was found in a folder."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+        fd = open_regular(path, MAX_KEY_FILE_BYTES, follow=follow)
+        data = read_fd(fd, MAX_KEY_FILE_BYTES, path)
+    except PathRefused as exc:
+        raise TrustError("%s %s; a key is a regular file" % (exc.path, exc.why))
     except OSError as exc:
         raise TrustError("cannot read key %s: %s" % (path, exc.strerror))
     return parse_public_key(data, path)

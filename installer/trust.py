@@ -81,6 +81,8 @@ def load_trust_paths(paths: Iterable[str]) -> List[TrustedKey]:
                 raise TrustError("the trust folder %s holds no *.pub key" % path)
             for n in names:
                 full = os.path.join(path, n)
+                # The user's own folder: links in it are followed (a Kubernetes Secret mount is all links), but
+                # what they point at must be a regular key file nobody else can write (load_public_key).
                 _refuse_if_writable_by_others(full, os.stat(full))
                 keys.append(TrustedKey(load_public_key(full), origin=full))
         else:
@@ -133,6 +135,8 @@ class TrustStore:
 
     def add(self, key_path: str, names: Sequence[str], not_after: Optional[str]) -> TrustedKey:
         key = load_public_key(key_path)
+        if any(not n for n in names):
+            raise UsageError("--names takes a bundle-name glob, not an empty string")
         if not_after:
             try:
                 datetime.date.fromisoformat(not_after)

@@ -142,3 +142,16 @@ def test_a_broken_receipt_is_an_error_not_a_lower_downgrade_floor(ob, key, pub, 
     r = ob("install", v1, "--kit", kit, "--trust", pub)  # 1.0.0 is current: before the fix, exit 0
     assert r.rc == 9 and newest.name in r.err and "does not parse" in r.err, r
     assert ob("status", "--kit", kit).rc == 9
+
+
+def test_a_damaged_scope_never_widens_what_a_key_may_sign(ob, keydir, tmp_path):
+    """Before the fix a scope file whose `names` was empty or missing meant "every name"."""
+    kit = tmp_path / "kit"
+    assert ob("trust", "add", keydir / "other" / "bundle.pub", "--names", "sandbox-*", "--kit", kit).rc == 0
+    scope = next((kit / ".state" / "trust").glob("*.json"))
+    archive = build(ob, tmp_path, keydir / "other" / "bundle.key", "1.0.0", name="prod")
+    for damaged in ('{"names": [], "not_after": null}', '{"not_after": null}', '{"names": "prod", "not_after": 7}'):
+        scope.write_text(damaged)
+        r = ob("install", archive, "--kit", kit)
+        assert r.rc == 4 and scope.name in r.err, (damaged, r)
+        assert not (kit / "bundles" / "prod").exists()
