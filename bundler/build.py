@@ -17,7 +17,7 @@ from installer.fsutil import file_chunks, sha256_file, write_atomic
 from installer.meta import FORMAT, canonical_json
 from installer.oci import LAYOUT_FILE
 from installer.progress import Progress
-from installer.reference import parse_mirror
+from installer.reference import parse_mirror, strict_hex
 from installer.delta import INVENTORY_KIND, delta_document
 from installer.sums import DELTA_NAME, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums, parse_sums
 from installer.tarstream import TarReader
@@ -36,6 +36,7 @@ from .manifest import Manifest, load_manifest
 from .tenants import check_tenant_files
 
 CHUNK = 1 << 20
+MAX_INVENTORY_BYTES = 64 * 1024 * 1024  # as SHA256SUMS: an inventory lists no more than the kit's sums
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class _Staged:
         self.warnings: List[str] = []
         self.delta_bytes: Optional[bytes] = None  # a delta's DELTA.json (written fourth)
         self.omitted: Dict[str, int] = {}
+        self.cache: Optional[BlobCache] = None  # where images/blobs/ come from; None when sealing a plan
 
 
 @dataclass
@@ -218,6 +220,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     staged = _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
     staged.helm_check = helm_check
     staged.warnings = lockcheck.warnings
+    staged.cache = cache
     return staged
 
 
@@ -230,8 +233,10 @@ def _add_members(writer: ArchiveWriter, staged: _Staged, signature: bytes) -> No
     for m in staged.members:
         digest = writer.add(m.path, m.size, m.chunks(), m.executable)
         if digest != m.sha256:
-            if m.path.startswith("images/blobs/"):
-                os.unlink(m.source_path)  # a corrupt cache entry is dropped so the next build fetches it
+            if m.path.startswith("images/blobs/") and staged.cache is not None:
+                # A corrupt cache entry is dropped so the next build fetches it; by digest, through the
+                # cache, never by a path a staged plan could name.
+                staged.cache.discard("sha256:" + m.sha256)
                 raise ContentMismatch("the cached blob sha256:%s was corrupt and has been removed; build again"
                                       % m.sha256)
             raise ContentMismatch("%s changed while the bundle was being built; build again" % m.source_path)
@@ -322,15 +327,7 @@ def load_delta_base(path: str) -> Tuple[List[dict], set]:
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head != b"\x28\xb5\x2f\xfd":  # not zstd: an inventory
-        try:
-            with open(path, encoding="utf-8") as fh:
-                doc = json.load(fh)
-            assert doc.get("kind") == INVENTORY_KIND and isinstance(doc.get("sha256"), list)
-            digests = {d for d in doc["sha256"] if isinstance(d, str) and len(d) == 64}
-            base = [{"name": b["name"], "version": b["version"], "bundle_id": b["bundle_id"]} for b in doc["bundles"]]
-        except (ValueError, AssertionError, KeyError, TypeError, AttributeError):
-            raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path)
-        return base, digests
+        return _load_inventory(path)
     with open_archive(path) as fh:
         stream = open_decompressed(fh)
         try:
@@ -338,6 +335,24 @@ def load_delta_base(path: str) -> Tuple[List[dict], set]:
         finally:
             stream.close()
     return [{"name": v.meta.name, "version": v.meta.version, "bundle_id": v.bundle_id}], set(v.sums_entries.values())
+
+
+def _load_inventory(path: str) -> Tuple[List[dict], set]:
+    """An inventory's bases and sha256 list; every sha256 and bundle_id strictly 64 lower-case hex (exit 3)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_INVENTORY_BYTES + 1)
+    if len(raw) > MAX_INVENTORY_BYTES:
+        raise InvalidInput("the inventory %s is larger than %d MiB" % (path, MAX_INVENTORY_BYTES >> 20))
+    try:
+        doc = json.loads(raw)
+        assert doc.get("kind") == INVENTORY_KIND and isinstance(doc.get("sha256"), list)
+        base = [{"name": b["name"], "version": b["version"], "bundle_id": b["bundle_id"]} for b in doc["bundles"]]
+    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, RecursionError):
+        raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path)
+    source = "the inventory %s" % path
+    for b in base:
+        strict_hex(b["bundle_id"], source)
+    return base, {strict_hex(d, source) for d in doc["sha256"]}
 
 
 def make_delta(staged: _Staged, base: List[dict], digests: set) -> _Staged:
@@ -351,6 +366,7 @@ def make_delta(staged: _Staged, base: List[dict], digests: set) -> _Staged:
     delta.delta_bytes = delta_bytes
     delta.helm_check, delta.warnings = staged.helm_check, staged.warnings
     delta.omitted = omitted
+    delta.cache = staged.cache
     return delta
 
 

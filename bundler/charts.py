@@ -15,23 +15,23 @@ import hashlib
 import io
 import json
 import os
-import tarfile
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from installer.errors import ContentMismatch, InvalidInput, RegistryError, UsageError
+from installer.errors import ContentMismatch, InvalidInput, RegistryError, UnsafeMember, UsageError
 from installer.oci import OCI_MANIFEST, Descriptor, parse_manifest
-from installer.reference import parse
+from installer.reference import parse, strict_hex
 from installer.semver import is_semver
-from installer.tarstream import BLOCK, member_header
+from installer.tarstream import BLOCK, TarReader, member_header
+
+from .chartrepo import LIMITS, MiB, ChartRepoClient
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-MAX_INDEX_BYTES = 64 * 1024 * 1024
-MAX_CHART_YAML = 1024 * 1024
 
 
 @dataclass
@@ -111,70 +111,56 @@ class ChartFetcher:
         self.cache = cache
         self.puller = puller
         self.url_mirrors = list(url_mirrors)
-        self.registry_ca = registry_ca
-        self.insecure = set(insecure)
         self.epoch = epoch
-        self._session = None
+        self.http = ChartRepoClient(registry_ca, insecure)
 
-    # --- HTTP -------------------------------------------------------------------------------
-    def _http(self):
-        if self._session is None:
-            import requests
-
-            session = requests.Session()
-            session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override our choices
-            self._session = session
-        return self._session
-
-    def _get(self, url: str, where: str, stream: bool = False):
-        import requests
-
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "http" and parts.netloc not in self.insecure and parts.hostname not in self.insecure:
-            raise RegistryError("%s: %s is plain HTTP; name %s with --insecure-registry if that is intended"
-                                % (where, url, parts.netloc))
-        if parts.scheme not in ("http", "https"):
-            raise InvalidInput("%s: %s is not an http(s) URL" % (where, url))
-        verify = False if parts.netloc in self.insecure else (self.registry_ca or True)
-        try:
-            resp = self._http().get(url, stream=stream, timeout=60, verify=verify, allow_redirects=True)
-        except requests.exceptions.SSLError:
-            raise RegistryError("%s: cannot verify the TLS certificate of %s; pass --registry-ca FILE" % (where, parts.netloc))
-        except requests.exceptions.RequestException as exc:
-            raise RegistryError("%s: cannot reach %s (%s)" % (where, parts.netloc, type(exc).__name__))
-        if resp.status_code != 200:
-            raise RegistryError("%s: %s answered HTTP %d" % (where, url, resp.status_code))
-        return resp
-
+    # --- HTTP repository ----------------------------------------------------------------------
     def from_repo(self, entry: dict, where: str) -> PulledChart:
         repo = entry["repo"].rstrip("/")
         url, mirror = apply_url_mirrors(repo, self.url_mirrors)
-        resp = self._get(url + "/index.yaml", where)
-        if len(resp.content) > MAX_INDEX_BYTES:
-            raise InvalidInput("%s: %s/index.yaml is larger than 64 MiB" % (where, url))
-        try:
-            index = yaml.safe_load(resp.content)
-            versions = index["entries"][entry["name"]]
-        except (yaml.YAMLError, KeyError, TypeError):
+        for own in (repo, url):  # the manifest's and the --mirror's URL: the user's own input (exit 3);
+            self.http.check_url(own, where, InvalidInput)  # no credentials in them, so none in messages
+        found = self._index_entry(url, entry, where)
+        chart_url = urllib.parse.urljoin(url + "/", found["urls"][0])
+        if mirror is None and not chart_url.startswith(url):
+            chart_url, _ = apply_url_mirrors(chart_url, self.url_mirrors)
+        index_digest = found.get("digest")
+        if index_digest is not None:
+            strict_hex(index_digest, "%s/index.yaml (for %s %s)" % (url, entry["name"], entry["version"]),
+                       RegistryError)
+
+        def matches_index(digest: str, _size: int) -> None:
+            if index_digest is not None and digest.split(":")[1] != index_digest:
+                raise ContentMismatch("%s: %s has sha256 %s, the repository index says %s"
+                                      % (where, chart_url, digest.split(":")[1], index_digest))
+
+        chunks = self.http.chunks(chart_url, where, LIMITS.archive_bytes, "a chart archive")
+        tgz_digest, tgz_size = self.cache.put_stream(chunks, matches_index)
+        chart = self._artifact(tgz_digest, tgz_size, entry, where, "repo", repo, chart_url, index_digest)
+        chart.mirror = mirror.to_json() if mirror else None
+        return chart
+
+    def _index_entry(self, url: str, entry: dict, where: str) -> dict:
+        """The index.yaml entry for the wanted version, its shape checked (a malformed index is exit 7)."""
+        with self.http.spool(url + "/index.yaml", where, LIMITS.index_bytes, "a chart repository index") as fh:
+            try:
+                index = yaml.safe_load(fh)
+            except (yaml.YAMLError, RecursionError):
+                raise RegistryError("%s: %s/index.yaml is not valid YAML" % (where, url))
+        entries = index.get("entries") if isinstance(index, dict) else None
+        versions = entries.get(entry["name"]) if isinstance(entries, dict) else None
+        if not isinstance(entries, dict) or not isinstance(versions, (list, type(None))):
+            raise RegistryError("%s: %s/index.yaml is not a Helm chart repository index" % (where, url))
+        if versions is None:
             raise InvalidInput("%s: %s/index.yaml has no chart %r" % (where, url, entry["name"]))
         found = next((v for v in versions if isinstance(v, dict) and str(v.get("version")) == str(entry["version"])), None)
         if found is None:
             raise InvalidInput("%s: %s offers no version %s of %s" % (where, url, entry["version"], entry["name"]))
-        urls = found.get("urls") or []
-        if not urls:
-            raise InvalidInput("%s: the index lists no URL for %s %s" % (where, entry["name"], entry["version"]))
-        chart_url = urllib.parse.urljoin(url + "/", urls[0])
-        if mirror is None and not chart_url.startswith(url):
-            chart_url, _ = apply_url_mirrors(chart_url, self.url_mirrors)
-        index_digest = found.get("digest")
-        data = self._get(chart_url, where).content
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if index_digest and digest.split(":")[1] != index_digest:
-            raise ContentMismatch("%s: %s has sha256 %s, the repository index says %s"
-                                  % (where, chart_url, digest.split(":")[1], index_digest))
-        chart = self._artifact(data, entry, where, "repo", repo, chart_url, index_digest)
-        chart.mirror = mirror.to_json() if mirror else None
-        return chart
+        urls = found.get("urls")
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+            raise RegistryError("%s: %s/index.yaml lists no usable URL for %s %s"
+                                % (where, url, entry["name"], entry["version"]))
+        return found
 
     # --- OCI --------------------------------------------------------------------------------
     def from_oci(self, entry: dict, where: str) -> PulledChart:
@@ -189,9 +175,12 @@ class ChartFetcher:
         chart_layers = [layer for layer in layers if layer.media_type == HELM_CHART]
         if len(chart_layers) != 1:
             raise InvalidInput("%s: %s has %d chart layers, not one" % (where, entry["ref"], len(chart_layers)))
+        too_big = [layer for layer in layers if layer.size > LIMITS.archive_bytes]
+        if too_big:  # checked on the descriptor, before a byte of it is fetched
+            raise RegistryError("%s: %s has a %d-byte layer %s, more than the %d MiB a chart archive may be; refused"
+                                % (where, entry["ref"], too_big[0].size, too_big[0].digest, LIMITS.archive_bytes // MiB))
         self.puller.fetch_blobs([(reg, repo, d, s) for d, s in image.blobs.items()], "pull %s" % entry["ref"])
-        tgz = self.cache.read(chart_layers[0].digest)
-        name, chart_version, _ = chart_metadata(tgz, where)
+        name, chart_version, _ = chart_metadata(self.cache.path(chart_layers[0].digest), where)
         if chart_version != version:
             raise ContentMismatch("%s: %s:%s holds chart version %s" % (where, entry["ref"], version, chart_version))
         chart = PulledChart(name, version, "oci", entry["ref"], image.fetched_from, chart_layers[0].digest,
@@ -207,30 +196,29 @@ class ChartFetcher:
         if not os.path.isfile(os.path.join(root, "Chart.yaml")):
             raise InvalidInput("%s: %s has no Chart.yaml" % (where, entry["path"]))
         data = package_chart(root, self.epoch, where)
-        return self._artifact(data, entry, where, "path", entry["path"], entry["path"], None)
+        return self._artifact(self._put(data), len(data), entry, where, "path", entry["path"], entry["path"], None)
 
     # --- common -----------------------------------------------------------------------------
-    def _artifact(self, tgz: bytes, entry: dict, where: str, source: str, origin: str, fetched_from: str,
-                  index_digest: Optional[str]) -> PulledChart:
-        """Build the Helm OCI artifact for a chart that did not come from a registry."""
-        name, version, metadata = chart_metadata(tgz, where)
+    def _artifact(self, tgz_digest: str, tgz_size: int, entry: dict, where: str, source: str, origin: str,
+                  fetched_from: str, index_digest: Optional[str]) -> PulledChart:
+        """Build the Helm OCI artifact for a chart (already in the cache) that did not come from a registry."""
+        name, version, metadata = chart_metadata(self.cache.path(tgz_digest), where)
         if entry.get("name") and entry["name"] != name:
             raise ContentMismatch("%s: the chart is named %s, not %s" % (where, name, entry["name"]))
         if entry.get("version") and str(entry["version"]) != version:
             raise ContentMismatch("%s: the chart has version %s, not %s" % (where, version, entry["version"]))
-        tgz_digest = self._put(tgz)
         config = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
         config_digest = self._put(config)
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": HELM_CONFIG, "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": HELM_CHART, "digest": tgz_digest, "size": len(tgz)}],
+            "layers": [{"mediaType": HELM_CHART, "digest": tgz_digest, "size": tgz_size}],
             "annotations": {"org.opencontainers.image.title": name, "org.opencontainers.image.version": version},
         }, sort_keys=True, separators=(",", ":")).encode()
         manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         self.cache.put_manifest(manifest_digest, manifest, OCI_MANIFEST)
-        blobs = {manifest_digest: len(manifest), config_digest: len(config), tgz_digest: len(tgz)}
-        return PulledChart(name, version, source, origin, fetched_from, tgz_digest, len(tgz), index_digest,
+        blobs = {manifest_digest: len(manifest), config_digest: len(config), tgz_digest: tgz_size}
+        return PulledChart(name, version, source, origin, fetched_from, tgz_digest, tgz_size, index_digest,
                            Descriptor(OCI_MANIFEST, manifest_digest, len(manifest)), blobs,
                            list(entry.get("images") or []))
 
@@ -240,23 +228,71 @@ class ChartFetcher:
         return digest
 
 
-def chart_metadata(tgz: bytes, where: str) -> Tuple[str, str, dict]:
-    """(name, version, Chart.yaml as a dict) from a chart archive."""
+def chart_metadata(path: str, where: str) -> Tuple[str, str, dict]:
+    """(name, version, Chart.yaml as a dict) from a chart archive on disk, read through the caps."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.isfile() and m.name.count("/") == 1
-                           and m.name.endswith("/Chart.yaml")), None)
-            if member is None or member.size > MAX_CHART_YAML:
-                raise InvalidInput("%s: the chart archive has no Chart.yaml at its top" % where)
-            doc = yaml.safe_load(tar.extractfile(member).read())
-    except (tarfile.TarError, OSError, EOFError, yaml.YAMLError):
-        raise InvalidInput("%s: the chart archive is not a readable gzip tar with a Chart.yaml" % where)
+        doc = yaml.safe_load(_chart_yaml(path, where))
+    except (yaml.YAMLError, RecursionError):
+        raise InvalidInput("%s: the chart's Chart.yaml is not valid YAML" % where)
     if not isinstance(doc, dict) or not doc.get("name") or not doc.get("version"):
         raise InvalidInput("%s: Chart.yaml has no name and version" % where)
     version = str(doc["version"])
     if not is_semver(version):
         raise InvalidInput("%s: the chart version %r is not SemVer" % (where, version))
     return str(doc["name"]), version, json.loads(json.dumps(doc, default=str))
+
+
+class _Unpacked:
+    """The decompressed stream of a chart archive, counted: past ``LIMITS.unpacked_bytes`` it stops."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, n: int) -> bytes:
+        data = self._stream.read(n)
+        self.count += len(data)
+        if self.count > LIMITS.unpacked_bytes:
+            raise _TooBig()
+        return data
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _chart_yaml(path: str, where: str) -> bytes:
+    """The bytes of ``<top>/Chart.yaml``, read with the installer's own tar reader through the caps."""
+    try:
+        found = _top_chart_yamls(path)
+    except _TooBig:
+        raise InvalidInput("%s: the chart archive unpacks to more than %d MiB (Helm refuses charts over 100 MiB); "
+                           "refused" % (where, LIMITS.unpacked_bytes // MiB))
+    except (OSError, EOFError, zlib.error):
+        raise InvalidInput("%s: the chart archive is not a readable gzip file" % where)
+    except (InvalidInput, UnsafeMember) as exc:
+        raise InvalidInput("%s: the chart archive is not a readable tar (%s)" % (where, exc.message))
+    if len(found) != 1:
+        raise InvalidInput("%s: the chart archive has %s Chart.yaml at its top, not one" % (where, len(found) or "no"))
+    if found[0] is None:
+        raise InvalidInput("%s: the chart's Chart.yaml is not a regular file of at most %d MiB"
+                           % (where, LIMITS.chart_yaml_bytes // MiB))
+    return found[0]
+
+
+def _top_chart_yamls(path: str) -> List[Optional[bytes]]:
+    """Each ``<top>/Chart.yaml`` (None when it is not a small regular file). The whole archive is scanned,
+    up to the cap, because Helm takes the last of several; a second one ends the scan (it is refused)."""
+    found: List[Optional[bytes]] = []
+    with gzip.open(path, "rb") as gz:
+        reader = TarReader(_Unpacked(gz))
+        member = reader.next()
+        while member is not None and len(found) < 2:
+            if member.path.count("/") == 1 and member.path.endswith("/Chart.yaml"):
+                small = member.is_regular and member.size <= LIMITS.chart_yaml_bytes
+                found.append(b"".join(reader.chunks()) if small else None)
+            member = reader.next()
+    return found
 
 
 def _helmignore(root: str) -> List[str]:
@@ -279,7 +315,7 @@ def _ignored(rel: str, patterns: List[str]) -> bool:
 def package_chart(root: str, epoch: int, where: str) -> bytes:
     """A chart folder as a deterministic .tgz: same files, same bytes, wherever and whenever it is built."""
     with open(os.path.join(root, "Chart.yaml"), "rb") as fh:
-        meta = yaml.safe_load(fh.read(MAX_CHART_YAML))
+        meta = yaml.safe_load(fh.read(LIMITS.chart_yaml_bytes))
     name = str((meta or {}).get("name") or "")
     if not name:
         raise InvalidInput("%s: Chart.yaml has no name" % where)

@@ -9,18 +9,16 @@ is the image ID); layers are kept as the uncompressed tars Docker exported (an O
 
 import hashlib
 import json
-import os
 import tarfile
-import tempfile
 from typing import Dict
 
 from installer.errors import ContentMismatch, DeployError, InvalidInput
-from installer.fsutil import copy_hashed
 from installer.oci import OCI_MANIFEST, Descriptor, config_platform, platform_matches, platform_string
 from installer.reference import Reference
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+CHUNK = 1 << 20
 
 
 class _Iter:
@@ -76,19 +74,24 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
             continue
         fh = stream.extractfile(member)
         if member.name == "manifest.json":
-            manifest_json = json.loads(fh.read(1 << 20))
+            try:
+                manifest_json = json.loads(fh.read(1 << 20))
+            except ValueError:
+                raise DeployError("%s: docker save produced a manifest.json that is not JSON" % where)
             continue
-        files[member.name] = _spool(cache, fh)
-    if not manifest_json:
-        raise DeployError("%s: docker save produced no manifest.json" % where)
-    entry = manifest_json[0]
-    config_digest, config_size = files[entry["Config"]]
+        # Digests are computed here from the bytes Docker streams; nothing Docker names becomes a path.
+        files[member.name] = cache.put_stream(iter(lambda: fh.read(CHUNK), b""))
+    try:
+        entry = manifest_json[0]
+        config_digest, config_size = files[entry["Config"]]
+        layers = [files[path] for path in entry["Layers"]]
+    except (KeyError, IndexError, TypeError):
+        raise DeployError("%s: docker save produced no usable manifest.json for %s" % (where, name))
     if config_digest != image.id:
         raise ContentMismatch("%s: Docker's image ID %s is not the sha256 of its config %s" % (where, image.id, config_digest))
     platform = config_platform(cache.read(config_digest))
     if wanted and not any(platform_matches(w, platform) for w in wanted):
         raise InvalidInput("%s: %s is %s; platforms asks for %s" % (where, name, platform_string(platform), ", ".join(wanted)))
-    layers = [files[path] for path in entry["Layers"]]
     manifest = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
@@ -100,19 +103,3 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
     blobs = {digest: len(data), config_digest: config_size}
     blobs.update(dict(layers))
     return Descriptor(OCI_MANIFEST, digest, len(data)), blobs, platform
-
-
-def _spool(cache, fh) -> tuple:
-    """Hash one archive file while writing it into the cache; return (digest, size)."""
-    fd, tmp = tempfile.mkstemp(dir=cache.blobs, prefix=".save-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            hexdigest, size = copy_hashed(fh, out)
-        digest = "sha256:" + hexdigest
-        os.replace(tmp, cache.path(digest))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return digest, size
-

@@ -7,18 +7,25 @@ initContainer and ephemeralContainer image of every pod template, and refuses (e
 the bundle. Without helm the check is skipped, and the build result says so.
 """
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, List, Optional
+import threading
+from typing import Dict, Iterator, List, Optional
 
 import yaml
 
 from installer.errors import InvalidInput
 from installer.reference import parse
 from installer.render import chart_values
+
+# What `helm template` may print for one chart. Kubernetes keeps no object over 1.5 MiB (etcd's request
+# limit); 64 MiB is far beyond any real chart and keeps a hostile one's output off our memory.
+MAX_RENDERED_BYTES = 64 * 1024 * 1024
+RENDER_SECONDS = 120
 
 POD_PATHS = {
     "Pod": ("spec",),
@@ -58,6 +65,47 @@ def pod_images(doc: dict) -> List[str]:
     return out
 
 
+def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict) -> Iterator[object]:
+    """The documents `helm template` renders for one chart, parsed from a temporary file."""
+    with tempfile.TemporaryFile() as out:
+        _render([helm, "template", chart.name, tgz, "-f", values_path, "--namespace", "observability"],
+                chart.name, env, out)
+        out.seek(0)
+        try:
+            yield from yaml.safe_load_all(io.TextIOWrapper(out, encoding="utf-8", errors="replace"))
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise InvalidInput("chart %s renders YAML that cannot be read (%s)" % (chart.name, type(exc).__name__))
+
+
+def _render(argv: List[str], name: str, env: dict, out) -> None:
+    """Run helm with its output copied into ``out`` under MAX_RENDERED_BYTES and RENDER_SECONDS: a chart
+    from an untrusted repository can render without end, and must fill neither our memory nor the disk."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        timed_out = []
+        timer = threading.Timer(RENDER_SECONDS, lambda: (timed_out.append(True), proc.kill()))
+        timer.start()
+        written = 0
+        try:
+            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+                written += len(chunk)
+                if written > MAX_RENDERED_BYTES:
+                    proc.kill()
+                    raise InvalidInput("chart %s renders more than %d MiB of manifests; refused"
+                                       % (name, MAX_RENDERED_BYTES >> 20))
+                out.write(chunk)
+        finally:
+            timer.cancel()
+            proc.stdout.close()
+            proc.wait()
+        if timed_out:
+            raise InvalidInput("chart %s takes more than %d s to render; refused" % (name, RENDER_SECONDS))
+        if proc.returncode != 0:
+            err.seek(0)
+            lines = err.read(64 * 1024).decode("utf-8", "replace").strip().splitlines() or ["helm failed"]
+            raise InvalidInput("chart %s does not render with its values: %s" % (name, lines[-1]))
+
+
 def check_charts(charts, images, cache) -> Dict[str, str]:
     """{chart: "ok" | "skipped: why"}; raises InvalidInput listing every image a chart runs that is not bundled."""
     helm = shutil.which("helm")
@@ -77,12 +125,7 @@ def check_charts(charts, images, cache) -> Dict[str, str]:
             values_path = os.path.join(tmp, chart.name + ".values.json")
             with open(values_path, "w", encoding="utf-8") as fh:
                 json.dump(values, fh)
-            proc = subprocess.run([helm, "template", chart.name, cache.path(chart.tgz_digest), "-f", values_path,
-                                   "--namespace", "observability"], capture_output=True, text=True, env=env, timeout=120)
-            if proc.returncode != 0:
-                raise InvalidInput("chart %s does not render with its values: %s"
-                                   % (chart.name, (proc.stderr.strip().splitlines() or ["helm failed"])[-1]))
-            for doc in yaml.safe_load_all(proc.stdout):
+            for doc in _rendered(helm, chart, cache.path(chart.tgz_digest), values_path, env):
                 if not isinstance(doc, dict):
                     continue
                 for field, name, image in pod_images(doc):

@@ -11,26 +11,35 @@ Rules that keep digests intact:
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from installer import credentials
-from installer.errors import ContentMismatch, InvalidInput
-from installer.oci import (OCI_INDEX, REF_NAME, Descriptor, config_platform, parse_manifest, platform_matches,
-                           platform_string)
-from installer.reference import Mirror, Reference, apply_mirrors, parse
+from installer.errors import ContentMismatch, InternalError, InvalidInput, RegistryError
+from installer.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descriptor, config_platform, parse_manifest,
+                           platform_matches, platform_string)
+from installer.reference import Mirror, Reference, apply_mirrors, parse, strict_digest
 from installer.registry import Registry
 
 from .dockersource import save_to_cache
 
 PARALLEL_BLOBS = 4
+# An image config is read whole (for its platform): the cap containers/image (skopeo, Podman, CRI-O)
+# reads configs under, checked against the descriptor before anything is downloaded.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class BlobCache:
-    """~/.cache/offline-bundle/blobs/sha256/<hex>: complete, verified blobs only (written by rename)."""
+    """~/.cache/offline-bundle/blobs/sha256/<hex>: complete, verified blobs only (written by rename).
+
+    Every name in the cache comes from a strict digest (``path`` refuses anything else: a registry
+    once answered `sha256:/abs/path`), entries are read only as regular files (never through a link),
+    and the cache deletes nothing but a regular file that is provably one of its own entries.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -39,45 +48,88 @@ class BlobCache:
         os.makedirs(self.blobs, exist_ok=True)
         os.makedirs(self.types, exist_ok=True)
 
+    @staticmethod
+    def _hex(digest: str) -> str:
+        return strict_digest(digest, "a lookup in the blob cache")[len("sha256:"):]
+
     def path(self, digest: str) -> str:
-        return os.path.join(self.blobs, digest.split(":", 1)[1])
+        return os.path.join(self.blobs, self._hex(digest))
 
     def has(self, digest: str, size: Optional[int] = None) -> bool:
         try:
-            st = os.stat(self.path(digest))
+            st = os.lstat(self.path(digest))
         except FileNotFoundError:
             return False
-        return size is None or st.st_size == size
+        # Anything but a regular file (a planted link) is not an entry: it is fetched again and renamed over.
+        return stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size)
 
-    def read(self, digest: str) -> bytes:
-        with open(self.path(digest), "rb") as fh:
-            data = fh.read()
+    def read(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        """A small entry (a manifest or a config), re-hashed; a corrupt one is removed."""
+        try:
+            fd = os.open(self.path(digest), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise ContentMismatch("the cache entry for %s cannot be read (%s); build again" % (digest, exc.strerror))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ContentMismatch("the cache entry for %s is not a regular file; remove it" % digest)
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise InvalidInput("the blob %s is larger than %d MiB, more than a manifest or an image config may be"
+                               % (digest, limit >> 20))
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            os.unlink(self.path(digest))
+            self.discard(digest)
             raise ContentMismatch("the cache entry for %s was corrupt and has been removed; build again" % digest)
         return data
+
+    def discard(self, digest: str) -> None:
+        """Delete one corrupt entry: a regular file directly inside blobs/sha256, named by a strict digest."""
+        path = os.path.abspath(self.path(digest))
+        if os.path.dirname(path) != os.path.abspath(self.blobs):  # cannot happen for a strict digest: proven here
+            raise InternalError("refusing to delete %s: it is not inside the blob cache" % path)
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
 
     def put_bytes(self, digest: str, data: bytes) -> None:
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ContentMismatch("refusing to cache bytes under the wrong digest %s" % digest)
         if self.has(digest, len(data)):
             return
-        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, self.path(digest))
+        _replace_into(self.blobs, self._hex(digest), data)
+
+    def put_stream(self, chunks: Iterable[bytes], check: Optional[Callable[[str, int], None]] = None) -> Tuple[str, int]:
+        """Hash ``chunks`` while writing them into the cache; (digest, size). ``check`` may refuse
+        the result before it becomes an entry; a failure leaves nothing behind."""
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".part-")
+        try:
+            h, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    h.update(chunk)
+                    fh.write(chunk)
+                    size += len(chunk)
+            digest = "sha256:" + h.hexdigest()
+            if check is not None:
+                check(digest, size)
+            os.replace(tmp, self.path(digest))
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return digest, size
 
     def media_type(self, digest: str) -> str:
         try:
-            with open(os.path.join(self.types, digest.split(":", 1)[1]), encoding="ascii") as fh:
-                return fh.read().strip()
+            with open(os.path.join(self.types, self._hex(digest)), "rb") as fh:
+                raw = fh.read(256)
         except FileNotFoundError:
             return ""
+        return raw.decode("ascii", "replace").strip()
 
     def put_manifest(self, digest: str, data: bytes, media_type: str) -> None:
         self.put_bytes(digest, data)
-        with open(os.path.join(self.types, digest.split(":", 1)[1]), "w", encoding="ascii") as fh:
-            fh.write(media_type)
+        _replace_into(self.types, self._hex(digest), media_type.encode("ascii", "replace"))
 
     def download(self, registry: Registry, repo: str, digest: str, size: int, progress=None) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".part-")
@@ -88,9 +140,27 @@ class BlobCache:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path(digest))
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            _unlink_quietly(tmp)
             raise
+
+
+def _replace_into(folder: str, name: str, data: bytes) -> None:
+    """Write ``folder/name`` by rename: a reader never sees half, a planted link is replaced, not followed."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, os.path.join(folder, name))
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def default_cache_dir() -> str:
@@ -251,6 +321,10 @@ class Puller:
         return image
 
     def _config_platform(self, reg: Registry, repo: str, config: Descriptor) -> Dict[str, str]:
+        if config.size > MAX_CONFIG_BYTES:
+            raise RegistryError("%s/%s: the image config %s is declared as %d bytes, more than the %d MiB an image "
+                                "config may be; refused" % (reg.host, repo, config.digest, config.size,
+                                                            MAX_CONFIG_BYTES >> 20))
         if not self.cache.has(config.digest, config.size):
             self.cache.download(reg, repo, config.digest, config.size)
             self.downloaded.append(config.digest)

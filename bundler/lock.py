@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 from installer.errors import ContentMismatch, InvalidInput, UsageError
 from installer.meta import canonical_json
-from installer.reference import parse
+from installer.reference import parse, strict_digest, strict_hex
 
 from .schemas import validator
 
@@ -37,10 +37,25 @@ def load_lock(path: str) -> Optional[dict]:
             doc = json.load(fh)
     except ValueError:
         raise InvalidInput("the lock file %s is not JSON; regenerate it with `offline-bundle lock`" % path)
-    errors = [e.message for e in validator("lock.schema.json").iter_errors(doc)]
+    errors = [e.message for e in validator("lock.schema.json").iter_errors(doc)] or _digest_problems(doc)
     if errors:
         raise InvalidInput("the lock file %s is not valid; regenerate it with `offline-bundle lock`" % path, errors)
     return doc
+
+
+def _digest_problems(doc: dict) -> List[str]:
+    """Every digest re-checked in code, whatever the schema's patterns allow: pins become cache paths."""
+    checks = [(strict_hex, "manifest_sha256", doc["manifest_sha256"])]
+    checks += [(strict_digest, "images[%s].digest" % ref, e["digest"]) for ref, e in doc["images"].items()]
+    checks += [(strict_digest, "charts[%s].digest" % name, e["digest"]) for name, e in doc["charts"].items()]
+    checks += [(strict_hex, "files[%s]" % target, value) for target, value in doc["files"].items()]
+    problems = []
+    for check, key, value in checks:
+        try:
+            check(value, key)
+        except InvalidInput as exc:
+            problems.append(exc.message)
+    return problems
 
 
 class LockCheck:

@@ -6,9 +6,9 @@ accepted, with a strict pattern, because digests become file names.
 """
 
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Type
 
-from .errors import InvalidInput, UsageError
+from .errors import BundleError, InvalidInput, UsageError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
@@ -21,7 +21,34 @@ PATH_RE = re.compile(r"%s(?:/%s)*" % (_COMPONENT, _COMPONENT))
 DOMAIN_RE = re.compile(_DOMAIN)
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+HEX64_RE = re.compile(r"[0-9a-f]{64}")
 MAX_REF = 512
+
+
+def _shown(value: object) -> str:
+    """A hostile value as it may appear in a message: escaped to ASCII (no control characters), cut short."""
+    text = ascii(value)
+    return text if len(text) <= 90 else text[:80] + "..." + text[-6:]
+
+
+def strict_digest(value: object, source: str, error: Type[BundleError] = InvalidInput) -> str:
+    """``value`` if it is exactly sha256: and 64 lower-case hex digits, else ``error``.
+
+    The one check every digest from outside passes (registry header, index, lock file) before any
+    use, because digests become file names. Always fullmatch: a pattern ending in `$` would also
+    accept a trailing newline.
+    """
+    if isinstance(value, str) and DIGEST_RE.fullmatch(value):
+        return value
+    raise error("%s gave the digest %s, which is not a sha256 digest (sha256: and 64 lower-case hex digits); "
+                "refused" % (source, _shown(value)))
+
+
+def strict_hex(value: object, source: str, error: Type[BundleError] = InvalidInput) -> str:
+    """``value`` if it is exactly 64 lower-case hex digits (a bare sha256), else ``error``."""
+    if isinstance(value, str) and HEX64_RE.fullmatch(value):
+        return value
+    raise error("%s gave the sha256 %s, which is not 64 lower-case hex digits; refused" % (source, _shown(value)))
 
 
 class Reference:

@@ -26,6 +26,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Tuple
 from . import __version__
 from .errors import ContentMismatch, InvalidInput, RegistryError
 from .oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type_of
+from .reference import strict_digest
 
 USER_AGENT = "offline-bundle/%s" % __version__
 CHUNK = 1 << 20
@@ -359,10 +360,10 @@ class Registry:
             raise InvalidInput("%s/%s:%s is a Docker schema 1 manifest, which is not supported (re-push it as "
                                "schema 2 or OCI)" % (self.host, repo, reference))
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        served = resp.getheader("Docker-Content-Digest")
+        served = self._served_digest(resp, repo, reference)
         if reference.startswith("sha256:") and digest != reference:
             raise ContentMismatch("%s/%s@%s: the registry served a manifest whose sha256 is %s" % (self.host, repo, reference, digest))
-        if served and served.startswith("sha256:") and served != digest:
+        if served is not None and served != digest:
             raise ContentMismatch("%s/%s:%s: Docker-Content-Digest says %s but the bytes hash to %s"
                                   % (self.host, repo, reference, served, digest))
         return data, media_type, digest
@@ -373,7 +374,15 @@ class Registry:
                             headers={"Accept": ACCEPT}, ok=(200, 404), read_limit=0)
         if resp.status == 404:
             return None
-        return resp.getheader("Docker-Content-Digest")
+        return self._served_digest(resp, repo, reference)
+
+    def _served_digest(self, resp: http.client.HTTPResponse, repo: str, reference: str) -> Optional[str]:
+        """The Docker-Content-Digest header, strictly checked (callers make it a cache path), or None."""
+        served = resp.getheader("Docker-Content-Digest")
+        if served is None:
+            return None
+        where = "%s/%s%s%s" % (self.host, repo, "@" if reference.startswith("sha256:") else ":", reference)
+        return strict_digest(served, where + " (its Docker-Content-Digest header)", RegistryError)
 
     def download_blob(self, repo: str, digest: str, size: int, out: BinaryIO,
                       progress: Optional[Callable[[int], None]] = None) -> None:
@@ -469,8 +478,8 @@ class Registry:
         resp, _ = self.call("PUT", "/v2/%s/manifests/%s" % (repo, reference), [_push(repo)],
                             headers={"Content-Type": media_type}, body=lambda: data, length=len(data), ok=(201,))
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        served = resp.getheader("Docker-Content-Digest")
-        if served and served != digest:
+        served = self._served_digest(resp, repo, reference)
+        if served is not None and served != digest:
             raise ContentMismatch("%s stored %s/%s as %s, not %s" % (self.host, repo, reference, served, digest))
         return digest
 
