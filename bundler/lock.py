@@ -13,6 +13,7 @@ import os
 from typing import Dict, List, Optional
 
 from installer.errors import ContentMismatch, InvalidInput, UsageError
+from installer.fsutil import write_atomic
 from installer.meta import canonical_json
 from installer.reference import parse, strict_digest, strict_hex
 
@@ -131,8 +132,5 @@ def write_lock(manifest, images, charts, files: Dict[str, str]) -> dict:
         "files": files,
     }
     path = lock_path(manifest.path)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(canonical_json(doc))
-    os.replace(tmp, path)
+    write_atomic(path, canonical_json(doc))  # a random temp name, O_EXCL|O_NOFOLLOW: no planted link is followed
     return {"lock": path, "images": len(doc["images"]), "charts": len(doc["charts"]), "files": len(doc["files"])}
