@@ -49,7 +49,7 @@ step "inspect: what is inside"
 step "install into the Offline Kit at $DEMO/kit, push images and charts to the site registry $SITE, render the deploy outputs"
 "$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE" --dev-tls
 
-step "install again: same bundle_id, nothing to unpack and nothing written to the registry"
+step "install again: same bundle_id, the archive verified again and the kit's tree checked, nothing written anywhere"
 "$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
 
 step "status"
@@ -83,6 +83,7 @@ HELM_CONFIG_HOME="$DEMO/helm" HELM_CACHE_HOME="$DEMO/helm" HELM_DATA_HOME="$DEMO
 echo "to deploy (also in $OUT/COMMANDS.txt):"
 sed 's/^/  /' "$OUT/COMMANDS.txt"
 
-step "the installed tree checks with coreutils alone"
+step "the installed tree checks with coreutils alone, and with verify --kit (hashes, modes, today's keys)"
 (cd "$DEMO/kit/current/telemetry-storage" && sha256sum -c --strict --quiet SHA256SUMS && echo "sha256sum: all $(wc -l < SHA256SUMS) files OK")
+"$OB" verify --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub"
 ls -l "$DEMO/kit/current/telemetry-storage/" "$DEMO/kit/current/telemetry-storage/config"

@@ -1,6 +1,7 @@
 """The README's main command, scripts/demo.sh, end to end against the installed CLI."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "by-hand verification: all checks passed" in out
     assert "installed telemetry-storage 2026.11.0" in out and "is already installed" in out
     assert "sha256sum: all" in out and "Traceback" not in p.stderr
+    assert "OK telemetry-storage 2026.11.0: every file matches its signed SHA256SUMS" in out  # verify --kit
+    assert re.search(r"helm upgrade --install prometheus oci://127\.0\.0\.1:\d+/charts/prometheus@sha256:[0-9a-f]{64} ",
+                     out)  # COMMANDS.txt names the chart by digest
     # the site registry serves the bundle's digests (the demo checks each with skopeo and prints it)
-    import re
     site_lines = [line for line in out.splitlines() if re.match(r"^127\.0\.0\.1:\d+/docker\.io/\S+ +sha256:", line)]
     assert len(site_lines) == 4 and all(line.endswith("derived index") for line in site_lines)
     assert (out + p.stderr).count("rendered with helm; every container image is in the bundle") == 3
