@@ -312,7 +312,7 @@ class Installer:
         if self.deploy.registry:
             pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
                               registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
-                              progress_factory=self._progress)
+                              progress_factory=self._progress, hashed_this_run=True)
             report = pusher.push_content()
             self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
             # What rollback needs to reach this site again (never credentials: they come from the environment).
