@@ -118,7 +118,7 @@ def materialize(index: KitIndex, digest: str, dest: str, executable: bool, path:
     try:
         st = os.fstat(fd)
         want = 0o555 if executable else 0o444
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
         if stat.S_IMODE(st.st_mode) == want and _link_same(source, st, dest):
             return st.st_size
         return _copy_from(fd, dest, want, digest, path)

@@ -233,7 +233,7 @@ class Installer:
                                         % (needed >> 20, free >> 20))
         self.staging_dir = os.path.join(kit.staging, "%s-%d" % (v.bundle_id[:16], os.getpid()))
         self.receipt.save()
-        os.makedirs(self.staging_dir)
+        os.makedirs(self.staging_dir, mode=0o700)  # explicit: a umask of 002 must not make .state group-writable
         faults.point("after-head")
         return StagingSink(os.path.join(self.staging_dir, "tree"), kit)
 
@@ -494,7 +494,7 @@ class Installer:
     def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
         """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""
         parent = os.path.join(self.kit.bundles, name)
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(parent, mode=0o755, exist_ok=True)  # explicit, whatever the umask
         # A version folder is renamed while still writable (renaming a 0555 folder fails for non-root).
         make_read_only(tree, include_root=False)
         final = self.kit.version_dir(name, version)
@@ -534,6 +534,8 @@ class Installer:
                 listing += [os.path.relpath(os.path.join(folder, f), tree) for f in files]
             if not self.keep_failed:
                 remove_tree(tree)
+            else:
+                make_read_only(tree)  # kept for inspection, changed by nobody
         dest = os.path.join(self.kit.quarantine, os.path.basename(new_receipt_name())[:-5])
         os.rename(staging, dest)
         v = self.verified

@@ -165,6 +165,9 @@ class Kit:
 
     def prepare(self) -> None:
         """Create the kit's folders (.state and secrets 0700) after checking what is already there."""
+        # Whatever the user's umask (002 is common), nothing this run creates is writable by group or others:
+        # the next command's Kit.check would rightly refuse it.
+        os.umask(os.umask(0) | 0o022)
         try:
             os.makedirs(os.path.dirname(self.root), exist_ok=True)
             self._mkdir(self.root, 0o755, enforce=False)

@@ -141,7 +141,7 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
     tmp = final + ".tmp-%d" % os.getpid()
     _real_parents(kit.deploy, final)
     remove_tree(tmp)
-    os.makedirs(tmp)
+    os.makedirs(tmp, mode=0o755)
     written: List[str] = []
     compose = sorted(p for p in meta.members if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
     for path in compose:
@@ -208,5 +208,5 @@ def _real_parents(root: str, final: str) -> None:
 
 def _write(root: str, rel: str, data: bytes) -> None:
     path = os.path.join(root, *rel.split("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     write_atomic(path, data, mode=0o444)

@@ -11,10 +11,11 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cmd, write_manifest
+from conftest import BIN, run_cmd, write_manifest
 
 from installer.signing import load_public_key
 
@@ -155,3 +156,21 @@ def test_a_damaged_scope_never_widens_what_a_key_may_sign(ob, keydir, tmp_path):
         r = ob("install", archive, "--kit", kit)
         assert r.rc == 4 and scope.name in r.err, (damaged, r)
         assert not (kit / "bundles" / "prod").exists()
+
+
+def test_a_umask_of_002_never_makes_the_kit_refuse_itself(ob, key, pub, tmp_path):
+    """Many distributions give users umask 002: the kit must still pass its own check on the next command."""
+    kit = tmp_path / "kit"
+    ob_path = BIN / "offline-bundle"
+    v1 = build(ob, tmp_path, key, "1.0.0")
+    broken = tmp_path / "broken.bundle.tar.zst"
+    m = write_manifest(tmp_path / "big", version="2.0.0", files={"cfg/big.bin": os.urandom(300_000)})
+    data = Path(ob("build", m, "--key", key, "--out", tmp_path / "out", "--json").json["result"]["archive"]).read_bytes()
+    broken.write_bytes(data[:len(data) * 3 // 4])  # truncated: a failed install, its payload kept
+    script = ("umask 002; %s install %s --kit %s --trust %s && %s install %s --kit %s --trust %s --keep-failed; "
+              "test $? -ne 0" % (ob_path, v1, kit, pub, ob_path, broken, kit, pub))
+    assert subprocess.run(["sh", "-c", script]).returncode == 0
+    assert list((kit / ".state" / "quarantine").iterdir())  # the kept payload is part of the state checked
+    for command in (["status"], ["verify", "--trust", pub], ["gc"], ["trust", "list"]):
+        r = ob(*command, "--kit", kit)
+        assert r.rc == 0, (command, r)
