@@ -608,3 +608,28 @@ def test_a_tampered_staged_plan_cannot_make_seal_delete_a_file(ob, keydir, tmp_p
     assert r.rc == 5 and one_sentence(r), r
     assert victim.read_bytes() == KEY_TEXT
     assert not list((tmp_path / "out").glob("*.zst"))
+
+
+def test_a_site_registry_answering_a_path_as_digest_changes_nothing_in_the_kit(ob, key, pub, tmp_path, hostile):
+    """The site registry is hostile too: it claims to hold every blob, then answers a manifest HEAD with a digest
+    that is a path (and an error text with ANSI codes). The install stops (exit 7, one escaped sentence) before
+    any tag moves: nothing is switched, no ownership recorded, nothing rendered."""
+    from helpers.charts import make_chart
+
+    chart = make_chart(tmp_path / "src" / "charts", "web", "1.0.0", {})
+    m = write_manifest(tmp_path / "src", tenants=False, extra="  charts:\n    - path: charts/web\n")
+    assert chart.is_dir()
+    built = ob("build", m, "--key", key, "--out", tmp_path / "out", "--json")
+    assert built.rc == 0, built
+    site = hostile()
+    site.static("/v2/", b"{}")
+    site.route("HEAD", r"/v2/.*/blobs/sha256:[0-9a-f]{64}", lambda h: reply(h, 200, b""))
+    site.route("HEAD", r"/v2/.*/manifests/.*", lambda h: raw_header_reply(
+        h, b"Docker-Content-Digest: sha256:../../../etc/passwd\x1b[2K\r\n"))
+    kit = tmp_path / "kit"
+    r = ob("install", built.json["result"]["archive"], "--kit", kit, "--trust", pub, "--registry", site.host,
+           "--insecure-registry", site.host)
+    assert r.rc == 7 and one_sentence(r) and "\x1b" not in r.out + r.err, r
+    assert not (kit / "current" / "demo").exists()
+    assert not (kit / ".state" / "owners.json").exists()
+    assert not (kit / "deploy" / "demo").exists()
