@@ -16,8 +16,8 @@ import socket
 import urllib.parse
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .errors import ContentMismatch, DeployError
-from .fsutil import PathRefused, open_under
+from .errors import DeployError
+from .fsutil import open_installed
 from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import config_platform, parse_manifest, platform_matches, platform_string
@@ -122,8 +122,9 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
         if name in written:
             continue
         written.add(name)
-        fh, size = _open_blob(tree, digest)
-        with fh:
+        fd = open_installed(tree, blob_path(digest))
+        size = os.fstat(fd).st_size
+        with os.fdopen(fd, "rb") as fh:
             yield member_header(name, size, 0, False)
             left = size
             while left > 0:  # never past the size it had when opened: Docker checks every layer's digest
@@ -134,16 +135,6 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
                 yield data
         yield b"\0" * (-size % BLOCK)
     yield b"\0" * (2 * BLOCK)
-
-
-def _open_blob(tree: str, digest: str):
-    """A blob of the installed version, opened without following a link (exit 5 when it is not a regular file)."""
-    try:
-        fd = open_under(tree, blob_path(digest))
-    except (PathRefused, FileNotFoundError) as exc:
-        raise ContentMismatch("%s cannot be loaded: %s; the installed version is damaged (see offline-bundle verify "
-                              "--kit)" % (blob_path(digest), getattr(exc, "why", None) or "it is missing"))
-    return os.fdopen(fd, "rb"), os.fstat(fd).st_size
 
 
 class DockerLoad:

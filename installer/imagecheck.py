@@ -10,7 +10,7 @@ import json
 from typing import Dict, List, Optional
 
 from .errors import ContentMismatch, InvalidInput
-from .fsutil import PathRefused, read_under
+from .fsutil import read_installed
 from .meta import Meta
 from .oci import MAX_MANIFEST_BYTES, REF_NAME, parse_manifest
 
@@ -29,14 +29,7 @@ MAX_SMALL_BLOB = 16 * 1024 * 1024  # manifests (4 MiB at most) and image configs
 def read_blob(tree: str, digest: str, cap: int = MAX_SMALL_BLOB) -> bytes:
     """A small blob (a manifest, a config) of an installed version, read without following a link and
     re-hashed: what is pushed or loaded from the kit is what was verified, or exit 5."""
-    try:
-        data = read_under(tree, blob_path(digest), cap)
-    except PathRefused as exc:
-        raise ContentMismatch("%s %s; the installed version is damaged (see offline-bundle verify --kit)"
-                              % (exc.path, exc.why))
-    except FileNotFoundError:
-        raise ContentMismatch("%s is missing from %s; the installed version is damaged (see offline-bundle verify "
-                              "--kit)" % (blob_path(digest), tree))
+    data = read_installed(tree, blob_path(digest), cap)
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise ContentMismatch("%s in %s no longer has its sha256; the installed version is damaged (see "
                               "offline-bundle verify --kit)" % (blob_path(digest), tree))

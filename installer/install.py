@@ -9,14 +9,13 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 import errno
 import json
 import os
-import stat
 from typing import Iterator, List, Optional, Sequence
 
 from . import faults
 from .errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
                      UnsafeMember, UsageError, VersionRefused)
-from .fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_under,
-                     write_atomic)
+from .fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_installed,
+                     read_under, write_atomic)
 from .imagecheck import MAX_INDEX_BYTES
 from .kitcheck import VersionCheck, check_version, repair as repair_tree
 from .kit import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
@@ -346,9 +345,7 @@ class Installer:
     def _secret_dir(self, name: str) -> str:
         """KIT/secrets/<name>: a real folder or nothing; a link there is never followed (exit 9)."""
         folder = os.path.join(self.kit.secrets, name)
-        st = lstat_or_none(folder)
-        if st is not None and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
-            raise LocalEnvironmentError("%s is not a folder (a link?); refusing to use it" % folder)
+        self.kit.real_dir(folder)
         return folder
 
     def _secret_file(self, folder: str, name: str) -> Optional[bytes]:
@@ -412,11 +409,7 @@ class Installer:
             return [], []
 
         def member(path: str) -> bytes:
-            try:
-                return read_under(tree, path, meta.members[path])
-            except (PathRefused, FileNotFoundError) as exc:
-                raise ContentMismatch("%s of the installed version cannot be read (%s); see offline-bundle verify "
-                                      "--kit" % (path, getattr(exc, "why", "missing")))
+            return read_installed(tree, path, meta.members[path])
         tenants = {c: member(path) for c, path in meta.tenants.items()}
         scrape = "config/prometheus-additional.yaml"
         tls = None

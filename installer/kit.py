@@ -152,7 +152,7 @@ class Kit:
                 if stat.S_ISDIR(st.st_mode):
                     self._check_tree(entry.path)
 
-    def _mkdir(self, path: str, mode: int, enforce: bool) -> None:
+    def make_dir(self, path: str, mode: int, enforce: bool) -> None:
         """Create a kit folder (exactly ``mode`` when ``enforce``); an existing one must be a real folder of ours."""
         try:
             os.mkdir(path, mode)
@@ -170,14 +170,14 @@ class Kit:
         os.umask(os.umask(0) | 0o022)
         try:
             os.makedirs(os.path.dirname(self.root), exist_ok=True)
-            self._mkdir(self.root, 0o755, enforce=False)
+            self.make_dir(self.root, 0o755, enforce=False)
             self.check()
             for folder in (self.bundles, self.current, self.deploy):
-                self._mkdir(folder, 0o755, enforce=False)
-            self._mkdir(self.secrets, 0o700, enforce=True)
-            self._mkdir(self.state, 0o700, enforce=True)
+                self.make_dir(folder, 0o755, enforce=False)
+            self.make_dir(self.secrets, 0o700, enforce=True)
+            self.make_dir(self.state, 0o700, enforce=True)
             for name in STATE_DIRS:
-                self._mkdir(os.path.join(self.state, name), 0o700, enforce=True)
+                self.make_dir(os.path.join(self.state, name), 0o700, enforce=True)
         except OSError as exc:
             raise LocalEnvironmentError("cannot prepare the kit at %s: %s" % (self.root, exc.strerror or exc))
 
@@ -224,8 +224,9 @@ class Kit:
         """A file of an installed version, read without following any link, at most ``cap`` bytes."""
         return read_under(self.root, self.version_rel(name, version) + "/" + path, cap)
 
-    def _real_dir(self, path: str) -> bool:
-        """True for a real folder, False when absent; a link or a file there is exit 9."""
+    @staticmethod
+    def real_dir(path: str) -> bool:
+        """True for a real folder, False when absent; a link or a file there is exit 9 (never followed)."""
         st = lstat_or_none(path)
         if st is None:
             return False
@@ -238,14 +239,14 @@ class Kit:
     def names(self) -> List[str]:
         found = set()
         for folder in (self.bundles, self.current):
-            if self._real_dir(folder):
+            if self.real_dir(folder):
                 found.update(n for n in os.listdir(folder) if NAME_RE.fullmatch(n))
         return sorted(found)
 
     def versions(self, name: str) -> List[str]:
         """Installed versions in SemVer order; a link among them is exit 9."""
         folder = os.path.join(self.bundles, name)
-        if not NAME_RE.fullmatch(name) or not self._real_dir(folder):
+        if not NAME_RE.fullmatch(name) or not self.real_dir(folder):
             return []
         out = []
         for entry in os.listdir(folder):
@@ -253,13 +254,13 @@ class Kit:
                 version = Version(entry)
             except ValueError:
                 continue
-            self._real_dir(os.path.join(folder, entry))
+            self.real_dir(os.path.join(folder, entry))
             out.append(version)
         return [v.text for v in sorted(out)]
 
     def bundle_id_of(self, name: str, version: str) -> Optional[str]:
         folder = self.version_dir(name, version)
-        if not self._real_dir(folder):
+        if not self.real_dir(folder):
             return None
         try:
             return bundle_id(self.read_member(name, version, SUMS_NAME, MAX_SUMS_BYTES))
@@ -300,7 +301,7 @@ class Kit:
         """Every receipt, oldest first. One that does not parse is exit 9 naming it: skipping it could
         lower the downgrade floor or hide a version's history."""
         out: List[Dict] = []
-        if not self._real_dir(self.receipts):
+        if not self.real_dir(self.receipts):
             return out
         for entry in sorted(os.listdir(self.receipts)):
             if not entry.endswith(".json"):

@@ -17,15 +17,12 @@ import stat
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import BundleError
-from .fsutil import PathRefused, open_under, read_under, sha256_fd
+from .fsutil import PathRefused, kind_of_file, open_under, sha256_fd
 from .kit import Kit, make_read_only, remove_tree
 from .meta import MAX_META_BYTES, Meta, parse_meta
 from .signing import find_signer
-from .sums import DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, parse_sums
+from .sums import MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, parse_sums
 from .trust import TrustedKey
-
-HEAD = (SUMS_NAME, SIG_NAME, META_NAME, DELTA_NAME)
-
 
 class VersionCheck:
     """What one installed version turned out to be. ``damaged`` lists paths a repair must replace or remove."""
@@ -141,25 +138,17 @@ def _check_files(kit: Kit, check: VersionCheck, entries: Dict[str, str], executa
                 check.problems.append("folder %s has mode %04o, not 0555" % (path, stat.S_IMODE(st.st_mode)))
             continue
         if not any(path.startswith(other + "/") for other in check.damaged if check.damaged[other] == "remove"):
-            check.problems.append("%s is not listed in SHA256SUMS (%s)" % (path, _kind(st.st_mode)))
+            check.problems.append("%s is not listed in SHA256SUMS (%s)" % (path, kind_of_file(st.st_mode)))
             check.damaged[path] = "remove"
     mode = stat.S_IMODE(os.lstat(root).st_mode)
     if mode != 0o555:
         check.problems.append("the version folder has mode %04o, not 0555" % mode)
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "a file" if stat.S_ISREG(mode) else "a special file"
-
-
 def _file_problem(kit: Kit, check: VersionCheck, path: str, st: os.stat_result, digest: Optional[str],
                   mode: int) -> str:
     if not stat.S_ISREG(st.st_mode):
-        return "is %s, not a regular file" % _kind(st.st_mode)
+        return "is %s, not a regular file" % kind_of_file(st.st_mode)
     if stat.S_IMODE(st.st_mode) != mode:
         return "has mode %04o; it was signed %04o" % (stat.S_IMODE(st.st_mode), mode)
     if digest is None:  # SHA256SUMS.sig: not listed, its check is the signature's

@@ -16,8 +16,7 @@ import os
 import stat
 from typing import List, Optional, Sequence
 
-from .errors import BundleError, ContentMismatch, DeployError, LocalEnvironmentError, TrustError, UsageError
-from .fsutil import lstat_or_none
+from .errors import BundleError, ContentMismatch, DeployError, TrustError, UsageError
 from .install import PHASES, Receipt
 from .kit import Kit, remove_tree
 from .meta import MAX_META_BYTES, parse_meta
@@ -85,6 +84,8 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
             problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
         refuse(problems, name, target)
         tree = kit.version_dir(name, target)
+        outputs_dir = os.path.join(kit.deploy, name, target)
+        outputs = sorted(os.listdir(outputs_dir)) if kit.real_dir(outputs_dir) else []  # checked before any change
         receipt = Receipt(kit, "rollback")
         receipt.doc.update(action="rollback", name=name, version=target, previous=current, bundle_id=bid,
                            signer=signer.fingerprint)
@@ -102,8 +103,6 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
                 moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
             except BundleError as exc:
                 not_reverted.append("tags on %s: %s" % (site, exc.message))
-        outputs = sorted(os.listdir(os.path.join(kit.deploy, name, target))) if _real_dir(
-            os.path.join(kit.deploy, name, target)) else []
         if not_reverted:
             receipt.phase(6, "failed", "; ".join(not_reverted))
             error = DeployError("rolled %s back to %s, but could not revert everything" % (name, target), not_reverted)
@@ -115,11 +114,6 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
         return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
                 "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
                 "receipt": os.path.relpath(receipt.path, kit.root), "phases": [PHASES[5], PHASES[6]]}
-
-
-def _real_dir(path: str) -> bool:
-    st = lstat_or_none(path)
-    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 def _size_of(folder: str) -> int:
@@ -159,12 +153,5 @@ def gc(kit_dir: str, keep: int = 3) -> dict:
 
 def _inside_kit(kit: Kit, root: str, name: str, version: str) -> Optional[str]:
     """root/<name>/<version> when both are real folders; a link on the way is exit 9, never followed."""
-    path = root
-    for part in (name, version):
-        path = os.path.join(path, part)
-        st = lstat_or_none(path)
-        if st is None:
-            return None
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            raise LocalEnvironmentError("%s is not a folder this tool made (a link?); gc will not follow it" % path)
-    return path
+    folder = os.path.join(root, name, version)
+    return folder if kit.real_dir(os.path.dirname(folder)) and kit.real_dir(folder) else None

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import credentials, faults
-from .errors import ContentMismatch, InvalidInput, UsageError
-from .fsutil import PathRefused, open_under
+from .errors import InvalidInput, UsageError
+from .fsutil import open_installed
 from .imagecheck import blob_path, read_blob
 from .meta import ImageRecord, Meta
 from .oci import parse_manifest
@@ -199,7 +199,7 @@ class SitePush:
                     self.report["blobs_mounted"] += 1
                 return
         # Opened without following a link and re-hashed while it is sent (registry._BlobCheck).
-        opener = lambda: _open_blob(self.tree, b.path, b.size)  # noqa: E731
+        opener = lambda: os.fdopen(open_installed(self.tree, b.path, b.size), "rb")  # noqa: E731
         self.registry.upload_blob(b.repo, b.digest, b.size, opener, location,
                                   CHUNKED_ABOVE, progress.update if progress else None, self.rehash)
         faults.point("mid-push")
@@ -217,12 +217,3 @@ class SitePush:
             self.registry.put_manifest(repo, tag, self._read(digest), media_type)
             self.report["tags_moved"] += 1
         return self.report
-
-
-def _open_blob(tree: str, rel: str, size: int):
-    try:
-        fd = open_under(tree, rel, size)
-    except (PathRefused, FileNotFoundError) as exc:
-        raise ContentMismatch("%s cannot be pushed: %s; the installed version is damaged (see offline-bundle verify "
-                              "--kit)" % (rel, getattr(exc, "why", None) or "it is missing"))
-    return os.fdopen(fd, "rb")

@@ -17,11 +17,10 @@ import json
 import os
 import re
 import shlex
-import stat
 from typing import Callable, Dict, List, Optional
 
-from .errors import ContentMismatch, InvalidInput, LocalEnvironmentError
-from .fsutil import PathRefused, fsync_dir, read_under, write_atomic
+from .errors import InvalidInput
+from .fsutil import fsync_dir, read_installed, write_atomic
 from .kit import make_read_only, remove_tree
 from .meta import Meta
 from .reference import parse, site_repository
@@ -139,7 +138,8 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
     refs = SiteRefs(meta, prefix_host, prefix, strip, loaded_ids)
     final = os.path.join(kit.deploy, meta.name, meta.version, site)
     tmp = final + ".tmp-%d" % os.getpid()
-    _real_parents(kit.deploy, final)
+    for folder in (os.path.dirname(os.path.dirname(final)), os.path.dirname(final)):  # deploy/<name>/<version>
+        kit.make_dir(folder, 0o755, enforce=False)  # made here, or a real folder of ours: never a link
     remove_tree(tmp)
     os.makedirs(tmp, mode=0o755)
     written: List[str] = []
@@ -183,27 +183,9 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
 def _member_text(version_dir: str, path: str, size: int) -> str:
     """A file of the installed version, read without following a link and no larger than its signed size."""
     try:
-        return read_under(version_dir, path, size).decode("utf-8")
-    except (PathRefused, FileNotFoundError) as exc:
-        raise ContentMismatch("%s of the installed version cannot be read (%s); see offline-bundle verify --kit"
-                              % (path, getattr(exc, "why", "missing")))
+        return read_installed(version_dir, path, size).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("%s is not UTF-8 text" % path)
-
-
-def _real_parents(root: str, final: str) -> None:
-    """deploy/<name>/<version>/ are made here as real folders; a link on the way is exit 9 (never followed)."""
-    rel = os.path.relpath(os.path.dirname(final), root).split(os.sep)
-    path = root
-    for part in rel:
-        path = os.path.join(path, part)
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            pass
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            raise LocalEnvironmentError("%s is not a folder this tool made (a link?); refusing to write through it" % path)
 
 
 def _write(root: str, rel: str, data: bytes) -> None:

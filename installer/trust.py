@@ -127,10 +127,11 @@ class TrustStore:
             fd = open_regular(path, cap)
         except PathRefused as exc:
             raise TrustError("%s %s; the kit's trust store holds only regular files" % (exc.path, exc.why))
-        st = os.fstat(fd)
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        try:
+            _refuse_if_writable_by_others(path, os.fstat(fd))
+        except TrustError:
             os.close(fd)
-            raise TrustError("%s is writable by group or others; fix with chmod go-w before trusting it" % path)
+            raise
         return read_fd(fd, cap, path)
 
     def add(self, key_path: str, names: Sequence[str], not_after: Optional[str]) -> TrustedKey:

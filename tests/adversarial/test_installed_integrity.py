@@ -6,7 +6,6 @@ installed stopped after its head (a corrupt copy was "ok" and a damaged tree sta
 sent whatever bytes the kit held.
 """
 
-import json
 import os
 import subprocess
 import urllib.error
