@@ -407,6 +407,17 @@ def chart_build(m: Path, key, tmp_path: Path, *extra):
     return ["build", m, "--key", key, "--out", tmp_path / "out", "--cache", tmp_path / "cache", *extra]
 
 
+def serve_chart(server: "Hostile", tgz: bytes, **index) -> "Hostile":
+    """The chart web 1.0.0 at ``server``: its index (``index`` as for index_yaml) and its archive."""
+    server.static("/index.yaml", index_yaml(server.url, tgz, **index))
+    return server.static("/web-1.0.0.tgz", tgz)
+
+
+def build_from(server: "Hostile", key, tmp_path: Path, *extra):
+    """The build arguments for a manifest whose chart comes from ``server`` (named insecure: plain HTTP)."""
+    return chart_build(chart_manifest(tmp_path, server.url), key, tmp_path, "--insecure-registry", server.host, *extra)
+
+
 def cache_leftovers(tmp_path: Path):
     blobs = tmp_path / "cache" / "blobs" / "sha256"
     return [p.name for p in blobs.iterdir() if p.name.startswith(".")] if blobs.exists() else []
@@ -417,8 +428,7 @@ def test_an_endless_index_is_exit_7_quickly_with_bounded_memory(key, tmp_path, h
     server = hostile()
     server.route("GET", r"/index\.yaml", lambda h: endless(h, declared=10 << 30 if how == "declared 10 GiB" else None,
                                                             chunked=how == "chunked"))
-    r = run_measured(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path,
-                                  "--insecure-registry", server.host), timeout=90)
+    r = run_measured(*build_from(server, key, tmp_path), timeout=90)
     assert r.rc == 7 and one_sentence(r), r
     assert "index.yaml" in r.err and "64 MiB" in r.err, r
     assert r.rss < RSS_BOUND, r
@@ -430,8 +440,7 @@ def test_an_endless_chart_archive_is_exit_7_quickly_with_bounded_memory(key, tmp
     server = hostile()
     server.static("/index.yaml", index_yaml(server.url, b"whatever"))
     server.route("GET", r"/web-1\.0\.0\.tgz", lambda h: endless(h, declared=10 << 30 if how != "close-delimited" else None))
-    r = run_measured(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path,
-                                  "--insecure-registry", server.host), timeout=90)
+    r = run_measured(*build_from(server, key, tmp_path), timeout=90)
     assert r.rc == 7 and one_sentence(r), r
     assert "web-1.0.0.tgz" in r.err and "100 MiB" in r.err, r
     assert r.rss < RSS_BOUND, r
@@ -442,10 +451,8 @@ def test_an_endless_chart_archive_is_exit_7_quickly_with_bounded_memory(key, tmp
 def test_a_gzip_bomb_chart_stops_at_the_unpacked_cap(key, tmp_path, hostile):
     bomb = bomb_tgz(6)  # 6 GiB unpacked, about 6 MB on the wire, Chart.yaml last
     server = hostile()
-    server.static("/index.yaml", index_yaml(server.url, bomb))
-    server.static("/web-1.0.0.tgz", bomb)
-    r = run_measured(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path,
-                                  "--insecure-registry", server.host), timeout=120)
+    serve_chart(server, bomb)
+    r = run_measured(*build_from(server, key, tmp_path), timeout=120)
     assert r.rc == 3 and one_sentence(r), r
     assert "256 MiB" in r.err, r
     assert r.rss < RSS_BOUND, r
@@ -457,10 +464,8 @@ def test_a_chart_that_renders_without_end_is_stopped_at_the_rendered_cap(key, tm
     tgz = chart_tgz_with(b'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n'
                          b'  k: "{{ repeat 70000000 "x" }}"\n')
     server = hostile()
-    server.static("/index.yaml", index_yaml(server.url, tgz))
-    server.static("/web-1.0.0.tgz", tgz)
-    r = run_measured(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path,
-                                  "--insecure-registry", server.host), timeout=150)
+    serve_chart(server, tgz)
+    r = run_measured(*build_from(server, key, tmp_path), timeout=150)
     assert r.rc == 3 and one_sentence(r), r
     assert "renders more than 64 MiB" in r.err, r
 
@@ -471,9 +476,8 @@ def test_an_index_digest_that_is_not_hex_is_exit_7(ob, key, tmp_path, hostile, k
     digest = {"a path": "../../../signing/bundle.key", "upper-case hex": sha(tgz).upper(),
               "prefixed sha256:": "sha256:" + sha(tgz), "a number": 12345}[kind]
     server = hostile()
-    server.static("/index.yaml", index_yaml(server.url, tgz, digest=digest))
-    server.static("/web-1.0.0.tgz", tgz)
-    r = ob(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path, "--insecure-registry", server.host))
+    serve_chart(server, tgz, digest=digest)
+    r = ob(*build_from(server, key, tmp_path))
     assert r.rc == 7 and one_sentence(r), r
     assert "not 64 lower-case hex digits" in r.err
 
@@ -490,7 +494,7 @@ def test_a_malformed_index_is_exit_7(ob, key, tmp_path, hostile, kind):
     else:
         doc["entries"] = ["web"]
     server.static("/index.yaml", json.dumps(doc).encode())
-    r = ob(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path, "--insecure-registry", server.host))
+    r = ob(*build_from(server, key, tmp_path))
     assert r.rc == 7 and one_sentence(r), r
 
 
@@ -509,8 +513,7 @@ def creds_everywhere(tmp_path: Path, hosts) -> dict:
 def test_an_https_repository_redirecting_to_http_is_refused_and_no_credentials_travel(ob, key, tmp_path, hostile):
     tgz = chart_tgz()
     plain = hostile()
-    plain.static("/index.yaml", index_yaml(plain.url, tgz))
-    plain.static("/web-1.0.0.tgz", tgz)
+    serve_chart(plain, tgz)
     tls = hostile(tls=True)
     tls.route("GET", r"/.*", lambda h: reply(h, 302, b"", {"Location": plain.url + h.path}))
     env = creds_everywhere(tmp_path, [tls.host, plain.host])
@@ -533,7 +536,7 @@ def test_an_https_repository_redirecting_to_http_is_refused_and_no_credentials_t
 def test_endless_redirects_stop_after_five_hops(ob, key, tmp_path, hostile):
     server = hostile()
     server.route("GET", r"/.*", lambda h: reply(h, 302, b"", {"Location": "/hop%d/index.yaml" % len(server.seen)}))
-    r = ob(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path, "--insecure-registry", server.host))
+    r = ob(*build_from(server, key, tmp_path))
     assert r.rc == 7 and one_sentence(r), r
     assert "redirect" in r.err
     assert len(server.seen) <= 6
@@ -575,10 +578,8 @@ def test_a_hostile_repository_chart_that_is_honest_still_builds(ob, key, tmp_pat
     """The control: the same small server, answering honestly, gives a bundle with the chart byte-exact."""
     tgz = chart_tgz()
     server = hostile()
-    server.static("/index.yaml", index_yaml(server.url, tgz))
-    server.static("/web-1.0.0.tgz", tgz)
-    r = ob(*chart_build(chart_manifest(tmp_path, server.url), key, tmp_path, "--insecure-registry", server.host,
-                        "--json"))
+    serve_chart(server, tgz)
+    r = ob(*build_from(server, key, tmp_path, "--json"))
     assert r.rc == 0, r
     entries = {e.path: e.data for e in read_entries(Path(r.json["result"]["archive"]))}
     assert entries["charts/web-1.0.0.tgz"] == tgz
