@@ -873,7 +873,7 @@ def site_digests(site, expect: Dict[str, str]) -> bool:
 
 def zstd_levels(ws: Workspace, folder: Path, levels: Sequence[int]) -> dict:
     import zstandard
-    from bundler.archive import ZSTD_JOB_SIZE, ZSTD_LEVEL, zstd_threads
+    from bundler.seal.archive import ZSTD_JOB_SIZE, ZSTD_LEVEL, zstd_threads
 
     tar_path = ws.path("levels.tar")
     subprocess.run(["tar", "-c", "-f", str(tar_path), "-C", str(folder), "."], check=True)

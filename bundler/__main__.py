@@ -1,3 +1,3 @@
-from .cli import main
+from bundler.cli import main
 
 main()

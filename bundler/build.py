@@ -11,29 +11,29 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from installer import TOOL_NAME, __version__
 from installer.errors import BundleError, ContentMismatch, InvalidInput, LocalEnvironmentError, TrustError, UsageError
-from installer.meta import MAX_META_BYTES
-from installer.signing import verify as verify_sig
+from installer.format.meta import MAX_META_BYTES
+from installer.trust.signing import verify as verify_sig
 from installer.fsutil import file_chunks, sha256_file, write_atomic
-from installer.meta import FORMAT, canonical_json
-from installer.oci import LAYOUT_FILE
+from installer.format.meta import FORMAT, canonical_json
+from installer.format.oci import LAYOUT_FILE
 from installer.progress import Progress
-from installer.reference import parse_mirror, strict_hex
-from installer.delta import INVENTORY_KIND, delta_document
-from installer.sums import DELTA_NAME, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums, parse_sums
-from installer.tarstream import TarReader
-from installer.verify import open_archive, read_head, sidecar_sha256
-from installer.zstd import open_decompressed
+from installer.format.reference import parse_mirror, strict_hex
+from installer.format.delta import INVENTORY_KIND, delta_document
+from installer.format.sums import DELTA_NAME, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, format_sums, parse_sums
+from installer.format.tarstream import TarReader
+from installer.trust.verify import open_archive, read_head, sidecar_sha256
+from installer.format.zstd import open_decompressed
 
-from installer.parts import parts_list
+from installer.format.parts import parts_list
 
-from .archive import ArchiveWriter, PartsWriter
-from .charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
-from .helmcheck import check_charts
-from .lock import LockCheck, write_lock
-from .images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
-from .keys import Signer, load_signer
-from .manifest import Manifest, load_manifest
-from .tenants import check_tenant_files
+from bundler.seal.archive import ArchiveWriter, PartsWriter
+from bundler.pull.charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
+from bundler.stage.helmcheck import check_charts
+from bundler.plan.lock import LockCheck, write_lock
+from bundler.pull.images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
+from bundler.seal.keys import Signer, load_signer
+from bundler.plan.manifest import Manifest, load_manifest
+from bundler.plan.tenants import check_tenant_files
 
 CHUNK = 1 << 20
 MAX_INVENTORY_BYTES = 64 * 1024 * 1024  # as SHA256SUMS: an inventory lists no more than the kit's sums
@@ -411,9 +411,9 @@ def write_staged(staged: _Staged, out_dir: str, split_size: int) -> dict:
 
 def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:
     """Write the archive beside STAGED from a signature made elsewhere; check it with --trust when given."""
-    from installer.sums import MAX_SIG_BYTES
-    from installer.signing import canonical_signature
-    from installer.trust import load_trust_paths
+    from installer.format.sums import MAX_SIG_BYTES
+    from installer.trust.signing import canonical_signature
+    from installer.trust.store import load_trust_paths
 
     for path in (staged_dir, sig_path):
         if not os.path.exists(path):

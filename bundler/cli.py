@@ -1,7 +1,7 @@
 """`offline-bundle` (alias `bundle`): the click front door.
 
 Build-side commands live here; the installer's commands are generated from the same option
-specs as the standalone argparse CLI and call the same functions (installer.commands).
+specs as the standalone argparse CLI and call the same functions (installer.cli.commands).
 """
 
 import sys
@@ -26,8 +26,8 @@ def _check_installer_package() -> None:
 _check_installer_package()
 
 from installer import TOOL_NAME, __version__  # noqa: E402
-from installer.cli import execute, install_signal_handlers, report_error  # noqa: E402
-from installer.commands import COMMANDS, COMMON, Command, Opt  # noqa: E402
+from installer.cli.main import execute, install_signal_handlers, report_error  # noqa: E402
+from installer.cli.commands import COMMANDS, COMMON, Command, Opt  # noqa: E402
 from installer.errors import UsageError  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def _register(commands: List[Command]) -> None:
 
 
 def _build_commands() -> List[Command]:
-    from .commands import BUILD_COMMANDS
+    from bundler.commands import BUILD_COMMANDS
 
     return BUILD_COMMANDS
 

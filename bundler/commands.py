@@ -2,14 +2,15 @@
 
 from typing import List, Optional
 
-from installer.commands import Command, Opt
+from installer.cli.commands import Command, Opt
 
-from . import keys, standalone
+from bundler.seal import keys
+from bundler.emit import standalone
 from installer.errors import UsageError
 
-from .archive import parse_size
-from .build import SourceOptions, build, lock, seal
-from .resources import default_manifest
+from bundler.seal.archive import parse_size
+from bundler.build import SourceOptions, build, lock, seal
+from bundler.resources import default_manifest
 
 
 def run_keygen(out: str, algorithm: str = "ed25519", **_) -> dict:

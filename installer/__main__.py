@@ -1,3 +1,3 @@
-from .cli import entry
+from installer.cli.main import entry
 
 entry()

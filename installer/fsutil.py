@@ -177,7 +177,7 @@ def read_under(base: str, rel: str, cap: int) -> bytes:
 def open_installed(tree: str, rel: str, cap: Optional[int] = None) -> int:
     """open_under for a file of an installed, verified version: it was written by us as a regular file, so a
     link, a special file, a missing or an oversized one means the version is damaged (exit 5)."""
-    from .errors import ContentMismatch
+    from installer.errors import ContentMismatch
 
     try:
         return open_under(tree, rel, cap)
@@ -190,7 +190,7 @@ def read_installed(tree: str, rel: str, cap: int) -> bytes:
     try:
         return read_fd(open_installed(tree, rel, cap), cap, os.path.join(tree, rel))
     except PathRefused as exc:  # it grew while it was read
-        from .errors import ContentMismatch
+        from installer.errors import ContentMismatch
 
         raise ContentMismatch("%s of the installed version %s; it is damaged (see offline-bundle verify --kit)"
                               % (rel, exc.why))

@@ -11,26 +11,24 @@ import json
 import os
 from typing import Iterator, List, Optional, Sequence
 
-from . import faults
-from .errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
+from installer import faults
+from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
                      UnsafeMember, UsageError, VersionRefused)
-from .fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_installed,
+from installer.fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_installed,
                      read_under, write_atomic)
-from .imagecheck import MAX_INDEX_BYTES
-from .kitcheck import VersionCheck, check_version, repair as repair_tree
-from .kit import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
-from .meta import canonical_json
-from .paths import contained
-from .progress import Progress
-from .dockerload import DockerLoad
-from .push import SitePush, parse_site
-from .render import render
-from .semver import Version
-from .trust import TrustedKey, TrustStore, load_trust_paths
-from .verify import DiscardSink, Verified, verify_file
+from installer.format.imagecheck import MAX_INDEX_BYTES
+from installer.kit.check import VersionCheck, check_version, repair as repair_tree
+from installer.kit.layout import Kit, make_read_only, new_receipt_name, remove_tree, resolve_keys, utc_now
+from installer.format.meta import canonical_json
+from installer.format.paths import contained
+from installer.progress import Progress
+from installer.kit.receipts import PHASES, Receipt
+from installer.site.dockerload import DockerLoad
+from installer.site.push import SitePush, parse_site
+from installer.deploy.render import render
+from installer.format.semver import Version
+from installer.trust.verify import DiscardSink, Verified, verify_file
 
-PHASES = {1: "verify-and-stage", 2: "promote", 3: "push-and-load", 4: "render", 5: "switch-current",
-          6: "tags-and-apply"}
 SPACE_MARGIN = 16 * 1024 * 1024
 MAX_SECRET_BYTES = 1024 * 1024  # a certificate, a key or a token the operator put in KIT/secrets
 
@@ -48,15 +46,6 @@ def check_precedence(kit: Kit, name: str, version: str, bid: str) -> None:
                                  % (name, version, name, other, how, (other_id or "?")[:16]))
 
 
-def resolve_keys(trust: Sequence[str], kit: Optional[Kit]) -> List[TrustedKey]:
-    """--trust wins for this run; otherwise the kit's own store."""
-    if trust:
-        return load_trust_paths(trust)
-    if kit is not None:
-        return TrustStore(kit.trust).keys()
-    return []
-
-
 class StagingSink:
     """Writes verified-as-they-stream members under a staging root, read-only, fsynced."""
 
@@ -69,7 +58,7 @@ class StagingSink:
     def materialize(self, path: str, digest: str, size: int, executable: bool) -> bytes:
         """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied, with its signed
         mode); its bytes are returned when it is small enough to be a manifest the image check reads."""
-        from .delta import KitIndex, materialize
+        from installer.kit.deltaindex import KitIndex, materialize
 
         if self._index is None:
             self._index = KitIndex(self.kit)
@@ -100,32 +89,6 @@ class StagingSink:
             raise LocalEnvironmentError("cannot write %s into the kit: %s" % (path, exc.strerror))
         finally:
             os.close(fd)
-
-
-class Receipt:
-    """One install attempt, rewritten atomically after every phase."""
-
-    def __init__(self, kit: Kit, archive: str) -> None:
-        self.kit = kit
-        self.path = os.path.join(kit.receipts, new_receipt_name())
-        self.doc = {"receipt": 1, "archive": os.path.basename(archive), "started": utc_now(), "finished": None,
-                    "name": None, "version": None, "bundle_id": None, "signer": None, "previous": None,
-                    "downgrade_reason": None, "phases": [], "outcome": "running", "error": None}
-
-    def phase(self, number: int, status: str, detail: str = "") -> None:
-        self.doc["phases"].append({"phase": number, "name": PHASES[number], "status": status,
-                                   "detail": detail, "at": utc_now()})
-        self.save()
-
-    def save(self) -> None:
-        write_atomic(self.path, canonical_json(self.doc))
-
-    def finish(self, outcome: str, error: Optional[BundleError] = None) -> None:
-        self.doc["outcome"] = outcome
-        self.doc["finished"] = utc_now()
-        if error is not None:
-            self.doc["error"] = error.to_json()
-        self.save()
 
 
 class DeployOptions:
@@ -201,14 +164,14 @@ class Installer:
             # The archive is read and verified whole all the same; the installed tree is checked against it.
             self.damage = check_version(kit, meta.name, meta.version, signature=v.signature)
             if self.damage.ok:
-                from .delta import KitIndex
+                from installer.kit.deltaindex import KitIndex
 
                 return DiscardSink(KitIndex(kit))
         return self._staging(v)
 
     def _check_owners(self, meta, signer) -> None:
         """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted for."""
-        from .owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
+        from installer.site.owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
 
         owned = self.kit.owners()
         problems = []
@@ -334,7 +297,7 @@ class Installer:
 
     def _claim(self, where: str) -> None:
         """Record that this bundle name now owns the tags it has just moved (on the site registry, or in Docker)."""
-        from .owners import DOCKER_SITE, claims, docker_tags, registry_tags, site_key
+        from installer.site.owners import DOCKER_SITE, claims, docker_tags, registry_tags, site_key
 
         v, reg, strip = self.verified, self.deploy.registry, self.deploy.strip_source_host
         if where == "docker":
@@ -363,7 +326,7 @@ class Installer:
 
     def _tls(self) -> dict:
         """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls."""
-        from .devtls import existing_files, file_names, generate
+        from installer.deploy.devtls import existing_files, file_names, generate
 
         folder = self._secret_dir("tls")
         core = [os.path.join(folder, n) for n in ("ca.crt", "tls.crt", "tls.key")]
@@ -403,7 +366,7 @@ class Installer:
 
         Tenant files are read from the installed tree only (tenants/<component>.yaml, checked in bundle.json),
         never through a link and never beyond their signed size."""
-        from . import k8s
+        from installer.deploy import k8s
 
         if not meta.tenants:
             return [], []
@@ -459,7 +422,7 @@ class Installer:
         return report
 
     def _apply(self) -> dict:
-        from .apply import apply_compose, apply_kubernetes
+        from installer.deploy.apply import apply_compose, apply_kubernetes
 
         if not self.rendered:
             raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) or --docker (compose)")

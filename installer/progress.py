@@ -4,7 +4,7 @@ import os
 import sys
 from typing import Optional
 
-from .textsafe import printable
+from installer.textsafe import printable
 
 
 class Progress:

@@ -35,11 +35,11 @@ import tempfile
 import zipfile
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from .errors import BundleError
-from .fsutil import PathRefused, open_regular, read_fd
-from .paths import c_sorted
-from .sums import parse_sums
-from .textsafe import printable
+from installer.errors import BundleError
+from installer.fsutil import PathRefused, open_regular, read_fd
+from installer.format.paths import c_sorted
+from installer.format.sums import parse_sums
+from installer.textsafe import printable
 
 PROG = "offline-bundle-installer"
 PYZ_NAME = "installer.pyz"

@@ -4,7 +4,7 @@ Names, media types, `fetched_from`, member paths and registry messages come from
 servers an attacker may control. Printed raw, `ESC[1A ESC[2K` erases the line above (the
 UNVERIFIED warning), `\\r` overwrites the current one, an OSC sequence retitles the window and
 U+202E reverses what follows. So every line of text output and every error goes through
-``printable`` on its way out (installer/cli.py); JSON output does not need it (json.dumps escapes
+``printable`` on its way out (installer/cli/main.py); JSON output does not need it (json.dumps escapes
 every control and non-ASCII character as \\uXXXX, and the JSON strings keep the exact text).
 
 Escaped: whatever ``str.isprintable`` rejects — C0 and C1 controls (ESC, CR, LF, TAB, BEL, CSI

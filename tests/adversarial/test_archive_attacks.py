@@ -10,7 +10,7 @@ import pytest
 from conftest import write_manifest
 from helpers.craft import Entry, read_entries, tar_bytes, write_archive
 
-from installer.tarstream import member_header
+from installer.format.tarstream import member_header
 
 BLOCK_MAX = 128 * 1024
 

@@ -107,8 +107,8 @@ def test_reinstalling_repairs_a_damaged_tree_and_says_so(ob, installed, pub):
 def test_a_blob_changed_in_the_kit_is_never_pushed(ob, key, tmp_path):
     """A push re-hashes what it sends: a layer changed after verification never completes an upload."""
     from installer.errors import ContentMismatch
-    from installer.meta import parse_meta
-    from installer.push import SitePush
+    from installer.format.meta import parse_meta
+    from installer.site.push import SitePush
 
     src = start_registry(tmp_path / "src", kind="plain")
     site = start_registry(tmp_path / "site", kind="plain")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, run_cmd, write_manifest
 
-from installer.signing import load_public_key
+from installer.trust.signing import load_public_key
 
 
 def build(ob, tmp_path, key, version, name="demo"):

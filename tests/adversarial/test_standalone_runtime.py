@@ -19,9 +19,9 @@ import pytest
 from helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
                                 probe_run, pyz, run, sha256, wheel_of_installed)
 
-from bundler.standalone import export_installer
+from bundler.emit.standalone import export_installer
 from installer.runtime import RUNTIME_PREFIX
-from installer.sums import format_sums
+from installer.format.sums import format_sums
 
 # Installed in the test environment; rebuilt as wheels they are the real code the site would get.
 REAL = ("cryptography", "cffi", "zstandard")

@@ -90,7 +90,7 @@ def test_rollback_refuses_a_damaged_target(ob, key, pub, tmp_path):
 
 
 def _fp(ob, pub):
-    from installer.signing import load_public_key
+    from installer.trust.signing import load_public_key
     return load_public_key(str(pub)).fingerprint
 
 

@@ -12,10 +12,10 @@ from typing import List, Optional
 
 import zstandard
 
-from installer.tarstream import BLOCK, header_block as _header, member_header
-from bundler.keys import load_signer
-from installer.tarstream import TarReader
-from installer.zstd import open_decompressed
+from installer.format.tarstream import BLOCK, header_block as _header, member_header
+from bundler.seal.keys import load_signer
+from installer.format.tarstream import TarReader
+from installer.format.zstd import open_decompressed
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Dict, List
 
 import yaml
 
-from installer.reference import parse
+from installer.format.reference import parse
 
 from .images import RandomLayer, make_index, push
 from .registry import start_registry

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, write_manifest
 from helpers.craft import read_entries
 
-from installer.paths import c_sorted
+from installer.format.paths import c_sorted
 
 
 def test_keygen_writes_private_0600_and_prints_fingerprint_and_openssl_command(ob, tmp_path):

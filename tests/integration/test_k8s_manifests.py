@@ -1,4 +1,4 @@
-"""installer/k8s.py against the real kubectl (v1.35, .tools/bin/kubectl; scripts/setup.sh installs it).
+"""installer/deploy/k8s.py against the real kubectl (v1.35, .tools/bin/kubectl; scripts/setup.sh installs it).
 
 Every object we build is compared, as parsed data, with what `kubectl create ... --dry-run=client`
 prints (both -o json and -o yaml) for the same input files: the seed's bootstrap commands
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer import k8s
+from installer.deploy import k8s
 from installer.errors import InvalidInput, LocalEnvironmentError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -543,14 +543,14 @@ def test_modes_hold_for_an_unprivileged_user_under_umask_000(world_tmp):
     user, system_python = "nobody", "/usr/bin/python3"
     assert os.path.exists(system_python), "the system python3 is needed (scripts/setup.sh installs it)"
     lib = world_tmp / "lib"
-    shutil.copytree(Path(k8s.__file__).parent, lib / "installer", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(k8s.__file__).parent.parent, lib / "installer", ignore=shutil.ignore_patterns("__pycache__"))
     kit = world_tmp / "kit"
     kit.mkdir()
     subprocess.run(["chmod", "-R", "a+rX", str(lib)], check=True)
     subprocess.run(["chown", user, str(kit)], check=True)
     script = (
         "import os, sys; sys.path.insert(0, %r); os.umask(0)\n"
-        "from installer import k8s\n"
+        "from installer.deploy import k8s\n"
         "cms, secrets, skipped = k8s.seed_objects({'loki': b'overrides: {}\\n'}, b'- job_name: x\\n',\n"
         "    {'tls.crt': b'C', 'tls.key': b'K', 'ca.crt': b'A'}, b'T')\n"
         "k8s.write_manifests(%r, %r, cms, secrets, k8s.namespace('observability'))\n"

@@ -1,8 +1,6 @@
 """rollback and gc on a real kit and a real site registry."""
 
-import json
 import os
-from pathlib import Path
 
 import pytest
 from conftest import write_manifest

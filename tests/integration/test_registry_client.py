@@ -1,4 +1,4 @@
-"""installer.registry against the real registry: chunked uploads, token refresh, mounts."""
+"""installer.site.registry against the real registry: chunked uploads, token refresh, mounts."""
 
 import hashlib
 import io
@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers.images import make_image, push
 from helpers.registry import start_registry
 
-from installer.registry import Registry
+from installer.site.registry import Registry
 
 
 def test_chunked_upload_is_byte_exact(tmp_path):

@@ -3,12 +3,11 @@
 import hashlib
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from conftest import write_manifest
 
-from bundler.archive import FAT32, parse_size
+from bundler.seal.archive import FAT32, parse_size
 from installer.errors import UsageError
 
 

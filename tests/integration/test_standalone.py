@@ -27,7 +27,7 @@ from helpers.craft import get, read_entries, write_archive
 from helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
                                 probe_run, pyz, run, sha256, tool, wheel_of_installed)
 
-from bundler.standalone import export_installer, folder_name
+from bundler.emit.standalone import export_installer, folder_name
 from installer import runtime
 from installer.errors import InvalidInput, UsageError
 from installer.runtime import (RUNTIME_PREFIX, Interpreter, insert_after_stdlib, parse_wheel_name, plan_members,
@@ -89,7 +89,7 @@ def test_export_is_deterministic_and_complete(keydir, tmp_path, wheels_dir, sub)
         infos = zf.infolist()
     names = [i.filename for i in infos]
     assert names == sorted(names, key=str.encode)
-    assert names[0] == "__main__.py" and "installer/runtime.py" in names and "installer/cli.py" in names
+    assert names[0] == "__main__.py" and "installer/runtime.py" in names and "installer/cli/main.py" in names
     expected = sorted("installer/" + p.relative_to(REPO / "installer").as_posix()
                       for p in (REPO / "installer").rglob("*.py") if "__pycache__" not in p.parts)
     assert sorted(n for n in names if n.startswith("installer/")) == expected
@@ -450,7 +450,7 @@ def test_wheel_tags_fit_the_interpreter():
     ("pkg\\x.py", stat.S_IFREG, "relative path"),
     ("pkg/link", stat.S_IFLNK, "link"),
     ("pkg/fifo", stat.S_IFIFO, "link or special"),
-    ("installer/cli.py", stat.S_IFREG, "shadow the installer"),
+    ("installer/cli/main.py", stat.S_IFREG, "shadow the installer"),
     ("pkg-1.0.data/purelib/installer/__init__.py", stat.S_IFREG, "shadow the installer"),
     ("__main__.py", stat.S_IFREG, "shadow the installer"),
     ("json/__init__.py", stat.S_IFREG, "shadow the standard-library module json"),

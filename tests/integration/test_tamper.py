@@ -14,7 +14,7 @@ import zstandard
 from conftest import write_manifest
 from helpers.craft import Entry, edit_meta, get, read_entries, resign, tar_bytes, write_archive
 
-from installer.tarstream import header_block as _header
+from installer.format.tarstream import header_block as _header
 
 
 def _pax_global(entries):

@@ -27,7 +27,7 @@ def as_user(world_tmp):
     shutil.copytree(Path(installer.__file__).parent, lib / "installer",
                     ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(lib)], check=True)
-    boot = "import sys; sys.path.insert(0, %r); from installer.cli import entry; entry()" % str(lib)
+    boot = "import sys; sys.path.insert(0, %r); from installer.cli.main import entry; entry()" % str(lib)
 
     def run(*args, **kw):
         assert os.path.exists(SYSTEM_PYTHON), "the system python3 is needed (scripts/setup.sh installs it)"

@@ -246,7 +246,7 @@ tar_entries = st.lists(st.tuples(member_path, st.binary(max_size=1500)), max_siz
 
 def build_tar(entries, end=True, record=True) -> bytes:
     """A tar stream as the builder writes it: PAX+ustar headers, two zero blocks, 10 KiB records."""
-    from installer.tarstream import member_header
+    from installer.format.tarstream import member_header
 
     out = b""
     for path, data in entries:
@@ -260,7 +260,7 @@ def build_tar(entries, end=True, record=True) -> bytes:
 
 def header_offsets(tar: bytes):
     """Offsets of every header block (PAX 'x' headers included), walking sizes as a reader would."""
-    from installer.tarstream import _octal
+    from installer.format.tarstream import _octal
 
     offsets, pos = [], 0
     while pos + BLOCK <= len(tar):
@@ -340,7 +340,7 @@ def tar_mutation(draw, tar: bytes):
         else:
             del buf[i:i + BLOCK]
     elif kind == "pax":
-        from installer.tarstream import PAX_NAME, header_block
+        from installer.format.tarstream import PAX_NAME, header_block
 
         records = draw(st.one_of(
             st.binary(max_size=300),

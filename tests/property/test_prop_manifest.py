@@ -1,4 +1,4 @@
-"""bundler.manifest.load_manifest on hostile files: a Manifest that keeps every promise, or a typed error.
+"""bundler.plan.manifest.load_manifest on hostile files: a Manifest that keeps every promise, or a typed error.
 
 Inputs: documents built from the real schema's keys plus junk and values of every YAML type;
 raw text made of YAML tokens (anchors, merge keys, tags, duplicate keys, directives); raw bytes
@@ -15,11 +15,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bundler.manifest import Manifest, load_manifest
+from bundler.plan.manifest import Manifest, load_manifest
 from installer.errors import InvalidInput, UsageError
-from installer.meta import CREATED_RE, NAME_RE
-from installer.paths import is_reserved, path_problem
-from installer.semver import is_semver
+from installer.format.meta import CREATED_RE, NAME_RE
+from installer.format.paths import is_reserved, path_problem
+from installer.format.semver import is_semver
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
 from propkit import (KNOWN_BUGS, key_scalar, label, nested_text, odd_text, prop, typed, write_manifest, yaml_scalar,

@@ -11,16 +11,16 @@ import json
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from installer.delta import parse_delta
+from installer.format.delta import parse_delta
 from installer.errors import InvalidInput, UnsafeMember
-from installer.meta import Meta, canonical_json, parse_meta
-from installer.paths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PATH_RE, case_duplicates, path_problem
-from installer.reference import MAX_REF, Reference, parse
-from installer.semver import Version, is_semver
-from installer.sums import format_sums, parse_sums
+from installer.format.meta import Meta, canonical_json, parse_meta
+from installer.format.paths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PATH_RE, case_duplicates, path_problem
+from installer.format.reference import MAX_REF, Reference, parse
+from installer.format.semver import Version, is_semver
+from installer.format.sums import format_sums, parse_sums
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
-from propkit import SEEN, STRICT, json_value, label, nested_text, odd_text, prop, typed
+from propkit import json_value, label, nested_text, odd_text, prop, typed
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 component = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True).filter(lambda c: c not in (".", ".."))

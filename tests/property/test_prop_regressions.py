@@ -15,15 +15,15 @@ from unittest import mock
 import pytest
 import zstandard
 
-from bundler.manifest import load_manifest
-from bundler.tenants import tenant_problems
-from installer.delta import parse_delta
+from bundler.plan.manifest import load_manifest
+from bundler.plan.tenants import tenant_problems
+from installer.format.delta import parse_delta
 from installer.errors import BundleError, ContentMismatch, InvalidInput
-from installer.imagecheck import INDEX_PATH, ImageGraph
-from installer.meta import canonical_json, parse_meta
-from installer.oci import OCI_MANIFEST, parse_manifest
-from installer.reference import parse as parse_ref
-from installer.tarstream import TarReader, _octal, header_block
+from installer.format.imagecheck import INDEX_PATH, ImageGraph
+from installer.format.meta import canonical_json, parse_meta
+from installer.format.oci import OCI_MANIFEST, parse_manifest
+from installer.format.reference import parse as parse_ref
+from installer.format.tarstream import TarReader, _octal, header_block
 
 from propkit import REPO, GuardedStream, Unbounded, write_manifest
 
@@ -38,7 +38,7 @@ def _manifest_with(folder: Path, text_edit) -> Path:
     return path
 
 
-# --- bundler/yamlsrc.py -------------------------------------------------------------------------------
+# --- bundler/plan/yamlsrc.py -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ctrl", ["\x00", "\x1b", "\x1f", "\x7f"])
 def test_control_character_in_manifest_is_invalid_input(tmp_path, ctrl):
@@ -91,7 +91,7 @@ def test_alias_expansion_is_bounded(tmp_path):
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))
         from installer.errors import BundleError
-        from bundler.manifest import load_manifest
+        from bundler.plan.manifest import load_manifest
         try:
             load_manifest(sys.argv[1])
         except BundleError as exc:
@@ -107,7 +107,7 @@ def test_alias_expansion_is_bounded(tmp_path):
     assert proc.stdout.strip() == "typed InvalidInput", (proc.stdout, proc.stderr[-500:])
 
 
-# --- bundler/manifest.py ------------------------------------------------------------------------------
+# --- bundler/plan/manifest.py ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("edit", [
     lambda t: t.replace("- source: cfg/app.yaml", '- source: "cfg/app.yaml\\0x"'),
@@ -165,7 +165,7 @@ def test_index_annotations_of_another_type_are_refused(annotations):
         graph.check()
 
 
-# --- installer/tarstream.py ---------------------------------------------------------------------------
+# --- installer/format/tarstream.py ---------------------------------------------------------------------------
 
 def _signed_size_header(size_field: bytes, name: bytes = b"SHA256SUMS") -> bytes:
     block = bytearray(header_block(name, 0, 0, 0o644, b"0"))
@@ -186,8 +186,8 @@ def test_negative_size_is_refused_at_its_header(size_field):
 
 
 def test_negative_size_does_not_read_the_whole_stream_in_verify():
-    import installer.verify as verify_mod
-    from installer.zstd import open_decompressed
+    import installer.trust.verify as verify_mod
+    from installer.format.zstd import open_decompressed
 
     reads = []
 
@@ -218,7 +218,7 @@ def test_octal_fields_are_strict(field):
         _octal(field.ljust(12, b"\0"), "size")
 
 
-# --- installer/reference.py ---------------------------------------------------------------------------
+# --- installer/format/reference.py ---------------------------------------------------------------------------
 
 def test_normalised_reference_parses_again():
     """The length limit applies to the normalised form: too long is refused at once, never at install."""

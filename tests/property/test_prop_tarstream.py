@@ -1,4 +1,4 @@
-"""installer.tarstream.TarReader over random bytes and mutated valid tar streams.
+"""installer.format.tarstream.TarReader over random bytes and mutated valid tar streams.
 
 Consuming next() and chunks() to the end either completes or raises InvalidInput / UnsafeMember, and
 never reads an unbounded amount at once (the stream refuses read(-1) and reads above the chunk size).
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from installer.errors import InvalidInput, UnsafeMember
-from installer.tarstream import MAX_PAX_BYTES, TarReader
+from installer.format.tarstream import MAX_PAX_BYTES, TarReader
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
 from propkit import (BLOCK, GuardedStream, build_tar, label, prop, read_all, tar_entries, tar_mutation, typed)

@@ -1,4 +1,4 @@
-"""bundler.tenants.tenant_problems for loki and tempo: a list of located problem strings, or InvalidInput.
+"""bundler.plan.tenants.tenant_problems for loki and tempo: a list of located problem strings, or InvalidInput.
 
 Documents are generated from the component's own JSON Schema (every key it names, values from the
 schema's patterns and enums, and nested objects), mixed with junk keys and values of every YAML type;
@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bundler.resources import schema_path
-from bundler.tenants import tenant_problems
+from bundler.plan.tenants import tenant_problems
 from installer.errors import InvalidInput
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)

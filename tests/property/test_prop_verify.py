@@ -1,4 +1,4 @@
-"""installer.verify.verify_stream over hostile archives, with the real signer's key trusted.
+"""installer.trust.verify.verify_stream over hostile archives, with the real signer's key trusted.
 
 (a) random bytes, (b) valid zstd frames of random bytes or random tar streams, (c) byte-flipped,
 truncated, extended copies of a real signed bundle, (d) the same bundle's tar stream mutated and
@@ -22,11 +22,11 @@ import zstandard
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-import installer.verify as verify_mod
+import installer.trust.verify as verify_mod
 from helpers.craft import Entry, get, resign, tar_bytes
 from installer.errors import BundleError
-from installer.meta import canonical_json
-from installer.zstd import open_decompressed as real_open_decompressed
+from installer.format.meta import canonical_json
+from installer.format.zstd import open_decompressed as real_open_decompressed
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
 from propkit import (Unbounded, build_tar, json_value, label, nested_text, odd_text, prop, tar_entries, tar_mutation,
@@ -48,7 +48,7 @@ class SignedBundle:
 @pytest.fixture(scope="module")
 def signed_bundle(tmp_path_factory, ob, keydir):
     """A bundle built by `build` with the session key: archive bytes, tar bytes, trusted keys, key path."""
-    from installer.trust import load_trust_paths
+    from installer.trust.store import load_trust_paths
 
     work = tmp_path_factory.mktemp("prop-bundle")
     manifest = write_manifest(work / "src")
@@ -103,7 +103,7 @@ def decompress(data: bytes):
 
 
 def our_members(tar: bytes):
-    from installer.tarstream import TarReader
+    from installer.format.tarstream import TarReader
     from propkit import read_all
 
     return [(m.path, m.is_regular, m.size, d) for m, d in read_all(TarReader(io.BytesIO(tar)))]
@@ -222,7 +222,7 @@ def test_mutated_signed_tar_recompressed(signed_bundle, data):
 # (e) a compromised or buggy builder: the trusted key signs whatever it is given ------------------------
 
 def entries_of(tar: bytes):
-    from installer.tarstream import TarReader
+    from installer.format.tarstream import TarReader
     from propkit import read_all
 
     return [Entry(m.path, d) for m, d in read_all(TarReader(io.BytesIO(tar)))]

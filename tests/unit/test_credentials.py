@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from installer import credentials
-from installer.registry import parse_www_authenticate
+from installer.site import credentials
+from installer.site.registry import parse_www_authenticate
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""installer.devtls: development TLS material for the telemetry stack, with both back ends.
+"""installer.deploy.devtls: development TLS material for the telemetry stack, with both back ends.
 
 Each back end generates once per module (under umask 000); the tests then check the files, their
 modes, the X.509 contents (with openssl and cryptography), and real mutual-TLS handshakes.
@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from installer import devtls
+from installer.deploy import devtls
 from installer.errors import LocalEnvironmentError, UsageError
 
 from cryptography import x509

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from installer.dockerload import Docker
+from installer.site.dockerload import Docker
 from installer.errors import DeployError
 
 

@@ -56,7 +56,7 @@ def test_installer_uses_the_standard_library_only_with_optional_speedups():
 
 
 def test_cryptography_is_only_touched_after_checking_it_is_importable():
-    src = (INSTALLER / "signing.py").read_text()
+    src = (INSTALLER / "trust" / "signing.py").read_text()
     assert "import cryptography  # noqa: F401\n    except ImportError:" in src
 
 
@@ -77,6 +77,120 @@ def test_vermin_would_catch_a_3_10_construct(tmp_path):
     vermin = Path(sys.executable).parent / "vermin"
     r = subprocess.run([str(vermin), "-t=3.9-", "--no-tips", "--violations", str(bad)], capture_output=True, text=True)
     assert r.returncode != 0
+
+
+# --- the layers (docs/ARCHITECTURE.md) -------------------------------------------------------------------
+# Lowest first. A module may import from its own layer and the layers below it, never from a layer above.
+INSTALLER_LAYERS = [
+    ("base", ["installer", "installer.errors", "installer.textsafe", "installer.faults", "installer.fsutil",
+              "installer.progress"]),
+    ("format", ["installer.format"]),
+    ("trust", ["installer.trust"]),
+    ("kit", ["installer.kit"]),
+    ("site", ["installer.site"]),
+    ("deploy", ["installer.deploy"]),
+    ("install", ["installer.install", "installer.rollback"]),
+    ("cli", ["installer.cli"]),
+    ("bootstrap", ["installer.runtime", "installer.__main__"]),
+]
+BUNDLER_LAYERS = [
+    ("base", ["bundler", "bundler.resources"]),
+    ("plan", ["bundler.plan"]),
+    ("pull", ["bundler.pull"]),
+    ("stage", ["bundler.stage"]),
+    ("seal", ["bundler.seal"]),
+    ("build", ["bundler.build"]),
+    ("emit", ["bundler.emit"]),
+    ("commands", ["bundler.commands", "bundler.cli", "bundler.__main__"]),
+]
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _layer_of(module: str, layers) -> int:
+    """Index of the layer holding ``module``: the longest prefix that names a layer member."""
+    best, best_len = -1, -1
+    for i, (_name, members) in enumerate(layers):
+        for m in members:
+            if (module == m or module.startswith(m + ".")) and len(m) > best_len:
+                best, best_len = i, len(m)
+    return best
+
+
+def _absolute_imports(path: Path):
+    """Every module a file imports (relative imports resolved), with its line."""
+    tree = ast.parse(path.read_text(), str(path))
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            out.append((module, node.lineno))
+            # `from installer.site import push` imports installer.site.push
+            out += [(module + "." + alias.name, node.lineno) for alias in node.names]
+    return out
+
+
+def layer_violations(root: Path, layers, top: str):
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        here = _module_name(path)
+        mine = _layer_of(here, layers)
+        if mine < 0:
+            problems.append("%s is in no layer" % here)
+            continue
+        reported = set()
+        for module, line in _absolute_imports(path):
+            if module.split(".")[0] != top or line in reported:
+                continue
+            theirs = _layer_of(module, layers)
+            if theirs > mine:
+                reported.add(line)
+                problems.append("%s:%d: %s (layer %s) imports %s (layer %s)"
+                                % (path.relative_to(REPO), line, here, layers[mine][0], module, layers[theirs][0]))
+    return problems
+
+
+def test_installer_layers_import_only_downwards():
+    assert layer_violations(INSTALLER, INSTALLER_LAYERS, "installer") == []
+
+
+def test_bundler_layers_import_only_downwards():
+    assert layer_violations(REPO / "bundler", BUNDLER_LAYERS, "bundler") == []
+
+
+def test_every_installer_subpackage_is_a_layer():
+    packages = {p.parent.name for p in INSTALLER.rglob("__init__.py") if p.parent != INSTALLER}
+    assert packages == {"format", "trust", "kit", "site", "deploy", "cli"}
+
+
+def test_the_layer_check_catches_a_wrong_way_import(tmp_path, monkeypatch):
+    """The check above can fail: a format module importing the kit is reported, with file and line."""
+    fake = tmp_path / "installer"
+    (fake / "format").mkdir(parents=True)
+    (fake / "kit").mkdir()
+    for d in (fake, fake / "format", fake / "kit"):
+        (d / "__init__.py").write_text("")
+    (fake / "kit" / "layout.py").write_text("X = 1\n")
+    (fake / "format" / "meta.py").write_text("import json\n\n\ndef f():\n    from ..kit.layout import X\n    return X\n")
+    monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
+    problems = layer_violations(fake, INSTALLER_LAYERS, "installer")
+    assert problems == ["installer/format/meta.py:5: installer.format.meta (layer format) imports "
+                        "installer.kit.layout (layer kit)"]
 
 
 def test_format_marker():
@@ -109,8 +223,8 @@ def test_both_front_doors_expose_identical_options():
     import click
 
     from bundler.cli import cli
-    from installer.cli import build_parser
-    from installer.commands import COMMANDS
+    from installer.cli.main import build_parser
+    from installer.cli.commands import COMMANDS
 
     parser = build_parser("x", COMMANDS)
     ctx = click.Context(cli)

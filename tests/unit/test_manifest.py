@@ -5,7 +5,7 @@ import textwrap
 import pytest
 from conftest import write_manifest
 
-from bundler.manifest import load_manifest
+from bundler.plan.manifest import load_manifest
 from installer.errors import InvalidInput, UsageError
 
 HEAD = """\

@@ -1,4 +1,4 @@
-"""installer/meta.py: bundle.json (format 1), checked field by field."""
+"""installer/format/meta.py: bundle.json (format 1), checked field by field."""
 
 import copy
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from installer.errors import InvalidInput
-from installer.meta import canonical_json, member_paths, parse_meta
+from installer.format.meta import canonical_json, member_paths, parse_meta
 
 
 def valid_doc():

@@ -1,4 +1,4 @@
-"""installer/paths.py: member path rules of format 1 (PRODUCT.md "Archive format")."""
+"""installer/format/paths.py: member path rules of format 1 (PRODUCT.md "Archive format")."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from installer.paths import c_sorted, case_duplicates, contained, is_reserved, path_problem
+from installer.format.paths import c_sorted, case_duplicates, contained, is_reserved, path_problem
 
 
 # --- path_problem ------------------------------------------------------------------------------

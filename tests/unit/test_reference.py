@@ -3,7 +3,7 @@
 import pytest
 
 from installer.errors import InvalidInput, UsageError
-from installer.reference import apply_mirrors, parse, parse_mirror, site_repository
+from installer.format.reference import apply_mirrors, parse, parse_mirror, site_repository
 
 D = "sha256:" + "a" * 64
 

@@ -1,4 +1,4 @@
-"""installer/semver.py: SemVer 2.0.0 validity and precedence (semver.org, section 11)."""
+"""installer/format/semver.py: SemVer 2.0.0 validity and precedence (semver.org, section 11)."""
 
 import functools
 import itertools
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from installer.semver import Version, is_semver
+from installer.format.semver import Version, is_semver
 
 # semver.org section 11, in increasing precedence.
 SPEC_ORDER = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
@@ -99,7 +99,7 @@ def test_non_ascii_digits_invalid(text):
 # --- property: a total order matching an independent reference --------------------------------
 
 def _ref_cmp(a, b):
-    """SemVer 2.0.0 section 11, written from the spec text, sharing no code with installer/semver.py."""
+    """SemVer 2.0.0 section 11, written from the spec text, sharing no code with installer/format/semver.py."""
     def split(v):
         v = v.partition("+")[0]
         core, _, pre = v.partition("-")

@@ -1,4 +1,4 @@
-"""installer/signing.py and bundler/keys.py, checked against the openssl program reviewers use."""
+"""installer/trust/signing.py and bundler/seal/keys.py, checked against the openssl program reviewers use."""
 
 import base64
 import hashlib
@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from bundler.keys import keygen, load_signer
+from bundler.seal.keys import keygen, load_signer
 from installer.errors import TrustError, UsageError
-from installer.signing import (ECDSA_P256, ED25519, _verify_openssl, fingerprint, load_public_key,
+from installer.trust.signing import (ECDSA_P256, ED25519, _verify_openssl, fingerprint, load_public_key,
                                openssl_verify_command, parse_public_key, verify)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl program is needed")
@@ -110,7 +110,7 @@ def test_keygen_pem_matches_openssl_type(keys, algorithm):
 
 
 def test_keygen_public_key_usable_as_trust_under_umask_000(tmp_path):
-    from installer.trust import load_trust_paths
+    from installer.trust.store import load_trust_paths
     old = os.umask(0)
     try:
         _, pub, public = keygen(str(tmp_path / "out"), ED25519)

@@ -1,4 +1,4 @@
-"""installer/sums.py: SHA256SUMS in exactly the form `sha256sum -c --strict` reads."""
+"""installer/format/sums.py: SHA256SUMS in exactly the form `sha256sum -c --strict` reads."""
 
 import hashlib
 import os
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from installer.errors import InvalidInput, UnsafeMember
-from installer.sums import bundle_id, format_sums, parse_sums
+from installer.format.sums import bundle_id, format_sums, parse_sums
 
 C_ENV = dict(os.environ, LC_ALL="C")
 

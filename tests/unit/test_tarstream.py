@@ -1,4 +1,4 @@
-"""installer/tarstream.py: the installer's own tar header reader.
+"""installer/format/tarstream.py: the installer's own tar header reader.
 
 Inputs come from GNU tar (the tool reviewers use) and from raw 512-byte headers written here,
 so every check is made against bytes whose layout the test itself controls.
@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from bundler.archive import member_header
+from bundler.seal.archive import member_header
 from installer.errors import InvalidInput, UnsafeMember
-from installer.tarstream import MAX_TRAILING_BYTES, TarReader
+from installer.format.tarstream import MAX_TRAILING_BYTES, TarReader
 
 BLOCK = 512
 EOA = b"\0" * (2 * BLOCK)

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 from conftest import REPO
 
-from bundler.tenants import check_tenant_files, tenant_problems
+from bundler.plan.tenants import check_tenant_files, tenant_problems
 from installer.errors import InvalidInput
 
 

@@ -1,4 +1,4 @@
-"""installer/zstd.py: streaming decompression, each back end forced, every failure an InvalidInput."""
+"""installer/format/zstd.py: streaming decompression, each back end forced, every failure an InvalidInput."""
 
 import io
 import os
@@ -11,8 +11,8 @@ import pytest
 import zstandard
 
 from installer.errors import InvalidInput, LocalEnvironmentError
-from installer.tarstream import TarReader
-from installer.zstd import MAGIC, WINDOW_LOG_MAX, _open_stdlib, open_decompressed
+from installer.format.tarstream import TarReader
+from installer.format.zstd import MAGIC, WINDOW_LOG_MAX, _open_stdlib, open_decompressed
 
 pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="the zstd program is needed")
 
@@ -214,7 +214,7 @@ def test_truncated_frame_is_invalid_input(tar_zst, backend, fraction):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_truncated_frame_through_verify_stream(tmp_path, backend):
-    from installer.verify import verify_stream
+    from installer.trust.verify import verify_stream
     # The first member is where the format wants it, so the only fault is the cut inside it.
     (tmp_path / "SHA256SUMS").write_bytes(os.urandom(3 * MIB))
     tar = subprocess.run(["tar", "--format=posix", "-cf", "-", "-C", str(tmp_path), "SHA256SUMS"], check=True,

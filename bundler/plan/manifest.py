@@ -1,0 +1,124 @@
+"""The manifest: what a bundle holds, read from YAML and checked before anything is fetched."""
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from installer.errors import InvalidInput, UsageError
+from installer.format.paths import case_duplicates, is_reserved, path_problem
+from installer.format.reference import parse as parse_ref
+
+from bundler.plan.schemas import problems as schema_problems
+from bundler.plan.yamlsrc import Located, load_yaml
+
+@dataclass(frozen=True)
+class FileEntry:
+    source: str          # as written in the manifest, relative to its folder
+    source_path: str     # resolved on disk
+    target: str
+    sha256: Optional[str]
+    executable: bool
+
+
+@dataclass(frozen=True)
+class TenantEntry:
+    component: str
+    source: str
+    source_path: str
+
+    @property
+    def target(self) -> str:
+        return "tenants/%s.yaml" % self.component
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    name: str
+    version: str
+    created: Optional[str]
+    files: Tuple[FileEntry, ...]
+    tenants: Tuple[TenantEntry, ...]
+    images: Tuple[dict, ...]
+    charts: Tuple[dict, ...]
+    doc: Located
+
+
+def _resolve_source(base: str, source: str, doc: Located, path) -> Tuple[str, List[str]]:
+    """A source stays inside the manifest's folder; symlinks are followed and checked too."""
+    if "\0" in source:
+        return "", ["%s: source %r contains a NUL character" % (doc.where(path), source)]
+    if os.path.isabs(source):
+        return "", ["%s: source %r must be relative to the manifest's folder" % (doc.where(path), source)]
+    root = os.path.realpath(base)
+    full = os.path.realpath(os.path.join(root, source))
+    if os.path.commonpath([root, full]) != root:
+        return "", ["%s: source %r points outside the manifest's folder" % (doc.where(path), source)]
+    if not os.path.isfile(full):
+        return "", ["%s: source file %r does not exist" % (doc.where(path), source)]
+    return full, []
+
+
+def load_manifest(path: str) -> Manifest:
+    if not os.path.isfile(path):
+        raise UsageError("the manifest %s does not exist" % path)
+    doc = load_yaml(path)
+    data = doc.data
+    problems: List[str] = []
+    version = data.get("metadata", {}).get("version") if isinstance(data, dict) and isinstance(data.get("metadata"), dict) else None
+    if isinstance(version, (int, float)) and not isinstance(version, bool):
+        # YAML read 1.10 as a number; it is not what the user meant.
+        problems.append("%s: the version is a YAML number; quote the version (e.g. version: \"1.10.0\")"
+                        % doc.where(("metadata", "version")))
+    problems += [p for p in schema_problems(doc, "manifest.schema.json")
+                 if not (problems and ": metadata.version:" in p)]
+    if problems:
+        raise InvalidInput("the manifest %s is not valid" % path, problems)
+
+    meta, spec = data["metadata"], data["spec"]
+    base = os.path.dirname(os.path.abspath(path))
+    bundled = set()
+    for i, image in enumerate(spec.get("images", [])):
+        try:
+            bundled.add(str(parse_ref(image["ref"])))
+        except InvalidInput as exc:
+            problems.append("%s: %s" % (doc.where(("spec", "images", i, "ref")), exc.message))
+    for i, chart in enumerate(spec.get("charts", [])):
+        if chart.get("values"):
+            problems += _resolve_source(base, chart["values"], doc, ("spec", "charts", i, "values"))[1]
+        for j, image in enumerate(chart.get("images", [])):
+            where = doc.where(("spec", "charts", i, "images", j, "ref"))
+            try:
+                ref = str(parse_ref(image["ref"]))
+            except InvalidInput as exc:
+                problems.append("%s: %s" % (where, exc.message))
+                continue
+            if ref not in bundled:
+                problems.append("%s: %s is not listed in spec.images, so the site would not have it" % (where, ref))
+    files: List[FileEntry] = []
+    for i, item in enumerate(spec.get("files", [])):
+        where = ("spec", "files", i)
+        target = item["target"]
+        why = path_problem(target)
+        if why:
+            problems.append("%s: %s" % (doc.where(where + ("target",)), why))
+        elif is_reserved(target):
+            problems.append("%s: target %r falls under a name the bundle reserves "
+                            "(SHA256SUMS*, bundle.json, DELTA.json, images/, charts/, tenants/)"
+                            % (doc.where(where + ("target",)), target))
+        full, errs = _resolve_source(base, item["source"], doc, where + ("source",))
+        problems += errs
+        files.append(FileEntry(item["source"], full, target, item.get("sha256"), bool(item.get("executable", False))))
+    tenants: List[TenantEntry] = []
+    for component, source in sorted(spec.get("tenants", {}).items()):
+        full, errs = _resolve_source(base, source, doc, ("spec", "tenants", component))
+        problems += errs
+        tenants.append(TenantEntry(component, source, full))
+    targets = [f.target for f in files]
+    for dup in case_duplicates(targets):
+        problems.append("%s: two files land on the same target: %s" % (path, dup))
+    if problems:
+        raise InvalidInput("the manifest %s is not valid" % path, problems)
+    return Manifest(path, meta["name"], meta["version"], meta.get("created"), tuple(files), tuple(tenants),
+                    tuple(spec.get("images", [])), tuple(spec.get("charts", [])), doc)
+

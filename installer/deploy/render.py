@@ -1,0 +1,194 @@
+"""Phase 4: site outputs under KIT/deploy/<name>/<version>/<site>/ (and secrets under KIT/secrets/).
+
+- compose/: the bundle's compose files with every image the bundle carries rewritten to the site
+  (SITE[/PREFIX]/<source host>/<path>@sha256:..., or with --docker and no --registry the loaded image ID)
+  and relative mounts (../config/x) pointing into the installed version, so `docker compose -f` works
+  from the deploy folder;
+- values/<chart>.yaml: per chart, the base values the bundle carries (the seed's settings) with the
+  chart's image value paths set to the site's pinned references — JSON, which is YAML and which the
+  standard library can write exactly;
+- COMMANDS.txt: the exact commands that deploy these outputs, every argument shell-quoted, charts and
+  images named by digest (a tag on the site may belong to, or be moved by, another bundle).
+Files of the installed version are read without following links and no larger than their signed size.
+The bundle's own tree is never changed: outputs are written to a temp folder and renamed into place.
+"""
+
+import json
+import os
+import re
+import shlex
+from typing import Callable, Dict, List, Optional
+
+from installer.errors import InvalidInput
+from installer.fsutil import fsync_dir, read_installed, write_atomic
+from installer.kit.layout import make_read_only, remove_tree
+from installer.format.meta import Meta
+from installer.format.reference import parse, site_repository
+
+_IMAGE_LINE = re.compile(r"^(\s*(?:-\s+)?image:\s*)([\"']?)([^\"'#\s]+)\2(\s*(?:#.*)?)$")
+_RELATIVE_MOUNT = re.compile(r"^(\s*-\s*[\"']?)\.\./")
+
+
+class SiteRefs:
+    """How each bundled image is named on one site: always by digest (a tag can be moved by others).
+
+    With a site registry: SITE/repo@<manifest digest>. With --docker only: the loaded image's ID (its config
+    digest, which phase 3 proved Docker holds), since loaded images have no registry digest and their tags
+    can be re-pointed by any later `docker load` or `docker tag`."""
+
+    def __init__(self, meta: Meta, host: Optional[str], prefix: str, strip: bool,
+                 loaded_ids: Optional[Dict[str, str]] = None) -> None:
+        self.by_repository: Dict[str, dict] = {}
+        for image in meta.images:
+            ref = parse(image.ref)
+            if host:
+                repo = "/".join(p for p in (host, site_repository(ref, prefix, strip)) if p)
+                pinned = "%s@%s" % (repo, image.digest)
+                registry, path = host + ("/" + prefix if prefix else ""), site_repository(ref, "", strip)
+            else:  # --docker only: the ID of the image Docker loaded
+                repo = ref.repository
+                pinned = (loaded_ids or {}).get(image.ref) or "%s@%s" % (ref.repository, image.digest)
+                registry, path = ref.host, ref.path
+            self.by_repository[str(ref)] = {"pinned": pinned, "repository": repo, "tag": ref.tag,
+                                            "digest": image.digest, "registry": registry, "path": path,
+                                            "site_mode": bool(host)}
+
+    def lookup(self, text: str) -> Optional[dict]:
+        try:
+            ref = parse(text)
+        except InvalidInput:
+            return None
+        return self.by_repository.get(str(ref))
+
+
+def rewrite_compose(text: str, refs: SiteRefs, version_dir: str, where: str) -> str:
+    out = []
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        body = line.rstrip("\r\n")
+        end = line[len(body):]
+        match = _IMAGE_LINE.match(body)
+        if match:
+            site = refs.lookup(match.group(3))
+            if site is None:
+                raise InvalidInput("%s:%d: the image %s is not in the bundle" % (where, number, match.group(3)))
+            body = "%s%s%s%s%s" % (match.group(1), match.group(2), site["pinned"], match.group(2), match.group(4))
+        elif _RELATIVE_MOUNT.match(body):
+            body = _RELATIVE_MOUNT.sub(lambda m: m.group(1) + version_dir + "/", body, count=1)
+        out.append(body + end)
+    return "".join(out)
+
+
+def _set(values: dict, dotted: str, value) -> None:
+    node = values
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    last = node.get(parts[-1])
+    if isinstance(value, dict) and isinstance(last, dict):
+        last.update(value)
+    else:
+        node[parts[-1]] = value
+
+
+def chart_values(base: dict, images: List[dict], refs: SiteRefs, chart: str) -> dict:
+    values = json.loads(json.dumps(base))
+    for spec in images:
+        site = refs.lookup(spec["ref"])
+        if site is None:
+            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle" % (chart, spec["ref"], spec["values"]))
+        tag_at_digest = ("%s@%s" % (site["tag"], site["digest"]) if site["tag"] else "@" + site["digest"]) if site["site_mode"] else site["tag"]
+        style = spec.get("style", "repository-tag")
+        if style == "image":
+            _set(values, spec["values"], site["pinned"])
+        elif style == "registry-repository-tag":
+            _set(values, spec["values"], {"registry": site["registry"], "repository": site["path"], "tag": tag_at_digest})
+        else:
+            _set(values, spec["values"], {"repository": site["repository"], "tag": tag_at_digest})
+    return values
+
+
+def site_name(registry: Optional[str]) -> str:
+    return registry.strip().strip("/").replace(":", "_").replace("/", "_") if registry else "docker"
+
+
+def shell_line(command: dict) -> str:
+    """One command as a shell line: every argument quoted, so a path with spaces or `$(...)` stays one inert word."""
+    env = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted((command.get("env") or {}).items())]
+    return " ".join(env + [shlex.quote(a) for a in command["argv"]])
+
+
+def helm_command(chart, registry: Optional[str], version_dir: str, values: str) -> dict:
+    """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
+    if registry:
+        source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci_digest)
+    else:
+        source = os.path.join(version_dir, *chart.path.split("/"))
+    return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", "observability",
+                     "--create-namespace", "-f", values]}
+
+
+def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
+           strip: bool, extra: Optional[Callable] = None, tls_dir: Optional[str] = None,
+           loaded_ids: Optional[Dict[str, str]] = None) -> dict:
+    """Write the site outputs; returns what was written (paths relative to the kit) and the commands."""
+    site = site_name(registry)
+    refs = SiteRefs(meta, prefix_host, prefix, strip, loaded_ids)
+    final = os.path.join(kit.deploy, meta.name, meta.version, site)
+    tmp = final + ".tmp-%d" % os.getpid()
+    for folder in (os.path.dirname(os.path.dirname(final)), os.path.dirname(final)):  # deploy/<name>/<version>
+        kit.make_dir(folder, 0o755, enforce=False)  # made here, or a real folder of ours: never a link
+    remove_tree(tmp)
+    os.makedirs(tmp, mode=0o755)
+    written: List[str] = []
+    compose = sorted(p for p in meta.members if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
+    for path in compose:
+        text = _member_text(version_dir, path, meta.members[path])
+        _write(tmp, path, rewrite_compose(text, refs, version_dir, path).encode())
+        written.append(path)
+    commands: List[dict] = []
+    for chart in meta.charts:
+        base = json.loads(_member_text(version_dir, chart.values, meta.members[chart.values])) if chart.values else {}
+        if not isinstance(base, dict):
+            raise InvalidInput("%s is not a JSON object" % chart.values)
+        out = "values/%s.yaml" % chart.name
+        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs, chart.name), indent=2, sort_keys=True)
+                          + "\n").encode())
+        written.append(out)
+        commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out)))
+    env = {"TELEMETRY_TLS_DIR": tls_dir or os.path.join(kit.secrets, "tls"),
+           "TELEMETRY_TOKEN_DIR": os.path.join(kit.secrets, "token")}
+    for path in compose:
+        commands.append({"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"], "env": env})
+    if extra is not None:
+        more_files, more_commands = extra(tmp, final)
+        written += more_files
+        commands = more_commands + commands
+    lines = [shell_line(c) for c in commands]
+    _write(tmp, "COMMANDS.txt", ("".join(line + "\n" for line in lines)).encode())
+    written.append("COMMANDS.txt")
+    make_read_only(tmp)
+    old = final + ".old-%d" % os.getpid()
+    if os.path.lexists(final):
+        os.rename(final, old)
+    os.rename(tmp, final)
+    fsync_dir(os.path.dirname(final))
+    remove_tree(old)
+    return {"site": site, "folder": os.path.relpath(final, kit.root), "files": sorted(written), "commands": lines,
+            "argv": commands}
+
+
+def _member_text(version_dir: str, path: str, size: int) -> str:
+    """A file of the installed version, read without following a link and no larger than its signed size."""
+    try:
+        return read_installed(version_dir, path, size).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("%s is not UTF-8 text" % path)
+
+
+def _write(root: str, rel: str, data: bytes) -> None:
+    path = os.path.join(root, *rel.split("/"))
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    write_atomic(path, data, mode=0o444)

@@ -1,0 +1,132 @@
+"""OCI and Docker manifest media types, descriptors and platform matching (image-spec v1.1).
+
+Manifests are kept byte-exact; this module only reads them to find their children.
+"""
+
+import json
+from typing import Dict, List, Optional, Tuple
+
+from installer.errors import InvalidInput
+from installer.format.reference import DIGEST_RE
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+           "application/vnd.docker.distribution.manifest.v1+prettyjws")
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES + SCHEMA1)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+class Descriptor:
+    __slots__ = ("media_type", "digest", "size", "platform", "annotations")
+
+    def __init__(self, media_type: str, digest: str, size: int, platform: Optional[dict] = None,
+                 annotations: Optional[dict] = None) -> None:
+        self.media_type = media_type
+        self.digest = digest
+        self.size = size
+        self.platform = platform
+        self.annotations = annotations
+
+    @classmethod
+    def parse(cls, obj: dict, where: str) -> "Descriptor":
+        if not isinstance(obj, dict):
+            raise InvalidInput("%s: a descriptor is not an object" % where)
+        digest, size, media = obj.get("digest"), obj.get("size"), obj.get("mediaType", "")
+        if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+            raise InvalidInput("%s: descriptor digest %r is not sha256:<64 hex>" % (where, digest))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInput("%s: descriptor size %r is not a non-negative integer" % (where, size))
+        platform = obj.get("platform")
+        return cls(media if isinstance(media, str) else "", digest, size,
+                   platform if isinstance(platform, dict) else None, obj.get("annotations"))
+
+    def to_json(self) -> dict:
+        out = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.platform:
+            out["platform"] = self.platform
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+
+def media_type_of(data: bytes, header_type: str) -> str:
+    """The manifest's media type: the Content-Type, else its own mediaType field."""
+    media = (header_type or "").split(";", 1)[0].strip()
+    if media in MANIFEST_TYPES + INDEX_TYPES + SCHEMA1:
+        return media
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return media
+    inner = doc.get("mediaType") if isinstance(doc, dict) else None
+    if isinstance(inner, str) and inner:
+        return inner
+    if isinstance(doc, dict) and doc.get("schemaVersion") == 1:
+        return SCHEMA1[0]
+    if isinstance(doc, dict) and "manifests" in doc:
+        return OCI_INDEX
+    return media or OCI_MANIFEST
+
+
+def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[Descriptor], List[Descriptor]]:
+    """(config, layers) for an image manifest; (None, children) for an index."""
+    if media_type in SCHEMA1:
+        raise InvalidInput("%s is a Docker schema 1 manifest, which is not supported (re-push it as schema 2 or OCI)" % where)
+    if media_type not in MANIFEST_TYPES + INDEX_TYPES:
+        raise InvalidInput("%s has the unsupported media type %r" % (where, media_type))
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidInput("%s is not valid JSON" % where)
+    if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
+        raise InvalidInput("%s is not a schemaVersion 2 manifest" % where)
+    if media_type in INDEX_TYPES:
+        children = doc.get("manifests")
+        if not isinstance(children, list):
+            raise InvalidInput("%s: an index without a manifests list" % where)
+        return None, [Descriptor.parse(c, where) for c in children]
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise InvalidInput("%s: a manifest without a layers list" % where)
+    return Descriptor.parse(doc.get("config"), where), [Descriptor.parse(layer, where) for layer in layers]
+
+
+def kind_of(media_type: str) -> str:
+    """A media type in words, for people."""
+    return {OCI_MANIFEST: "OCI manifest", OCI_INDEX: "OCI index", DOCKER_MANIFEST: "Docker manifest",
+            DOCKER_LIST: "Docker manifest list"}.get(media_type, media_type)
+
+
+def platform_string(platform: Optional[dict]) -> str:
+    if not platform:
+        return "unknown"
+    out = "%s/%s" % (platform.get("os", "unknown"), platform.get("architecture", "unknown"))
+    if platform.get("variant"):
+        out += "/" + platform["variant"]
+    return out
+
+
+def platform_matches(wanted: str, platform: Optional[dict]) -> bool:
+    """'linux/arm64' matches any arm64 variant; 'linux/arm64/v8' only v8."""
+    if not platform:
+        return False
+    parts = wanted.split("/")
+    if parts[0] != platform.get("os") or parts[1] != platform.get("architecture"):
+        return False
+    return len(parts) < 3 or parts[2] == platform.get("variant", "")
+
+
+def config_platform(config_bytes: bytes) -> Dict[str, str]:
+    try:
+        doc = json.loads(config_bytes)
+    except ValueError:
+        return {}
+    out = {k: doc.get(k) for k in ("os", "architecture", "variant") if isinstance(doc.get(k), str) and doc.get(k)}
+    return out

@@ -1,0 +1,188 @@
+"""Image references: parsing and normalisation as Docker does it, plus `--mirror` rewriting.
+
+`prom/prometheus:v3.5.0` is `docker.io/prom/prometheus:v3.5.0`; `busybox` is
+`docker.io/library/busybox:latest`; `index.docker.io` is `docker.io`. Only sha256 digests are
+accepted, with a strict pattern, because digests become file names.
+"""
+
+import re
+from typing import List, Optional, Sequence, Tuple, Type
+
+from installer.errors import BundleError, InvalidInput, UsageError
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_PART, _DOMAIN_PART)
+PATH_RE = re.compile(r"%s(?:/%s)*" % (_COMPONENT, _COMPONENT))
+DOMAIN_RE = re.compile(_DOMAIN)
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+HEX64_RE = re.compile(r"[0-9a-f]{64}")
+MAX_REF = 512
+
+
+def _shown(value: object) -> str:
+    """A hostile value as it may appear in a message: escaped to ASCII (no control characters), cut short."""
+    text = ascii(value)
+    return text if len(text) <= 90 else text[:80] + "..." + text[-6:]
+
+
+def strict_digest(value: object, source: str, error: Type[BundleError] = InvalidInput) -> str:
+    """``value`` if it is exactly sha256: and 64 lower-case hex digits, else ``error``.
+
+    The one check every digest from outside passes (registry header, index, lock file) before any
+    use, because digests become file names. Always fullmatch: a pattern ending in `$` would also
+    accept a trailing newline.
+    """
+    if isinstance(value, str) and DIGEST_RE.fullmatch(value):
+        return value
+    raise error("%s gave the digest %s, which is not a sha256 digest (sha256: and 64 lower-case hex digits); "
+                "refused" % (source, _shown(value)))
+
+
+def strict_hex(value: object, source: str, error: Type[BundleError] = InvalidInput) -> str:
+    """``value`` if it is exactly 64 lower-case hex digits (a bare sha256), else ``error``."""
+    if isinstance(value, str) and HEX64_RE.fullmatch(value):
+        return value
+    raise error("%s gave the sha256 %s, which is not 64 lower-case hex digits; refused" % (source, _shown(value)))
+
+
+class Reference:
+    """A normalised reference: host, path, tag and/or digest."""
+
+    __slots__ = ("host", "path", "tag", "digest")
+
+    def __init__(self, host: str, path: str, tag: Optional[str], digest: Optional[str]) -> None:
+        self.host = host
+        self.path = path
+        self.tag = tag
+        self.digest = digest
+
+    @property
+    def repository(self) -> str:
+        return "%s/%s" % (self.host, self.path)
+
+    @property
+    def endpoint(self) -> str:
+        """The host to contact: Docker Hub's API lives on registry-1.docker.io."""
+        return DOCKER_HUB_ENDPOINT if self.host == DOCKER_HUB else self.host
+
+    def __str__(self) -> str:
+        out = self.repository
+        if self.tag:
+            out += ":" + self.tag
+        if self.digest:
+            out += "@" + self.digest
+        return out
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Reference) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return "Reference(%s)" % self
+
+
+def parse(text: str) -> Reference:
+    """Normalise an image reference; InvalidInput (exit 3) with a reason when it is not one."""
+    if not isinstance(text, str) or not text or len(text) > MAX_REF or text != text.strip():
+        raise InvalidInput("%r is not an image reference" % (text,))
+    rest, digest = text, None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not DIGEST_RE.fullmatch(digest):
+            raise InvalidInput("%r: only sha256 digests (sha256: and 64 lower-case hex digits) are accepted" % text)
+    tag = None
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        rest, tag = rest.rsplit(":", 1)
+        if not TAG_RE.fullmatch(tag):
+            raise InvalidInput("%r: %r is not a valid tag" % (text, tag))
+    first, _, remainder = rest.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        if not DOMAIN_RE.fullmatch(first):
+            raise InvalidInput("%r: %r is not a valid registry host" % (text, first))
+        host, path = first, remainder
+    else:
+        host, path = DOCKER_HUB, rest
+    if host in DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+    if host == DOCKER_HUB and "/" not in path:
+        path = "library/" + path
+    if not PATH_RE.fullmatch(path):
+        raise InvalidInput("%r: %r is not a valid repository path (lower-case, digits, . _ -)" % (text, path))
+    if tag is None and digest is None:
+        tag = "latest"
+    ref = Reference(host, path, tag, digest)
+    if len(str(ref)) > MAX_REF:
+        raise InvalidInput("%r is longer than %d characters once normalised" % (text[:80], MAX_REF))
+    return ref
+
+
+# --- --mirror SRC=DST ---------------------------------------------------------------------------
+class Mirror:
+    __slots__ = ("source", "dest_host", "dest_prefix")
+
+    def __init__(self, source: str, dest_host: str, dest_prefix: str) -> None:
+        self.source = source
+        self.dest_host = dest_host
+        self.dest_prefix = dest_prefix
+
+    @property
+    def destination(self) -> str:
+        return self.dest_host + ("/" + self.dest_prefix if self.dest_prefix else "")
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "mirror": self.destination}
+
+
+def parse_mirror(spec: str) -> Mirror:
+    """SRC=DST: SRC a registry host with optional path prefix; DST host[:port][/prefix]."""
+    if spec.count("=") != 1:
+        raise UsageError("--mirror takes SRC=DST, not %r" % spec)
+    src, dst = (s.strip().rstrip("/") for s in spec.split("="))
+    if not src or not dst:
+        raise UsageError("--mirror takes SRC=DST, not %r" % spec)
+    src_host, _, src_path = src.partition("/")
+    if src_host in DOCKER_HUB_ALIASES:
+        src_host = DOCKER_HUB
+    dst_host, _, dst_prefix = dst.partition("/")
+    if not DOMAIN_RE.fullmatch(src_host) or not DOMAIN_RE.fullmatch(dst_host):
+        raise UsageError("--mirror %r: both sides start with a registry host" % spec)
+    for prefix in (src_path, dst_prefix):
+        if prefix and not PATH_RE.fullmatch(prefix):
+            raise UsageError("--mirror %r: %r is not a repository path" % (spec, prefix))
+    return Mirror(src_host + ("/" + src_path if src_path else ""), dst_host, dst_prefix)
+
+
+def apply_mirrors(ref: Reference, mirrors: Sequence[Mirror]) -> Tuple[str, str, Optional[Mirror]]:
+    """(endpoint host, repository path on it, mirror used) for fetching ``ref``.
+
+    SRC matches whole path components of host/path; the longest SRC wins.
+    """
+    full = ref.repository
+    best: Optional[Mirror] = None
+    for m in mirrors:
+        if full == m.source or full.startswith(m.source + "/"):
+            if best is None or len(m.source) > len(best.source):
+                best = m
+    if best is None:
+        return ref.endpoint, ref.path, None
+    remainder = full[len(best.source):].lstrip("/")
+    path = "/".join(p for p in (best.dest_prefix, remainder) if p)
+    return best.dest_host, path, best
+
+
+def site_repository(ref: Reference, prefix: str, strip_source_host: bool) -> str:
+    """Where an image lands on the site registry: [PREFIX/]<source host>/<path> (or without the host)."""
+    parts: List[str] = [prefix] if prefix else []
+    if not strip_source_host:
+        parts.append(ref.host)
+    parts.append(ref.path)
+    return "/".join(parts)

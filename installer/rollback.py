@@ -1,0 +1,98 @@
+"""`rollback NAME`: the version that was current before this one becomes current again.
+
+The target (from the receipts; else the highest installed version below it), once re-hashed against its signed
+SHA256SUMS and its signature checked with today's trusted keys (--trust, else the kit's store) and their scopes,
+becomes current again — phase 5, an atomic switch — and, for every site that version was pushed to, its registry
+tags are moved back (phase 6). Its site outputs are still in KIT/deploy/<name>/<version>/. What could not be
+reverted is reported (exit 10) while the switch stands. The highest version ever made current does not go down,
+so the newer bundle can be installed again but an older one replayed from elsewhere is still refused.
+"""
+
+import os
+from typing import List, Sequence
+
+from installer.errors import BundleError, ContentMismatch, DeployError, TrustError, UsageError
+from installer.kit.layout import Kit, resolve_keys
+from installer.kit.check import check_version
+from installer.kit.lifecycle import previous_version
+from installer.format.meta import MAX_META_BYTES, parse_meta
+from installer.site.owners import claims, conflicts, refuse, registry_tags, site_key
+from installer.site.push import SitePush
+from installer.kit.receipts import PHASES, Receipt
+
+
+def _sites(kit: Kit, name: str, version: str) -> dict:
+    """Site registry options recorded by the installs of this version (no secrets are ever recorded)."""
+    sites = {}
+    for receipt in kit.receipts_list(name):
+        if receipt.get("version") == version:
+            for site, options in (receipt.get("site_options") or {}).items():
+                sites[site] = options
+    return sites
+
+
+def _check_target(kit: Kit, name: str, target: str, trust: Sequence[str]):
+    """Issue 10 point 7: the version rollback makes current is checked against TODAY's trusted keys and their
+    scopes (a key removed or narrowed since its install no longer vouches for it: exit 4), and re-hashed
+    against its signed SHA256SUMS (exit 5) before anything changes. Returns (its meta, its signer)."""
+    keys = resolve_keys(trust, kit)
+    check = check_version(kit, name, target, keys)
+    if check.problems:
+        raise ContentMismatch("%s %s differs from what was signed; not rolling back to it" % (name, target),
+                              check.lines())
+    if check.trust_problems:
+        raise TrustError("%s %s is not signed by a key trusted today for %s; not rolling back to it"
+                         % (name, target, name), check.lines())
+    meta = parse_meta(kit.read_member(name, target, "bundle.json", MAX_META_BYTES))
+    signer = next(k for k in keys if k.fingerprint == check.signer)
+    return meta, signer, check.bundle_id
+
+
+def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
+    kit = Kit.existing(kit_dir)
+    with kit.locked():
+        current = kit.current_version(name)
+        if current is None:
+            raise UsageError("%s has no current version in %s" % (name, kit_dir))
+        target = previous_version(kit, name, current)
+        if target is None:
+            raise UsageError("%s %s is the only version installed; there is nothing to roll back to" % (name, current))
+        meta, signer, bid = _check_target(kit, name, target, trust)
+        sites = _sites(kit, name, target)
+        owned = kit.owners()
+        problems = []
+        for site, options in sorted(sites.items()):
+            tags = registry_tags(meta, site, options.get("strip_source_host", False))
+            problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
+        refuse(problems, name, target)
+        tree = kit.version_dir(name, target)
+        outputs_dir = os.path.join(kit.deploy, name, target)
+        outputs = sorted(os.listdir(outputs_dir)) if kit.real_dir(outputs_dir) else []  # checked before any change
+        receipt = Receipt(kit, "rollback")
+        receipt.doc.update(action="rollback", name=name, version=target, previous=current, bundle_id=bid,
+                           signer=signer.fingerprint)
+        kit.switch_current(name, target)
+        receipt.phase(5, "done", "current/%s -> %s (was %s)" % (name, target, current))
+        not_reverted: List[str] = []
+        moved = []
+        for site, options in sorted(sites.items()):
+            try:
+                pusher = SitePush(tree, meta, site, strip_source_host=options.get("strip_source_host", False),
+                                  registry_ca=options.get("registry_ca"), insecure=tuple(options.get("insecure", ())))
+                report = pusher.move_tags()
+                kit.record_owners(site_key(site), claims(registry_tags(meta, site, options.get("strip_source_host",
+                                                                                                False)), meta, bid))
+                moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
+            except BundleError as exc:
+                not_reverted.append("tags on %s: %s" % (site, exc.message))
+        if not_reverted:
+            receipt.phase(6, "failed", "; ".join(not_reverted))
+            error = DeployError("rolled %s back to %s, but could not revert everything" % (name, target), not_reverted)
+            receipt.finish("rolled-back-incomplete", error)
+            raise error
+        receipt.phase(6, "done" if moved else "skipped", "; ".join("%s: %d tags moved back" % (m["site"], m["tags_moved"])
+                                                                   for m in moved) or "no site registry recorded")
+        receipt.finish("rolled-back")
+        return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
+                "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
+                "receipt": os.path.relpath(receipt.path, kit.root), "phases": [PHASES[5], PHASES[6]]}

@@ -1,0 +1,209 @@
+"""`install --docker`: load images into the local Docker engine, standard library only.
+
+The installer talks to the Engine API on its unix socket (DOCKER_HOST=unix://..., else
+/var/run/docker.sock) instead of the docker SDK, which the air-gapped host may not have. Docker
+20.10 cannot load OCI archives, so for each image we stream a docker-archive built on the fly:
+manifest.json, the config, and each layer blob as-is (docker load decompresses gzip layers).
+After the load, the image ID must equal the config digest: that is what proves Docker holds the
+bytes we verified. Errors reported inside the API's JSON stream are errors (exit 10).
+"""
+
+import http.client
+import json
+import os
+import platform as host
+import socket
+import urllib.parse
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from installer.errors import DeployError
+from installer.fsutil import open_installed
+from installer.format.imagecheck import blob_path, read_blob
+from installer.format.meta import ImageRecord, Meta
+from installer.format.oci import config_platform, parse_manifest, platform_matches, platform_string
+from installer.format.reference import parse
+from installer.format.tarstream import BLOCK, member_header
+
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
+             "armv6l": "arm/v6", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
+
+
+def host_platform() -> str:
+    return "linux/" + _MACHINES.get(host.machine().lower(), host.machine().lower())
+
+
+def docker_socket() -> str:
+    value = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    url = urllib.parse.urlsplit(value)
+    if url.scheme != "unix":
+        raise DeployError("DOCKER_HOST=%s: --docker talks to a local engine over a unix socket only" % value)
+    return url.path
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 600.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError as exc:
+            sock.close()
+            raise DeployError("cannot reach the Docker engine at %s: %s (is dockerd running? DOCKER_HOST?)"
+                              % (self._path, exc.strerror or exc))
+        self.sock = sock
+
+
+class Docker:
+    def __init__(self, path: Optional[str] = None) -> None:
+        self.path = path or docker_socket()
+
+    def _call(self, method: str, url: str, body=None, headers=None) -> Tuple[int, bytes]:
+        conn = _UnixConnection(self.path)
+        try:
+            conn.request(method, url, body=body, headers=headers or {}, encode_chunked=body is not None and not isinstance(body, bytes))
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (ConnectionError, http.client.HTTPException, socket.timeout) as exc:
+            raise DeployError("the Docker engine at %s failed: %s" % (self.path, exc))
+        finally:
+            conn.close()
+
+    def ping(self) -> None:
+        status, _ = self._call("GET", "/_ping")
+        if status != 200:
+            raise DeployError("the Docker engine at %s does not answer /_ping (HTTP %d)" % (self.path, status))
+
+    def load(self, stream: Iterator[bytes]) -> List[str]:
+        status, data = self._call("POST", "/images/load?quiet=1", body=stream,
+                                  headers={"Content-Type": "application/x-tar"})
+        messages = []
+        for line in data.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if item.get("error") or item.get("errorDetail"):
+                detail = item.get("error") or (item.get("errorDetail") or {}).get("message")
+                raise DeployError("docker load failed: %s" % detail)
+            if item.get("stream"):
+                messages.append(item["stream"].strip())
+        if status != 200:
+            raise DeployError("docker load failed with HTTP %d: %s" % (status, data[:300].decode("utf-8", "replace")))
+        return messages
+
+    def inspect(self, name: str) -> Optional[dict]:
+        status, data = self._call("GET", "/images/%s/json" % urllib.parse.quote(name, safe=""))
+        if status == 404:
+            return None
+        if status != 200:
+            raise DeployError("docker could not inspect %s (HTTP %d)" % (name, status))
+        return json.loads(data)
+
+    def tag(self, image_id: str, target: str) -> None:
+        ref = parse(target)
+        query = urllib.parse.urlencode({"repo": ref.repository, "tag": ref.tag or "latest"})
+        status, data = self._call("POST", "/images/%s/tag?%s" % (urllib.parse.quote(image_id, safe=""), query))
+        if status != 201:
+            raise DeployError("docker could not tag %s as %s (HTTP %d)" % (image_id, target, status))
+
+
+def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) -> Iterator[bytes]:
+    """A docker-archive stream: manifest.json, the config, each distinct layer, end of archive."""
+    config_name = config_digest.split(":", 1)[1] + ".json"
+    layer_names = [d.split(":", 1)[1] + "/layer.tar" for d in layers]
+    manifest = json.dumps([{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]).encode()
+    yield member_header("manifest.json", len(manifest), 0, False) + manifest + b"\0" * (-len(manifest) % BLOCK)
+    written = set()
+    for digest, name in [(config_digest, config_name)] + list(zip(layers, layer_names)):
+        if name in written:
+            continue
+        written.add(name)
+        fd = open_installed(tree, blob_path(digest))
+        size = os.fstat(fd).st_size
+        with os.fdopen(fd, "rb") as fh:
+            yield member_header(name, size, 0, False)
+            left = size
+            while left > 0:  # never past the size it had when opened: Docker checks every layer's digest
+                data = fh.read(min(left, 1 << 20))
+                if not data:
+                    raise DeployError("%s shrank while it was loaded into Docker" % blob_path(digest))
+                left -= len(data)
+                yield data
+        yield b"\0" * (-size % BLOCK)
+    yield b"\0" * (2 * BLOCK)
+
+
+class DockerLoad:
+    def __init__(self, tree: str, meta: Meta, platform: Optional[str] = None,
+                 site_refs: Optional[Dict[str, str]] = None, docker: Optional[Docker] = None,
+                 progress_factory=None) -> None:
+        self.progress_factory = progress_factory
+        self.tree = tree
+        self.meta = meta
+        self.platform = platform or host_platform()
+        self.site_refs = site_refs or {}
+        self.docker = docker or Docker()
+
+    def _read(self, digest: str) -> bytes:
+        return read_blob(self.tree, digest)
+
+    def _pick(self, image: ImageRecord) -> Tuple[str, List[str]]:
+        """(config digest, layer digests) of the manifest for our platform."""
+        config, children = parse_manifest(self._read(image.digest), image.media_type, image.ref)
+        if config is None:
+            kinds = {m["digest"]: m["media_type"] for m in image.manifests}
+            match = next((c for c in children if platform_matches(self.platform, c.platform)), None)
+            if match is None:
+                offered = ", ".join(sorted({platform_string(c.platform) for c in children}))
+                raise DeployError("%s has no %s image (it offers %s); choose one with --platform"
+                                  % (image.ref, self.platform, offered))
+            config, children = parse_manifest(self._read(match.digest), match.media_type or kinds.get(match.digest, ""),
+                                              image.ref)
+        else:
+            own = config_platform(self._read(config.digest))
+            if not platform_matches(self.platform, own):
+                raise DeployError("%s has no %s image (it is %s only); choose another --platform"
+                                  % (image.ref, self.platform, platform_string(own)))
+        return config.digest, [c.digest for c in children]
+
+    def _load(self, ref: str, config_digest: str, layers: List[str], tags: List[str]) -> None:
+        total = sum(os.lstat(os.path.join(self.tree, blob_path(d))).st_size for d in set(layers) | {config_digest})
+        progress = self.progress_factory(total, "load %s" % ref) if self.progress_factory else None
+
+        def counted(stream):
+            for chunk in stream:
+                if progress:
+                    progress.update(len(chunk))
+                yield chunk
+        try:
+            self.docker.load(counted(_archive(self.tree, config_digest, layers, tags)))
+        finally:
+            if progress:
+                progress.close()
+
+    def load_all(self) -> dict:
+        self.docker.ping()
+        loaded = []
+        for image in self.meta.images:
+            ref = parse(image.ref)
+            config_digest, layers = self._pick(image)
+            tags = [str(parse("%s:%s" % (ref.repository, ref.tag)))] if ref.tag else []
+            if ref.tag and image.ref in self.site_refs:
+                tags.append(self.site_refs[image.ref])
+            existing = self.docker.inspect(config_digest)
+            if existing is None:
+                self._load(image.ref, config_digest, layers, tags)
+                existing = self.docker.inspect(config_digest)
+            if existing is None or existing.get("Id") != config_digest:
+                raise DeployError("Docker holds %s under ID %s, not its config digest %s"
+                                  % (image.ref, (existing or {}).get("Id"), config_digest))
+            have = {str(parse(t)) for t in existing.get("RepoTags") or [] if t != "<none>:<none>"}
+            for tag in tags:
+                if str(parse(tag)) not in have:
+                    self.docker.tag(config_digest, tag)
+            loaded.append({"ref": image.ref, "id": config_digest, "tags": tags, "platform": self.platform})
+        return {"platform": self.platform, "images": loaded}

@@ -1,0 +1,379 @@
+"""Read a bundle archive once, trusting nothing before it is checked.
+
+The steps are those of PRODUCT.md "Verifying", numbered the same way below:
+  (1) SHA256SUMS and SHA256SUMS.sig come first; the signature is checked with a trusted key over the
+      raw bytes, before any line of them is parsed.
+  (2) bundle.json (and DELTA.json) must match their signed lines; its paths must equal the list.
+  (3) The caller decides (trust scope, version rules, free space) before any payload byte is written.
+  (4) Every later member is refused at its header unless it is a listed, unseen regular file of the
+      declared size at a valid path, in order; its bytes are hashed while the sink writes them.
+  (5) At the end every listed path was seen, and the image index agrees with bundle.json.
+"""
+
+import hashlib
+import io
+import os
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+from installer.errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
+from installer.format.delta import MAX_DELTA_BYTES, parse_delta
+from installer.format.imagecheck import MAX_INDEX_BYTES, ImageGraph
+from installer.format.meta import MAX_META_BYTES, Meta, parse_meta
+from installer.format.parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
+from installer.format.paths import path_problem
+from installer.progress import CountingReader, Progress
+from installer.trust.signing import find_signer
+from installer.format.sums import (DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id,
+                   parse_sums)
+from installer.format.tarstream import Member, TarReader
+from installer.trust.store import TrustedKey
+from installer.format.zstd import open_decompressed
+
+READ_CHUNK = 1 << 20
+
+
+class Verified:
+    """What the stream proved. ``stopped`` is set when the caller chose not to read the payload."""
+
+    def __init__(self) -> None:
+        self.sums: bytes = b""
+        self.signature: bytes = b""
+        self.sums_entries: Dict[str, str] = {}
+        self.bundle_id = ""
+        self.signer: Optional[TrustedKey] = None
+        self.meta: Optional[Meta] = None
+        self.meta_bytes = b""
+        self.members_seen = 0
+        self.bytes_seen = 0
+        self.stopped = False
+        self.backend = ""
+        self.archive_sha256 = ""
+        self.sidecar = "not checked"
+        self.delta: Optional[dict] = None
+        self.delta_bytes = b""
+        self.not_in_archive: List[str] = []  # omitted by a delta and not checked against a kit
+        self.too_large: List[dict] = []  # unverified head members not read (read_head's unverified_cap)
+
+    def summary(self) -> dict:
+        meta = self.meta
+        return {
+            "name": meta.name if meta else None,
+            "version": meta.version if meta else None,
+            "bundle_id": self.bundle_id,
+            "signer": self.signer.fingerprint if self.signer else None,
+            "files": len(self.sums_entries),
+            "total_size": meta.total_size if meta else None,
+            "complete": not self.stopped and not self.not_in_archive,
+            "delta": {"base": self.delta["base"], "omitted": len(self.delta["omitted"]),
+                      "omitted_bytes": self.delta["omitted_bytes"],
+                      "checked_in_kit": len(self.delta["omitted"]) - len(self.not_in_archive)} if self.delta else None,
+            "archive_sha256": self.archive_sha256 or None,
+            "sidecar": self.sidecar,
+        }
+
+
+class DiscardSink:
+    """Verify only: hash and drop. With a kit, a delta's omitted files are checked there (re-hashed)."""
+
+    def __init__(self, kit_index=None) -> None:
+        self.kit_index = kit_index
+
+    def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
+        for _ in chunks:
+            pass
+
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> Optional[bytes]:
+        """Check a delta's omitted file in the kit (re-hashed now); None when there is no kit to ask.
+        Returns its bytes only when it is small enough to be a manifest the image check reads, else b''."""
+        if self.kit_index is None:
+            return None
+        fd, _source = self.kit_index.open(digest)
+        if fd is None:
+            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit holds no good copy of it" % (path, digest))
+        try:
+            return os.pread(fd, size, 0) if size <= MAX_INDEX_BYTES else b""
+        finally:
+            os.close(fd)
+
+
+# Step (3): given the authenticated head, return the sink for the payload, or None to stop reading.
+Decide = Callable[[Verified], Optional[object]]
+
+
+def _check_small(member: Member, expected: str, cap: int) -> None:
+    """A head member is refused at its header: type, place, declared size; nothing is read before."""
+    if not member.is_regular:
+        raise UnsafeMember("%s is a %s, not a regular file" % (expected, member.type_name))
+    if member.path != expected:
+        raise InvalidInput("the archive's members are out of order: %s must come where %s is" % (expected, member.path))
+    if member.size > cap:
+        raise InvalidInput("%s is %d bytes, more than the %d the format allows" % (expected, member.size, cap))
+
+
+def _read_small(reader: TarReader, member: Member, expected: str, cap: int) -> bytes:
+    _check_small(member, expected, cap)
+    out = io.BytesIO()  # CPython hands its buffer over in getvalue(): one copy in memory, not two
+    for chunk in reader.chunks():
+        out.write(chunk)
+    return out.getvalue()
+
+
+def _next(reader: TarReader, what: str) -> Member:
+    member = reader.next()
+    if member is None:
+        raise InvalidInput("the archive ends before its %s" % what)
+    return member
+
+
+def _check_hash(path: str, data_hex: str, expected_hex: str) -> None:
+    if data_hex != expected_hex:
+        raise ContentMismatch("%s does not match its SHA256SUMS line (sha256 %s, listed %s)" % (path, data_hex, expected_hex))
+
+
+def _too_large(v: Verified, name: str, size: int, cap: Optional[int]) -> bool:
+    """Unverified, with a cap (inspect): a bigger head member is neither read nor parsed; reading stops."""
+    if v.signer is not None or cap is None or size <= cap:
+        return False
+    v.too_large.append({"member": name, "size": size, "cap": cap})
+    v.stopped = True
+    return True
+
+
+def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool = True,
+              unverified_cap: Optional[int] = None) -> Verified:
+    """Steps (1) and (2): the signed list and the authenticated bundle.json.
+
+    Nothing is parsed before the signature has been checked over the raw bytes: an unsigned head is
+    free for an attacker to inflate (it compresses to nothing) while parsing costs many times its size.
+    Without ``require_trust`` (inspect, delta bases) an unverified head is parsed anyway, except that a
+    member above ``unverified_cap`` bytes is not read at all (listed in ``too_large``; ``stopped`` set).
+    """
+    v = Verified()
+    # (1) SHA256SUMS and its detached signature, first and second, within their caps, as raw bytes.
+    first = _next(reader, "SHA256SUMS")
+    _check_small(first, SUMS_NAME, MAX_SUMS_BYTES)
+    if not keys and _too_large(v, SUMS_NAME, first.size, unverified_cap):
+        return v  # no key could vouch for it: not even read
+    v.sums = _read_small(reader, first, SUMS_NAME, MAX_SUMS_BYTES)
+    second = _next(reader, "signature")
+    if second.path != SIG_NAME and second.is_regular:
+        raise TrustError("the archive is not signed: SHA256SUMS.sig must follow SHA256SUMS, but %s does"
+                         % second.path[:100])
+    v.signature = _read_small(reader, second, SIG_NAME, MAX_SIG_BYTES)
+    # (1) the signature, checked over the raw bytes before a single line of them is parsed.
+    if keys:
+        signer_key = find_signer([k.key for k in keys], v.sums, v.signature)
+        v.signer = next((k for k in keys if signer_key and k.key.fingerprint == signer_key.fingerprint), None)
+    if require_trust and v.signer is None:
+        if not keys:
+            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) or add one with 'trust add'")
+        raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
+                         % ", ".join(k.fingerprint for k in keys))
+    if _too_large(v, SUMS_NAME, len(v.sums), unverified_cap):
+        return v
+    v.sums_entries = parse_sums(v.sums)
+    v.bundle_id = bundle_id(v.sums)
+    _read_meta(reader, v, unverified_cap)
+    return v
+
+
+def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) -> None:
+    """(2) bundle.json (and a delta's DELTA.json), each hashed against its signed line before it is parsed."""
+    if META_NAME not in v.sums_entries:
+        raise InvalidInput("SHA256SUMS does not list bundle.json")
+    member = _next(reader, "bundle.json")
+    _check_small(member, META_NAME, MAX_META_BYTES)
+    if _too_large(v, META_NAME, member.size, unverified_cap):
+        return
+    v.meta_bytes = _read_small(reader, member, META_NAME, MAX_META_BYTES)
+    _check_hash(META_NAME, hashlib.sha256(v.meta_bytes).hexdigest(), v.sums_entries[META_NAME])
+    v.meta = parse_meta(v.meta_bytes)
+    if DELTA_NAME in v.sums_entries:
+        # A delta: DELTA.json comes fourth, hashed against its signed line before it is parsed.
+        member = _next(reader, "DELTA.json")
+        _check_small(member, DELTA_NAME, MAX_DELTA_BYTES)
+        if _too_large(v, DELTA_NAME, member.size, unverified_cap):
+            return
+        v.delta_bytes = _read_small(reader, member, DELTA_NAME, MAX_DELTA_BYTES)
+        _check_hash(DELTA_NAME, hashlib.sha256(v.delta_bytes).hexdigest(), v.sums_entries[DELTA_NAME])
+        v.delta = parse_delta(v.delta_bytes)
+    listed = set(v.sums_entries) - {META_NAME, DELTA_NAME}
+    declared = set(v.meta.members)
+    if listed != declared:
+        problems = ["%s is in SHA256SUMS but not in bundle.json" % p for p in sorted(listed - declared)]
+        problems += ["%s is in bundle.json but not in SHA256SUMS" % p for p in sorted(declared - listed)]
+        raise ContentMismatch("bundle.json and SHA256SUMS list different files", problems)
+    if v.delta and not set(v.delta["omitted"]) <= declared:
+        raise ContentMismatch("DELTA.json omits files the bundle does not list")
+
+
+def _hashing(chunks: Iterator[bytes], h, counter: List[int], keep: Optional[list] = None) -> Iterator[bytes]:
+    for chunk in chunks:
+        h.update(chunk)
+        counter[0] += len(chunk)
+        if keep is not None:
+            keep.append(chunk)
+        yield chunk
+
+
+def read_payload(reader: TarReader, v: Verified, sink) -> None:
+    """Step (4) for every member after the head, then step (5)."""
+    meta = v.meta
+    graph = ImageGraph(meta, v.sums_entries)
+    seen = {SUMS_NAME, SIG_NAME, META_NAME} | ({DELTA_NAME} if v.delta else set())
+    seen_lower = {s.lower() for s in seen}
+    previous = b""
+    while True:
+        member = reader.next()
+        if member is None:
+            break
+        path = member.path
+        # (4) refuse at the header: type, path, listing, repetition, order, size.
+        if not member.is_regular:
+            raise UnsafeMember("member %s is a %s; only regular files are allowed" % (path[:200], member.type_name))
+        why = path_problem(path)
+        if why:
+            raise UnsafeMember("unsafe member: %s" % why)
+        if path in seen or path.lower() in seen_lower:
+            raise UnsafeMember("member %s appears twice (or twice ignoring case)" % path)
+        if path not in meta.members:
+            raise ContentMismatch("member %s is not listed in SHA256SUMS" % path)
+        if path.encode() <= previous:
+            raise InvalidInput("member %s is out of order (members must be sorted by path)" % path)
+        if member.size != meta.members[path]:
+            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d" % (path, member.size, meta.members[path]))
+        seen.add(path)
+        seen_lower.add(path.lower())
+        previous = path.encode()
+        h = hashlib.sha256()
+        counter = [0]
+        keep = None
+        if graph.wants(path):
+            if member.size > graph.cap(path):
+                raise InvalidInput("%s is %d bytes, more than a manifest may be" % (path, member.size))
+            keep = []
+        sink.write(path, member.size, _hashing(reader.chunks(), h, counter, keep), path in meta.executable)
+        if counter[0] != member.size:
+            raise InvalidInput("member %s was not read to its end" % path)
+        _check_hash(path, h.hexdigest(), v.sums_entries[path])
+        if keep is not None:
+            graph.feed(path, b"".join(keep))
+        v.members_seen += 1
+        v.bytes_seen += member.size
+    # (5) completeness: every listed path was seen, or (a delta) is in the kit with that hash.
+    missing = [p for p in meta.members if p not in seen]
+    omitted = set(v.delta["omitted"]) if v.delta else set()
+    absent = [p for p in missing if p not in omitted]
+    if absent:
+        raise ContentMismatch("%d listed file(s) are missing from the archive" % len(absent), absent[:50])
+    for path in missing:
+        digest = v.sums_entries[path]
+        data = sink.materialize(path, digest, meta.members[path], path in meta.executable)
+        if data is None:
+            v.not_in_archive.append(path)
+        elif graph.wants(path):
+            if len(data) != meta.members[path] or hashlib.sha256(data).hexdigest() != digest:
+                raise ContentMismatch("the kit's copy of %s changed while it was read" % path)
+            graph.feed(path, data)
+    if not v.not_in_archive:
+        graph.check()
+
+
+def _is_split(path: str) -> bool:
+    """A folder, or a name of the form X.bundle.tar.zst.NNN: find_parts decides (stat never blocks)."""
+    return os.path.isdir(path) or PART_RE.fullmatch(path) is not None
+
+
+def open_archive(path: str):
+    """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2.
+
+    The path the user names may be their own symbolic link to an archive file, but never a FIFO or a
+    device (exit 2, refused before it is opened: reading one could wait forever).
+    """
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
+    if split is not None:
+        return PartsReader(split[1])
+    try:
+        return open_regular(path, "the archive %s" % path, follow=True)[0]
+    except FileNotFoundError:
+        raise UsageError("the archive %s does not exist" % path)
+
+
+def archive_base(path: str) -> str:
+    """The archive path without a part suffix (for the .sha256 sidecar)."""
+    split = find_parts(path) if _is_split(path) and os.path.lexists(path) else None
+    return split[0] if split is not None else path
+
+
+MAX_SIDECAR_BYTES = 4096  # one `sha256sum` line: 64 hex digits, two spaces and a file name
+
+
+def sidecar_sha256(archive: str) -> Optional[str]:
+    """The sha256 the archive's `.sha256` sidecar names (first field, lower case), or None without one.
+
+    The sidecar's name is derived, not typed: a link, FIFO or device there is exit 6 (parts.open_regular).
+    """
+    sidecar = archive + ".sha256"
+    data = read_capped(sidecar, "the sidecar %s" % sidecar, MAX_SIDECAR_BYTES, ContentMismatch)
+    if data is None:
+        return None
+    return data.decode("ascii", "replace").split(" ", 1)[0].strip().lower()
+
+
+def check_sidecar(archive: str, sha256_hex: str) -> str:
+    """The .sha256 sidecar is transport only, but a mismatch means the file is not what was sent."""
+    sidecar = archive + ".sha256"
+    listed = sidecar_sha256(archive)
+    if listed is None:
+        return "absent"
+    if listed != sha256_hex:
+        raise ContentMismatch("the archive's sha256 %s differs from its sidecar %s (%s)"
+                              % (sha256_hex, os.path.basename(sidecar), listed[:64] or "empty"))
+    return "ok"
+
+
+def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] = None,
+                show_progress: bool = True, backend: str = "", kit_index=None) -> Verified:
+    """verify_stream over a file, hashing the compressed bytes once for the sidecar check."""
+    with open_archive(path) as fh:
+        total = fh.total_size() if isinstance(fh, PartsReader) else os.fstat(fh.fileno()).st_size
+        progress = Progress(total, os.path.basename(path), show_progress)
+        counting = CountingReader(fh, progress)
+        try:
+            try:
+                v = verify_stream(counting, keys, decide or (lambda _v: DiscardSink(kit_index)), backend)
+            except (InvalidInput, UnsafeMember, ContentMismatch):
+                if isinstance(fh, PartsReader):
+                    fh.blame()  # a damaged part explains garbage better than the garbage itself
+                raise
+            if not v.stopped:
+                counting.drain()
+                v.archive_sha256 = counting.sha256.hexdigest()
+                v.sidecar = check_sidecar(archive_base(path), v.archive_sha256)
+        finally:
+            progress.close()
+    return v
+
+
+def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = None, backend: str = "") -> Verified:
+    """Run steps (1)-(5) over an open archive file; the sink ``decide`` returns receives the payload."""
+    stream = open_decompressed(fh, backend)
+    try:
+        reader = TarReader(stream, READ_CHUNK)
+        v = read_head(reader, keys)
+        v.backend = stream.backend
+        # (3) the caller's decisions, before any payload byte is written.
+        sink = decide(v) if decide is not None else DiscardSink()
+        if sink is None:
+            v.stopped = True
+            return v
+        # The installed tree is exactly the archive tree: the head members land in it too.
+        head = [(SUMS_NAME, v.sums), (SIG_NAME, v.signature), (META_NAME, v.meta_bytes)]
+        if v.delta:
+            head.append((DELTA_NAME, v.delta_bytes))
+        for name, data in head:
+            sink.write(name, len(data), iter((data,)), False)
+        read_payload(reader, v, sink)
+        return v
+    finally:
+        stream.close()
