@@ -6,89 +6,24 @@ Phases (PRODUCT.md "Kit and install phases"), each recorded in the receipt:
 A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined with its reason.
 """
 
-import errno
-import json
 import os
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from installer import faults
-from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, TrustError,
-                     UnsafeMember, UsageError, VersionRefused)
-from installer.fsutil import (PathRefused, fsync_dir, is_regular, lstat_or_none, open_regular, read_fd, read_installed,
-                     read_under, write_atomic)
-from installer.format.imagecheck import MAX_INDEX_BYTES
+from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, UsageError)
+from installer.fsutil import (PathRefused, is_regular, lstat_or_none, open_regular, read_fd, read_installed)
 from installer.kit.check import VersionCheck, check_version, repair as repair_tree
-from installer.kit.layout import Kit, make_read_only, new_receipt_name, remove_tree, resolve_keys, utc_now
-from installer.format.meta import canonical_json
-from installer.format.paths import contained
+from installer.kit.layout import Kit, make_read_only, resolve_keys
 from installer.progress import Progress
+from installer.kit.admission import REINSTALL, AdmitOptions, Candidate, admit, kit_state
 from installer.kit.receipts import PHASES, Receipt
+from installer.kit.staging import Staging, StagingSink, clear_debris
 from installer.site.dockerload import DockerLoad
 from installer.site.push import SitePush, parse_site
 from installer.deploy.render import render
-from installer.format.semver import Version
 from installer.trust.verify import DiscardSink, Verified, verify_file
 
-SPACE_MARGIN = 16 * 1024 * 1024
 MAX_SECRET_BYTES = 1024 * 1024  # a certificate, a key or a token the operator put in KIT/secrets
-
-
-def check_precedence(kit: Kit, name: str, version: str, bid: str) -> None:
-    """SemVer precedence ignores build metadata (2.0.0+b1 == 2.0.0+b2): equal precedence with another version
-    string, or the same version with another bundle_id, among what the kit holds or ever admitted, is exit 8."""
-    new = Version(version)
-    seen = [(v, kit.bundle_id_of(name, v), "holds") for v in kit.versions(name)]
-    seen += [(r["version"], r.get("bundle_id"), "installed before") for r in kit.admitted(name)]
-    for other, other_id, how in seen:
-        if Version(other) == new and (other != version or (other_id and other_id != bid)):
-            raise VersionRefused("%s %s has the same precedence as %s %s, which this kit %s (bundle_id %s); SemVer "
-                                 "ignores build metadata, so bump the version"
-                                 % (name, version, name, other, how, (other_id or "?")[:16]))
-
-
-class StagingSink:
-    """Writes verified-as-they-stream members under a staging root, read-only, fsynced."""
-
-    def __init__(self, root: str, kit: Optional[Kit] = None) -> None:
-        self.root = root
-        self.kit = kit
-        self._index = None
-        os.makedirs(root, mode=0o755)
-
-    def materialize(self, path: str, digest: str, size: int, executable: bool) -> bytes:
-        """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied, with its signed
-        mode); its bytes are returned when it is small enough to be a manifest the image check reads."""
-        from installer.kit.deltaindex import KitIndex, materialize
-
-        if self._index is None:
-            self._index = KitIndex(self.kit)
-        dest = contained(self.root, path)
-        materialize(self._index, digest, dest, executable, path)
-        return read_under(self.root, path, size) if size <= MAX_INDEX_BYTES else b""
-
-    def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
-        full = contained(self.root, path)
-        os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(full, flags, 0o600)
-        except FileExistsError:
-            raise UnsafeMember("member %s would overwrite a file already written" % path)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fchmod(fd, 0o555 if executable else 0o444)
-            os.fsync(fd)
-            if not path.startswith(("SHA256SUMS", "bundle.json", "DELTA.json")):
-                faults.point("mid-payload")
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise LocalEnvironmentError("no space left on the kit's filesystem while writing %s" % path)
-            raise LocalEnvironmentError("cannot write %s into the kit: %s" % (path, exc.strerror))
-        finally:
-            os.close(fd)
 
 
 class DeployOptions:
@@ -113,8 +48,7 @@ class Installer:
     def __init__(self, archive: str, kit_dir: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                  reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
                  deploy: Optional[DeployOptions] = None) -> None:
-        if allow_downgrade and not (reason or "").strip():
-            raise UsageError("--allow-downgrade needs --reason TEXT saying why")
+        self.options = AdmitOptions(allow_downgrade, reason)  # a usage error before anything is read
         self.deploy = deploy or DeployOptions()
         self.docker_report: dict = {}
         self.rendered: dict = {}
@@ -122,11 +56,9 @@ class Installer:
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
-        self.allow_downgrade = allow_downgrade
-        self.reason = reason
         self.keep_failed = keep_failed
         self.show_progress = show_progress
-        self.staging_dir = ""
+        self.staging: Optional[Staging] = None
         self.already_installed = False
         self.damage: Optional[VersionCheck] = None  # an already-installed tree, checked against its signed list
         self.repaired: List[str] = []
@@ -135,28 +67,17 @@ class Installer:
 
     # (3) of "Verifying": every decision is taken before a payload byte is written.
     def decide(self, v: Verified):
+        """Admission (installer/kit/admission.py), then tag ownership; the sink the payload streams into."""
         self.verified = v
         meta, kit = v.meta, self.kit
-        problem = v.signer.scope_problem(meta.name)
-        if problem:
-            raise TrustError(problem)
+        head = Candidate(meta.name, meta.version, v.bundle_id, v.signer.scope_problem(meta.name))
         self.receipt.doc.update(name=meta.name, version=meta.version, bundle_id=v.bundle_id,
                                 signer=v.signer.fingerprint, previous=kit.current_version(meta.name))
-        existing = kit.bundle_id_of(meta.name, meta.version)
-        if existing is not None and existing != v.bundle_id:
-            raise VersionRefused("%s %s is already installed with other content (bundle_id %s, this one %s); "
-                                 "bump the version" % (meta.name, meta.version, existing, v.bundle_id))
-        check_precedence(kit, meta.name, meta.version, v.bundle_id)
-        highest = kit.highest_current(meta.name)
-        is_current = kit.current_version(meta.name) == meta.version
-        if highest and Version(meta.version) < Version(highest) and not is_current:
-            if not self.allow_downgrade:
-                raise VersionRefused("%s %s is older than %s, the highest version this kit has made current; "
-                                     "pass --allow-downgrade --reason TEXT to install it anyway"
-                                     % (meta.name, meta.version, highest))
-            self.receipt.doc["downgrade_reason"] = self.reason
+        admission = admit(head, kit_state(kit, meta.name, meta.version), self.options)
+        if admission.downgrade_reason is not None:
+            self.receipt.doc["downgrade_reason"] = admission.downgrade_reason
         self._check_owners(meta, v.signer)
-        if existing == v.bundle_id:
+        if admission.action == REINSTALL:
             self.already_installed = True
             final = kit.version_dir(meta.name, meta.version)
             if os.lstat(final).st_mode & 0o222:  # a run killed inside promote(): finish its chmod
@@ -186,25 +107,19 @@ class Installer:
                                   meta.name, signer, "docker: ")
         refuse(problems, meta.name, meta.version)
 
-    def _staging(self, v: Verified) -> "StagingSink":
-        meta, kit = v.meta, self.kit
-        needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1) + SPACE_MARGIN
-        free = kit.free_bytes(kit.staging)
-        if free < needed:
-            raise LocalEnvironmentError("not enough free space in the kit: %d MiB needed, %d MiB free"
-                                        % (needed >> 20, free >> 20))
-        self.staging_dir = os.path.join(kit.staging, "%s-%d" % (v.bundle_id[:16], os.getpid()))
+    def _staging(self, v: Verified) -> StagingSink:
+        meta = v.meta
+        needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1)
+        self.staging = Staging(self.kit, v.bundle_id, needed)
         self.receipt.save()
-        os.makedirs(self.staging_dir, mode=0o700)  # explicit: a umask of 002 must not make .state group-writable
-        faults.point("after-head")
-        return StagingSink(os.path.join(self.staging_dir, "tree"), kit)
+        return self.staging.create()
 
     def run(self) -> dict:
         if not os.path.exists(self.archive):
             raise UsageError("the archive %s does not exist" % self.archive)
         self.kit.prepare()
         with self.kit.locked():
-            self.clear_debris()
+            clear_debris(self.kit)
             keys = resolve_keys(self.trust, self.kit)
             self.receipt = Receipt(self.kit, self.archive)
             try:
@@ -218,35 +133,14 @@ class Installer:
                 raise
 
     def _phases(self, keys) -> dict:
-        v = verify_file(self.archive, keys, self.decide, self.show_progress)
-        self.verified = v
+        """Phases 1-6 in order; 1-4 change nothing the site uses, 5 is one atomic switch, 6 moves tags last."""
+        v = self._phase1(keys)
         meta = v.meta
-        if self.already_installed:
-            self.receipt.phase(1, "done", "bundle_id already installed; the archive verified again (%d files, %d bytes)"
-                               % (v.members_seen + 1, v.bytes_seen))
-            if self.damage.ok:
-                self.receipt.phase(2, "skipped", "the installed tree matches its signed SHA256SUMS")
-            else:
-                self.repaired = self.repair(meta)
-                self.receipt.phase(2, "done", "repaired bundles/%s/%s from the verified archive: %s"
-                                   % (meta.name, meta.version, "; ".join(self.repaired)))
-        else:
-            self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
-            faults.point("before-promote")
-            self.promote(os.path.join(self.staging_dir, "tree"), meta.name, meta.version, v)
-            self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
-            faults.point("after-promote")
+        self._phase2(v)
         tree = self.kit.version_dir(meta.name, meta.version)
         pusher = self._phase3(tree, meta)
         self.rendered = self._phase4(tree, meta)
-        previous = self.kit.current_version(meta.name)
-        faults.point("before-switch")
-        if previous != meta.version:
-            self.kit.switch_current(meta.name, meta.version)
-            faults.point("after-switch")
-            self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
-        else:
-            self.receipt.phase(5, "done", "already current")
+        previous = self._phase5(meta)
         deploy = self._phase6(pusher)
         outcome = "already-installed" if self.already_installed else "installed"
         self.receipt.finish(outcome)
@@ -257,6 +151,46 @@ class Installer:
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
                       phases=[{k: p[k] for k in ("phase", "name", "status", "detail")} for p in self.receipt.doc["phases"]])
         return result
+
+    def _phase1(self, keys) -> Verified:
+        """Verify and stage in one streaming pass; admission (``decide``) runs once the signed head is read."""
+        v = verify_file(self.archive, keys, self.decide, self.show_progress)
+        self.verified = v
+        if self.already_installed:
+            self.receipt.phase(1, "done", "bundle_id already installed; the archive verified again (%d files, %d bytes)"
+                               % (v.members_seen + 1, v.bytes_seen))
+        else:
+            self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
+        return v
+
+    def _phase2(self, v: Verified) -> None:
+        """Promote the staged tree into bundles/ (or, on a re-install, repair the installed tree if it was damaged)."""
+        meta = v.meta
+        if self.already_installed:
+            if self.damage.ok:
+                self.receipt.phase(2, "skipped", "the installed tree matches its signed SHA256SUMS")
+            else:
+                self.repaired = self.repair(meta)
+                self.receipt.phase(2, "done", "repaired bundles/%s/%s from the verified archive: %s"
+                                   % (meta.name, meta.version, "; ".join(self.repaired)))
+            return
+        faults.point("before-promote")
+        self.staging.promote(meta.name, meta.version)
+        self.staging = None
+        self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
+        faults.point("after-promote")
+
+    def _phase5(self, meta) -> Optional[str]:
+        """Switch current/<name> to this version (one rename); returns the version that was current."""
+        previous = self.kit.current_version(meta.name)
+        faults.point("before-switch")
+        if previous != meta.version:
+            self.kit.switch_current(meta.name, meta.version)
+            faults.point("after-switch")
+            self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
+        else:
+            self.receipt.phase(5, "done", "already current")
+        return previous
 
     def _progress(self, total: int, desc: str) -> Progress:
         return Progress(total, desc, self.show_progress)
@@ -439,36 +373,20 @@ class Installer:
     def repair(self, meta) -> List[str]:
         """Phase 2 of a reinstall whose installed tree was damaged: restore it, file by file, from the archive that
         was just verified whole, then prove the tree matches its signed list again."""
-        done = repair_tree(self.kit, self.damage, os.path.join(self.staging_dir, "tree"))
+        done = repair_tree(self.kit, self.damage, self.staging.tree)
         after = check_version(self.kit, meta.name, meta.version, signature=self.verified.signature)
         if not after.ok:
             raise ContentMismatch("bundles/%s/%s could not be repaired" % (meta.name, meta.version), after.lines())
-        remove_tree(self.staging_dir)
-        self.staging_dir = ""
+        self.staging.discard()
+        self.staging = None
         return done
 
-    def promote(self, tree: str, name: str, version: str, v: Verified) -> None:
-        """Phase 2: rename the verified tree into bundles/, then make it read-only and durable."""
-        parent = os.path.join(self.kit.bundles, name)
-        os.makedirs(parent, mode=0o755, exist_ok=True)  # explicit, whatever the umask
-        # A version folder is renamed while still writable (renaming a 0555 folder fails for non-root).
-        make_read_only(tree, include_root=False)
-        final = self.kit.version_dir(name, version)
-        try:
-            os.rename(tree, final)
-        except OSError as exc:
-            raise LocalEnvironmentError("cannot move the verified tree into %s: %s" % (final, exc.strerror))
-        os.chmod(final, 0o555)
-        fsync_dir(final)
-        fsync_dir(parent)
-        fsync_dir(self.kit.bundles)
-        os.rmdir(self.staging_dir)
-        self.staging_dir = ""
-
     def fail(self, error: BundleError) -> None:
-        if self.staging_dir and os.path.isdir(self.staging_dir):
-            self.quarantine(self.staging_dir, error.message)
-            self.staging_dir = ""
+        if self.staging is not None and self.staging.exists():
+            v = self.verified
+            self.staging.quarantine(error.message, self.archive, self.receipt.doc.get("bundle_id") if self.receipt
+                                    else None, v.sums if v is not None else b"", self.keep_failed)
+            self.staging = None
         if self.receipt is not None and self.receipt.doc["outcome"] == "running":
             done = {p["phase"] for p in self.receipt.doc["phases"]}
             first_missing = next(n for n in sorted(PHASES) if n not in done)
@@ -477,58 +395,6 @@ class Installer:
                 self.receipt.finish("failed", error)
             except OSError:
                 pass
-
-    def quarantine(self, staging: str, reason: str) -> str:
-        """Move a failed staging folder aside with its reason; drop the payload unless asked to keep it.
-
-        The payload goes first (so a full disk has room for the record), and the record is best-effort:
-        it must never replace the error that made the install fail."""
-        tree = os.path.join(staging, "tree")
-        listing = []
-        if os.path.isdir(tree):
-            for folder, _dirs, files in os.walk(tree):
-                listing += [os.path.relpath(os.path.join(folder, f), tree) for f in files]
-            if not self.keep_failed:
-                remove_tree(tree)
-            else:
-                make_read_only(tree)  # kept for inspection, changed by nobody
-        dest = os.path.join(self.kit.quarantine, os.path.basename(new_receipt_name())[:-5])
-        os.rename(staging, dest)
-        v = self.verified
-        info = {"reason": reason, "at": utc_now(), "archive": os.path.abspath(self.archive),
-                "payload_kept": self.keep_failed,
-                "bundle_id": self.receipt.doc.get("bundle_id") if self.receipt is not None else None}
-        try:
-            write_atomic(os.path.join(dest, "reason.json"), canonical_json(info))
-            if listing:
-                write_atomic(os.path.join(dest, "members.txt"), "".join(p + "\n" for p in sorted(listing)).encode())
-            if v is not None and v.sums:
-                write_atomic(os.path.join(dest, "SHA256SUMS"), v.sums)
-        except OSError:
-            pass
-        return dest
-
-    def clear_debris(self) -> None:
-        """Staging left by a killed run is quarantined before anything else happens (payload deleted first),
-        and the temporary names a killed run leaves (receipts, current/ links) are removed."""
-        for entry in sorted(os.listdir(self.kit.staging)):
-            path = os.path.join(self.kit.staging, entry)
-            remove_tree(os.path.join(path, "tree"))
-            dest = os.path.join(self.kit.quarantine, "debris-" + entry)
-            if os.path.exists(dest):
-                remove_tree(dest)
-            os.rename(path, dest)
-            write_atomic(os.path.join(dest, "reason.json"),
-                         json.dumps({"reason": "left behind by an interrupted install", "at": utc_now()}).encode())
-        for folder in (self.kit.receipts, self.kit.current):
-            for entry in os.listdir(folder):
-                if ".tmp-" in entry:
-                    remove_tree(os.path.join(folder, entry))
-        for root, dirs, _files in os.walk(self.kit.deploy):
-            for d in list(dirs):
-                if ".tmp-" in d or ".old-" in d:
-                    remove_tree(os.path.join(root, d))
-                    dirs.remove(d)
 
 def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
             reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,

@@ -27,7 +27,7 @@ import pytest
 from helpers import procs
 from conftest import Run, write_manifest
 
-from installer.install import SPACE_MARGIN
+from installer.kit.staging import SPACE_MARGIN
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 
