@@ -17,7 +17,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "stand-ins: a local registry plays docker.io, a local chart server plays the chart repositories,
    and a second registry plays the air-gapped site"
 PY=$(dirname "$OB")/python
-"$PY" scripts/standin.py "$DEMO/standin" manifests/telemetry-storage.yaml &
+"$PY" -m tests.helpers.standin "$DEMO/standin" manifests/telemetry-storage.yaml &
 STANDIN=$!
 trap 'kill $STANDIN 2>/dev/null || true; wait $STANDIN 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do [ -f "$DEMO/standin/standin.env" ] && break; kill -0 $STANDIN; sleep 0.1; done

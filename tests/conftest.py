@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers importable as `helpers`
 
 BIN = Path(sys.executable).parent
 
@@ -142,8 +141,9 @@ def standin(tmp_path_factory):
 
     Returns the extra build arguments that fetch docker.io through it.
     """
-    from helpers.registry import start_registry, stop_process
-    from helpers.standin import manifest_charts, manifest_refs, seed, serve_charts
+    from tests.helpers.procs import stop_process
+    from tests.helpers.registry import start_registry
+    from tests.helpers.standin import manifest_charts, manifest_refs, seed, serve_charts
 
     base = tmp_path_factory.mktemp("standin")
     default = REPO / "manifests" / "telemetry-storage.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
-from helpers.craft import Entry, read_entries, tar_bytes, write_archive
+from tests.helpers.craft import Entry, read_entries, tar_bytes, write_archive
 
 from installer.format.tarstream import member_header
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cmd
-from helpers.images import RandomLayer, make_image, push
-from helpers import procs
-from helpers.registry import start_registry
+from tests.helpers.images import RandomLayer, make_image, push
+from tests.helpers import procs
+from tests.helpers.registry import start_registry
 
 from installer.faults import POINTS as HOOKED_POINTS
 

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import procs
+from tests.helpers import procs
 from conftest import Run, write_manifest
 
 from installer.kit.staging import SPACE_MARGIN

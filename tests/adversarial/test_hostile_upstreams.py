@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 from conftest import _cli_base, write_manifest
-from helpers.craft import read_entries
-from helpers.registry import default_ca
+from tests.helpers.craft import read_entries
+from tests.helpers.ca import default_ca
 
 MiB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -615,7 +615,7 @@ def test_a_site_registry_answering_a_path_as_digest_changes_nothing_in_the_kit(o
     """The site registry is hostile too: it claims to hold every blob, then answers a manifest HEAD with a digest
     that is a path (and an error text with ANSI codes). The install stops (exit 7, one escaped sentence) before
     any tag moves: nothing is switched, no ownership recorded, nothing rendered."""
-    from helpers.charts import make_chart
+    from tests.helpers.charts import make_chart
 
     chart = make_chart(tmp_path / "src" / "charts", "web", "1.0.0", {})
     m = write_manifest(tmp_path / "src", tenants=False, extra="  charts:\n    - path: charts/web\n")

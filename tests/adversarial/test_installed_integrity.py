@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
-from helpers.images import make_image, push
-from helpers.registry import start_registry
+from tests.helpers.images import make_image, push
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_verify_kit_rechecks_the_signature_with_todays_keys(ob, installed, keydi
 def test_a_corrupt_copy_of_an_installed_bundle_is_exit_5(ob, installed, pub, tmp_path):
     """Same bundle_id, a damaged payload byte (the transfer, not an attacker: the signature is untouched)."""
     kit, archive, _tree = installed
-    from helpers.craft import read_entries, write_archive
+    from tests.helpers.craft import read_entries, write_archive
     entries = read_entries(archive)
     victim = next(e for e in entries if e.path == "config/app.yaml")
     victim.data = victim.data[:-2] + b"X\n"
@@ -119,7 +119,7 @@ def test_a_blob_changed_in_the_kit_is_never_pushed(ob, key, tmp_path):
         r = ob("build", m, "--key", key, "--out", tmp_path / "out", "--mirror", "docker.io=%s" % src.host,
                "--insecure-registry", src.host, "--json")
         assert r.rc == 0, r
-        from helpers.craft import read_entries
+        from tests.helpers.craft import read_entries
         tree = tmp_path / "tree"
         for e in read_entries(Path(r.json["result"]["archive"])):
             (tree / e.path).parent.mkdir(parents=True, exist_ok=True)

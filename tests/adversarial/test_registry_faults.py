@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
-from helpers.craft import read_entries
-from helpers.faults import FaultProxy, delay, drop
-from helpers.images import make_image, push, skopeo_inspect_digest
-from helpers.registry import start_registry
+from tests.helpers.craft import read_entries
+from tests.helpers.faults import FaultProxy, delay, drop
+from tests.helpers.images import make_image, push, skopeo_inspect_digest
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture

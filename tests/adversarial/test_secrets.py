@@ -10,8 +10,8 @@ import base64
 from pathlib import Path
 
 from conftest import write_manifest
-from helpers.images import make_image, push
-from helpers.registry import start_registry
+from tests.helpers.images import make_image, push
+from tests.helpers.registry import start_registry
 
 PASSPHRASE = "pass-phrase-DO-NOT-LEAK-7781"
 TOKEN = "bearer-token-DO-NOT-LEAK-5512"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
-from helpers.craft import edit_meta, read_entries, resign, write_archive
+from tests.helpers.craft import edit_meta, read_entries, resign, write_archive
 
 SECRET = b"-----BEGIN PRIVATE KEY-----\nTOPSECRET-SITE-KEY\n-----END PRIVATE KEY-----\n"
 

@@ -16,7 +16,7 @@ from typing import Dict
 
 import pytest
 
-from helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
+from tests.helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
                                 probe_run, pyz, run, sha256, wheel_of_installed)
 
 from bundler.emit.standalone import export_installer

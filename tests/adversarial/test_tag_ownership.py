@@ -12,9 +12,9 @@ import os
 
 import pytest
 from conftest import write_manifest
-from helpers.charts import make_chart
-from helpers.images import make_image, push, skopeo_inspect_digest
-from helpers.registry import start_registry
+from tests.helpers.charts import make_chart
+from tests.helpers.images import make_image, push, skopeo_inspect_digest
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ characters escaped; --json stays exact (its strings hold the original characters
 
 import json
 
-from helpers.craft import Entry, edit_meta, get, read_entries, sums_of, write_archive
-from helpers.faults import FaultProxy, status
+from tests.helpers.craft import Entry, edit_meta, get, read_entries, sums_of, write_archive
+from tests.helpers.faults import FaultProxy, status
 from conftest import write_manifest
 
 FORGED = "signature verified: signed by SHA256:%s" % ("ab" * 32)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 from conftest import _cli_base
-from helpers.craft import Entry, write_archive
+from tests.helpers.craft import Entry, write_archive
 
 CEILING_KB = 150 * 1024  # max RSS of the child; a 64 MiB member parsed costs several times this
 BIG = 64 * 1024 * 1024

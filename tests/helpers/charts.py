@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .registry import free_port, stop_process
+from .procs import free_port, stop_process
 
 
 def helm_bin() -> str:

@@ -7,7 +7,7 @@ beside a system dockerd (or another test's) without sharing state. Stopped with 
 
 Example::
 
-    from helpers.dockerd import start_dockerd
+    from tests.helpers.dockerd import start_dockerd
     with start_dockerd() as d:
         d.client.images.load(open(archive, "rb").read())
         run_cmd(["docker", "-H", d.host, "images"])        # the CLI, against this engine only
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .registry import orphan_safe, stop_process
+from .procs import orphan_safe, stop_process
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 

@@ -22,7 +22,7 @@ first ``times`` ones) and apply one action:
 
 Example::
 
-    from helpers.faults import FaultProxy, cut_after, status
+    from tests.helpers.faults import FaultProxy, cut_after, status
     with FaultProxy(registry) as proxy:                      # upstream: a Registry or "http://host:port"
         proxy.add(cut_after(1000), method="GET", path=r"/blobs/sha256:", nth=1)
         proxy.add(status(429, retry_after=1), path=r"/manifests/", times=2)

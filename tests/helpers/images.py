@@ -5,7 +5,7 @@ uid/gid 0, sorted entries), gzip with mtime 0, so the same inputs always give th
 
 Making images::
 
-    from helpers.images import make_image, make_index, RandomLayer, push, umoci_stat
+    from tests.helpers.images import make_image, make_index, RandomLayer, push, umoci_stat
 
     img = make_image(tmp_path / "oci", "v1", [{"etc/hello": b"hi\\n"}])     # -> ImageInfo
     img.manifest_digest, img.config_digest, img.layer_digests, img.diff_ids

@@ -83,7 +83,7 @@ def repo_folder(url: str) -> str:
 def serve_charts(folder: Path, charts: List[dict], home: Path):
     """Package stand-ins per repository folder; one HTTP server for all; returns (server, mirror args)."""
     from .charts import helm, package
-    from .registry import free_port
+    from .procs import free_port
 
     port = free_port()
     repos = {}
@@ -137,7 +137,7 @@ def serve(folder: Path, manifest: Path) -> None:
     import signal
     import time
 
-    from .registry import stop_process
+    from .procs import stop_process
 
     folder.mkdir(parents=True, exist_ok=True)
     source = start_registry(folder / "source", kind="plain")
@@ -159,5 +159,9 @@ def serve(folder: Path, manifest: Path) -> None:
         source.stop()
 
 
-if __name__ == "__main__":  # python -m helpers.standin FOLDER MANIFEST (from tests/)
-    serve(Path(sys.argv[1]), Path(sys.argv[2]))
+if __name__ == "__main__":  # python -m tests.helpers.standin FOLDER [MANIFEST], from the repository root
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m tests.helpers.standin FOLDER [MANIFEST]: serve stand-ins for MANIFEST's images "
+                 "and charts (the demo's 'internet') and an empty site registry; writes FOLDER/standin.env")
+    serve(Path(sys.argv[1]).resolve(),
+          Path(sys.argv[2]) if len(sys.argv) > 2 else Path("manifests") / "telemetry-storage.yaml")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, write_manifest
-from helpers.craft import read_entries
+from tests.helpers.craft import read_entries
 
 from installer.format.paths import c_sorted
 

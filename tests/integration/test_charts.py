@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.charts import helm, make_chart, package, push_oci, serve_repo
-from helpers.craft import read_entries
-from helpers.images import make_image, push, skopeo_inspect_digest
-from helpers.registry import start_registry
+from tests.helpers.charts import helm, make_chart, package, push_oci, serve_repo
+from tests.helpers.craft import read_entries
+from tests.helpers.images import make_image, push, skopeo_inspect_digest
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture(scope="module")

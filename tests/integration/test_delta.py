@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
-from helpers.images import RandomLayer, make_image, push
-from helpers.registry import start_registry
+from tests.helpers.images import RandomLayer, make_image, push
+from tests.helpers.registry import start_registry
 
 
 def build(ob, key, m, out, *extra):

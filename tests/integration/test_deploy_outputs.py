@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
-from helpers.charts import helm
-from helpers.images import skopeo_inspect_digest
-from helpers.registry import start_registry
+from tests.helpers.charts import helm
+from tests.helpers.images import skopeo_inspect_digest
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_apply_with_missing_tools_is_exit_10(ob, default_bundle, pub, tmp_path, 
 
 
 def test_docker_only_compose_uses_the_loaded_image_ids_and_apply_runs_compose(ob, default_bundle, pub, tmp_path):
-    from helpers.dockerd import start_dockerd
+    from tests.helpers.dockerd import start_dockerd
 
     kit = tmp_path / "kit"
     with start_dockerd() as d:

@@ -12,14 +12,16 @@ import time
 import pytest
 import requests
 import urllib3
-from helpers.dockerd import start_dockerd
-from helpers.faults import FaultProxy, corrupt, cut_after, delay, drop, redirect, status
-from helpers.images import (MT_DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP, MT_DOCKER_LIST, MT_DOCKER_MANIFEST,
+from tests.helpers.dockerd import start_dockerd
+from tests.helpers.faults import FaultProxy, corrupt, cut_after, delay, drop, redirect, status
+from tests.helpers.images import (MT_DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP, MT_DOCKER_LIST, MT_DOCKER_MANIFEST,
                             MT_OCI_INDEX, MT_OCI_MANIFEST, MT_SCHEMA1_SIGNED, Layout, RandomLayer, ToolError,
                             make_big_image, make_docker_archive, make_image, make_index, make_shared_pair, push,
                             push_docker_manifest_list, put_schema1, run_skopeo, sha256_digest, skopeo_copy_out,
                             skopeo_inspect_raw, umoci_stat)
-from helpers.registry import KINDS, Registry, RegistryError, TestCA, start_registry
+from tests.helpers.ca import TestCA
+from tests.helpers.client import RegistryError
+from tests.helpers.registry import KINDS, Registry, start_registry
 
 
 def _session():

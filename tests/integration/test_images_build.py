@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.craft import read_entries
-from helpers.faults import FaultProxy, corrupt, cut_after, redirect, status
-from helpers.images import (RandomLayer, make_image, make_index, make_shared_pair, push, put_schema1,
+from tests.helpers.craft import read_entries
+from tests.helpers.faults import FaultProxy, corrupt, cut_after, redirect, status
+from tests.helpers.images import (RandomLayer, make_image, make_index, make_shared_pair, push, put_schema1,
                             skopeo_inspect_digest, umoci_stat)
-from helpers.registry import Registry, start_registry
+from tests.helpers.registry import Registry, start_registry
 
 PLATS3 = (("linux", "amd64"), ("linux", "arm64"), ("linux", "arm", "v7"))
 
@@ -112,7 +112,7 @@ def test_skopeo_and_umoci_read_the_layout_and_copy_out_the_source_digests(ob, ke
         for ref, expected in (("docker.io/prom/prometheus:v3.5.0", info["single"].digest),
                               ("docker.io/grafana/loki:3.5.3", info["index"].digest)):
             out = "copy/" + ref.split("/", 1)[1]
-            from helpers.images import run_skopeo
+            from tests.helpers.images import run_skopeo
             run_skopeo(["copy", "--all", "oci:%s:%s" % (layout, ref), "docker://%s/%s" % (dest.host, out),
                         "--dest-tls-verify=false"])
             assert skopeo_inspect_digest(out, dest) == expected
@@ -344,8 +344,8 @@ def test_credentials_never_follow_a_redirect_to_another_host(ob, key, tmp_path, 
 
 
 def test_docker_daemon_source(ob, key, tmp_path):
-    from helpers.dockerd import start_dockerd
-    from helpers.images import make_docker_archive
+    from tests.helpers.dockerd import start_dockerd
+    from tests.helpers.images import make_docker_archive
 
     with start_dockerd() as d:
         archive = tmp_path / "tool.tar"

@@ -5,10 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.craft import edit_meta, get, read_entries, resign, write_archive
-from helpers.faults import FaultProxy, status
-from helpers.images import RandomLayer, make_big_image, make_image, make_index, push, skopeo_inspect_digest
-from helpers.registry import Registry, start_registry
+from tests.helpers.craft import edit_meta, get, read_entries, resign, write_archive
+from tests.helpers.faults import FaultProxy, status
+from tests.helpers.images import RandomLayer, make_big_image, make_image, make_index, push, skopeo_inspect_digest
+from tests.helpers.registry import Registry, start_registry
 
 PLATS3 = (("linux", "amd64"), ("linux", "arm64"), ("linux", "arm", "v7"))
 
@@ -176,7 +176,7 @@ def test_a_failure_moving_tags_is_deploy_incomplete_and_a_rerun_finishes(ob, bun
 
 
 def test_docker_load_for_the_host_platform_and_another(ob, bundle, pub, tmp_path, site):
-    from helpers.dockerd import start_dockerd
+    from tests.helpers.dockerd import start_dockerd
 
     archive, meta = bundle
     with start_dockerd() as d:
@@ -200,7 +200,7 @@ def test_docker_load_for_the_host_platform_and_another(ob, bundle, pub, tmp_path
 
 
 def test_docker_loads_arm64_from_an_index(ob, pub, key, tmp_path, src):
-    from helpers.dockerd import start_dockerd
+    from tests.helpers.dockerd import start_dockerd
 
     reg, info = src
     (tmp_path / "m.yaml").write_text(manifest_text(["grafana/loki:3.5.3"], "loki"))
@@ -218,7 +218,7 @@ def test_docker_loads_arm64_from_an_index(ob, pub, key, tmp_path, src):
 
 @pytest.mark.slow
 def test_a_100_mb_image_end_to_end(ob, pub, key, tmp_path, site):
-    from helpers.dockerd import start_dockerd
+    from tests.helpers.dockerd import start_dockerd
 
     srcreg = start_registry(tmp_path / "bigsrc", kind="plain")
     try:
@@ -279,9 +279,7 @@ def test_step5_refuses_index_json_disagreeing_with_bundle_json(ob, bundle, key, 
 
 def test_an_engine_holding_another_id_is_exit_10(ob, bundle, pub, tmp_path):
     """Fault injection: an engine that claims the image under an ID that is not its config digest."""
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-    from test_dockerload import fake_engine
+    from tests.helpers.fakeengine import fake_engine
 
     archive, _ = bundle
     sock = tmp_path / "fake.sock"

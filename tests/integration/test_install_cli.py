@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import REPO, write_manifest
-from helpers.craft import Entry, get, read_entries, write_archive
+from tests.helpers.craft import Entry, get, read_entries, write_archive
 
 RESULT_SCHEMA = json.loads((REPO / "schemas" / "result.schema.json").read_text())
 

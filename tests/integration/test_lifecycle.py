@@ -4,8 +4,8 @@ import os
 
 import pytest
 from conftest import write_manifest
-from helpers.images import make_image, push, skopeo_inspect_digest
-from helpers.registry import start_registry
+from tests.helpers.images import make_image, push, skopeo_inspect_digest
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import REPO
-from helpers.craft import read_entries
-from helpers.images import make_image, push
-from helpers.registry import start_registry
+from tests.helpers.craft import read_entries
+from tests.helpers.images import make_image, push
+from tests.helpers.registry import start_registry
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.images import make_image, push
-from helpers.registry import start_registry
+from tests.helpers.images import make_image, push
+from tests.helpers.registry import start_registry
 
 from installer.site.registry import Registry
 

@@ -23,8 +23,8 @@ import pytest
 from conftest import REPO
 
 import installer
-from helpers.craft import get, read_entries, write_archive
-from helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
+from tests.helpers.craft import get, read_entries, write_archive
+from tests.helpers.standalone import (SYSTEM_PYTHON, make_bare_python, make_wheel, minimal_env, older_cpythons,
                                 probe_run, pyz, run, sha256, tool, wheel_of_installed)
 
 from bundler.emit.standalone import export_installer, folder_name

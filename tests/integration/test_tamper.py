@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 from conftest import write_manifest
-from helpers.craft import Entry, edit_meta, get, read_entries, resign, tar_bytes, write_archive
+from tests.helpers.craft import Entry, edit_meta, get, read_entries, resign, tar_bytes, write_archive
 
 from installer.format.tarstream import header_block as _header
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cmd, write_manifest
-from helpers.craft import get, read_entries, write_archive
+from tests.helpers.craft import get, read_entries, write_archive
 
 import installer
 

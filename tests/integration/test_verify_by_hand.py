@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, write_manifest
-from helpers.craft import Entry, get, read_entries, resign, write_archive
+from tests.helpers.craft import Entry, get, read_entries, resign, write_archive
 
 _spec = importlib.util.spec_from_file_location("verify_md", REPO / "scripts" / "verify_md.py")
 verify_md = importlib.util.module_from_spec(_spec)

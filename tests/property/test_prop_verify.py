@@ -23,7 +23,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import installer.trust.verify as verify_mod
-from helpers.craft import Entry, get, resign, tar_bytes
+from tests.helpers.craft import Entry, get, resign, tar_bytes
 from installer.errors import BundleError
 from installer.format.meta import canonical_json
 from installer.format.zstd import open_decompressed as real_open_decompressed
