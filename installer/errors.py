@@ -4,7 +4,10 @@ Each class owns its exit code (PRODUCT.md "Exit codes"); the message is the one 
 user reads. ``problems`` carries one line per problem when there are several.
 """
 
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, TypedDict
+
+# What `--json` output and receipts carry for an error ("class" is a keyword, hence the functional form).
+ErrorJSON = TypedDict("ErrorJSON", {"class": str, "message": str, "problems": List[str]})
 
 
 class BundleError(Exception):
@@ -16,7 +19,7 @@ class BundleError(Exception):
         self.message = message
         self.problems: List[str] = list(problems or [])
 
-    def to_json(self) -> dict:
+    def to_json(self) -> ErrorJSON:
         return {"class": self.kind, "message": self.message, "problems": list(self.problems)}
 
 

@@ -4,9 +4,16 @@ import errno
 import hashlib
 import os
 import stat
-from typing import BinaryIO, Iterator, Optional, Tuple
+from typing import BinaryIO, Iterator, Optional, Protocol, Tuple
 
 CHUNK = 1 << 20
+
+
+class Readable(Protocol):
+    """What the streaming readers take: a file, a decompressor, the parts of a split archive, a counting
+    wrapper. ``n`` is always given (-1 for "to the end"); positional, as file objects declare it."""
+
+    def read(self, n: int, /) -> bytes: ...
 
 
 def fsync_dir(path: str) -> None:
@@ -104,9 +111,9 @@ def _open_at(name: str, flags: int, dir_fd: Optional[int], shown: str) -> int:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symbolic link
-            raise PathRefused(shown, "is a symbolic link")
+            raise PathRefused(shown, "is a symbolic link") from exc
         if exc.errno == errno.ENOTDIR:
-            raise PathRefused(shown, "is not a folder")
+            raise PathRefused(shown, "is not a folder") from exc
         raise
 
 
@@ -183,7 +190,7 @@ def open_installed(tree: str, rel: str, cap: Optional[int] = None) -> int:
         return open_under(tree, rel, cap)
     except (PathRefused, FileNotFoundError) as exc:
         raise ContentMismatch("%s of the installed version %s; it is damaged (see offline-bundle verify --kit)"
-                              % (rel, getattr(exc, "why", None) or "is missing"))
+                              % (rel, getattr(exc, "why", None) or "is missing")) from exc
 
 
 def read_installed(tree: str, rel: str, cap: int) -> bytes:
@@ -193,7 +200,7 @@ def read_installed(tree: str, rel: str, cap: int) -> bytes:
         from installer.errors import ContentMismatch
 
         raise ContentMismatch("%s of the installed version %s; it is damaged (see offline-bundle verify --kit)"
-                              % (rel, exc.why))
+                              % (rel, exc.why)) from exc
 
 
 def sha256_fd(fd: int) -> Tuple[str, int]:

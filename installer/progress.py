@@ -2,14 +2,23 @@
 
 import os
 import sys
-from typing import Optional
+from typing import Optional, Protocol
 
+from installer.fsutil import Readable
 from installer.textsafe import printable
+
+
+class _Bar(Protocol):
+    """What we use of a tqdm bar."""
+
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class Progress:
     def __init__(self, total: Optional[int], desc: str, enabled: bool = True) -> None:
-        self._bar = None
+        self._bar: Optional[_Bar] = None
         if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
@@ -37,7 +46,7 @@ class Progress:
 class CountingReader:
     """Hash the compressed bytes as the decompressor pulls them (for the .sha256 sidecar)."""
 
-    def __init__(self, fh, progress: Optional[Progress] = None) -> None:
+    def __init__(self, fh: Readable, progress: Optional[Progress] = None) -> None:
         import hashlib
 
         self._fh = fh

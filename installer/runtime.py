@@ -20,6 +20,7 @@ Standard library only, CPython >= 3.9.
 """
 
 import atexit
+import enum
 import functools
 import hashlib
 import io
@@ -33,7 +34,7 @@ import sys
 import sysconfig
 import tempfile
 import zipfile
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, TextIO, Tuple, Union
 
 from installer.errors import BundleError
 from installer.fsutil import PathRefused, open_regular, read_fd
@@ -94,22 +95,35 @@ def parse_wheel_name(filename: str) -> Optional[Wheel]:
 
 
 # --- does a wheel fit this interpreter? -----------------------------------------------------
-_DETECT = object()
+class _Detect(enum.Enum):
+    """The default of Interpreter's arguments: describe the running Python (None is a real glibc value)."""
+
+    DETECT = "detect"
+
+
+_DETECT = _Detect.DETECT
+_LibcVersion = Optional[Tuple[int, int]]
+# (python tag, abi) rank + platform rank: higher is a better fit (Interpreter.rank)
+Rank = Tuple[int, int, int, int, int]
 
 
 class Interpreter:
     """What the tags are matched against; every argument left out describes the running Python."""
 
-    def __init__(self, implementation=_DETECT, version=_DETECT, abiflags=_DETECT, arch=_DETECT, glibc=_DETECT,
-                 musl=_DETECT, linux=_DETECT) -> None:
+    def __init__(self, implementation: Union[str, _Detect] = _DETECT,
+                 version: Union[Tuple[int, int], _Detect] = _DETECT,
+                 abiflags: Union[str, _Detect] = _DETECT, arch: Union[str, _Detect] = _DETECT,
+                 glibc: Union[_LibcVersion, _Detect] = _DETECT, musl: Union[_LibcVersion, _Detect] = _DETECT,
+                 linux: Union[bool, _Detect] = _DETECT) -> None:
         self.implementation: str = sys.implementation.name if implementation is _DETECT else implementation
-        self.version: Tuple[int, int] = tuple(sys.version_info[:2]) if version is _DETECT else version
+        self.version: Tuple[int, int] = ((sys.version_info[0], sys.version_info[1]) if version is _DETECT
+                                         else version)
         self.abiflags: str = getattr(sys, "abiflags", "") if abiflags is _DETECT else abiflags
         self.linux: bool = sys.platform.startswith("linux") if linux is _DETECT else linux
         self.arch: str = _arch() if arch is _DETECT else arch
-        self.glibc: Optional[Tuple[int, int]] = (_glibc_version() if self.linux else None) if glibc is _DETECT else glibc
-        self.musl: Optional[Tuple[int, int]] = ((_musl_version(self.arch) if self.linux and not self.glibc else None)
-                                                if musl is _DETECT else musl)
+        self.glibc: _LibcVersion = (_glibc_version() if self.linux else None) if glibc is _DETECT else glibc
+        self.musl: _LibcVersion = ((_musl_version(self.arch) if self.linux and not self.glibc else None)
+                                   if musl is _DETECT else musl)
 
     def python_rank(self, py: str, abi: str) -> Optional[Tuple[int, int]]:
         """Higher is more specific; None when the pair does not fit."""
@@ -152,8 +166,8 @@ class Interpreter:
         need = (int(m.group(2)), int(m.group(3)))
         return (2,) + need if have and have >= need else None
 
-    def rank(self, wheel: Wheel) -> Optional[tuple]:
-        best = None
+    def rank(self, wheel: Wheel) -> Optional[Rank]:
+        best: Optional[Rank] = None
         for py, abi, plat in wheel.tags:
             r1 = self.python_rank(py, abi)
             r2 = self.platform_rank(plat) if r1 else None
@@ -361,7 +375,7 @@ def unpack(data: bytes, dest: str) -> List[str]:
 def installer_home() -> Optional[str]:
     """The folder holding the running installer.pyz, or None when not running from a zip."""
     archive = getattr(globals().get("__loader__"), "archive", None)  # zipimport
-    candidates = [archive] if archive else []
+    candidates: List[str] = [archive] if archive else []
     path = os.path.abspath(__file__)
     while os.path.dirname(path) != path:
         path = os.path.dirname(path)
@@ -374,7 +388,7 @@ def installer_home() -> Optional[str]:
     return None
 
 
-def _note(stream, message: str) -> None:
+def _note(stream: TextIO, message: str) -> None:
     try:
         stream.write("%s: note: %s\n" % (PROG, printable(message)))  # wheel names come from the medium
         stream.flush()
@@ -392,7 +406,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def select_wheels(home: str, interpreter: Optional[Interpreter] = None, stderr=None) -> List[Tuple[Wheel, bytes, str]]:
+def select_wheels(home: str, interpreter: Optional[Interpreter] = None,
+                  stderr: Optional[TextIO] = None) -> List[Tuple[Wheel, bytes, str]]:
     """The hash-checked wheel that fits best, per distribution: (wheel, bytes, sha256)."""
     stderr = stderr or sys.stderr
     folder = os.path.join(home, WHEELS_DIR)
@@ -415,11 +430,11 @@ def select_wheels(home: str, interpreter: Optional[Interpreter] = None, stderr=N
         _note(stderr, "%s is malformed (%s); not using the wheels" % (SUMS_NAME, exc.message))
         return []
     interpreter = interpreter or Interpreter()
-    best: Dict[str, Tuple[tuple, Wheel, bytes, str]] = {}
+    best: Dict[str, Tuple[Rank, Wheel, bytes, str]] = {}
     for name in names:
         wheel = parse_wheel_name(name)
         rank = interpreter.rank(wheel) if wheel else None
-        if rank is None:
+        if wheel is None or rank is None:
             continue  # for another Python or platform: not ours to judge
         listed = sums.get("%s/%s" % (WHEELS_DIR, name))
         if listed is None:
@@ -499,7 +514,7 @@ def _noexec(folder: str) -> bool:
         return False
 
 
-def _unpack_all(chosen: Sequence[Tuple[Wheel, bytes, str]], root: str, stderr) -> List[str]:
+def _unpack_all(chosen: Sequence[Tuple[Wheel, bytes, str]], root: str, stderr: TextIO) -> List[str]:
     """Unpack each chosen wheel into ``root/<n>-<name>/``; the folders that may go on sys.path."""
     noexec = _noexec(root)
     added = []
@@ -523,8 +538,8 @@ def _unpack_all(chosen: Sequence[Tuple[Wheel, bytes, str]], root: str, stderr) -
     return added
 
 
-def activate(home: Optional[str] = None, interpreter: Optional[Interpreter] = None, stderr=None,
-             path: Optional[List[str]] = None) -> List[str]:
+def activate(home: Optional[str] = None, interpreter: Optional[Interpreter] = None,
+             stderr: Optional[TextIO] = None, path: Optional[List[str]] = None) -> List[str]:
     """Put the verified speed-up wheels on ``path`` (sys.path) for this run; returns the folders added.
 
     ``home`` defaults to the folder of the running installer.pyz. Nothing else is looked at: not the

@@ -19,7 +19,7 @@ import re
 _SUSPECT = re.compile(r"[^\x20-\x7e]")
 
 
-def _escape(match) -> str:
+def _escape(match: "re.Match[str]") -> str:
     char = match.group(0)
     if char.isprintable():
         return char
@@ -31,8 +31,6 @@ def _escape(match) -> str:
     return "\\U%08x" % code
 
 
-def printable(text: str) -> str:
-    """``text`` with every non-printable character written as \\xNN, \\uNNNN or \\UNNNNNNNN."""
-    if not isinstance(text, str):
-        text = str(text)
-    return _SUSPECT.sub(_escape, text)
+def printable(text: object) -> str:
+    """``text`` (or str() of it) with every non-printable character written as \\xNN, \\uNNNN or \\UNNNNNNNN."""
+    return _SUSPECT.sub(_escape, text if isinstance(text, str) else str(text))

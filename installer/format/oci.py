@@ -4,7 +4,7 @@ Manifests are kept byte-exact; this module only reads them to find their childre
 """
 
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypedDict
 
 from installer.errors import InvalidInput
 from installer.format.reference import DIGEST_RE
@@ -22,12 +22,26 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 
+# A descriptor's platform as the manifest gave it: a JSON object whose values nothing has checked yet.
+Platform = Dict[str, Any]
+
+
+class _DescriptorRequired(TypedDict):
+    mediaType: str
+    digest: str
+    size: int
+
+
+class DescriptorJSON(_DescriptorRequired, total=False):
+    platform: Platform
+    annotations: object  # passed through as the manifest has it
+
 
 class Descriptor:
     __slots__ = ("media_type", "digest", "size", "platform", "annotations")
 
-    def __init__(self, media_type: str, digest: str, size: int, platform: Optional[dict] = None,
-                 annotations: Optional[dict] = None) -> None:
+    def __init__(self, media_type: str, digest: str, size: int, platform: Optional[Platform] = None,
+                 annotations: object = None) -> None:
         self.media_type = media_type
         self.digest = digest
         self.size = size
@@ -35,7 +49,7 @@ class Descriptor:
         self.annotations = annotations
 
     @classmethod
-    def parse(cls, obj: dict, where: str) -> "Descriptor":
+    def parse(cls, obj: object, where: str) -> "Descriptor":
         if not isinstance(obj, dict):
             raise InvalidInput("%s: a descriptor is not an object" % where)
         digest, size, media = obj.get("digest"), obj.get("size"), obj.get("mediaType", "")
@@ -47,8 +61,8 @@ class Descriptor:
         return cls(media if isinstance(media, str) else "", digest, size,
                    platform if isinstance(platform, dict) else None, obj.get("annotations"))
 
-    def to_json(self) -> dict:
-        out = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+    def to_json(self) -> DescriptorJSON:
+        out: DescriptorJSON = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
             out["platform"] = self.platform
         if self.annotations:
@@ -78,13 +92,14 @@ def media_type_of(data: bytes, header_type: str) -> str:
 def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[Descriptor], List[Descriptor]]:
     """(config, layers) for an image manifest; (None, children) for an index."""
     if media_type in SCHEMA1:
-        raise InvalidInput("%s is a Docker schema 1 manifest, which is not supported (re-push it as schema 2 or OCI)" % where)
+        raise InvalidInput("%s is a Docker schema 1 manifest, which is not supported (re-push it as schema 2 or OCI)"
+                           % where)
     if media_type not in MANIFEST_TYPES + INDEX_TYPES:
         raise InvalidInput("%s has the unsupported media type %r" % (where, media_type))
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError):
-        raise InvalidInput("%s is not valid JSON" % where)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput("%s is not valid JSON" % where) from exc
     if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
         raise InvalidInput("%s is not a schemaVersion 2 manifest" % where)
     if media_type in INDEX_TYPES:
@@ -104,7 +119,7 @@ def kind_of(media_type: str) -> str:
             DOCKER_LIST: "Docker manifest list"}.get(media_type, media_type)
 
 
-def platform_string(platform: Optional[dict]) -> str:
+def platform_string(platform: Optional[Platform]) -> str:
     if not platform:
         return "unknown"
     out = "%s/%s" % (platform.get("os", "unknown"), platform.get("architecture", "unknown"))
@@ -113,7 +128,7 @@ def platform_string(platform: Optional[dict]) -> str:
     return out
 
 
-def platform_matches(wanted: str, platform: Optional[dict]) -> bool:
+def platform_matches(wanted: str, platform: Optional[Platform]) -> bool:
     """'linux/arm64' matches any arm64 variant; 'linux/arm64/v8' only v8."""
     if not platform:
         return False

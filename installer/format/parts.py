@@ -14,10 +14,10 @@ the size fstat gave at open: a file that grows while we read it is not read past
 import hashlib
 import os
 import re
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple, Type
 
 from installer import fsutil
-from installer.errors import ContentMismatch, UnsafeMember, UsageError
+from installer.errors import BundleError, ContentMismatch, UnsafeMember, UsageError
 
 PART_RE = re.compile(r"(.+\.bundle\.tar\.zst)\.([0-9]{3})")
 _LINE_RE = re.compile(r"([0-9a-f]{64})  (\S+)")
@@ -35,12 +35,12 @@ def open_regular(path: str, what: str, follow: bool = False) -> Tuple[BinaryIO, 
     try:
         fd = fsutil.open_regular(path, follow=follow)
     except fsutil.PathRefused as exc:
-        raise (UsageError if follow else UnsafeMember)("%s %s, not a regular file" % (what, exc.why))
+        raise (UsageError if follow else UnsafeMember)("%s %s, not a regular file" % (what, exc.why)) from exc
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb", buffering=1 << 20), os.fstat(fd).st_size
 
 
-def read_capped(path: str, what: str, cap: int, too_big) -> Optional[bytes]:
+def read_capped(path: str, what: str, cap: int, too_big: Type[BundleError]) -> Optional[bytes]:
     """A small file derived from the medium (parts list, sidecar) within ``cap`` bytes, or None if missing."""
     try:
         fh, size = open_regular(path, what)
@@ -78,8 +78,8 @@ def find_parts(path: str) -> Optional[Tuple[str, List[Tuple[str, str]]]]:
         if data is None:
             raise ContentMismatch("the parts list %s is missing; it is needed to check each part" % listing)
         lines = data.decode("ascii").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise ContentMismatch("the parts list %s is unreadable" % listing)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContentMismatch("the parts list %s is unreadable" % listing) from exc
     parts = []
     for number, line in enumerate(lines):
         match = _LINE_RE.fullmatch(line)
@@ -98,8 +98,8 @@ class PartsReader:
     def __init__(self, parts: List[Tuple[str, str]]) -> None:
         self._parts = list(parts)
         self._index = -1
-        self._fh = None
-        self._hash = None
+        self._fh: Optional[BinaryIO] = None
+        self._hash = hashlib.sha256()  # each part's own, from when it is opened
         self._left = 0  # bytes of the current part still to read: its size when it was opened
         self._next_part()
 
@@ -117,13 +117,14 @@ class PartsReader:
         path = self._parts[self._index][0]
         try:
             self._fh, self._left = open_regular(path, "part %s" % os.path.basename(path))
-        except FileNotFoundError:
-            raise ContentMismatch("part %s is missing" % os.path.basename(path))
+        except FileNotFoundError as exc:
+            raise ContentMismatch("part %s is missing" % os.path.basename(path)) from exc
         self._hash = hashlib.sha256()
         return True
 
     def _read_part(self, n: int) -> bytes:
-        data = self._fh.read(min(n, self._left)) if self._left else b""
+        fh = self._fh
+        data = fh.read(min(n, self._left)) if fh is not None and self._left else b""
         self._left -= len(data)
         self._hash.update(data)
         return data
@@ -166,8 +167,8 @@ class PartsReader:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self):
+    def __enter__(self) -> "PartsReader":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -5,7 +5,7 @@ A path is checked here before it is ever joined to a folder on disk.
 
 import os
 import re
-from typing import Iterable, List
+from typing import Dict, Iterable, List
 
 PATH_RE = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")  # used with fullmatch
 MAX_COMPONENT_BYTES = 255
@@ -17,8 +17,8 @@ RESERVED_PREFIXES = ("SHA256SUMS", )
 RESERVED_DIRS = ("images", "charts", "tenants")
 
 
-def path_problem(path: str) -> str:
-    """Why ``path`` is not a valid member path, or '' when it is."""
+def path_problem(path: object) -> str:
+    """Why ``path`` (perhaps not even a string, when it comes from JSON) is not a valid member path, or ''."""
     if not isinstance(path, str) or not path:
         return "empty path"
     if not PATH_RE.fullmatch(path):
@@ -44,7 +44,7 @@ def c_sorted(paths: Iterable[str]) -> List[str]:
 
 
 def case_duplicates(paths: Iterable[str]) -> List[str]:
-    seen = {}
+    seen: Dict[str, str] = {}
     dups = []
     for p in paths:
         key = p.lower()

@@ -6,7 +6,7 @@ accepted, with a strict pattern, because digests become file names.
 """
 
 import re
-from typing import List, Optional, Sequence, Tuple, Type
+from typing import List, Optional, Sequence, Tuple, Type, TypedDict
 
 from installer.errors import BundleError, InvalidInput, UsageError
 
@@ -79,7 +79,7 @@ class Reference:
             out += "@" + self.digest
         return out
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and str(self) == str(other)
 
     def __hash__(self) -> int:
@@ -126,6 +126,11 @@ def parse(text: str) -> Reference:
 
 
 # --- --mirror SRC=DST ---------------------------------------------------------------------------
+class MirrorJSON(TypedDict):
+    source: str
+    mirror: str
+
+
 class Mirror:
     __slots__ = ("source", "dest_host", "dest_prefix")
 
@@ -138,7 +143,7 @@ class Mirror:
     def destination(self) -> str:
         return self.dest_host + ("/" + self.dest_prefix if self.dest_prefix else "")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> MirrorJSON:
         return {"source": self.source, "mirror": self.destination}
 
 

@@ -11,6 +11,9 @@ _SEMVER_RE = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
 MAX_LENGTH = 128
 
+# A pre-release identifier ranks numerically (0, n) below alphanumerically (1, text), as section 11 says.
+_PreRelease = Tuple[Tuple[int, Union[int, str]], ...]
+
 
 def is_semver(text: object) -> bool:
     return isinstance(text, str) and len(text) <= MAX_LENGTH and bool(_SEMVER_RE.fullmatch(text))
@@ -27,14 +30,14 @@ class Version:
         self.text = text
         self._core = tuple(int(x) for x in match.groups()[:3])
         pre = match.group(4)
-        self._pre: Tuple[Tuple[int, Union[int, str]], ...] = tuple(
+        self._pre: _PreRelease = tuple(
             (0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else ()
 
-    def _key(self):
+    def _key(self) -> Tuple[Tuple[int, ...], int, _PreRelease]:
         # A version without pre-release ranks above any pre-release of the same core.
         return (self._core, 1 if not self._pre else 0, self._pre)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Version) and self._key() == other._key()
 
     def __lt__(self, other: "Version") -> bool:

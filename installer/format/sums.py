@@ -40,8 +40,8 @@ def parse_sums(data: bytes) -> Dict[str, str]:
     """Parse SHA256SUMS bytes into an ordered {path: hex}; refuse anything coreutils-ambiguous."""
     try:
         text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidInput("SHA256SUMS is not ASCII text")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("SHA256SUMS is not ASCII text") from exc
     if not text.endswith("\n"):
         raise InvalidInput("SHA256SUMS does not end with a newline")
     entries: Dict[str, str] = {}

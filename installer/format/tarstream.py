@@ -6,9 +6,10 @@ as it is so the caller can refuse it, and never touches the filesystem.
 """
 
 import re
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional
 
 from installer.errors import InvalidInput, UnsafeMember
+from installer.fsutil import Readable
 
 BLOCK = 512
 MAX_PAX_BYTES = 64 * 1024
@@ -61,12 +62,12 @@ def _octal(field: bytes, what: str) -> int:
 def _name(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UnsafeMember("a member name is not UTF-8: %r" % raw[:80])
+    except UnicodeDecodeError as exc:
+        raise UnsafeMember("a member name is not UTF-8: %r" % raw[:80]) from exc
 
 
-def _parse_pax(data: bytes) -> dict:
-    records = {}
+def _parse_pax(data: bytes) -> Dict[str, bytes]:
+    records: Dict[str, bytes] = {}
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
@@ -74,8 +75,8 @@ def _parse_pax(data: bytes) -> dict:
             raise InvalidInput("malformed PAX header")
         try:
             length = int(data[pos:space])
-        except ValueError:
-            raise InvalidInput("malformed PAX header")
+        except ValueError as exc:
+            raise InvalidInput("malformed PAX header") from exc
         record = data[space + 1:pos + length]
         if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise InvalidInput("malformed PAX header")
@@ -88,7 +89,7 @@ def _parse_pax(data: bytes) -> dict:
 class TarReader:
     """Iterate members of a tar stream read from ``stream`` (any object with ``read(n)``)."""
 
-    def __init__(self, stream, chunk_size: int = 1 << 20) -> None:
+    def __init__(self, stream: Readable, chunk_size: int = 1 << 20) -> None:
         self._stream = stream
         self._chunk = chunk_size
         self._remaining = 0  # payload bytes of the current member not yet read
@@ -127,7 +128,8 @@ class TarReader:
         stored = _octal(block[148:156], "checksum")
         computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
         if stored != computed:
-            raise InvalidInput("a tar header checksum is wrong at byte %d; the stream is not a valid tar archive" % (self.offset - BLOCK))
+            raise InvalidInput("a tar header checksum is wrong at byte %d; the stream is not a valid tar archive"
+                               % (self.offset - BLOCK))
         return block
 
     def _finish_member(self) -> None:
@@ -157,7 +159,7 @@ class TarReader:
     def next(self) -> Optional[Member]:
         """The next member's header, or None at a clean end of archive."""
         self._finish_member()
-        pax: dict = {}
+        pax: Dict[str, bytes] = {}
         while True:
             block = self._header_block()
             if block is None:

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from typing import Optional
+from typing import Iterable, List, Optional, Tuple
 
 from installer.errors import LocalEnvironmentError, TrustError
 from installer.fsutil import PathRefused, open_regular, read_fd
@@ -48,7 +48,7 @@ def fingerprint(der: bytes) -> str:
     return "SHA256:" + hashlib.sha256(der).hexdigest()
 
 
-def _der_item(data: bytes, pos: int):
+def _der_item(data: bytes, pos: int) -> Tuple[int, int, int]:
     """(tag, content_start, content_end) of the DER item at ``pos``."""
     if pos + 2 > len(data):
         raise ValueError("short DER")
@@ -98,7 +98,7 @@ def parse_public_key(data: bytes, source: str = "") -> PublicKey:
         algorithm = _algorithm_of_spki(der)
         _check_with_cryptography(der)
     except (ValueError, binascii.Error) as exc:
-        raise TrustError("%s is not a usable public key: %s" % (source or "the key", exc))
+        raise TrustError("%s is not a usable public key: %s" % (source or "the key", exc)) from exc
     return PublicKey(der, algorithm, source)
 
 
@@ -111,7 +111,7 @@ def _check_with_cryptography(der: bytes) -> None:
     try:
         load_der_public_key(der)
     except (ValueError, TypeError) as exc:
-        raise ValueError("the key does not load (%s)" % (str(exc) or type(exc).__name__))
+        raise ValueError("the key does not load (%s)" % (str(exc) or type(exc).__name__)) from exc
 
 
 def canonical_signature(algorithm: str, signature: bytes) -> bool:
@@ -136,9 +136,9 @@ def load_public_key(path: str, follow: bool = True) -> PublicKey:
         fd = open_regular(path, MAX_KEY_FILE_BYTES, follow=follow)
         data = read_fd(fd, MAX_KEY_FILE_BYTES, path)
     except PathRefused as exc:
-        raise TrustError("%s %s; a key is a regular file" % (exc.path, exc.why))
+        raise TrustError("%s %s; a key is a regular file" % (exc.path, exc.why)) from exc
     except OSError as exc:
-        raise TrustError("cannot read key %s: %s" % (path, exc.strerror))
+        raise TrustError("cannot read key %s: %s" % (path, exc.strerror)) from exc
     return parse_public_key(data, path)
 
 
@@ -156,22 +156,24 @@ def verify(key: PublicKey, data: bytes, signature: bytes) -> bool:
 def _verify_cryptography(key: PublicKey, data: bytes, signature: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     public = load_der_public_key(key.der)
     try:
-        if key.algorithm == ED25519:
+        if key.algorithm == ED25519 and isinstance(public, ed25519.Ed25519PublicKey):
             public.verify(signature, data)
-        else:
+        elif key.algorithm == ECDSA_P256 and isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            return False  # the key's bytes are not of the algorithm it claims: it signs nothing
     except InvalidSignature:
         return False
     return True
 
 
 def openssl_verify_command(algorithm: str, pub: str = "bundle.pub", data: str = "SHA256SUMS",
-                           sig: str = "SHA256SUMS.sig") -> list:
+                           sig: str = "SHA256SUMS.sig") -> List[str]:
     """The exact reviewer command for this key type (PRODUCT.md "Archive format")."""
     if algorithm == ED25519:
         return ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", data, "-sigfile", sig]
@@ -181,7 +183,8 @@ def openssl_verify_command(algorithm: str, pub: str = "bundle.pub", data: str = 
 def _verify_openssl(key: PublicKey, data: bytes, signature: bytes) -> bool:
     exe = shutil.which("openssl")
     if not exe:
-        raise LocalEnvironmentError("cannot check signatures: neither the 'cryptography' package nor the openssl program is available")
+        raise LocalEnvironmentError("cannot check signatures: neither the 'cryptography' package nor the openssl "
+                                    "program is available")
     with tempfile.TemporaryDirectory(prefix="offline-bundle-sig-") as tmp:
         paths = {}
         for name, content in (("bundle.pub", key.pem()), ("SHA256SUMS", data), ("SHA256SUMS.sig", signature)):
@@ -194,7 +197,7 @@ def _verify_openssl(key: PublicKey, data: bytes, signature: bytes) -> bool:
     return proc.returncode == 0
 
 
-def find_signer(keys, data: bytes, signature: bytes) -> Optional[PublicKey]:
+def find_signer(keys: Iterable[PublicKey], data: bytes, signature: bytes) -> Optional[PublicKey]:
     for key in keys:
         if verify(key, data, signature):
             return key

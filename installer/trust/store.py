@@ -9,11 +9,19 @@ import fnmatch
 import json
 import os
 import stat
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple, TypedDict
 
 from installer.errors import TrustError, UsageError
 from installer.fsutil import PathRefused, open_regular, read_fd, write_atomic
 from installer.trust.signing import MAX_KEY_FILE_BYTES, PublicKey, load_public_key, parse_public_key
+
+
+class TrustedKeyJSON(TypedDict):
+    fingerprint: str
+    algorithm: str
+    names: List[str]
+    not_after: Optional[str]
+    origin: str
 
 
 class TrustedKey:
@@ -40,7 +48,7 @@ class TrustedKey:
                 return "key %s expired on %s" % (self.fingerprint, self.not_after)
         return ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> TrustedKeyJSON:
         return {"fingerprint": self.fingerprint, "algorithm": self.key.algorithm, "names": list(self.names),
                 "not_after": self.not_after, "origin": self.origin}
 
@@ -48,7 +56,7 @@ class TrustedKey:
 MAX_SCOPE_BYTES = 64 * 1024
 
 
-def _scope(doc, path: str):
+def _scope(doc: object, path: str) -> Tuple[List[str], Optional[str]]:
     """(names, not_after) from a scope file, or exit 4 naming it."""
     names, not_after = (doc.get("names"), doc.get("not_after")) if isinstance(doc, dict) else (None, None)
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
@@ -56,8 +64,8 @@ def _scope(doc, path: str):
     if not_after is not None:
         try:
             datetime.date.fromisoformat(not_after)
-        except (TypeError, ValueError):
-            raise TrustError("%s holds an unreadable expiry date; re-add the key with trust add" % path)
+        except (TypeError, ValueError) as exc:
+            raise TrustError("%s holds an unreadable expiry date; re-add the key with trust add" % path) from exc
     return names, not_after
 
 
@@ -72,8 +80,8 @@ def load_trust_paths(paths: Iterable[str]) -> List[TrustedKey]:
     for path in paths:
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            raise UsageError("the trust path %s does not exist" % path)
+        except FileNotFoundError as exc:
+            raise UsageError("the trust path %s does not exist" % path) from exc
         _refuse_if_writable_by_others(path, st)
         if stat.S_ISDIR(st.st_mode):
             names = sorted(n for n in os.listdir(path) if n.endswith(".pub"))
@@ -96,7 +104,7 @@ class TrustStore:
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
-    def _paths(self, fp: str):
+    def _paths(self, fp: str) -> Tuple[str, str]:
         hexdigest = fp.split(":", 1)[-1]
         return os.path.join(self.folder, hexdigest + ".pub"), os.path.join(self.folder, hexdigest + ".json")
 
@@ -116,8 +124,8 @@ class TrustStore:
             scope_path = self._paths(key.fingerprint)[1]
             try:
                 scope = json.loads(self._read(scope_path, MAX_SCOPE_BYTES).decode("utf-8"))
-            except (OSError, ValueError, UnicodeDecodeError):
-                raise TrustError("the kit's trust entry for %s has no readable scope file" % key.fingerprint)
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                raise TrustError("the kit's trust entry for %s has no readable scope file" % key.fingerprint) from exc
             out.append(TrustedKey(key, *_scope(scope, scope_path), origin="kit"))
         return out
 
@@ -126,7 +134,7 @@ class TrustStore:
         try:
             fd = open_regular(path, cap)
         except PathRefused as exc:
-            raise TrustError("%s %s; the kit's trust store holds only regular files" % (exc.path, exc.why))
+            raise TrustError("%s %s; the kit's trust store holds only regular files" % (exc.path, exc.why)) from exc
         try:
             _refuse_if_writable_by_others(path, os.fstat(fd))
         except TrustError:
@@ -141,8 +149,8 @@ class TrustStore:
         if not_after:
             try:
                 datetime.date.fromisoformat(not_after)
-            except ValueError:
-                raise UsageError("--not-after takes a date as YYYY-MM-DD, not %r" % not_after)
+            except ValueError as exc:
+                raise UsageError("--not-after takes a date as YYYY-MM-DD, not %r" % not_after) from exc
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         pub_path, scope_path = self._paths(key.fingerprint)
         entry = TrustedKey(key, names or ["*"], not_after, origin="kit")
