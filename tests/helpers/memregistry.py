@@ -10,7 +10,7 @@ What it serves (distribution-spec v1.1, the part our client speaks):
 =============================================== ===============================================================
 ``GET  /v2/``                                   200 (401 and a challenge when ``auth`` is on)
 ``HEAD/GET /v2/<name>/blobs/<digest>``          200; ``Range: bytes=N-`` gives 206; 404 BLOB_UNKNOWN
-                                                (``blob_redirect=HOST``: a GET is redirected there, 307)
+                                                (``blob_redirect="[SCHEME://]HOST"``: a GET is sent there, 307)
 ``POST /v2/<name>/blobs/uploads/``              202 and an absolute Location with a query (a client must keep it)
 ``POST ...uploads/?mount=<digest>&from=<repo>`` 201 when <repo> holds the blob, else 202: an upload, as the spec says
 ``PATCH <location>`` (``Content-Range: a-b``)   202, Location, Range; 416 when a-b does not continue the upload
@@ -256,7 +256,10 @@ class MemRegistry:
         self.token_host = token_host or "auth." + host.split(":", 1)[0]
         self.token_ttl = token_ttl
         self.anonymous_pull = anonymous_pull
-        self.blob_redirect = blob_redirect
+        # blob_redirect: "HOST" (same scheme as the registry) or "http://HOST" / "https://HOST"
+        scheme, _, netloc = (blob_redirect or "").rpartition("://")
+        self.blob_redirect = netloc or None
+        self._storage_scheme = scheme or ("https" if tls else "http")
         self.scheme = "https" if tls else "http"
         self.log: List[Seen] = []
         self.token_requests: List[Tuple[Optional[str], str]] = []  # (user or None, scope)
@@ -396,14 +399,14 @@ class MemRegistry:
             if action.kind == "status":
                 seen.status = action.code
                 return _response(request, action.code, list(action.headers), action.body, None)
-        if request.scheme == "https" and not self.tls:
+        if request.netloc == self.blob_redirect:
+            answer = self._storage(request)  # speaks whatever scheme the redirect named
+        elif request.scheme == "https" and not self.tls:
             raise NotTLS(request.netloc, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
-        if request.scheme == "http" and self.tls:
+        elif request.scheme == "http" and self.tls:
             answer = _error(400, "BAD_REQUEST", "Client sent an HTTP request to an HTTPS server.")
         elif request.netloc == self.token_host:
             answer = self._token_service(request)
-        elif request.netloc == self.blob_redirect:
-            answer = self._storage(request)
         else:
             declared = request.header("Content-Length")
             if declared is not None and int(declared) != len(body):
@@ -519,7 +522,7 @@ class MemRegistry:
         if digest not in self._links.get(name, set()):
             return _error(404, "BLOB_UNKNOWN", "blob unknown to registry")
         if request.method == "GET" and self.blob_redirect:
-            return 307, [("Location", "%s://%s/blobs/%s" % (self.scheme, self.blob_redirect, digest))], b""
+            return 307, [("Location", "%s://%s/blobs/%s" % (self._storage_scheme, self.blob_redirect, digest))], b""
         return _ranged(request, self._blobs[digest], digest)
 
     def _storage(self, request: Request) -> Answer:
