@@ -193,7 +193,7 @@ class Registry:
         """(bytes, media type, digest) exactly as served; the digest is computed, not trusted."""
         resp, data = self.call("GET", "/v2/%s/manifests/%s" % (repo, reference), [_pull(repo)],
                                headers={"Accept": ACCEPT}, read_limit=MAX_MANIFEST_BYTES)
-        media_type = media_type_of(data, resp.getheader("Content-Type", ""))
+        media_type = media_type_of(data, resp.getheader("Content-Type") or "")
         if media_type in SCHEMA1:
             # Refused before any digest check: a registry's digest for schema 1 is not the sha256 of its bytes.
             raise InvalidInput("%s/%s:%s is a Docker schema 1 manifest, which is not supported (re-push it as "

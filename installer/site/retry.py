@@ -74,10 +74,10 @@ class RetryPolicy:
 
     def delay(self, number: int, exc: BaseException) -> float:
         """How long to wait after failed attempt ``number`` (0 for the first)."""
-        asked = getattr(exc, "retry_after", None)
+        asked = exc.retry_after if isinstance(exc, Transient) else None
         if asked is not None:
-            return max(0.0, min(float(asked), self.max_retry_after))
-        return min(self.backoff * (2 ** number), self.max_backoff)
+            return max(0.0, min(asked, self.max_retry_after))
+        return min(self.backoff * float(2 ** number), self.max_backoff)
 
     def run(self, attempt: Callable[[], T], give_up: Callable[[BaseException], Exception]) -> T:
         """``attempt()`` until it returns; a failure the policy retries is tried again after a wait, and the

@@ -351,13 +351,14 @@ class MemRegistry:
         """An image manifest with a config for ``platform`` and these layers, pushed (and tagged)."""
         config = _json({"architecture": platform[1], "os": platform[0],
                         "rootfs": {"type": "layers", "diff_ids": [sha256(b) for b in layers]}})
-        descs = [{"mediaType": OCI_LAYER, "digest": self.put_blob(repo, b), "size": len(b)} for b in layers]
+        digests = [self.put_blob(repo, b) for b in layers]
+        descs = [{"mediaType": OCI_LAYER, "digest": d, "size": len(b)} for d, b in zip(digests, layers)]
         doc = {"schemaVersion": 2, "mediaType": media_type,
                "config": {"mediaType": OCI_CONFIG, "digest": self.put_blob(repo, config), "size": len(config)},
                "layers": descs}
         data = _json(doc)
         digest = self.put_manifest(repo, data, media_type, tag)
-        return Seeded(repo, tag, digest, media_type, data, [sha256(config)] + [d["digest"] for d in descs],
+        return Seeded(repo, tag, digest, media_type, data, [sha256(config)] + digests,
                       platform="%s/%s" % platform)
 
     def seed_index(self, repo: str, tag: Optional[str], platforms: Sequence[Tuple[str, str]],
@@ -384,9 +385,9 @@ class MemRegistry:
             raise TransportError("%s %s: [Errno 111] Connection refused" % (request.method, request.netloc))
         with self._lock:
             actions = [r.action for r in self._rules if r.fires(request.method, request.target)]
-        for action in actions:
-            if action.kind == "delay":
-                time.sleep(action.seconds)
+        for each in actions:
+            if each.kind == "delay":
+                time.sleep(each.seconds)
         action = next((a for a in actions if a.kind != "delay"), None)
         if action is not None:
             seen.fault = str(action)
