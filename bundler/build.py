@@ -25,6 +25,7 @@ from installer.trust.verify import open_archive, read_head, sidecar_sha256
 from installer.format.zstd import open_decompressed
 
 from installer.format.parts import parts_list
+from installer.site.transport import Transport
 
 from bundler.seal.archive import ArchiveWriter, PartsWriter
 from bundler.pull.charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
@@ -166,6 +167,7 @@ class SourceOptions:
     insecure: Tuple[str, ...] = ()
     show_progress: bool = True
     lock_mode: str = "default"  # default | locked | ignore
+    transport: Optional[Transport] = None  # to the registries; None: the real one (tests pass an in-memory registry)
 
 
 def _pull(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Optional[LockCheck] = None,
@@ -178,7 +180,7 @@ def _pull(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Option
     registry_specs, url_mirrors = split_mirrors(opts.mirrors)
     mirrors = [parse_mirror(m) for m in registry_specs]
     progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
-    puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress)
+    puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress, transport=opts.transport)
     where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
     images = pull_images(manifest.images, where, puller, lockcheck, fetch)
     fetcher = ChartFetcher(cache, puller, url_mirrors, opts.registry_ca, opts.insecure, epoch)

@@ -20,6 +20,8 @@ from installer.kit.receipts import PHASES, Receipt
 from installer.kit.staging import Staging, StagingSink, clear_debris
 from installer.site.dockerload import DockerLoad
 from installer.site.push import SitePush, parse_site
+from installer.site.retry import RetryPolicy
+from installer.site.transport import Transport
 from installer.deploy.render import render
 from installer.trust.verify import DiscardSink, Verified, verify_file
 
@@ -31,7 +33,10 @@ class DeployOptions:
 
     def __init__(self, registry: Optional[str] = None, registry_ca: Optional[str] = None,
                  insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
-                 platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False) -> None:
+                 platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False,
+                 transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None) -> None:
+        self.transport = transport  # to the site registry; None: the real one (tests pass an in-memory registry)
+        self.retry = retry
         self.dev_tls = dev_tls
         self.apply = apply
         self.registry = registry
@@ -208,7 +213,8 @@ class Installer:
         if self.deploy.registry:
             pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
                               registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
-                              progress_factory=self._progress, hashed_this_run=True)
+                              progress_factory=self._progress, hashed_this_run=True,
+                              transport=self.deploy.transport, retry=self.deploy.retry)
             report = pusher.push_content()
             self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
             # What rollback needs to reach this site again (never credentials: they come from the environment).

@@ -24,6 +24,8 @@ from installer.format.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descr
                            platform_matches, platform_string)
 from installer.format.reference import Mirror, Reference, apply_mirrors, parse, strict_digest
 from installer.site.registry import Registry
+from installer.site.retry import RetryPolicy
+from installer.site.transport import Transport
 
 from bundler.pull.dockersource import save_to_cache
 
@@ -193,8 +195,11 @@ class PulledImage:
 
 class Puller:
     def __init__(self, cache: BlobCache, mirrors: Sequence[Mirror] = (), registry_ca: Optional[str] = None,
-                 insecure: Sequence[str] = (), progress_factory=None) -> None:
+                 insecure: Sequence[str] = (), progress_factory=None, transport: Optional[Transport] = None,
+                 retry: Optional[RetryPolicy] = None) -> None:
         self.cache = cache
+        self.transport = transport  # None: the real one (http.client); tests pass an in-memory registry
+        self.retry = retry
         self.mirrors = list(mirrors)
         self.registry_ca = registry_ca
         self.insecure = list(insecure)
@@ -207,7 +212,8 @@ class Puller:
         with self._lock:
             if host not in self._registries:
                 self._registries[host] = Registry(host, insecure=host in self.insecure, ca_file=self.registry_ca,
-                                                  credentials=credentials.for_build(host), insecure_hosts=self.insecure)
+                                                  credentials=credentials.for_build(host), insecure_hosts=self.insecure,
+                                                  transport=self.transport, policy=self.retry)
             return self._registries[host]
 
     # --- manifests -------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from installer.format.meta import ImageRecord, Meta
 from installer.format.oci import parse_manifest
 from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
 from installer.site.registry import Registry
+from installer.site.retry import RetryPolicy
+from installer.site.transport import Transport
 
 PARALLEL = 4
 CHUNKED_ABOVE = 512 * 1024 * 1024  # larger blobs go up in PATCH chunks of this size
@@ -82,7 +84,8 @@ class _Item:
 class SitePush:
     def __init__(self, tree: str, meta: Meta, site: str, *, strip_source_host: bool = False,
                  registry_ca: Optional[str] = None, insecure: Tuple[str, ...] = (),
-                 progress_factory: Optional[Callable] = None, hashed_this_run: bool = False) -> None:
+                 progress_factory: Optional[Callable] = None, hashed_this_run: bool = False,
+                 transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None) -> None:
         # hashed_this_run: the caller has hashed every file of ``tree`` in this run, under the kit lock (install's
         # phase 1 while writing them, or its check of an installed tree): blobs are then not hashed a second time
         # on their way out (1.1 s a 1.5 GB push on this machine's 2 cores). Manifests always are (read_blob).
@@ -93,8 +96,10 @@ class SitePush:
         self.strip = strip_source_host
         if registry_ca and not os.path.isfile(registry_ca):
             raise UsageError("the CA file %s does not exist" % registry_ca)
+        # transport, retry: the seam for tests (an in-memory registry, a policy that does not sleep); None: the real ones
         self.registry = Registry(self.host, insecure=self.host in insecure, ca_file=registry_ca,
-                                 credentials=credentials.for_install(self.host), insecure_hosts=insecure)
+                                 credentials=credentials.for_install(self.host), insecure_hosts=insecure,
+                                 transport=transport, policy=retry)
         self.progress_factory = progress_factory
         self.repos = self._repositories()
         self.report = {"site": site, "blobs_pushed": 0, "blobs_mounted": 0, "blobs_present": 0,
@@ -112,7 +117,7 @@ class SitePush:
         try:
             return site_repositories(self.meta, self.prefix, self.strip)
         except InvalidInput as exc:
-            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host))
+            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host)) from exc
 
     def target(self, image: ImageRecord) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""

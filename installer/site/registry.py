@@ -1,25 +1,21 @@
-"""An OCI distribution client on the standard library (http.client), for pulls and pushes.
+"""The registry API client (OCI Distribution), for pulls and pushes: manifests, blobs, uploads, mounts.
 
 Why our own: the installer must run with the standard library only, and oras-py cannot push
-through token auth. What it does that a naive client would not:
-- bearer tokens per scope (pull, then pull+push, plus pull on a mount source), refreshed on expiry;
-- basic credentials only over TLS or to hosts the user named insecure, never across a redirect
-  to another host, never in a log or an error;
-- TLS verified unless the host is named insecure (then HTTPS without verification, else HTTP);
-- retries on connection errors, 5xx and 429 (honouring Retry-After), and blob downloads that
-  resume with HTTP Range after a dropped connection;
-- every byte hashed against its digest; manifests capped in size.
+through token auth. The client is four small modules, each with one concern:
+- transport.py: one HTTP request on the wire (http.client, a connection pool per thread, TLS verified
+  unless the host is named insecure); the seam a test replaces with tests/helpers/memregistry.py;
+- retry.py: the one retry policy (connection errors, 5xx and 429 honouring Retry-After; backoff);
+- auth.py: the WWW-Authenticate challenge, bearer tokens per scope, basic credentials;
+- this module: the API on top. What it does that a naive client would not:
+  - https, or for a host named insecure: https without verification if it speaks TLS, else http;
+  - basic credentials only over TLS or to hosts the user named insecure, never across a redirect
+    to another host, never in a log or an error; a redirect to plain HTTP elsewhere is refused;
+  - blob downloads that resume with HTTP Range after a dropped connection;
+  - every byte hashed against its digest (uploads too: _BlobCheck); manifests capped in size.
 """
 
-import base64
-import email.utils
 import hashlib
-import http.client
 import json
-import socket
-import ssl
-import threading
-import time
 import urllib.parse
 from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -27,108 +23,32 @@ from installer import __version__
 from installer.errors import ContentMismatch, InvalidInput, RegistryError
 from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type_of
 from installer.format.reference import strict_digest
+from installer.site.auth import Auth, Credentials
+from installer.site.retry import RetryPolicy, Transient
+from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response, Transport,
+                                      TransportError)
 
 USER_AGENT = "offline-bundle/%s" % __version__
-CHUNK = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-MAX_RETRY_AFTER = 60.0
-Credentials = Optional[Tuple[str, str]]
-
-
-class _Transient(Exception):
-    """A failure worth another try: dropped connection, 5xx, 429."""
-
-    def __init__(self, message: str, retry_after: Optional[float] = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _retry_after(value: Optional[str]) -> Optional[float]:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
-
-
-def parse_www_authenticate(value: str) -> Tuple[str, Dict[str, str]]:
-    """'Bearer realm="...",service="...",scope="..."' -> ('bearer', {...})."""
-    scheme, _, rest = value.strip().partition(" ")
-    params: Dict[str, str] = {}
-    i = 0
-    while i < len(rest):
-        eq = rest.find("=", i)
-        if eq < 0:
-            break
-        key = rest[i:eq].strip().strip(",").strip().lower()
-        j = eq + 1
-        if j < len(rest) and rest[j] == '"':
-            end = j + 1
-            out = []
-            while end < len(rest) and rest[end] != '"':
-                if rest[end] == "\\" and end + 1 < len(rest):
-                    end += 1
-                out.append(rest[end])
-                end += 1
-            params[key] = "".join(out)
-            i = end + 1
-        else:
-            end = rest.find(",", j)
-            end = len(rest) if end < 0 else end
-            params[key] = rest[j:end].strip()
-            i = end + 1
-    return scheme.lower(), params
+SMALL_BODY = 1 << 20  # what call() reads of an answer unless told otherwise
 
 
 class Registry:
-    """One registry host. Thread-safe: each thread keeps its own connection."""
+    """One registry host. Thread-safe (the transport keeps a connection per thread)."""
 
     def __init__(self, host: str, *, insecure: bool = False, ca_file: Optional[str] = None,
                  credentials: Credentials = None, timeout: float = 60.0, retries: int = 5,
-                 backoff: float = 0.5, insecure_hosts: Sequence[str] = ()) -> None:
+                 backoff: float = 0.5, insecure_hosts: Sequence[str] = (), transport: Optional[Transport] = None,
+                 policy: Optional[RetryPolicy] = None) -> None:
         self.host = host
         self.insecure = insecure
-        self.credentials = credentials
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
         self.insecure_hosts = set(insecure_hosts) | ({host} if insecure else set())
-        self._verified = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-        self._unverified = ssl._create_unverified_context()
+        self.transport: Transport = transport if transport is not None else HTTPTransport(
+            ca_file, self.insecure_hosts, timeout)
+        self.policy = policy if policy is not None else RetryPolicy(retries=retries, backoff=backoff)
+        self.auth = Auth(host, credentials, self._plain_allowed)
         self._scheme: Optional[str] = None if insecure else "https"
-        self._local = threading.local()
-        self._tokens: Dict[Tuple[str, ...], Tuple[str, float]] = {}
-        self._lock = threading.Lock()
-        self._basic_ok = False
         self.requests = 0  # counted, for tests and progress
-
-    # --- connections --------------------------------------------------------------------------
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-        key = (scheme, netloc)
-        conn = pool.get(key)
-        if conn is None:
-            if scheme == "https":
-                host_only = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
-                ctx = self._unverified if netloc in self.insecure_hosts or host_only in self.insecure_hosts else self._verified
-                conn = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=ctx, blocksize=CHUNK)
-            else:
-                conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=CHUNK)
-            pool[key] = conn
-        return conn
-
-    def _drop(self, scheme: str, netloc: str) -> None:
-        conn = getattr(self._local, "pool", {}).pop((scheme, netloc), None)
-        if conn is not None:
-            conn.close()
 
     def _plain_allowed(self, netloc: str) -> bool:
         return netloc in self.insecure_hosts or netloc.rsplit(":", 1)[0] in self.insecure_hosts
@@ -137,108 +57,53 @@ class Registry:
         """https, or for a host named insecure: https without verification if it speaks TLS, else http."""
         if self._scheme is None:
             try:
-                conn = self._connection("https", self.host)
-                conn.request("GET", "/v2/", headers={"User-Agent": USER_AGENT})
-                conn.getresponse().read()
+                resp = self.transport.send(Request("GET", "https", self.host, "/v2/", {"User-Agent": USER_AGENT}))
+                try:
+                    resp.read()
+                finally:
+                    resp.close()
                 self._scheme = "https"
-            except (ssl.SSLError, ConnectionError, http.client.HTTPException, socket.timeout, OSError):
-                self._drop("https", self.host)
+            except TransportError:
                 self._scheme = "http"
         return self._scheme
 
-    # --- auth ---------------------------------------------------------------------------------
-    def _basic_header(self) -> str:
-        user, secret = self.credentials
-        return "Basic " + base64.b64encode(("%s:%s" % (user, secret)).encode()).decode()
-
-    def _may_send_basic(self, scheme: str, netloc: str) -> bool:
-        return self.credentials is not None and (scheme == "https" or self._plain_allowed(netloc))
-
-    def _auth_header(self, scopes: Tuple[str, ...]) -> Optional[str]:
-        with self._lock:
-            token = self._tokens.get(scopes)
-        if token and token[1] > time.time():
-            return "Bearer " + token[0]
-        if self._basic_ok and self.credentials:
-            return self._basic_header()
-        return None
-
-    def _fetch_token(self, params: Dict[str, str], scopes: Tuple[str, ...]) -> None:
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError("%s asked for a bearer token without naming a token service" % self.host)
-        url = urllib.parse.urlsplit(realm)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise RegistryError("%s named an unusable token service" % self.host)
-        if url.scheme == "http" and not self._plain_allowed(url.netloc):
-            raise RegistryError("%s sends us to a plain-HTTP token service at %s; name it with --insecure-registry "
-                                "if that is intended" % (self.host, url.netloc))
-        query = [("service", params["service"])] if params.get("service") else []
-        wanted = list(scopes)
-        if params.get("scope"):
-            wanted += [s for s in params["scope"].split(" ") if s not in wanted]
-        query += [("scope", s) for s in wanted]
-        path = (url.path or "/") + "?" + urllib.parse.urlencode(query) + ("&" + url.query if url.query else "")
-        headers = {"User-Agent": USER_AGENT}
-        if self._may_send_basic(url.scheme, url.netloc):
-            headers["Authorization"] = self._basic_header()
-        resp, body = self._simple(url.scheme, url.netloc, "GET", path, headers)
-        if resp.status == 401:
-            raise RegistryError("authentication to %s failed: the token service refused the credentials%s"
-                                % (self.host, "" if self.credentials else " (no credentials were found for it)"))
-        if resp.status != 200:
-            raise RegistryError("the token service of %s answered HTTP %d" % (self.host, resp.status))
+    def _send(self, request: Request) -> Response:
+        """transport.send, with the two TLS failures that are never retried turned into their messages."""
         try:
-            doc = json.loads(body)
-            token = doc.get("token") or doc.get("access_token")
-            ttl = float(doc.get("expires_in") or 60)
-        except (ValueError, AttributeError, TypeError):
-            raise RegistryError("the token service of %s answered something that is not a token" % self.host)
-        if not isinstance(token, str) or not token:
-            raise RegistryError("the token service of %s answered without a token" % self.host)
-        with self._lock:
-            self._tokens[scopes] = (token, time.time() + max(ttl - 10, 1))
+            return self.transport.send(request)
+        except CertificateError as exc:
+            raise RegistryError("cannot verify the TLS certificate of %s (%s); pass --registry-ca FILE, or "
+                                "--insecure-registry %s if you accept an unverified connection"
+                                % (exc.netloc, exc.reason, exc.netloc)) from exc
+        except NotTLS as exc:
+            raise RegistryError("%s does not speak TLS; if it is a plain-HTTP registry, name it with "
+                                "--insecure-registry %s" % (exc.netloc, exc.netloc)) from exc
 
-    def _simple(self, scheme: str, netloc: str, method: str, path: str, headers: Dict[str, str]):
-        """One small request (token service): retried on transient failures."""
-        def attempt():
-            conn = self._connection(scheme, netloc)
+    def _give_up(self, exc: BaseException) -> RegistryError:
+        return RegistryError("%s is not reachable or keeps failing: %s" % (self.host, exc))
+
+    def _fetch(self, scheme: str, netloc: str, target: str, headers: Dict[str, str]) -> Tuple[int, bytes]:
+        """One small GET (the token service), retried by the policy: (status, body)."""
+        def attempt() -> Tuple[int, bytes]:
+            resp = self._send(Request("GET", scheme, netloc, target, dict(headers, **{"User-Agent": USER_AGENT})))
             try:
-                conn.request(method, path, headers=headers)
-                resp = conn.getresponse()
-                body = resp.read(1 << 20)
-            except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-                self._drop(scheme, netloc)
-                raise _Transient("%s: %s" % (netloc, exc))
-            if resp.status in RETRY_STATUSES:
-                raise _Transient("%s answered HTTP %d" % (netloc, resp.status), _retry_after(resp.getheader("Retry-After")))
-            return resp, body
-        return self._retrying(attempt)
+                body = resp.read(SMALL_BODY)
+            finally:
+                resp.close()
+            if self.policy.retries_status(resp.status):
+                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"))
+            return resp.status, body
+        return self.policy.run(attempt, self._give_up)
 
-    # --- the request loop -----------------------------------------------------------------------
-    def _retrying(self, attempt: Callable):
-        delay = self.backoff
-        for number in range(self.retries + 1):
-            try:
-                return attempt()
-            except _Transient as exc:
-                if number == self.retries:
-                    raise RegistryError("%s is not reachable or keeps failing: %s" % (self.host, exc))
-                time.sleep(exc.retry_after if exc.retry_after is not None else delay)
-                delay = min(delay * 2, 8.0)
-            except ssl.SSLCertVerificationError as exc:
-                raise RegistryError("cannot verify the TLS certificate of %s (%s); pass --registry-ca FILE, or "
-                                    "--insecure-registry %s if you accept an unverified connection"
-                                    % (self.host, exc.verify_message or exc.reason, self.host))
-
+    # --- one request: auth and redirects ---------------------------------------------------------
     def open(self, method: str, path: str, scopes: Sequence[str], headers: Optional[Dict[str, str]] = None,
-             body: Optional[Callable[[], object]] = None, length: Optional[int] = None) -> http.client.HTTPResponse:
-        """Send one request through auth and redirects; return the final response, unread.
+             body: Optional[Callable[[], Body]] = None, length: Optional[int] = None) -> Response:
+        """Send one request through auth and redirects; return the final response, unread (close it).
 
-        ``body`` is a factory so a redirect or an auth retry can send it again.
-        Transient failures raise _Transient for the caller's retry loop.
+        ``body`` is a factory so a redirect or an auth retry can send it again. A failure the retry policy
+        retries (TransportError, Transient for a retryable status) is raised for the caller's policy.run.
         """
-        scopes = tuple(scopes)
+        scope_key = tuple(scopes)
         scheme, netloc = self.scheme(), self.host
         target = path
         auth_rounds = 0
@@ -246,41 +111,27 @@ class Registry:
             hdrs = {"User-Agent": USER_AGENT}
             hdrs.update(headers or {})
             if netloc == self.host:
-                auth = self._auth_header(scopes)
+                auth = self.auth.header(scope_key)
                 if auth:
                     hdrs["Authorization"] = auth
             if length is not None:
                 hdrs["Content-Length"] = str(length)
-            conn = self._connection(scheme, netloc)
-            self.requests += 1
             try:
-                conn.request(method, target, body=body() if body else None, headers=hdrs)
-                resp = conn.getresponse()
-            except ssl.SSLCertVerificationError:
-                self._drop(scheme, netloc)
-                raise
-            except ssl.SSLError as exc:
-                self._drop(scheme, netloc)
-                if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
-                    # Not worth retrying: the other side does not speak TLS at all.
-                    raise RegistryError("%s does not speak TLS; if it is a plain-HTTP registry, name it with "
-                                        "--insecure-registry %s" % (netloc, netloc))
-                raise _Transient("%s %s: %s" % (method, netloc, exc))
-            except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-                self._drop(scheme, netloc)
-                raise _Transient("%s %s: %s" % (method, netloc, exc))
-            except BaseException:  # e.g. a body that refused to finish (_BlobCheck): the connection is mid-request
-                self._drop(scheme, netloc)
-                raise
+                payload = body() if body else None
+            except OSError as exc:
+                raise Transient("%s %s: %s" % (method, netloc, exc)) from exc
+            self.requests += 1
+            resp = self._send(Request(method, scheme, netloc, target, hdrs, payload))
             if resp.status == 401 and netloc == self.host and auth_rounds < 2:
-                resp.read()
+                self._drain(resp)
                 auth_rounds += 1
-                self._authenticate(resp.getheader("WWW-Authenticate", ""), scopes, scheme, netloc)
+                self.auth.challenged(resp.getheader("WWW-Authenticate", "") or "", scope_key, scheme, netloc,
+                                     self._fetch)
                 continue
-            if resp.status in REDIRECTS and resp.getheader("Location"):
-                resp.read()
-                url = urllib.parse.urlsplit(urllib.parse.urljoin("%s://%s%s" % (scheme, netloc, target),
-                                                                 resp.getheader("Location")))
+            location = resp.getheader("Location")
+            if resp.status in REDIRECTS and location:
+                self._drain(resp)
+                url = urllib.parse.urlsplit(urllib.parse.urljoin("%s://%s%s" % (scheme, netloc, target), location))
                 if url.scheme == "http" and not self._plain_allowed(url.netloc):
                     raise RegistryError("%s redirected to plain HTTP at %s; refused" % (self.host, url.netloc))
                 # Another host gets no Authorization header: we only ever add it for self.host.
@@ -289,43 +140,31 @@ class Registry:
                 if method == "POST" and resp.status in (301, 302, 303):
                     method = "GET"
                 continue
-            if resp.status in RETRY_STATUSES:
-                resp.read()
-                raise _Transient("%s answered HTTP %d" % (netloc, resp.status), _retry_after(resp.getheader("Retry-After")))
+            if self.policy.retries_status(resp.status):
+                self._drain(resp)
+                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"))
             return resp
         raise RegistryError("%s redirected too many times" % self.host)
 
-    def _authenticate(self, challenge: str, scopes: Tuple[str, ...], scheme: str, netloc: str) -> None:
-        kind, params = parse_www_authenticate(challenge)
-        if kind == "bearer":
-            with self._lock:
-                self._tokens.pop(scopes, None)
-            self._fetch_token(params, scopes)
-        elif kind == "basic":
-            if not self.credentials:
-                raise RegistryError("%s needs credentials and none were found (docker login, or BUNDLE_REGISTRY_USER "
-                                    "and BUNDLE_REGISTRY_PASSWORD where they apply)" % self.host)
-            if not self._may_send_basic(scheme, netloc):
-                raise RegistryError("%s asks for a password over plain HTTP; refused (name it with --insecure-registry "
-                                    "to allow that)" % self.host)
-            if self._basic_ok:
-                raise RegistryError("authentication to %s failed: the credentials were refused" % self.host)
-            self._basic_ok = True
-        else:
-            raise RegistryError("%s asks for an unsupported authentication scheme %r" % (self.host, kind))
+    @staticmethod
+    def _drain(resp: Response) -> None:
+        try:
+            resp.read()
+        finally:
+            resp.close()
 
-    def call(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None, length=None,
-             ok: Iterable[int] = (200,), read_limit: int = 1 << 20) -> Tuple[http.client.HTTPResponse, bytes]:
-        """A whole request with retries; the body is read (up to ``read_limit``)."""
-        def attempt():
+    def call(self, method: str, path: str, scopes: Sequence[str], headers: Optional[Dict[str, str]] = None,
+             body: Optional[Callable[[], Body]] = None, length: Optional[int] = None,
+             ok: Iterable[int] = (200,), read_limit: int = SMALL_BODY) -> Tuple[Response, bytes]:
+        """A whole request under the retry policy; the body is read (up to ``read_limit``)."""
+        def attempt() -> Tuple[Response, bytes]:
             resp = self.open(method, path, scopes, headers, body, length)
             try:
                 data = resp.read(read_limit + 1)
-            except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-                self._drop(self.scheme(), self.host)
-                raise _Transient("%s %s: %s" % (method, self.host, exc))
+            finally:
+                resp.close()
             return resp, data
-        resp, data = self._retrying(attempt)
+        resp, data = self.policy.run(attempt, self._give_up)
         if resp.status not in tuple(ok):
             raise self._status_error(method, path, resp, data)
         if len(data) > read_limit:
@@ -333,7 +172,7 @@ class Registry:
                                 % (self.host, path.split("?", 1)[0], read_limit))
         return resp, data
 
-    def _status_error(self, method: str, path: str, resp, data: bytes) -> RegistryError:
+    def _status_error(self, method: str, path: str, resp: Response, data: bytes) -> RegistryError:
         what = "%s %s%s" % (method, self.host, path.split("?", 1)[0])
         if resp.status == 401:
             return RegistryError("authentication to %s failed (%s)" % (self.host, what))
@@ -354,7 +193,7 @@ class Registry:
         """(bytes, media type, digest) exactly as served; the digest is computed, not trusted."""
         resp, data = self.call("GET", "/v2/%s/manifests/%s" % (repo, reference), [_pull(repo)],
                                headers={"Accept": ACCEPT}, read_limit=MAX_MANIFEST_BYTES)
-        media_type = media_type_of(data, resp.getheader("Content-Type", ""))
+        media_type = media_type_of(data, resp.getheader("Content-Type") or "")
         if media_type in SCHEMA1:
             # Refused before any digest check: a registry's digest for schema 1 is not the sha256 of its bytes.
             raise InvalidInput("%s/%s:%s is a Docker schema 1 manifest, which is not supported (re-push it as "
@@ -376,7 +215,7 @@ class Registry:
             return None
         return self._served_digest(resp, repo, reference)
 
-    def _served_digest(self, resp: http.client.HTTPResponse, repo: str, reference: str) -> Optional[str]:
+    def _served_digest(self, resp: Response, repo: str, reference: str) -> Optional[str]:
         """The Docker-Content-Digest header, strictly checked (callers make it a cache path), or None."""
         served = resp.getheader("Docker-Content-Digest")
         if served is None:
@@ -389,14 +228,15 @@ class Registry:
         """Stream a blob into ``out`` while hashing; resume with Range after a cut; check size and digest."""
         h = hashlib.sha256()
         written = 0
-        delay = self.backoff
-        for number in range(self.retries + 1):
+        path = "/v2/%s/blobs/%s" % (repo, digest)
+
+        def attempt() -> None:
+            nonlocal h, written
+            headers = {"Range": "bytes=%d-" % written} if written else {}
+            resp = self.open("GET", path, [_pull(repo)], headers)
             try:
-                headers = {"Range": "bytes=%d-" % written} if written else {}
-                resp = self.open("GET", "/v2/%s/blobs/%s" % (repo, digest), [_pull(repo)], headers)
                 if resp.status not in (200, 206):
-                    data = resp.read(1 << 16)
-                    raise self._status_error("GET", "/v2/%s/blobs/%s" % (repo, digest), resp, data)
+                    raise self._status_error("GET", path, resp, resp.read(1 << 16))
                 if written and resp.status == 200:
                     # The server ignored the Range: start again from the first byte.
                     out.seek(0)
@@ -410,9 +250,8 @@ class Registry:
                 while True:
                     try:
                         chunk = resp.read(CHUNK)
-                    except (ConnectionError, http.client.HTTPException, socket.timeout, OSError) as exc:
-                        self._drop(self.scheme(), self.host)
-                        raise _Transient("connection lost after %d bytes of %s: %s" % (written, digest, exc))
+                    except TransportError as exc:
+                        raise Transient("connection lost after %d bytes of %s: %s" % (written, digest, exc)) from exc
                     if not chunk:
                         break
                     written += len(chunk)
@@ -424,14 +263,11 @@ class Registry:
                     if progress:
                         progress(len(chunk))
                 if written < size:
-                    self._drop(self.scheme(), self.host)
-                    raise _Transient("connection lost after %d of %d bytes of %s" % (written, size, digest))
-                break
-            except _Transient as exc:
-                if number == self.retries:
-                    raise RegistryError("cannot download %s from %s: %s" % (digest, self.host, exc))
-                time.sleep(exc.retry_after if exc.retry_after is not None else delay)
-                delay = min(delay * 2, 8.0)
+                    raise Transient("connection lost after %d of %d bytes of %s" % (written, size, digest))
+            finally:
+                resp.close()
+
+        self.policy.run(attempt, lambda exc: RegistryError("cannot download %s from %s: %s" % (digest, self.host, exc)))
         actual = "sha256:" + h.hexdigest()
         if actual != digest:
             raise ContentMismatch("%s/%s: blob %s has sha256 %s: the registry served other bytes" % (self.host, repo, digest, actual))
@@ -502,9 +338,10 @@ def _relative(location: str) -> str:
 
 
 def _slice_factory(opener: Callable[[], BinaryIO], offset: int, length: int,
-                   progress: Optional[Callable[[int], None]], check: Optional["_BlobCheck"] = None):
+                   progress: Optional[Callable[[int], None]],
+                   check: Optional["_BlobCheck"] = None) -> Callable[[], "_SliceReader"]:
     """A body factory: a fresh reader over bytes [offset, offset+length) each time it is called."""
-    def make():
+    def make() -> "_SliceReader":
         return _SliceReader(opener(), offset, length, progress, check)
     return make
 
@@ -531,9 +368,10 @@ class _BlobCheck:
 
 
 class _SliceReader:
-    """File-like view that http.client streams from, in blocks, reporting progress."""
+    """File-like view that a transport streams from, in blocks, reporting progress."""
 
-    def __init__(self, fh: BinaryIO, offset: int, length: int, progress, check: Optional[_BlobCheck] = None) -> None:
+    def __init__(self, fh: BinaryIO, offset: int, length: int, progress: Optional[Callable[[int], None]],
+                 check: Optional[_BlobCheck] = None) -> None:
         self._fh = fh
         self._fh.seek(offset)
         self._pos = offset

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from installer.site import credentials
-from installer.site.registry import parse_www_authenticate
+from installer.site.auth import parse_www_authenticate
 
 
 @pytest.fixture
