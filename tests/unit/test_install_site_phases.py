@@ -4,8 +4,8 @@ the site hold after each. The same with the real CLI and registry: tests/integra
 tests/adversarial/test_registry_faults.py, test_crash_safety.py."""
 
 import pytest
-from helpers.membundle import build_bundle, install_into
-from helpers.memregistry import MemRegistry, Sleeps, quick_policy, reset, status
+from tests.helpers.membundle import build_bundle, install_into
+from tests.helpers.memregistry import MemRegistry, Sleeps, quick_policy, reset, status
 
 from installer.errors import RegistryError
 from installer.install import DeployOptions

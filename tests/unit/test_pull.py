@@ -7,8 +7,8 @@ import json
 import os
 
 import pytest
-from helpers.membundle import seed_chart
-from helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, digest_header, quick_policy, reset, status,
+from tests.helpers.membundle import seed_chart
+from tests.helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, digest_header, quick_policy, reset, status,
                                  truncate)
 
 from bundler.pull.charts import ChartFetcher

@@ -6,7 +6,7 @@ import hashlib
 import io
 
 import pytest
-from helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, delay, digest_header, quick_policy, reset, status,
+from tests.helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, delay, digest_header, quick_policy, reset, status,
                                  timeout, truncate, untrusted)
 
 from installer.errors import ContentMismatch, InvalidInput, RegistryError

@@ -5,8 +5,8 @@ against the real registry: tests/integration/test_images_install.py, tests/adver
 import re
 
 import pytest
-from helpers.membundle import build_bundle, install_into, seed_chart
-from helpers.memregistry import (MemRegistry, Sleeps, digest_header, quick_policy, reset, status, timeout,
+from tests.helpers.membundle import build_bundle, install_into, seed_chart
+from tests.helpers.memregistry import (MemRegistry, Sleeps, digest_header, quick_policy, reset, status, timeout,
                                  untrusted)
 
 from installer.errors import ContentMismatch, RegistryError

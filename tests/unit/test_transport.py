@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers.registry import default_ca
+from tests.helpers.ca import default_ca
 
 from installer.errors import ContentMismatch
 from installer.site.transport import CertificateError, HTTPTransport, NotTLS, Request, TransportError
