@@ -425,7 +425,7 @@ class BundleHead:
     members: Tuple[Member, ...]  # unique, in C order of their paths
     total_size: int             # the sum of the members' sizes
     files: Tuple[BundleFile, ...]
-    tenants: Tuple[Tenant, ...]
+    tenants: Tuple[Tenant, ...]  # by component
     images: Tuple[Image, ...]   # unique refs
     charts: Tuple[Chart, ...]   # unique names
     # informative: the --mirror rules used ({source, mirror, refs}) and the lock file's status ({status[, sha256]})
@@ -464,7 +464,7 @@ class BundleHead:
         sizes = {m.path: m.size for m in members}
         executable = frozenset(m.path for m in members if m.executable)
         tenants = tuple(Tenant.from_dict(c, t, where.key("tenants"), sizes)
-                        for c, t in _want(obj, "tenants", dict, where).items())
+                        for c, t in sorted(_want(obj, "tenants", dict, where).items()))
         files = tuple(BundleFile.from_dict(f, where.key("files").item(i), sizes, executable)
                       for i, f in enumerate(obj["files"]))
         images = tuple(Image.from_dict(image, where.key("images").item(i)) for i, image in enumerate(obj["images"]))
