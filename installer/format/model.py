@@ -13,8 +13,8 @@ Two kinds of fields:
 - informative fields record how a bundle or a receipt was made (where an image was fetched from, the
   mirrors used, a phase's detail). The installer never relies on them, so format 1 does not check them:
   they hold any JSON value (``Json``), kept as read and shown as such (inspect prints them escaped).
-Optional keys the document did not have are listed in ``absent``, so that ``to_dict()`` gives back
-what was read; keys the format does not define are dropped.
+Optional keys a bundle.json did not have are listed in ``absent``, so that ``to_dict()`` gives back what
+was read (receipts, which are never written back, are not); keys the format does not define are dropped.
 """
 
 import datetime
@@ -184,7 +184,7 @@ class BundleFile:
     target: str
     sha256: str
     size: int                   # informative: the member's own size is what is enforced
-    executable: bool = False    # must equal the member's
+    executable: bool = False    # must equal the member's (compared as true or false, as format 1 always has)
     source: Json = None
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
@@ -570,7 +570,8 @@ class DeltaDoc:
 # --- receipts (KIT/.state/receipts/*.json) -------------------------------------------------------------------
 
 class Phase(IntEnum):
-    """The install phases (PRODUCT.md "Kit and install phases"), by the numbers receipts record."""
+    """The install phases, by the numbers receipts record. A failure in 1-4 leaves `current` unchanged;
+    rollback is 5 and 6 only."""
 
     VERIFY_AND_STAGE = 1
     PROMOTE = 2

@@ -44,4 +44,4 @@ class Receipt:
 
     @property
     def running(self) -> bool:
-        return self.record.outcome == Outcome.RUNNING
+        return bool(self.record.outcome == Outcome.RUNNING)
