@@ -14,8 +14,10 @@ from installer.errors import BundleError, ContentMismatch, InvalidInput, LocalEn
 from installer.format.meta import MAX_META_BYTES
 from installer.trust.signing import verify as verify_sig
 from installer.fsutil import file_chunks, sha256_file, write_atomic
-from installer.format.meta import FORMAT, canonical_json
+from installer.format.meta import canonical_json
+from installer.format.model import BundleFile, BundleHead, DeltaBase, DeltaDoc, Json, Member, Tenant, Tool
 from installer.format.oci import LAYOUT_FILE
+from installer.format.paths import INDEX_PATH, LAYOUT_PATH, blob_path, c_key
 from installer.progress import Progress
 from installer.format.reference import parse_mirror, strict_hex
 from installer.format.delta import INVENTORY_KIND, delta_document
@@ -73,10 +75,10 @@ def build_time(manifest: Manifest) -> Tuple[int, str]:
     return epoch, iso
 
 
-def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], Dict[str, dict]]:
+def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[BundleFile], List[Tenant]]:
     """Hash every source once; check pins. Returns members, bundle.json files and tenants."""
     members: List[PlannedMember] = []
-    files: List[dict] = []
+    files: List[BundleFile] = []
     mismatches: List[str] = []
     for i, entry in enumerate(manifest.files):
         digest, size = sha256_file(entry.source_path)
@@ -84,17 +86,16 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[dict], D
             mismatches.append("%s: %s has sha256 %s, the manifest pins %s"
                               % (manifest.doc.where(("spec", "files", i, "sha256")), entry.source, digest, entry.sha256))
         members.append(PlannedMember(entry.target, entry.source_path, size, digest, entry.executable))
-        files.append({"target": entry.target, "source": entry.source, "sha256": digest, "size": size,
-                      "executable": entry.executable})
+        files.append(BundleFile(entry.target, digest, size, entry.executable, source=entry.source))
     if mismatches:
         raise ContentMismatch("a file differs from its pinned sha256", mismatches)
-    tenants: Dict[str, dict] = {}
+    tenants: List[Tenant] = []
     for entry in manifest.tenants:
         digest, size = sha256_file(entry.source_path)
         members.append(PlannedMember(entry.target, entry.source_path, size, digest, False))
-        tenants[entry.component] = {"path": entry.target, "source": entry.source, "sha256": digest, "size": size}
-    members.sort(key=lambda m: m.path.encode())
-    return members, sorted(files, key=lambda f: f["target"].encode()), tenants
+        tenants.append(Tenant(entry.component, entry.target, source=entry.source, sha256=digest, size=size))
+    members.sort(key=lambda m: c_key(m.path))
+    return members, sorted(files, key=lambda f: c_key(f.target)), tenants
 
 
 def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[List[PulledChart]] = None
@@ -103,10 +104,10 @@ def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[
     charts = charts or []
     members: List[PlannedMember] = []
     for chart in charts:
-        members.append(PlannedMember(chart.path, cache.path(chart.tgz_digest), chart.tgz_size,
-                                     chart.tgz_digest.split(":")[1], False))
-        if chart.values is not None:
-            members.append(bytes_member(chart.values_path, chart.values))
+        members.append(PlannedMember(chart.entry.path, cache.path(chart.tgz_digest), chart.entry.size,
+                                     chart.entry.sha256, False))
+        if chart.values is not None and chart.entry.values is not None:
+            members.append(bytes_member(chart.entry.values, chart.values))
     if not images and not charts:
         return members
     blobs: Dict[str, int] = {}
@@ -114,31 +115,25 @@ def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[
         blobs.update(image.blobs)
     for chart in charts:
         blobs.update(chart.blobs)
-    members += [PlannedMember("images/blobs/sha256/" + d.split(":", 1)[1], cache.path(d), size, d.split(":", 1)[1], False)
-                for d, size in blobs.items()]
-    members.append(bytes_member("images/index.json", layout_index(images)))
-    members.append(bytes_member("images/oci-layout", LAYOUT_FILE))
+    members += [PlannedMember(blob_path(d), cache.path(d), size, d.split(":", 1)[1], False) for d, size in blobs.items()]
+    members.append(bytes_member(INDEX_PATH, layout_index(images)))
+    members.append(bytes_member(LAYOUT_PATH, LAYOUT_FILE))
     return members
 
 
-def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[dict],
-                    tenants: Dict[str, dict], images: Optional[List[PulledImage]] = None,
-                    mirrors: Optional[List[dict]] = None, charts: Optional[List[PulledChart]] = None) -> dict:
-    return {
-        "format": FORMAT,
-        "name": manifest.name,
-        "version": manifest.version,
-        "created": created,
-        "tool": {"name": TOOL_NAME, "version": __version__},
-        "members": [{"path": m.path, "size": m.size, "executable": m.executable} for m in members],
-        "total_size": sum(m.size for m in members),
-        "files": files,
-        "tenants": tenants,
-        "images": [i.to_json() for i in sorted(images or [], key=lambda i: str(i.ref))],
-        "charts": [c.to_json() for c in sorted(charts or [], key=lambda c: c.name)],
-        "mirrors": mirrors or [],
-        "lock": {"status": "none"},
-    }
+def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[BundleFile],
+                    tenants: List[Tenant], images: Optional[List[PulledImage]] = None,
+                    mirrors: Optional[List[Json]] = None, charts: Optional[List[PulledChart]] = None,
+                    lock: Optional[Json] = None) -> BundleHead:
+    """bundle.json for these members (in C order): images sorted by reference, charts by name."""
+    return BundleHead(
+        name=manifest.name, version=manifest.version, created=created, tool=Tool(TOOL_NAME, __version__),
+        members=tuple(Member(m.path, m.size, m.executable) for m in members),
+        total_size=sum(m.size for m in members),
+        files=tuple(files), tenants=tuple(tenants),
+        images=tuple(i.entry for i in sorted(images or [], key=lambda i: i.entry.ref)),
+        charts=tuple(c.entry for c in sorted(charts or [], key=lambda c: c.name)),
+        mirrors=mirrors or [], lock=lock if lock is not None else {"status": "none"})
 
 
 class _Staged:
@@ -213,10 +208,9 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
     images, charts, cache, mirrors = _pull(manifest, opts, epoch, lockcheck)
     lock_status = lockcheck.finish()
     helm_check = check_charts(charts, images, cache)
-    members = sorted(members + image_members(images, cache, charts), key=lambda m: m.path.encode())
-    document = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts)
-    document["lock"] = lock_status
-    meta_bytes = canonical_json(document)
+    members = sorted(members + image_members(images, cache, charts), key=lambda m: c_key(m.path))
+    head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status)
+    meta_bytes = canonical_json(head.to_dict())
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     staged = _Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
@@ -322,7 +316,7 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
 
 
 # --- deltas --------------------------------------------------------------------------------------
-def load_delta_base(path: str) -> Tuple[List[dict], set]:
+def load_delta_base(path: str) -> Tuple[List[DeltaBase], set]:
     """(base bundles, sha256 set) from a kit's inventory or from an old bundle's signed list."""
     if not os.path.isfile(path):
         raise UsageError("--delta-from %s does not exist" % path)
@@ -336,10 +330,10 @@ def load_delta_base(path: str) -> Tuple[List[dict], set]:
             v = read_head(TarReader(stream), [], require_trust=False)
         finally:
             stream.close()
-    return [{"name": v.meta.name, "version": v.meta.version, "bundle_id": v.bundle_id}], set(v.sums_entries.values())
+    return [DeltaBase(v.meta.name, v.meta.version, v.bundle_id)], set(v.sums_entries.values())
 
 
-def _load_inventory(path: str) -> Tuple[List[dict], set]:
+def _load_inventory(path: str) -> Tuple[List[DeltaBase], set]:
     """An inventory's bases and sha256 list; every sha256 and bundle_id strictly 64 lower-case hex (exit 3)."""
     with open(path, "rb") as fh:
         raw = fh.read(MAX_INVENTORY_BYTES + 1)
@@ -348,19 +342,19 @@ def _load_inventory(path: str) -> Tuple[List[dict], set]:
     try:
         doc = json.loads(raw)
         assert doc.get("kind") == INVENTORY_KIND and isinstance(doc.get("sha256"), list)
-        base = [{"name": b["name"], "version": b["version"], "bundle_id": b["bundle_id"]} for b in doc["bundles"]]
+        base = [DeltaBase(b["name"], b["version"], b["bundle_id"]) for b in doc["bundles"]]
     except (ValueError, AssertionError, KeyError, TypeError, AttributeError, RecursionError):
         raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path)
     source = "the inventory %s" % path
     for b in base:
-        strict_hex(b["bundle_id"], source)
+        strict_hex(b.bundle_id, source)
     return base, {strict_hex(d, source) for d in doc["sha256"]}
 
 
-def make_delta(staged: _Staged, base: List[dict], digests: set) -> _Staged:
+def make_delta(staged: _Staged, base: List[DeltaBase], digests: set) -> _Staged:
     """Keep only the files the base lacks; SHA256SUMS and bundle.json still describe the full version."""
     omitted = {m.path: m.size for m in staged.members if m.sha256 in digests}
-    delta_bytes = delta_document(base, omitted)
+    delta_bytes = delta_document(DeltaDoc.of(base, omitted))
     entries = parse_sums(staged.sums)
     entries[DELTA_NAME] = hashlib.sha256(delta_bytes).hexdigest()
     delta = _Staged(staged.manifest, staged.epoch, staged.meta_bytes, format_sums(entries),

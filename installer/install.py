@@ -16,7 +16,8 @@ from installer.kit.check import VersionCheck, check_version, repair as repair_tr
 from installer.kit.layout import Kit, make_read_only, resolve_keys
 from installer.progress import Progress
 from installer.kit.admission import REINSTALL, AdmitOptions, Candidate, admit, kit_state
-from installer.kit.receipts import PHASES, Receipt
+from installer.kit.receipts import Receipt
+from installer.format.model import Outcome, Phase, SiteOptions, Status
 from installer.kit.staging import Staging, StagingSink, clear_debris
 from installer.site.dockerload import DockerLoad
 from installer.site.push import SitePush, parse_site
@@ -76,11 +77,11 @@ class Installer:
         self.verified = v
         meta, kit = v.meta, self.kit
         head = Candidate(meta.name, meta.version, v.bundle_id, v.signer.scope_problem(meta.name))
-        self.receipt.doc.update(name=meta.name, version=meta.version, bundle_id=v.bundle_id,
-                                signer=v.signer.fingerprint, previous=kit.current_version(meta.name))
+        self.receipt.update(name=meta.name, version=meta.version, bundle_id=v.bundle_id,
+                            signer=v.signer.fingerprint, previous=kit.current_version(meta.name))
         admission = admit(head, kit_state(kit, meta.name, meta.version), self.options)
         if admission.downgrade_reason is not None:
-            self.receipt.doc["downgrade_reason"] = admission.downgrade_reason
+            self.receipt.update(downgrade_reason=admission.downgrade_reason)
         self._check_owners(meta, v.signer)
         if admission.action == REINSTALL:
             self.already_installed = True
@@ -147,14 +148,15 @@ class Installer:
         self.rendered = self._phase4(tree, meta)
         previous = self._phase5(meta)
         deploy = self._phase6(pusher)
-        outcome = "already-installed" if self.already_installed else "installed"
+        outcome = Outcome.ALREADY_INSTALLED if self.already_installed else Outcome.INSTALLED
         self.receipt.finish(outcome)
         result = v.summary()
         result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered, repaired=self.repaired)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
                       receipt=os.path.relpath(self.receipt.path, self.kit.root),
-                      phases=[{k: p[k] for k in ("phase", "name", "status", "detail")} for p in self.receipt.doc["phases"]])
+                      phases=[{"phase": p.phase, "name": p.name, "status": p.status, "detail": p.detail}
+                              for p in self.receipt.record.phases])
         return result
 
     def _phase1(self, keys) -> Verified:
@@ -162,10 +164,11 @@ class Installer:
         v = verify_file(self.archive, keys, self.decide, self.show_progress)
         self.verified = v
         if self.already_installed:
-            self.receipt.phase(1, "done", "bundle_id already installed; the archive verified again (%d files, %d bytes)"
-                               % (v.members_seen + 1, v.bytes_seen))
+            self.receipt.phase(Phase.VERIFY_AND_STAGE, Status.DONE, "bundle_id already installed; the archive "
+                               "verified again (%d files, %d bytes)" % (v.members_seen + 1, v.bytes_seen))
         else:
-            self.receipt.phase(1, "done", "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
+            self.receipt.phase(Phase.VERIFY_AND_STAGE, Status.DONE,
+                               "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
         return v
 
     def _phase2(self, v: Verified) -> None:
@@ -173,16 +176,16 @@ class Installer:
         meta = v.meta
         if self.already_installed:
             if self.damage.ok:
-                self.receipt.phase(2, "skipped", "the installed tree matches its signed SHA256SUMS")
+                self.receipt.phase(Phase.PROMOTE, Status.SKIPPED, "the installed tree matches its signed SHA256SUMS")
             else:
                 self.repaired = self.repair(meta)
-                self.receipt.phase(2, "done", "repaired bundles/%s/%s from the verified archive: %s"
+                self.receipt.phase(Phase.PROMOTE, Status.DONE, "repaired bundles/%s/%s from the verified archive: %s"
                                    % (meta.name, meta.version, "; ".join(self.repaired)))
             return
         faults.point("before-promote")
         self.staging.promote(meta.name, meta.version)
         self.staging = None
-        self.receipt.phase(2, "done", "bundles/%s/%s" % (meta.name, meta.version))
+        self.receipt.phase(Phase.PROMOTE, Status.DONE, "bundles/%s/%s" % (meta.name, meta.version))
         faults.point("after-promote")
 
     def _phase5(self, meta) -> Optional[str]:
@@ -192,9 +195,10 @@ class Installer:
         if previous != meta.version:
             self.kit.switch_current(meta.name, meta.version)
             faults.point("after-switch")
-            self.receipt.phase(5, "done", "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
+            self.receipt.phase(Phase.SWITCH_CURRENT, Status.DONE,
+                               "current/%s -> %s (was %s)" % (meta.name, meta.version, previous or "none"))
         else:
-            self.receipt.phase(5, "done", "already current")
+            self.receipt.phase(Phase.SWITCH_CURRENT, Status.DONE, "already current")
         return previous
 
     def _progress(self, total: int, desc: str) -> Progress:
@@ -203,10 +207,10 @@ class Installer:
     def _phase3(self, tree: str, meta):
         """Push blobs and manifests by digest to the site registry; load into Docker."""
         if not (self.deploy.registry or self.deploy.docker):
-            self.receipt.phase(3, "skipped", "no --registry or --docker given")
+            self.receipt.phase(Phase.PUSH_AND_LOAD, Status.SKIPPED, "no --registry or --docker given")
             return None
         if not meta.images and not meta.charts:
-            self.receipt.phase(3, "skipped", "the bundle has no images or charts")
+            self.receipt.phase(Phase.PUSH_AND_LOAD, Status.SKIPPED, "the bundle has no images or charts")
             return None
         details = []
         pusher = None
@@ -216,11 +220,10 @@ class Installer:
                               progress_factory=self._progress, hashed_this_run=True,
                               transport=self.deploy.transport, retry=self.deploy.retry)
             report = pusher.push_content()
-            self.receipt.doc.setdefault("sites", {})[self.deploy.registry] = report
             # What rollback needs to reach this site again (never credentials: they come from the environment).
-            self.receipt.doc.setdefault("site_options", {})[self.deploy.registry] = {
-                "insecure": list(self.deploy.insecure), "registry_ca": os.path.abspath(self.deploy.registry_ca)
-                if self.deploy.registry_ca else None, "strip_source_host": self.deploy.strip_source_host}
+            self.receipt.record_site(self.deploy.registry, report, SiteOptions(
+                self.deploy.insecure, os.path.abspath(self.deploy.registry_ca) if self.deploy.registry_ca else None,
+                self.deploy.strip_source_host))
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
                               report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
@@ -228,11 +231,11 @@ class Installer:
             loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
                                 progress_factory=self._progress)
             self.docker_report = loader.load_all()
-            self.receipt.doc["docker"] = self.docker_report
+            self.receipt.update(docker=self.docker_report)
             self._claim("docker")
             details.append("docker: %d images loaded for %s, IDs equal their config digests"
                            % (len(self.docker_report["images"]), self.docker_report["platform"]))
-        self.receipt.phase(3, "done", "; ".join(details))
+        self.receipt.phase(Phase.PUSH_AND_LOAD, Status.DONE, "; ".join(details))
         return pusher
 
     def _claim(self, where: str) -> None:
@@ -284,9 +287,9 @@ class Installer:
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
         tls = self._tls()  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
-        has_outputs = meta.charts or meta.tenants or any(p.startswith("compose/") for p in meta.members)
+        has_outputs = meta.charts or meta.tenants or any(p.startswith("compose/") for p in meta.sizes)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
-            self.receipt.phase(4, "skipped", "no --registry or --docker site, or nothing to render%s"
+            self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s"
                                % ("; TLS material in secrets/tls (%s)" % tls["source"] if self.deploy.dev_tls else ""))
             return {}
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
@@ -297,8 +300,8 @@ class Installer:
                      loaded_ids=loaded)
         out["tls"] = tls["source"]
         out["kubernetes_skipped"] = self.k8s_skipped
-        self.receipt.doc["deploy_outputs"] = out
-        self.receipt.phase(4, "done", "%s: %d files" % (out["folder"], len(out["files"])))
+        self.receipt.update(deploy_outputs=out)
+        self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (out["folder"], len(out["files"])))
         return out
 
     def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
@@ -312,8 +315,8 @@ class Installer:
             return [], []
 
         def member(path: str) -> bytes:
-            return read_installed(tree, path, meta.members[path])
-        tenants = {c: member(path) for c, path in meta.tenants.items()}
+            return read_installed(tree, path, meta.sizes[path])
+        tenants = {t.component: member(t.path) for t in meta.tenants}
         scrape = "config/prometheus-additional.yaml"
         tls = None
         if tls_dir:
@@ -323,7 +326,7 @@ class Installer:
         if token is not None:
             os.chmod(token_dir, 0o700)  # a real folder (checked by _secret_dir)
         configmaps, secrets, skipped = k8s.seed_objects(
-            tenants, member(scrape) if scrape in meta.members else None, tls, token)
+            tenants, member(scrape) if scrape in meta.sizes else None, tls, token)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,
@@ -339,7 +342,7 @@ class Installer:
     def _phase6(self, pusher) -> dict:
         """Move registry tags last, then --apply; a failure here leaves the version current and the deploy incomplete."""
         if pusher is None and not self.deploy.apply:
-            self.receipt.phase(6, "skipped", "no registry tags to move")
+            self.receipt.phase(Phase.TAGS_AND_APPLY, Status.SKIPPED, "no registry tags to move")
             return {}
         try:
             report = pusher.move_tags() if pusher is not None else {}
@@ -348,8 +351,8 @@ class Installer:
             if self.deploy.apply:
                 report["apply"] = self._apply()
         except BundleError as exc:
-            self.receipt.phase(6, "failed", exc.message)
-            self.receipt.finish("deploy-incomplete", exc)
+            self.receipt.phase(Phase.TAGS_AND_APPLY, Status.FAILED, exc.message)
+            self.receipt.finish(Outcome.DEPLOY_INCOMPLETE, exc)
             self.receipt = None  # recorded: fail() must not write over it
             exc.message += " (the version is installed and current; run the same install again to finish)"
             raise
@@ -358,7 +361,7 @@ class Installer:
         if "apply" in report:
             detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in sorted(
                 (k, v) for k, v in report["apply"].items() if k in ("kubernetes", "compose")))
-        self.receipt.phase(6, "done", detail)
+        self.receipt.phase(Phase.TAGS_AND_APPLY, Status.DONE, detail)
         return report
 
     def _apply(self) -> dict:
@@ -390,15 +393,15 @@ class Installer:
     def fail(self, error: BundleError) -> None:
         if self.staging is not None and self.staging.exists():
             v = self.verified
-            self.staging.quarantine(error.message, self.archive, self.receipt.doc.get("bundle_id") if self.receipt
+            self.staging.quarantine(error.message, self.archive, self.receipt.record.bundle_id if self.receipt
                                     else None, v.sums if v is not None else b"", self.keep_failed)
             self.staging = None
-        if self.receipt is not None and self.receipt.doc["outcome"] == "running":
-            done = {p["phase"] for p in self.receipt.doc["phases"]}
-            first_missing = next(n for n in sorted(PHASES) if n not in done)
+        if self.receipt is not None and self.receipt.running:
+            done = {p.phase for p in self.receipt.record.phases}
+            first_missing = next(n for n in Phase if n not in done)
             try:
-                self.receipt.phase(first_missing, "failed", error.message)
-                self.receipt.finish("failed", error)
+                self.receipt.phase(first_missing, Status.FAILED, error.message)
+                self.receipt.finish(Outcome.FAILED, error)
             except OSError:
                 pass
 

@@ -9,25 +9,25 @@ so the newer bundle can be installed again but an older one replayed from elsewh
 """
 
 import os
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 from installer.errors import BundleError, ContentMismatch, DeployError, TrustError, UsageError
 from installer.kit.layout import Kit, resolve_keys
 from installer.kit.check import check_version
 from installer.kit.lifecycle import previous_version
 from installer.format.meta import MAX_META_BYTES, parse_meta
+from installer.format.model import Outcome, Phase, SiteOptions, Status
 from installer.site.owners import claims, conflicts, refuse, registry_tags, site_key
 from installer.site.push import SitePush
-from installer.kit.receipts import PHASES, Receipt
+from installer.kit.receipts import Receipt
 
 
-def _sites(kit: Kit, name: str, version: str) -> dict:
+def _sites(kit: Kit, name: str, version: str) -> Dict[str, SiteOptions]:
     """Site registry options recorded by the installs of this version (no secrets are ever recorded)."""
-    sites = {}
+    sites: Dict[str, SiteOptions] = {}
     for receipt in kit.receipts_list(name):
-        if receipt.get("version") == version:
-            for site, options in (receipt.get("site_options") or {}).items():
-                sites[site] = options
+        if receipt.version == version:
+            sites.update(receipt.site_options)
     return sites
 
 
@@ -62,37 +62,37 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
         owned = kit.owners()
         problems = []
         for site, options in sorted(sites.items()):
-            tags = registry_tags(meta, site, options.get("strip_source_host", False))
+            tags = registry_tags(meta, site, options.strip_source_host)
             problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
         refuse(problems, name, target)
         tree = kit.version_dir(name, target)
         outputs_dir = os.path.join(kit.deploy, name, target)
         outputs = sorted(os.listdir(outputs_dir)) if kit.real_dir(outputs_dir) else []  # checked before any change
         receipt = Receipt(kit, "rollback")
-        receipt.doc.update(action="rollback", name=name, version=target, previous=current, bundle_id=bid,
-                           signer=signer.fingerprint)
+        receipt.update(action="rollback", name=name, version=target, previous=current, bundle_id=bid,
+                       signer=signer.fingerprint)
         kit.switch_current(name, target)
-        receipt.phase(5, "done", "current/%s -> %s (was %s)" % (name, target, current))
+        receipt.phase(Phase.SWITCH_CURRENT, Status.DONE, "current/%s -> %s (was %s)" % (name, target, current))
         not_reverted: List[str] = []
         moved = []
         for site, options in sorted(sites.items()):
             try:
-                pusher = SitePush(tree, meta, site, strip_source_host=options.get("strip_source_host", False),
-                                  registry_ca=options.get("registry_ca"), insecure=tuple(options.get("insecure", ())))
+                pusher = SitePush(tree, meta, site, strip_source_host=options.strip_source_host,
+                                  registry_ca=options.registry_ca, insecure=options.insecure)
                 report = pusher.move_tags()
-                kit.record_owners(site_key(site), claims(registry_tags(meta, site, options.get("strip_source_host",
-                                                                                                False)), meta, bid))
+                kit.record_owners(site_key(site), claims(registry_tags(meta, site, options.strip_source_host), meta, bid))
                 moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
             except BundleError as exc:
                 not_reverted.append("tags on %s: %s" % (site, exc.message))
         if not_reverted:
-            receipt.phase(6, "failed", "; ".join(not_reverted))
+            receipt.phase(Phase.TAGS_AND_APPLY, Status.FAILED, "; ".join(not_reverted))
             error = DeployError("rolled %s back to %s, but could not revert everything" % (name, target), not_reverted)
-            receipt.finish("rolled-back-incomplete", error)
+            receipt.finish(Outcome.ROLLED_BACK_INCOMPLETE, error)
             raise error
-        receipt.phase(6, "done" if moved else "skipped", "; ".join("%s: %d tags moved back" % (m["site"], m["tags_moved"])
-                                                                   for m in moved) or "no site registry recorded")
-        receipt.finish("rolled-back")
+        receipt.phase(Phase.TAGS_AND_APPLY, Status.DONE if moved else Status.SKIPPED,
+                      "; ".join("%s: %d tags moved back" % (m["site"], m["tags_moved"]) for m in moved)
+                      or "no site registry recorded")
+        receipt.finish(Outcome.ROLLED_BACK)
         return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
                 "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
-                "receipt": os.path.relpath(receipt.path, kit.root), "phases": [PHASES[5], PHASES[6]]}
+                "receipt": os.path.relpath(receipt.path, kit.root), "phases": [Phase.SWITCH_CURRENT.label, Phase.TAGS_AND_APPLY.label]}

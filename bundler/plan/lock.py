@@ -127,7 +127,7 @@ class LockCheck:
 def write_lock(manifest, images, charts, files: Dict[str, str]) -> dict:
     doc = {
         "manifest_sha256": manifest_sha256(manifest.path),
-        "images": {str(i.ref): {"digest": i.resolved_digest, "platforms": i.platforms} for i in images},
+        "images": {str(i.ref): {"digest": i.resolved_digest, "platforms": i.entry.platforms} for i in images},
         "charts": {c.name: {"version": c.version, "digest": c.lock_digest} for c in charts},
         "files": files,
     }

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from installer.errors import InvalidInput, UsageError
-from installer.format.paths import case_duplicates, is_reserved, path_problem
+from installer.format.paths import case_duplicates, is_reserved, path_problem, reserved_names, tenant_path
 from installer.format.reference import parse as parse_ref
 
 from bundler.plan.schemas import problems as schema_problems
@@ -28,7 +28,7 @@ class TenantEntry:
 
     @property
     def target(self) -> str:
-        return "tenants/%s.yaml" % self.component
+        return tenant_path(self.component)
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,8 @@ def load_manifest(path: str) -> Manifest:
         if why:
             problems.append("%s: %s" % (doc.where(where + ("target",)), why))
         elif is_reserved(target):
-            problems.append("%s: target %r falls under a name the bundle reserves "
-                            "(SHA256SUMS*, bundle.json, DELTA.json, images/, charts/, tenants/)"
-                            % (doc.where(where + ("target",)), target))
+            problems.append("%s: target %r falls under a name the bundle reserves (%s)"
+                            % (doc.where(where + ("target",)), target, reserved_names()))
         full, errs = _resolve_source(base, item["source"], doc, where + ("source",))
         problems += errs
         files.append(FileEntry(item["source"], full, target, item.get("sha256"), bool(item.get("executable", False))))

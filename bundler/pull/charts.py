@@ -17,13 +17,15 @@ import json
 import os
 import urllib.parse
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from installer.errors import ContentMismatch, InvalidInput, RegistryError, UnsafeMember, UsageError
+from installer.format.model import Chart, ChartImage, ChartOci, document
 from installer.format.oci import OCI_MANIFEST, Descriptor, parse_manifest
+from installer.format.paths import chart_path, chart_values_path
 from installer.format.reference import parse, strict_hex
 from installer.format.semver import is_semver
 from installer.format.tarstream import BLOCK, TarReader, member_header
@@ -70,39 +72,47 @@ def apply_url_mirrors(url: str, mirrors: Sequence[UrlMirror]) -> Tuple[str, Opti
 
 @dataclass
 class PulledChart:
-    name: str
-    version: str
-    source: str                     # repo | oci | path
-    origin: str                     # repository URL, oci:// reference or manifest-relative path
-    fetched_from: str
-    tgz_digest: str
-    tgz_size: int
-    index_digest: Optional[str]
-    oci: Descriptor                 # the Helm OCI artifact's manifest
-    blobs: Dict[str, int] = field(default_factory=dict)
-    images: List[dict] = field(default_factory=list)
-    values: Optional[bytes] = None  # the chart's base values, as canonical JSON
-    mirror: Optional[dict] = None
+    """A chart in the blob cache: its bundle.json entry (the format's model) and what only the build needs."""
+
+    entry: Chart
+    blobs: Dict[str, int]           # its Helm OCI artifact: digest -> size
+    values: Optional[bytes] = None  # the chart's base values, as canonical JSON (entry.values names the member)
+    mirror: Optional[dict] = None   # the --mirror rule used: {source, mirror}
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def version(self) -> str:
+        return self.entry.version
+
+    @property
+    def tgz_digest(self) -> str:
+        return "sha256:" + self.entry.sha256
 
     @property
     def lock_digest(self) -> str:
         """What a lock file pins: the registry's manifest for OCI charts, the archive for the others."""
-        return self.oci.digest if self.source == "oci" else self.tgz_digest
+        return self.entry.oci.digest if self.entry.source == "oci" else self.tgz_digest
 
-    @property
-    def path(self) -> str:
-        return "charts/%s-%s.tgz" % (self.name, self.version)
+    def set_values(self, data: bytes) -> None:
+        """Carry base values: their bytes, and their member named in the entry."""
+        self.values = data
+        self.entry = replace(self.entry, values=chart_values_path(self.name, self.version))
 
-    @property
-    def values_path(self) -> Optional[str]:
-        return "charts/%s-%s.values.json" % (self.name, self.version) if self.values is not None else None
 
-    def to_json(self) -> dict:
-        return {"name": self.name, "version": self.version, "source": self.source, "origin": self.origin,
-                "fetched_from": self.fetched_from, "path": self.path, "sha256": self.tgz_digest.split(":")[1],
-                "size": self.tgz_size, "index_digest": self.index_digest,
-                "oci": {"digest": self.oci.digest, "media_type": self.oci.media_type, "size": self.oci.size},
-                "values": self.values_path, "images": self.images}
+def pulled_chart(name: str, version: str, source: str, origin: str, fetched_from: str, tgz_digest: str, tgz_size: int,
+                 index_digest: Optional[str], oci: Descriptor, blobs: Dict[str, int], entry: dict, where: str
+                 ) -> PulledChart:
+    """The chart's bundle.json entry. ``source`` is repo | oci | path, ``origin`` the repository URL, oci://
+    reference or manifest-relative path; the manifest entry's image value paths are carried as they are."""
+    images = tuple(ChartImage.from_dict(spec, document("%s: images" % where).item(i))
+                   for i, spec in enumerate(entry.get("images") or []))
+    chart = Chart(name, version, chart_path(name, version), tgz_digest.split(":")[1],
+                  ChartOci(oci.digest, oci.media_type, oci.size), images, None, source=source, origin=origin,
+                  fetched_from=fetched_from, size=tgz_size, index_digest=index_digest)
+    return PulledChart(chart, blobs)
 
 
 class ChartFetcher:
@@ -183,8 +193,8 @@ class ChartFetcher:
         name, chart_version, _ = chart_metadata(self.cache.path(chart_layers[0].digest), where)
         if chart_version != version:
             raise ContentMismatch("%s: %s:%s holds chart version %s" % (where, entry["ref"], version, chart_version))
-        chart = PulledChart(name, version, "oci", entry["ref"], image.fetched_from, chart_layers[0].digest,
-                            chart_layers[0].size, None, image.top, dict(image.blobs), list(entry.get("images") or []))
+        chart = pulled_chart(name, version, "oci", entry["ref"], image.entry.fetched_from, chart_layers[0].digest,
+                             chart_layers[0].size, None, image.top, dict(image.blobs), entry, where)
         chart.mirror = image.mirror.to_json() if image.mirror else None
         return chart
 
@@ -218,9 +228,8 @@ class ChartFetcher:
         manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         self.cache.put_manifest(manifest_digest, manifest, OCI_MANIFEST)
         blobs = {manifest_digest: len(manifest), config_digest: len(config), tgz_digest: tgz_size}
-        return PulledChart(name, version, source, origin, fetched_from, tgz_digest, tgz_size, index_digest,
-                           Descriptor(OCI_MANIFEST, manifest_digest, len(manifest)), blobs,
-                           list(entry.get("images") or []))
+        return pulled_chart(name, version, source, origin, fetched_from, tgz_digest, tgz_size, index_digest,
+                            Descriptor(OCI_MANIFEST, manifest_digest, len(manifest)), blobs, entry, where)
 
     def _put(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -358,7 +367,7 @@ def fetch_charts(entries: Sequence[dict], where: Sequence[str], fetcher: ChartFe
             raise InvalidInput("%s: the chart %s is listed twice (also at %s)" % (w, chart.name, seen[chart.name]))
         seen[chart.name] = w
         if entry.get("values"):
-            chart.values = values_json(os.path.join(base, entry["values"]), w)
+            chart.set_values(values_json(os.path.join(base, entry["values"]), w))
         charts.append(chart)
     return charts
 

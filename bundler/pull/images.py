@@ -15,13 +15,14 @@ import stat
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from installer.site import credentials
 from installer.errors import ContentMismatch, InternalError, InvalidInput, RegistryError
 from installer.format.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descriptor, config_platform, parse_manifest,
                            platform_matches, platform_string)
+from installer.format.model import Image, Json, PlatformManifest
 from installer.format.reference import Mirror, Reference, apply_mirrors, parse, strict_digest
 from installer.site.registry import Registry
 from installer.site.retry import RetryPolicy
@@ -170,27 +171,31 @@ def default_cache_dir() -> str:
     return os.path.join(base, "offline-bundle")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PulledImage:
-    ref: Reference
-    source: str
-    fetched_from: str
-    mirror: Optional[Mirror]
-    top: Descriptor                      # what images/index.json points at for this reference
-    index_digest: Optional[str]          # the upstream index, when the source was one
-    platforms: object                    # "all" or the chosen list
-    manifests: List[dict] = field(default_factory=list)  # per-platform manifests kept
-    derived: bool = False
-    blobs: Dict[str, int] = field(default_factory=dict)  # every blob this image needs: digest -> size
-    resolved_digest: str = ""            # what the reference resolved to upstream (the lock records it)
+    """An image in the blob cache: its bundle.json entry (the format's model) and what only the build needs."""
 
-    def to_json(self) -> dict:
-        return {
-            "ref": str(self.ref), "repository": self.ref.repository, "tag": self.ref.tag,
-            "digest": self.top.digest, "media_type": self.top.media_type, "size": self.top.size,
-            "index_digest": self.index_digest, "platforms": self.platforms, "manifests": self.manifests,
-            "derived": self.derived, "source": self.source, "fetched_from": self.fetched_from,
-        }
+    entry: Image
+    ref: Reference                       # entry.ref, parsed
+    blobs: Dict[str, int]                # every blob this image needs: digest -> size
+    mirror: Optional[Mirror]
+    resolved_digest: str                 # what the reference resolved to upstream (the lock records it)
+
+    @property
+    def top(self) -> Descriptor:
+        """What images/index.json points at for this reference."""
+        return Descriptor(self.entry.media_type, self.entry.digest, self.entry.size)
+
+
+def pulled(ref: Reference, source: str, fetched_from: str, mirror: Optional[Mirror], top: Descriptor,
+           index_digest: Optional[str], platforms: Json, manifests: Sequence[Tuple[Descriptor, str]],
+           derived: bool, blobs: Dict[str, int], resolved_digest: str) -> PulledImage:
+    """The image's bundle.json entry: what ``top`` is, the per-platform manifests kept (each with its platform),
+    and where it came from. ``platforms`` is "all" or the chosen list."""
+    kept = tuple(PlatformManifest(d.digest, d.media_type, platform) for d, platform in manifests)
+    entry = Image(str(ref), top.digest, top.media_type, top.size, kept, derived, source, repository=ref.repository,
+                  tag=ref.tag, index_digest=index_digest, platforms=platforms, fetched_from=fetched_from)
+    return PulledImage(entry, ref, blobs, mirror, resolved_digest)
 
 
 class Puller:
@@ -268,10 +273,9 @@ class Puller:
         else:
             data, media_type, digest = self._manifest(reg, repo, ref.digest or ref.tag)
         top = Descriptor(media_type, digest, len(data))
-        image = PulledImage(ref, entry.get("source", "registry"), fetched_from, mirror, top, None,
-                            sorted(wanted) if wanted else "all", resolved_digest=digest)
+        source, platforms = entry.get("source", "registry"), sorted(wanted) if wanted else "all"
         config, children = parse_manifest(data, media_type, "%s (%s)" % (where, ref))
-        blobs = image.blobs
+        blobs: Dict[str, int] = {}
         if config is not None:  # a single-platform manifest
             blobs[digest] = len(data)
             for blob in [config] + children:
@@ -280,9 +284,8 @@ class Puller:
             if wanted and not any(platform_matches(w, platform) for w in wanted):
                 raise InvalidInput("%s: %s is %s only; platforms asks for %s"
                                    % (where, ref, platform_string(platform), ", ".join(wanted)))
-            image.manifests = [{"digest": digest, "media_type": media_type, "platform": platform_string(platform)}]
-            return image, reg, repo
-        image.index_digest = digest
+            return pulled(ref, source, fetched_from, mirror, top, None, platforms, [(top, platform_string(platform))],
+                          False, blobs, digest), reg, repo
         real = [c for c in children if c.platform and platform_string(c.platform) != "unknown/unknown"]
         missing = [w for w in wanted or [] if not any(platform_matches(w, c.platform) for c in real)]
         if missing:
@@ -294,37 +297,32 @@ class Puller:
             blobs[digest] = len(data)
             for child in children:
                 self._image_blobs(reg, repo, child, "%s (%s)" % (where, ref), blobs)
-            image.manifests = [{"digest": c.digest, "media_type": c.media_type, "platform": platform_string(c.platform)}
-                               for c in children]
-            return image, reg, repo
+            return pulled(ref, source, fetched_from, mirror, top, digest, platforms,
+                          [(c, platform_string(c.platform)) for c in children], False, blobs, digest), reg, repo
         if ref.digest:
             raise InvalidInput("%s: %s pins an index by digest but platforms selects a subset; the digest could not "
                                "be kept (drop platforms, or pin the per-platform manifest digests)" % (where, ref))
         for child in chosen:
             self._image_blobs(reg, repo, child, "%s (%s)" % (where, ref), blobs)
-        image.manifests = [{"digest": c.digest, "media_type": c.media_type, "platform": platform_string(c.platform)}
-                           for c in chosen]
+        kept = [(c, platform_string(c.platform)) for c in chosen]
         if len(chosen) == 1:
-            image.top = Descriptor(chosen[0].media_type, chosen[0].digest, chosen[0].size)
-        else:
-            derived = derived_index(media_type, chosen)
-            d_digest = "sha256:" + hashlib.sha256(derived).hexdigest()
-            self.cache.put_manifest(d_digest, derived, media_type)
-            blobs[d_digest] = len(derived)
-            image.top = Descriptor(media_type, d_digest, len(derived))
-            image.derived = True
-        return image, reg, repo
+            return pulled(ref, source, fetched_from, mirror, Descriptor(chosen[0].media_type, chosen[0].digest,
+                                                                        chosen[0].size),
+                          digest, platforms, kept, False, blobs, digest), reg, repo
+        derived = derived_index(media_type, chosen)
+        d_digest = "sha256:" + hashlib.sha256(derived).hexdigest()
+        self.cache.put_manifest(d_digest, derived, media_type)
+        blobs[d_digest] = len(derived)
+        return pulled(ref, source, fetched_from, mirror, Descriptor(media_type, d_digest, len(derived)), digest,
+                      platforms, kept, True, blobs, digest), reg, repo
 
     def _from_docker(self, ref: Reference, wanted, where: str) -> PulledImage:
         top, blobs, platform = save_to_cache(self.cache, ref, wanted, where)
         if ref.digest and ref.digest != top.digest:
             raise ContentMismatch("%s: the image built from the local Docker engine has digest %s, not the pinned %s"
                                   % (where, top.digest, ref.digest))
-        image = PulledImage(ref, "docker-daemon", "docker-daemon", None, top, None, sorted(wanted) if wanted else "all",
-                            resolved_digest=top.digest)
-        image.blobs = blobs
-        image.manifests = [{"digest": top.digest, "media_type": top.media_type, "platform": platform_string(platform)}]
-        return image
+        return pulled(ref, "docker-daemon", "docker-daemon", None, top, None, sorted(wanted) if wanted else "all",
+                      [(top, platform_string(platform))], False, blobs, top.digest)
 
     def _config_platform(self, reg: Registry, repo: str, config: Descriptor) -> Dict[str, str]:
         if config.size > MAX_CONFIG_BYTES:

@@ -121,7 +121,7 @@ def check_charts(charts, images, cache) -> Dict[str, str]:
         env = dict(os.environ, HELM_CONFIG_HOME=tmp, HELM_CACHE_HOME=tmp, HELM_DATA_HOME=tmp)
         for chart in charts:
             base = json.loads(chart.values) if chart.values is not None else {}
-            values = chart_values(base, chart.images, refs, chart.name)
+            values = chart_values(base, chart.entry.images, refs, chart.name)
             values_path = os.path.join(tmp, chart.name + ".values.json")
             with open(values_path, "w", encoding="utf-8") as fh:
                 json.dump(values, fh)

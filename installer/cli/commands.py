@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from installer.errors import UsageError
 from installer.install import DeployOptions, install
 from installer.kit.layout import Kit, resolve_keys
+from installer.format.model import Outcome, Phase
 from installer.format.oci import kind_of
 from installer.format.semver import is_semver
 from installer.trust.signing import load_public_key
@@ -158,7 +159,7 @@ def run_inspect(archive: str, trust: Sequence[str] = (), **_) -> dict:
                           unverified_cap=INSPECT_UNVERIFIED_CAP)
         finally:
             stream.close()
-    raw = v.meta.raw if v.meta else {}
+    raw = v.meta.to_dict() if v.meta else {}
     result = {
         "verified": v.signer is not None,
         "status": "signature verified" if v.signer else "UNVERIFIED",
@@ -291,13 +292,13 @@ def _status(k: Kit, signer: Optional[str]) -> dict:
     bundles = []
     for name in k.names():
         receipts = k.receipts_list(name)
-        admitted: Dict[str, dict] = {}
+        admitted: Dict[str, dict] = {}  # version -> who signed it and when it was installed
         for receipt in receipts:
-            promoted = [p for p in receipt.get("phases", []) if p.get("phase") == 2 and p.get("status") == "done"]
+            promoted = [p for p in receipt.phases if p.done(Phase.PROMOTE)]
             if promoted:
-                admitted[receipt["version"]] = dict(receipt, finished=receipt.get("finished") or promoted[0].get("at"))
-            elif receipt.get("outcome") in ("installed", "already-installed") and receipt["version"] not in admitted:
-                admitted[receipt["version"]] = receipt
+                admitted[receipt.version] = {"signer": receipt.signer, "finished": receipt.finished or promoted[0].at}
+            elif receipt.outcome in (Outcome.INSTALLED, Outcome.ALREADY_INSTALLED) and receipt.version not in admitted:
+                admitted[receipt.version] = {"signer": receipt.signer, "finished": receipt.finished}
         current = k.current_version(name)
         versions = []
         for version in k.versions(name):
@@ -325,9 +326,9 @@ def _status(k: Kit, signer: Optional[str]) -> dict:
         bundles.append({
             "name": name, "current": current, "highest_current": k.highest_current(name), "versions": versions,
             "outputs": outputs,
-            "last": {"outcome": last.get("outcome"), "version": last.get("version"), "finished": last.get("finished"),
-                     "error": (last.get("error") or {}).get("message"),
-                     "phases": [{"phase": p["phase"], "name": p["name"], "status": p["status"]} for p in last.get("phases", [])]}
+            "last": {"outcome": last.outcome, "version": last.version, "finished": last.finished,
+                     "error": last.error.get("message") if isinstance(last.error, dict) else None,
+                     "phases": [{"phase": p.phase, "name": p.name, "status": p.status} for p in last.phases]}
             if last else None,
         })
     return {"kit": k.root, "bundles": bundles}

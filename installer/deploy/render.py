@@ -17,12 +17,12 @@ import json
 import os
 import re
 import shlex
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from installer.errors import InvalidInput
 from installer.fsutil import fsync_dir, read_installed, write_atomic
 from installer.kit.layout import make_read_only, remove_tree
-from installer.format.meta import Meta
+from installer.format.model import BundleHead, ChartImage
 from installer.format.reference import parse, site_repository
 
 _IMAGE_LINE = re.compile(r"^(\s*(?:-\s+)?image:\s*)([\"']?)([^\"'#\s]+)\2(\s*(?:#.*)?)$")
@@ -36,7 +36,7 @@ class SiteRefs:
     digest, which phase 3 proved Docker holds), since loaded images have no registry digest and their tags
     can be re-pointed by any later `docker load` or `docker tag`."""
 
-    def __init__(self, meta: Meta, host: Optional[str], prefix: str, strip: bool,
+    def __init__(self, meta: BundleHead, host: Optional[str], prefix: str, strip: bool,
                  loaded_ids: Optional[Dict[str, str]] = None) -> None:
         self.by_repository: Dict[str, dict] = {}
         for image in meta.images:
@@ -93,20 +93,19 @@ def _set(values: dict, dotted: str, value) -> None:
         node[parts[-1]] = value
 
 
-def chart_values(base: dict, images: List[dict], refs: SiteRefs, chart: str) -> dict:
+def chart_values(base: dict, images: Sequence[ChartImage], refs: SiteRefs, chart: str) -> dict:
     values = json.loads(json.dumps(base))
     for spec in images:
-        site = refs.lookup(spec["ref"])
+        site = refs.lookup(spec.ref)
         if site is None:
-            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle" % (chart, spec["ref"], spec["values"]))
+            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle" % (chart, spec.ref, spec.values))
         tag_at_digest = ("%s@%s" % (site["tag"], site["digest"]) if site["tag"] else "@" + site["digest"]) if site["site_mode"] else site["tag"]
-        style = spec.get("style", "repository-tag")
-        if style == "image":
-            _set(values, spec["values"], site["pinned"])
-        elif style == "registry-repository-tag":
-            _set(values, spec["values"], {"registry": site["registry"], "repository": site["path"], "tag": tag_at_digest})
+        if spec.style == "image":
+            _set(values, spec.values, site["pinned"])
+        elif spec.style == "registry-repository-tag":
+            _set(values, spec.values, {"registry": site["registry"], "repository": site["path"], "tag": tag_at_digest})
         else:
-            _set(values, spec["values"], {"repository": site["repository"], "tag": tag_at_digest})
+            _set(values, spec.values, {"repository": site["repository"], "tag": tag_at_digest})
     return values
 
 
@@ -123,14 +122,14 @@ def shell_line(command: dict) -> str:
 def helm_command(chart, registry: Optional[str], version_dir: str, values: str) -> dict:
     """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
     if registry:
-        source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci_digest)
+        source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci.digest)
     else:
         source = os.path.join(version_dir, *chart.path.split("/"))
     return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", "observability",
                      "--create-namespace", "-f", values]}
 
 
-def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
+def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
            strip: bool, extra: Optional[Callable] = None, tls_dir: Optional[str] = None,
            loaded_ids: Optional[Dict[str, str]] = None) -> dict:
     """Write the site outputs; returns what was written (paths relative to the kit) and the commands."""
@@ -143,14 +142,14 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
     remove_tree(tmp)
     os.makedirs(tmp, mode=0o755)
     written: List[str] = []
-    compose = sorted(p for p in meta.members if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
+    compose = sorted(p for p in meta.sizes if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
     for path in compose:
-        text = _member_text(version_dir, path, meta.members[path])
+        text = _member_text(version_dir, path, meta.sizes[path])
         _write(tmp, path, rewrite_compose(text, refs, version_dir, path).encode())
         written.append(path)
     commands: List[dict] = []
     for chart in meta.charts:
-        base = json.loads(_member_text(version_dir, chart.values, meta.members[chart.values])) if chart.values else {}
+        base = json.loads(_member_text(version_dir, chart.values, meta.sizes[chart.values])) if chart.values else {}
         if not isinstance(base, dict):
             raise InvalidInput("%s is not a JSON object" % chart.values)
         out = "values/%s.yaml" % chart.name

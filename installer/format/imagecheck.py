@@ -11,16 +11,11 @@ from typing import Dict, List, Optional
 
 from installer.errors import ContentMismatch, InvalidInput
 from installer.fsutil import read_installed
-from installer.format.meta import Meta
+from installer.format.model import BundleHead
 from installer.format.oci import MAX_MANIFEST_BYTES, REF_NAME, parse_manifest
+from installer.format.paths import BLOB_PREFIX, INDEX_PATH, LAYOUT_PATH, blob_path
 
-INDEX_PATH = "images/index.json"
-BLOB_PREFIX = "images/blobs/sha256/"
 MAX_INDEX_BYTES = 16 * 1024 * 1024
-
-
-def blob_path(digest: str) -> str:
-    return BLOB_PREFIX + digest.split(":", 1)[1]
 
 
 MAX_SMALL_BLOB = 16 * 1024 * 1024  # manifests (4 MiB at most) and image configs
@@ -37,14 +32,14 @@ def read_blob(tree: str, digest: str, cap: int = MAX_SMALL_BLOB) -> bytes:
 
 
 class ImageGraph:
-    def __init__(self, meta: Meta, sums: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, meta: BundleHead, sums: Optional[Dict[str, str]] = None) -> None:
         self.meta = meta
         self.sums = sums or {}
         self.manifest_digests = set()
         for image in meta.images:
             self.manifest_digests.add(image.digest)
-            self.manifest_digests.update(m["digest"] for m in image.manifests)
-        self.manifest_digests.update(c.oci_digest for c in meta.charts)
+            self.manifest_digests.update(m.digest for m in image.manifests)
+        self.manifest_digests.update(c.oci.digest for c in meta.charts)
         self.captured: Dict[str, bytes] = {}
 
     def wants(self, path: str) -> bool:
@@ -59,14 +54,14 @@ class ImageGraph:
         self.captured[path] = data
 
     def check(self) -> None:
-        members = self.meta.members
+        members = self.meta.sizes
         has_layout = any(p.startswith("images/") for p in members)
         if not self.meta.images and not self.meta.charts:
             if has_layout:
                 raise ContentMismatch("the bundle carries images/ but bundle.json lists no images")
             return
         problems: List[str] = []
-        for required in (INDEX_PATH, "images/oci-layout"):
+        for required in (INDEX_PATH, LAYOUT_PATH):
             if required not in members:
                 problems.append("%s is missing" % required)
         if problems:
@@ -83,11 +78,11 @@ class ImageGraph:
         for image in self.meta.images:
             problems += self._closure(image.digest, image.size, image.media_type, image.ref)
             for m in image.manifests:
-                if blob_path(m["digest"]) not in members:
-                    problems.append("%s: manifest %s is missing" % (image.ref, m["digest"]))
+                if blob_path(m.digest) not in members:
+                    problems.append("%s: manifest %s is missing" % (image.ref, m.digest))
         for chart in self.meta.charts:
             what = "chart %s %s" % (chart.name, chart.version)
-            problems += self._closure(chart.oci_digest, chart.oci_size, chart.oci_media_type, what)
+            problems += self._closure(chart.oci.digest, chart.oci.size, chart.oci.media_type, what)
             if chart.path not in members:
                 problems.append("%s: %s is missing" % (what, chart.path))
             elif self.sums.get(chart.path) != chart.sha256:
@@ -120,7 +115,7 @@ class ImageGraph:
     def _closure(self, digest: str, size: int, media_type: str, ref: str, depth: int = 0) -> List[str]:
         """Every blob reachable from ``digest`` is a member of the declared size."""
         path = blob_path(digest)
-        members = self.meta.members
+        members = self.meta.sizes
         if path not in members:
             return ["%s: %s is missing" % (ref, digest)]
         if members[path] != size:

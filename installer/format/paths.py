@@ -1,6 +1,7 @@
-"""Member path rules of format 1 (PRODUCT.md "Archive format").
+"""Member path rules and member layout of format 1 (PRODUCT.md "Archive format").
 
-A path is checked here before it is ever joined to a folder on disk.
+A path is checked here before it is ever joined to a folder on disk. The builder names members with the
+same functions the installer checks them with (`tenant_path`, `chart_path`, ...): one rule, one place.
 """
 
 import os
@@ -15,6 +16,35 @@ MAX_PATH_BYTES = 1024
 RESERVED_EXACT = ("bundle.json", "DELTA.json")
 RESERVED_PREFIXES = ("SHA256SUMS", )
 RESERVED_DIRS = ("images", "charts", "tenants")
+
+# Where the bundle's own members live.
+INDEX_PATH = "images/index.json"
+LAYOUT_PATH = "images/oci-layout"
+BLOB_PREFIX = "images/blobs/sha256/"
+
+
+def tenant_path(component: str) -> str:
+    """A tenant component's file: the only member ever read for that tenant."""
+    return "tenants/%s.yaml" % component
+
+
+def chart_path(name: str, version: str) -> str:
+    return "charts/%s-%s.tgz" % (name, version)
+
+
+def chart_values_path(name: str, version: str) -> str:
+    """A chart's base values, as canonical JSON (the installer edits them with the standard library)."""
+    return "charts/%s-%s.values.json" % (name, version)
+
+
+def blob_path(digest: str) -> str:
+    """images/blobs/sha256/<hex> for ``sha256:<hex>``."""
+    return BLOB_PREFIX + digest.split(":", 1)[1]
+
+
+def reserved_names() -> str:
+    """The reserved names, as a message shows them."""
+    return ", ".join([RESERVED_PREFIXES[0] + "*"] + list(RESERVED_EXACT) + [d + "/" for d in RESERVED_DIRS])
 
 
 def path_problem(path: object) -> str:
@@ -38,9 +68,14 @@ def is_reserved(path: str) -> bool:
     return path in RESERVED_EXACT or path.startswith(RESERVED_PREFIXES) or first in RESERVED_DIRS
 
 
+def c_key(path: str) -> bytes:
+    """The sort key of member paths: their bytes, as `LC_ALL=C sort` and coreutils order them."""
+    return path.encode("utf-8")
+
+
 def c_sorted(paths: Iterable[str]) -> List[str]:
     """Sort by path bytes, as `LC_ALL=C sort` and coreutils do."""
-    return sorted(paths, key=lambda p: p.encode("utf-8"))
+    return sorted(paths, key=c_key)
 
 
 def case_duplicates(paths: Iterable[str]) -> List[str]:

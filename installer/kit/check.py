@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from installer.errors import BundleError
 from installer.fsutil import PathRefused, kind_of_file, open_under, sha256_fd
 from installer.kit.layout import Kit, make_read_only, remove_tree
-from installer.format.meta import MAX_META_BYTES, Meta, parse_meta
+from installer.format.meta import MAX_META_BYTES, parse_meta
+from installer.format.model import BundleHead
 from installer.trust.signing import find_signer
 from installer.format.sums import MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id, parse_sums
 from installer.trust.store import TrustedKey
@@ -92,7 +93,7 @@ def _check_signature(check: VersionCheck, sums: bytes, signature: Optional[bytes
         check.trust_problems.append(scope)
 
 
-def _check_meta(kit: Kit, check: VersionCheck, entries: Dict[str, str]) -> Optional[Meta]:
+def _check_meta(kit: Kit, check: VersionCheck, entries: Dict[str, str]) -> Optional[BundleHead]:
     """(2) bundle.json against its signed line, then its own name and version."""
     data = _read_head(kit, check, META_NAME, MAX_META_BYTES)
     if data is None:

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 from installer.errors import LocalEnvironmentError, UsageError
 from installer.fsutil import PathRefused, fsync_dir, lstat_or_none, open_regular, read_fd, read_under, write_atomic
-from installer.format.meta import NAME_RE
+from installer.format.model import NAME_RE, Phase, ReceiptRecord, receipt_file
 from installer.format.semver import Version, is_semver
 from installer.format.sums import MAX_SUMS_BYTES, SUMS_NAME, bundle_id
 from installer.trust.store import TrustedKey, TrustStore, load_trust_paths
@@ -298,33 +298,30 @@ class Kit:
         fsync_dir(self.current)
 
     # --- receipts ---------------------------------------------------------------------------
-    def receipts_list(self, name: Optional[str] = None) -> List[Dict]:
+    def receipts_list(self, name: Optional[str] = None) -> List[ReceiptRecord]:
         """Every receipt, oldest first. One that does not parse is exit 9 naming it: skipping it could
         lower the downgrade floor or hide a version's history."""
-        out: List[Dict] = []
+        out: List[ReceiptRecord] = []
         if not self.real_dir(self.receipts):
             return out
         for entry in sorted(os.listdir(self.receipts)):
             if not entry.endswith(".json"):
                 continue
             receipt = load_receipt(os.path.join(self.receipts, entry))
-            if name is None or receipt.get("name") == name:
-                receipt["_file"] = entry
+            if name is None or receipt.name == name:
                 out.append(receipt)
         return out
 
-    def admitted(self, name: str) -> List[Dict]:
+    def admitted(self, name: str) -> List[ReceiptRecord]:
         """Receipts of installs that promoted a version (phase 2 done): what the kit has ever accepted."""
-        return [r for r in self.receipts_list(name) if r.get("version") and any(
-            p.get("phase") == 2 and p.get("status") == "done" for p in r.get("phases", []))]
+        return [r for r in self.receipts_list(name) if r.version and r.done(Phase.PROMOTE)]
 
     def highest_current(self, name: str) -> Optional[str]:
         """The highest version ever made current, from the receipts (rollbacks do not lower it)."""
         best = None
         for receipt in self.receipts_list(name):
-            if receipt.get("version") and any(p.get("phase") == 5 and p.get("status") == "done"
-                                              for p in receipt.get("phases", [])):
-                version = Version(receipt["version"])
+            if receipt.version and receipt.done(Phase.SWITCH_CURRENT):
+                version = Version(receipt.version)
                 if best is None or version > best:
                     best = version
         current = self.current_version(name)
@@ -371,36 +368,16 @@ def _owners_shape(doc) -> bool:
     return True
 
 
-def load_receipt(path: str) -> Dict:
+def load_receipt(path: str) -> ReceiptRecord:
     """One receipt, checked for the fields the kit relies on; anything else is exit 9 naming the file."""
-    def broken(why: str) -> LocalEnvironmentError:
-        return LocalEnvironmentError("the receipt %s %s; the kit's history cannot be trusted: restore it from a "
-                                     "backup, or move it out of %s if you accept losing what it records"
-                                     % (path, why, os.path.dirname(path)))
+    where = receipt_file(path, os.path.dirname(path))
     try:
         doc = json.loads(read_fd(open_regular(path, MAX_RECEIPT_BYTES), MAX_RECEIPT_BYTES, path).decode("utf-8"))
     except PathRefused as exc:
-        raise broken(exc.why)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise broken("does not parse")
-    if not isinstance(doc, dict) or doc.get("receipt") != 1:
-        raise broken("is not a receipt")
-    name, version = doc.get("name"), doc.get("version")
-    if name is not None and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
-        raise broken("names no valid bundle")
-    if version is not None and not is_semver(version):
-        raise broken("records a version that is not SemVer")
-    phases = doc.get("phases")
-    if not isinstance(phases, list) or not all(isinstance(p, dict) and type(p.get("phase")) is int
-                                               and isinstance(p.get("status"), str) for p in phases):
-        raise broken("has no readable list of phases")
-    for site, options in (doc.get("site_options") or {}).items():
-        if not (isinstance(options, dict) and isinstance(options.get("insecure", []), list)
-                and all(isinstance(h, str) for h in options.get("insecure", []))
-                and isinstance(options.get("registry_ca") or "", str)
-                and isinstance(options.get("strip_source_host", False), bool)):
-            raise broken("records unreadable options for the site %r" % (site,))
-    return doc
+        raise where.error(exc.why) from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise where.error("does not parse") from exc
+    return ReceiptRecord.from_dict(doc, where)
 
 
 def new_receipt_name() -> str:

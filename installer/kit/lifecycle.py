@@ -10,16 +10,16 @@ from typing import Optional
 
 from installer.errors import UsageError
 from installer.kit.layout import Kit, remove_tree
+from installer.format.model import Phase
 from installer.format.semver import Version
 
 
 def previous_version(kit: Kit, name: str, current: str) -> Optional[str]:
     """The version rollback returns to: the one current before ``current`` (receipts), else the highest below it."""
     for receipt in reversed(kit.receipts_list(name)):
-        switched = any(p.get("phase") == 5 and p.get("status") == "done" for p in receipt.get("phases", []))
-        if switched and receipt.get("version") == current and receipt.get("previous") not in (None, current):
-            if receipt["previous"] in kit.versions(name):
-                return receipt["previous"]
+        if receipt.done(Phase.SWITCH_CURRENT) and receipt.version == current and receipt.previous not in (None, current):
+            if receipt.previous in kit.versions(name):
+                return receipt.previous
     older = [v for v in kit.versions(name) if Version(v) < Version(current)]
     return older[-1] if older else None
 

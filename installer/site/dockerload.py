@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from installer.errors import DeployError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import blob_path, read_blob
-from installer.format.meta import ImageRecord, Meta
+from installer.format.model import BundleHead, Image
 from installer.format.oci import config_platform, parse_manifest, platform_matches, platform_string
 from installer.format.reference import parse
 from installer.format.tarstream import BLOCK, member_header
@@ -138,7 +138,7 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
 
 
 class DockerLoad:
-    def __init__(self, tree: str, meta: Meta, platform: Optional[str] = None,
+    def __init__(self, tree: str, meta: BundleHead, platform: Optional[str] = None,
                  site_refs: Optional[Dict[str, str]] = None, docker: Optional[Docker] = None,
                  progress_factory=None) -> None:
         self.progress_factory = progress_factory
@@ -151,11 +151,11 @@ class DockerLoad:
     def _read(self, digest: str) -> bytes:
         return read_blob(self.tree, digest)
 
-    def _pick(self, image: ImageRecord) -> Tuple[str, List[str]]:
+    def _pick(self, image: Image) -> Tuple[str, List[str]]:
         """(config digest, layer digests) of the manifest for our platform."""
         config, children = parse_manifest(self._read(image.digest), image.media_type, image.ref)
         if config is None:
-            kinds = {m["digest"]: m["media_type"] for m in image.manifests}
+            kinds = {m.digest: m.media_type for m in image.manifests}
             match = next((c for c in children if platform_matches(self.platform, c.platform)), None)
             if match is None:
                 offered = ", ".join(sorted({platform_string(c.platform) for c in children}))

@@ -14,7 +14,7 @@ access control is the boundary there (docs/SECURITY.md).
 from typing import Dict, List, Optional
 
 from installer.errors import TrustError
-from installer.format.meta import Meta
+from installer.format.model import BundleHead
 from installer.site.push import parse_site, planned_tags, site_repositories
 from installer.format.reference import parse
 from installer.trust.store import TrustedKey
@@ -22,13 +22,13 @@ from installer.trust.store import TrustedKey
 DOCKER_SITE = "docker"
 
 
-def registry_tags(meta: Meta, registry: str, strip: bool) -> Dict[str, str]:
+def registry_tags(meta: BundleHead, registry: str, strip: bool) -> Dict[str, str]:
     """{"repository:tag": digest} that phase 6 points on the site registry named by --registry."""
     _host, prefix = parse_site(registry)
     return {"%s:%s" % (repo, tag): digest for repo, tag, digest, _mt in planned_tags(meta, prefix, strip)}
 
 
-def docker_tags(meta: Meta, registry: Optional[str], strip: bool) -> Dict[str, str]:
+def docker_tags(meta: BundleHead, registry: Optional[str], strip: bool) -> Dict[str, str]:
     """{"repository:tag": image ref} that --docker gives the loaded images in the local engine."""
     out = {}
     repos = {}
@@ -70,5 +70,5 @@ def refuse(problems: List[str], name: str, version: str) -> None:
                          % (name, version), problems)
 
 
-def claims(tags: Dict[str, str], meta: Meta, bundle_id: str) -> Dict[str, Dict[str, str]]:
+def claims(tags: Dict[str, str], meta: BundleHead, bundle_id: str) -> Dict[str, Dict[str, str]]:
     return {tag: {"name": meta.name, "version": meta.version, "bundle_id": bundle_id} for tag in tags}

@@ -17,7 +17,7 @@ from installer import faults
 from installer.errors import InvalidInput, UsageError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import blob_path, read_blob
-from installer.format.meta import ImageRecord, Meta
+from installer.format.model import BundleHead, Image
 from installer.format.oci import parse_manifest
 from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
 from installer.site.registry import Registry
@@ -41,7 +41,7 @@ def site_name(value: str) -> str:
     return value.strip().strip("/").replace(":", "_").replace("/", "_")
 
 
-def site_repositories(meta: Meta, prefix: str, strip: bool) -> Dict[str, str]:
+def site_repositories(meta: BundleHead, prefix: str, strip: bool) -> Dict[str, str]:
     """ref -> repository on the site ([PREFIX/]<source host>/<path>); --strip-source-host collisions are exit 3."""
     out: Dict[str, str] = {}
     owner: Dict[str, str] = {}
@@ -60,12 +60,12 @@ def chart_repository(prefix: str, name: str) -> str:
     return "/".join(p for p in (prefix, "charts", name) if p)
 
 
-def planned_tags(meta: Meta, prefix: str, strip: bool) -> List[Tuple[str, str, str, str]]:
+def planned_tags(meta: BundleHead, prefix: str, strip: bool) -> List[Tuple[str, str, str, str]]:
     """(repository, tag, digest, media type) of every tag phase 6 points on the site: the images' tags, and
     each chart's version (Helm writes '+' as '_' in OCI tags)."""
     repos = site_repositories(meta, prefix, strip)
     tags = [(repos[i.ref], parse(i.ref).tag, i.digest, i.media_type) for i in meta.images if parse(i.ref).tag]
-    tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci_digest, c.oci_media_type)
+    tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci.digest, c.oci.media_type)
              for c in meta.charts]
     return tags
 
@@ -82,7 +82,7 @@ class _Item:
 
 
 class SitePush:
-    def __init__(self, tree: str, meta: Meta, site: str, *, strip_source_host: bool = False,
+    def __init__(self, tree: str, meta: BundleHead, site: str, *, strip_source_host: bool = False,
                  registry_ca: Optional[str] = None, insecure: Tuple[str, ...] = (),
                  progress_factory: Optional[Callable] = None, hashed_this_run: bool = False,
                  transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None) -> None:
@@ -105,7 +105,7 @@ class SitePush:
         self.report = {"site": site, "blobs_pushed": 0, "blobs_mounted": 0, "blobs_present": 0,
                        "manifests_pushed": 0, "manifests_present": 0, "tags_moved": 0, "tags_current": 0,
                        "bytes_pushed": 0, "images": [self.target(i) for i in meta.images],
-                       "charts": ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci_digest)
+                       "charts": ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci.digest)
                                   for c in meta.charts]}
         self._lock = threading.Lock()
         self._placed: Dict[str, str] = {}  # digest -> a repository on the site that holds it
@@ -119,7 +119,7 @@ class SitePush:
         except InvalidInput as exc:
             raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host)) from exc
 
-    def target(self, image: ImageRecord) -> str:
+    def target(self, image: Image) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""
         ref = parse(image.ref)
         base = "%s/%s" % (self.host, self.repos[image.ref])
@@ -143,7 +143,7 @@ class SitePush:
         manifests: Dict[Tuple[str, str], _Item] = {}
         for image in self.meta.images:
             repo = self.repos[image.ref]
-            kinds = {m["digest"]: m["media_type"] for m in image.manifests}
+            kinds = {m.digest: m.media_type for m in image.manifests}
             top = _Item(repo, image.digest, image.size, image.media_type, blob_path(image.digest))
             config, children = parse_manifest(self._read(image.digest), image.media_type, image.ref)
             leaves = [top] if config is not None else [
@@ -156,8 +156,8 @@ class SitePush:
             manifests.setdefault((repo, top.digest), top)  # after its children: dict order is insertion order
         for chart in self.meta.charts:
             repo = self.chart_repo(chart)
-            top = _Item(repo, chart.oci_digest, chart.oci_size, chart.oci_media_type, blob_path(chart.oci_digest))
-            cfg, layers = parse_manifest(self._read(chart.oci_digest), chart.oci_media_type, "chart " + chart.name)
+            top = _Item(repo, chart.oci.digest, chart.oci.size, chart.oci.media_type, blob_path(chart.oci.digest))
+            cfg, layers = parse_manifest(self._read(chart.oci.digest), chart.oci.media_type, "chart " + chart.name)
             for b in [cfg] + layers:
                 blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
             manifests.setdefault((repo, top.digest), top)

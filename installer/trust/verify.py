@@ -18,7 +18,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 from installer.errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
 from installer.format.delta import MAX_DELTA_BYTES, parse_delta
 from installer.format.imagecheck import MAX_INDEX_BYTES, ImageGraph
-from installer.format.meta import MAX_META_BYTES, Meta, parse_meta
+from installer.format.meta import MAX_META_BYTES, parse_meta
+from installer.format.model import BundleHead, DeltaDoc
 from installer.format.parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
 from installer.format.paths import path_problem
 from installer.progress import CountingReader, Progress
@@ -41,7 +42,7 @@ class Verified:
         self.sums_entries: Dict[str, str] = {}
         self.bundle_id = ""
         self.signer: Optional[TrustedKey] = None
-        self.meta: Optional[Meta] = None
+        self.meta: Optional[BundleHead] = None
         self.meta_bytes = b""
         self.members_seen = 0
         self.bytes_seen = 0
@@ -49,7 +50,7 @@ class Verified:
         self.backend = ""
         self.archive_sha256 = ""
         self.sidecar = "not checked"
-        self.delta: Optional[dict] = None
+        self.delta: Optional[DeltaDoc] = None
         self.delta_bytes = b""
         self.not_in_archive: List[str] = []  # omitted by a delta and not checked against a kit
         self.too_large: List[dict] = []  # unverified head members not read (read_head's unverified_cap)
@@ -64,9 +65,9 @@ class Verified:
             "files": len(self.sums_entries),
             "total_size": meta.total_size if meta else None,
             "complete": not self.stopped and not self.not_in_archive,
-            "delta": {"base": self.delta["base"], "omitted": len(self.delta["omitted"]),
-                      "omitted_bytes": self.delta["omitted_bytes"],
-                      "checked_in_kit": len(self.delta["omitted"]) - len(self.not_in_archive)} if self.delta else None,
+            "delta": {"base": [b.to_dict() for b in self.delta.base], "omitted": len(self.delta.omitted),
+                      "omitted_bytes": self.delta.omitted_bytes,
+                      "checked_in_kit": len(self.delta.omitted) - len(self.not_in_archive)} if self.delta else None,
             "archive_sha256": self.archive_sha256 or None,
             "sidecar": self.sidecar,
         }
@@ -198,12 +199,12 @@ def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) ->
         _check_hash(DELTA_NAME, hashlib.sha256(v.delta_bytes).hexdigest(), v.sums_entries[DELTA_NAME])
         v.delta = parse_delta(v.delta_bytes)
     listed = set(v.sums_entries) - {META_NAME, DELTA_NAME}
-    declared = set(v.meta.members)
+    declared = set(v.meta.sizes)
     if listed != declared:
         problems = ["%s is in SHA256SUMS but not in bundle.json" % p for p in sorted(listed - declared)]
         problems += ["%s is in bundle.json but not in SHA256SUMS" % p for p in sorted(declared - listed)]
         raise ContentMismatch("bundle.json and SHA256SUMS list different files", problems)
-    if v.delta and not set(v.delta["omitted"]) <= declared:
+    if v.delta and not set(v.delta.omitted) <= declared:
         raise ContentMismatch("DELTA.json omits files the bundle does not list")
 
 
@@ -236,12 +237,12 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
             raise UnsafeMember("unsafe member: %s" % why)
         if path in seen or path.lower() in seen_lower:
             raise UnsafeMember("member %s appears twice (or twice ignoring case)" % path)
-        if path not in meta.members:
+        if path not in meta.sizes:
             raise ContentMismatch("member %s is not listed in SHA256SUMS" % path)
         if path.encode() <= previous:
             raise InvalidInput("member %s is out of order (members must be sorted by path)" % path)
-        if member.size != meta.members[path]:
-            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d" % (path, member.size, meta.members[path]))
+        if member.size != meta.sizes[path]:
+            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d" % (path, member.size, meta.sizes[path]))
         seen.add(path)
         seen_lower.add(path.lower())
         previous = path.encode()
@@ -261,18 +262,18 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         v.members_seen += 1
         v.bytes_seen += member.size
     # (5) completeness: every listed path was seen, or (a delta) is in the kit with that hash.
-    missing = [p for p in meta.members if p not in seen]
-    omitted = set(v.delta["omitted"]) if v.delta else set()
+    missing = [p for p in meta.sizes if p not in seen]
+    omitted = set(v.delta.omitted) if v.delta else set()
     absent = [p for p in missing if p not in omitted]
     if absent:
         raise ContentMismatch("%d listed file(s) are missing from the archive" % len(absent), absent[:50])
     for path in missing:
         digest = v.sums_entries[path]
-        data = sink.materialize(path, digest, meta.members[path], path in meta.executable)
+        data = sink.materialize(path, digest, meta.sizes[path], path in meta.executable)
         if data is None:
             v.not_in_archive.append(path)
         elif graph.wants(path):
-            if len(data) != meta.members[path] or hashlib.sha256(data).hexdigest() != digest:
+            if len(data) != meta.sizes[path] or hashlib.sha256(data).hexdigest() != digest:
                 raise ContentMismatch("the kit's copy of %s changed while it was read" % path)
             graph.feed(path, data)
     if not v.not_in_archive:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bundler.plan.manifest import Manifest, load_manifest
 from installer.errors import InvalidInput, UsageError
-from installer.format.meta import CREATED_RE, NAME_RE
+from installer.format.model import CREATED_RE, NAME_RE
 from installer.format.paths import is_reserved, path_problem
 from installer.format.semver import is_semver
 

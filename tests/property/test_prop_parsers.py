@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from installer.format.delta import parse_delta
 from installer.errors import InvalidInput, UnsafeMember
-from installer.format.meta import Meta, canonical_json, parse_meta
+from installer.format.meta import canonical_json, parse_meta
+from installer.format.model import BundleHead, DeltaDoc
 from installer.format.paths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PATH_RE, case_duplicates, path_problem
 from installer.format.reference import MAX_REF, Reference, parse
 from installer.format.semver import Version, is_semver
@@ -219,9 +220,9 @@ def test_parse_meta_value_or_typed_error(data):
         assert isinstance(out.error, InvalidInput), out.error
     if out.ok:
         m = out.value
-        assert isinstance(m, Meta) and is_semver(m.version)
-        assert all(path_problem(p) == "" for p in m.members)
-        assert m.total_size == sum(m.members.values())
+        assert isinstance(m, BundleHead) and is_semver(m.version)
+        assert all(path_problem(p) == "" for p in m.sizes)
+        assert m.total_size == sum(m.sizes.values())
 
 
 def test_valid_meta_parses():
@@ -253,5 +254,5 @@ def test_parse_delta_value_or_typed_error(data):
     if out.error is not None:
         assert isinstance(out.error, InvalidInput), out.error
     if out.ok:
-        assert set(out.value) == {"base", "omitted", "omitted_bytes"}
-        assert all(path_problem(p) == "" for p in out.value["omitted"])
+        assert isinstance(out.value, DeltaDoc) and set(out.value.to_dict()) == {"base", "omitted", "omitted_bytes"}
+        assert all(path_problem(p) == "" for p in out.value.omitted)

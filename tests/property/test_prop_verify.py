@@ -392,6 +392,6 @@ def test_compromised_builder(signed_bundle, data):
     if out.ok:
         v = out.value
         assert v.signer is not None and v.meta is not None
-        assert set(v.sums_entries) - {"bundle.json", "DELTA.json"} == set(v.meta.members)
+        assert set(v.sums_entries) - {"bundle.json", "DELTA.json"} == set(v.meta.sizes)
         if not v.delta:
             assert not v.not_in_archive

@@ -1,4 +1,4 @@
-"""installer/format/meta.py: bundle.json (format 1), checked field by field."""
+"""installer/format/meta.py and model.py: bundle.json (format 1), checked field by field."""
 
 import copy
 import json
@@ -60,23 +60,23 @@ def test_valid_document():
     doc = valid_doc()
     meta = parse_meta(encode(doc))
     assert (meta.name, meta.version, meta.created) == ("telemetry-storage", "2026.11.0", "2026-11-26T00:00:00Z")
-    assert meta.tool == {"name": "offline-bundle", "version": "0.1.0"}
-    assert meta.members == {m["path"]: m["size"] for m in doc["members"]}
+    assert meta.tool.to_dict() == {"name": "offline-bundle", "version": "0.1.0"}
+    assert meta.sizes == {m["path"]: m["size"] for m in doc["members"]}
     assert member_paths(meta) == tuple(m["path"] for m in doc["members"])
     assert meta.executable == frozenset({"scripts/run.sh"})
     assert meta.total_size == 42783
-    assert meta.raw == doc
+    assert meta.to_dict() == doc
 
 
 def test_empty_member_list_is_valid():
     doc = dict(valid_doc(), members=[], total_size=0, files=[], tenants={})
-    assert parse_meta(encode(doc)).members == {}
+    assert parse_meta(encode(doc)).sizes == {}
 
 
 def test_members_sorted_in_c_order_not_case_folded():
     doc = dict(valid_doc(), members=[{"path": "B", "size": 1}, {"path": "a", "size": 2}], total_size=3, files=[],
                tenants={})
-    assert list(parse_meta(encode(doc)).members) == ["B", "a"]
+    assert list(parse_meta(encode(doc)).sizes) == ["B", "a"]
 
 
 def test_name_length_limit():
@@ -270,7 +270,7 @@ def test_canonical_json_is_ascii_with_one_trailing_newline():
 def test_canonical_json_parses_back():
     doc = valid_doc()
     meta = parse_meta(canonical_json(doc))
-    assert meta.raw == doc
+    assert meta.to_dict() == doc
     assert canonical_json(json.loads(canonical_json(doc))) == canonical_json(doc)
 
 

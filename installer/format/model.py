@@ -1,0 +1,736 @@
+"""The typed model of format 1: bundle.json, DELTA.json and the kit's receipts, as frozen dataclasses.
+
+One class per entity, used by both sides: the builder makes them and writes ``to_dict()`` (as canonical
+JSON, installer/format/meta.py); the installer reads only through ``from_dict(obj, where)``, which does
+every check the format makes and raises the document's own error (bundle.json and DELTA.json:
+InvalidInput, exit 3; a receipt: LocalEnvironmentError, exit 9) naming the value by its JSON path:
+``bundle.json: images[2].digest is not sha256:<64 hex>``. schemas/bundle.schema.json describes the
+same bundle.json for other tools; the installer itself carries no schema engine.
+
+Two kinds of fields:
+- checked fields are what the installer relies on (names, versions, paths, digests, sizes); they are
+  typed, and a wrong value is refused;
+- informative fields record how a bundle or a receipt was made (where an image was fetched from, the
+  mirrors used, a phase's detail). The installer never relies on them, so format 1 does not check them:
+  they hold any JSON value (``Json``), kept as read and shown as such (inspect prints them escaped).
+Optional keys a bundle.json did not have are listed in ``absent``, so that ``to_dict()`` gives back what
+was read (receipts, which are never written back, are not); keys the format does not define are dropped.
+"""
+
+import datetime
+import re
+from functools import cached_property
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Type
+
+from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
+from installer.format.paths import c_sorted, chart_path, chart_values_path, is_reserved, path_problem, tenant_path
+from installer.format.reference import DIGEST_RE, HEX64_RE, parse as parse_ref
+from installer.format.semver import is_semver
+
+Json = Any  # a value as json.loads returns it: informative, never relied on
+
+FORMAT = 1
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a bundle name; used with fullmatch, as every pattern here
+COMPONENT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a tenant component (loki, tempo, ...)
+CHART_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+VALUES_PATH_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")  # a dotted path into a chart's values
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+IMAGE_SOURCES = ("registry", "docker-daemon")
+CHART_IMAGE_STYLES = ("repository-tag", "registry-repository-tag", "image")
+
+
+# --- where a value is, and the error that names it ------------------------------------------------------
+
+class Where:
+    """A place in a JSON document (``images[2].digest``: a path, never a line, since JSON is read whole) and
+    how that document reports a bad value there: ``report(path, why)`` makes the error ("" is the root)."""
+
+    __slots__ = ("path", "_report")
+
+    def __init__(self, report: Callable[[str, str], BundleError], path: str = "") -> None:
+        self._report = report
+        self.path = path
+
+    def key(self, name: str) -> "Where":
+        step = name if _PLAIN_KEY_RE.fullmatch(name) else "[%s]" % ascii(name)
+        if self.path and not step.startswith("["):
+            step = "." + step
+        return Where(self._report, self.path + step)
+
+    def item(self, index: int) -> "Where":
+        return Where(self._report, "%s[%d]" % (self.path, index))
+
+    def error(self, why: str) -> BundleError:
+        """``images[2].digest is not ...``"""
+        return self._report(self.path, why)
+
+    def problem(self, why: str) -> BundleError:
+        """``members[0].path: path 'a//b' has ...`` (``why`` is a sentence of its own)."""
+        return self._report(self.path + ":" if self.path else "", why)
+
+
+def document(name: str, error: Type[BundleError] = InvalidInput) -> Where:
+    """The root of a document whose errors read ``<name>: <path> <why>``."""
+    return Where(lambda path, why: error("%s: %s" % (name, "%s %s" % (path, why) if path else why)))
+
+
+BUNDLE_JSON = document("bundle.json")
+DELTA_JSON = document("DELTA.json")
+
+
+def _object(obj: Json, where: Where) -> Mapping[str, Json]:
+    if not isinstance(obj, dict):
+        raise where.error("is not an object")
+    return obj
+
+
+def _want(obj: Mapping[str, Json], key: str, kind: type, where: Where) -> Any:
+    """``obj[key]``, present and of ``kind`` (a bool is not an int)."""
+    if key not in obj:
+        raise where.key(key).error("is missing")
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise where.key(key).error("has the wrong type")
+    return value
+
+
+def _absent(obj: Mapping[str, Json], optional: Iterable[str]) -> FrozenSet[str]:
+    return frozenset(k for k in optional if k not in obj)
+
+
+def _without(doc: Dict[str, Json], absent: FrozenSet[str]) -> Dict[str, Json]:
+    for key in absent:
+        doc.pop(key, None)
+    return doc
+
+
+def _list(obj: Mapping[str, Json], key: str, where: Where) -> List[Json]:
+    value: List[Json] = _want(obj, key, list, where)
+    return value
+
+
+def valid_time(text: str) -> bool:
+    """An RFC 3339 UTC time to the second, as bundle.json's ``created``: 2026-11-26T00:00:00Z."""
+    if not CREATED_RE.fullmatch(text):
+        return False
+    try:
+        datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
+# --- bundle.json ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    version: str
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "Tool":
+        _object(obj, where)
+        return cls(_want(obj, "name", str, where), _want(obj, "version", str, where))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of the bundle (every SHA256SUMS path but bundle.json and DELTA.json)."""
+
+    path: str
+    size: int
+    executable: bool = False
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "Member":
+        _object(obj, where)
+        path = _want(obj, "path", str, where)
+        problem = path_problem(path)
+        if problem:
+            raise where.key("path").problem(problem)
+        size = _want(obj, "size", int, where)
+        if size < 0:
+            raise where.key("size").error("is negative")
+        executable = obj.get("executable", False)
+        if not isinstance(executable, bool):
+            raise where.key("executable").error("is not true or false")
+        return cls(path, size, executable, _absent(obj, ("executable",)))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({"path": self.path, "size": self.size, "executable": self.executable}, self.absent)
+
+
+def _check_listed(path: str, where: Where, sizes: Mapping[str, int]) -> None:
+    """A path named in bundle.json obeys the member rules and is a listed member (issue 10, point 1):
+    signed metadata never names anything outside the verified tree."""
+    problem = path_problem(path)
+    if problem:
+        raise where.problem(problem)
+    if path not in sizes:
+        raise where.error("%s is not a member of the bundle" % path)
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """A manifest file placed in the bundle; ``source`` (manifest-relative) is informative."""
+
+    target: str
+    sha256: str
+    size: int                   # informative: the member's own size is what is enforced
+    executable: bool = False    # must equal the member's (compared as true or false, as format 1 always has)
+    source: Json = None
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where, sizes: Mapping[str, int], executable: FrozenSet[str]) -> "BundleFile":
+        _object(obj, where)
+        target = _want(obj, "target", str, where)
+        _check_listed(target, where.key("target"), sizes)
+        if is_reserved(target):
+            raise where.key("target").error("%s falls under a reserved name" % target)
+        sha256 = _want(obj, "sha256", str, where)
+        if not HEX64_RE.fullmatch(sha256):
+            raise where.key("sha256").error("is not 64 hex digits")
+        size = _want(obj, "size", int, where)
+        is_executable = bool(obj.get("executable", False))
+        if is_executable != (target in executable):
+            raise where.key("executable").error("differs from the member's")
+        return cls(target, sha256, size, is_executable, obj.get("source"), _absent(obj, ("executable", "source")))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({"target": self.target, "source": self.source, "sha256": self.sha256, "size": self.size,
+                         "executable": self.executable}, self.absent)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """tenants.<component>: always tenants/<component>.yaml, a listed member; nothing else is read for it."""
+
+    component: str
+    path: str
+    source: Json = None         # informative: the manifest's file, its sha256 and size
+    sha256: Json = None
+    size: Json = None
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def from_dict(cls, component: str, obj: Json, where: Where, sizes: Mapping[str, int]) -> "Tenant":
+        if not COMPONENT_RE.fullmatch(component):
+            raise where.error("has a component %r that is not a name" % (component,))
+        where = where.key(component)
+        _object(obj, where)
+        path = _want(obj, "path", str, where)
+        if path != tenant_path(component):
+            raise where.key("path").error("is %r; a tenant file is %s" % (path[:200], tenant_path(component)))
+        _check_listed(path, where.key("path"), sizes)  # read later capped by that member's signed size
+        return cls(component, path, obj.get("source"), obj.get("sha256"), obj.get("size"),
+                   _absent(obj, ("source", "sha256", "size")))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({"path": self.path, "source": self.source, "sha256": self.sha256, "size": self.size},
+                        self.absent)
+
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    """One per-platform manifest an image entry keeps (``platform`` as os/arch[/variant])."""
+
+    digest: str
+    media_type: str
+    platform: str
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "PlatformManifest":
+        if not isinstance(obj, dict) or not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+            raise where.key("digest").error("is not sha256:<64 hex>")
+        return cls(obj["digest"], _want(obj, "media_type", str, where), _want(obj, "platform", str, where))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"digest": self.digest, "media_type": self.media_type, "platform": self.platform}
+
+
+@dataclass(frozen=True)
+class Image:
+    """One entry of images: what images/index.json points at for ``ref``, and the manifests kept."""
+
+    ref: str                    # normalised: docker.io/prom/prometheus:v3.5.0
+    digest: str
+    media_type: str
+    size: int
+    manifests: Tuple[PlatformManifest, ...]
+    derived: bool               # a derived index over the chosen platforms (FORMAT.md)
+    source: str                 # registry | docker-daemon
+    # informative: the reference's parts, the upstream index, the platforms asked for ("all" or a list)
+    # and the host/repository actually contacted
+    repository: Json = None
+    tag: Json = None
+    index_digest: Json = None
+    platforms: Json = "all"
+    fetched_from: Json = None
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    INFORMATIVE = ("repository", "tag", "index_digest", "platforms", "fetched_from")
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "Image":
+        _object(obj, where)
+        ref = _want(obj, "ref", str, where)
+        try:
+            normal = str(parse_ref(ref))
+        except InvalidInput as exc:
+            raise where.key("ref").error("%r is not an image reference" % ref) from exc
+        if normal != ref:
+            raise where.key("ref").error("%r is not in normalised form" % ref)
+        if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+            raise where.key("digest").error("is not sha256:<64 hex>")
+        media_type = _want(obj, "media_type", str, where)
+        size = _want(obj, "size", int, where)
+        if size < 0:
+            raise where.key("size").error("is negative")
+        derived = _want(obj, "derived", bool, where)
+        source = _want(obj, "source", str, where)
+        if source not in IMAGE_SOURCES:
+            raise where.key("source").error("is neither registry nor docker-daemon")
+        manifests = tuple(PlatformManifest.from_dict(m, where.key("manifests").item(j))
+                          for j, m in enumerate(_list(obj, "manifests", where)))
+        return cls(ref, obj["digest"], media_type, size, manifests, derived, source,
+                   obj.get("repository"), obj.get("tag"), obj.get("index_digest"), obj.get("platforms", "all"),
+                   obj.get("fetched_from"), _absent(obj, cls.INFORMATIVE))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({
+            "ref": self.ref, "repository": self.repository, "tag": self.tag,
+            "digest": self.digest, "media_type": self.media_type, "size": self.size,
+            "index_digest": self.index_digest, "platforms": self.platforms,
+            "manifests": [m.to_dict() for m in self.manifests],
+            "derived": self.derived, "source": self.source, "fetched_from": self.fetched_from,
+        }, self.absent)
+
+
+@dataclass(frozen=True)
+class ChartOci:
+    """The chart's Helm OCI artifact (its manifest), which the installer pushes to the site."""
+
+    digest: str
+    media_type: str
+    size: int
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "ChartOci":
+        if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+            raise where.key("digest").error("is not sha256:<64 hex>")
+        return cls(obj["digest"], _want(obj, "media_type", str, where), _want(obj, "size", int, where))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"digest": self.digest, "media_type": self.media_type, "size": self.size}
+
+
+@dataclass(frozen=True)
+class ChartImage:
+    """Where a chart takes one image: a dotted path into its values, and how the value is shaped."""
+
+    values: str
+    ref: str
+    style: str = "repository-tag"   # repository-tag | registry-repository-tag | image
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "ChartImage":
+        _object(obj, where)
+        if not VALUES_PATH_RE.fullmatch(_want(obj, "values", str, where)):
+            raise where.key("values").error("is not a dotted path")
+        ref = _want(obj, "ref", str, where)
+        style = obj.get("style", "repository-tag")
+        if style not in CHART_IMAGE_STYLES:
+            raise where.key("style").error("is not repository-tag, registry-repository-tag or image")
+        return cls(obj["values"], ref, style, _absent(obj, ("style",)))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({"values": self.values, "ref": self.ref, "style": self.style}, self.absent)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One entry of charts: its archive, its OCI artifact, its base values and its image value paths."""
+
+    name: str
+    version: str
+    path: str                   # charts/<name>-<version>.tgz
+    sha256: str                 # of the archive
+    oci: ChartOci
+    images: Tuple[ChartImage, ...]
+    values: Optional[str] = None    # charts/<name>-<version>.values.json, or None
+    # informative: repo | oci | path, where it came from, what was contacted, its size, the index's digest
+    source: Json = None
+    origin: Json = None
+    fetched_from: Json = None
+    size: Json = None
+    index_digest: Json = None
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    INFORMATIVE = ("source", "origin", "fetched_from", "size", "index_digest")
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where, sizes: Mapping[str, int]) -> "Chart":
+        _object(obj, where)
+        name = _want(obj, "name", str, where)
+        if not CHART_NAME_RE.fullmatch(name):
+            raise where.key("name").error("%r is not a chart name" % name)
+        version = _want(obj, "version", str, where)
+        if not is_semver(version):
+            raise where.key("version").error("%r is not SemVer" % version)
+        if _want(obj, "path", str, where) != chart_path(name, version):
+            raise where.key("path").error("is not charts/<name>-<version>.tgz")
+        _check_listed(obj["path"], where.key("path"), sizes)
+        if not HEX64_RE.fullmatch(_want(obj, "sha256", str, where)):
+            raise where.key("sha256").error("is not 64 hex digits")
+        oci = ChartOci.from_dict(_want(obj, "oci", dict, where), where.key("oci"))
+        values = obj.get("values")
+        if values is not None and values != chart_values_path(name, version):
+            raise where.key("values").error("is not charts/<name>-<version>.values.json")
+        if values is not None:
+            _check_listed(values, where.key("values"), sizes)
+        images = tuple(ChartImage.from_dict(image, where.key("images").item(j))
+                       for j, image in enumerate(_list(obj, "images", where)))
+        return cls(name, version, obj["path"], obj["sha256"], oci, images, values,
+                   obj.get("source"), obj.get("origin"), obj.get("fetched_from"), obj.get("size"),
+                   obj.get("index_digest"), _absent(obj, ("values",) + cls.INFORMATIVE))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({
+            "name": self.name, "version": self.version, "source": self.source, "origin": self.origin,
+            "fetched_from": self.fetched_from, "path": self.path, "sha256": self.sha256, "size": self.size,
+            "index_digest": self.index_digest, "oci": self.oci.to_dict(), "values": self.values,
+            "images": [i.to_dict() for i in self.images],
+        }, self.absent)
+
+
+@dataclass(frozen=True)
+class BundleHead:
+    """bundle.json: the authenticated description of one bundle version.
+
+    It is read only after its bytes matched their signed SHA256SUMS line (installer/trust/verify.py)."""
+
+    name: str
+    version: str
+    created: str                # RFC 3339 UTC, the build time
+    tool: Tool
+    members: Tuple[Member, ...]  # unique, in C order of their paths
+    total_size: int             # the sum of the members' sizes
+    files: Tuple[BundleFile, ...]
+    tenants: Tuple[Tenant, ...]  # by component
+    images: Tuple[Image, ...]   # unique refs
+    charts: Tuple[Chart, ...]   # unique names
+    # informative: the --mirror rules used ({source, mirror, refs}) and the lock file's status ({status[, sha256]})
+    mirrors: Json = field(default_factory=list)
+    lock: Json = None
+    # deploy: the signed deploy section (issue 11 point 3) goes here, with its own model in
+    # installer/format/deployspec.py, read in from_dict after charts.
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where = BUNDLE_JSON) -> "BundleHead":
+        if not isinstance(obj, dict):
+            raise where.error("not a JSON object")
+        fmt = obj.get("format")
+        if type(fmt) is not int or fmt != FORMAT:
+            raise InvalidInput("the bundle has format %r; this installer reads format %d only" % (fmt, FORMAT))
+        name = _want(obj, "name", str, where)
+        if not NAME_RE.fullmatch(name):
+            raise where.key("name").error("%r is not a valid bundle name" % name)
+        version = _want(obj, "version", str, where)
+        if not is_semver(version):
+            raise where.key("version").error("%r is not SemVer" % version)
+        created = _want(obj, "created", str, where)
+        if not valid_time(created):
+            raise where.key("created").error("%r is not an RFC 3339 UTC time" % created)
+        tool = Tool.from_dict(_want(obj, "tool", dict, where), where.key("tool"))
+        members = tuple(Member.from_dict(m, where.key("members").item(i))
+                        for i, m in enumerate(_list(obj, "members", where)))
+        paths = [m.path for m in members]
+        if paths != c_sorted(set(paths)):
+            raise where.key("members").error("are not unique and sorted by path")
+        if _want(obj, "total_size", int, where) != sum(m.size for m in members):
+            raise where.key("total_size").error("is not the sum of the member sizes")
+        for key in ("images", "charts", "files"):
+            _list(obj, key, where)
+        sizes = {m.path: m.size for m in members}
+        executable = frozenset(m.path for m in members if m.executable)
+        tenants = tuple(Tenant.from_dict(c, t, where.key("tenants"), sizes)
+                        for c, t in sorted(_want(obj, "tenants", dict, where).items()))
+        files = tuple(BundleFile.from_dict(f, where.key("files").item(i), sizes, executable)
+                      for i, f in enumerate(obj["files"]))
+        images = tuple(Image.from_dict(image, where.key("images").item(i)) for i, image in enumerate(obj["images"]))
+        _unique([i.ref for i in images], where.key("images"))
+        charts = tuple(Chart.from_dict(chart, where.key("charts").item(i), sizes)
+                       for i, chart in enumerate(obj["charts"]))
+        _unique([c.name for c in charts], where.key("charts"))
+        return cls(name, version, created, tool, members, obj["total_size"], files, tenants, images, charts,
+                   obj.get("mirrors", []), obj.get("lock"), _absent(obj, ("mirrors", "lock")))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({
+            "format": FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "tool": self.tool.to_dict(),
+            "members": [m.to_dict() for m in self.members],
+            "total_size": self.total_size,
+            "files": [f.to_dict() for f in self.files],
+            "tenants": {t.component: t.to_dict() for t in self.tenants},
+            "images": [i.to_dict() for i in self.images],
+            "charts": [c.to_dict() for c in self.charts],
+            "mirrors": self.mirrors,
+            "lock": self.lock,
+        }, self.absent)
+
+    # --- views the installer reads (derived once from the frozen fields) -------------------------------
+    @cached_property
+    def sizes(self) -> Dict[str, int]:
+        """path -> signed size, in member order."""
+        return {m.path: m.size for m in self.members}
+
+    @cached_property
+    def executable(self) -> FrozenSet[str]:
+        """The paths of executable members."""
+        return frozenset(m.path for m in self.members if m.executable)
+
+
+def _unique(keys: List[str], where: Where) -> None:
+    seen = set()
+    for key in keys:
+        if key in seen:
+            raise where.error("lists %s twice" % key)
+        seen.add(key)
+
+
+# --- DELTA.json --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeltaBase:
+    """A version a delta was made against (from a kit's inventory or an old bundle)."""
+
+    name: str
+    version: str
+    bundle_id: str
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "DeltaBase":
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not NAME_RE.fullmatch(obj["name"]) \
+                or not is_semver(obj.get("version")) or not isinstance(obj.get("bundle_id"), str):
+            raise where.error("is not {name, version, bundle_id}")
+        return cls(obj["name"], obj["version"], obj["bundle_id"])
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"name": self.name, "version": self.version, "bundle_id": self.bundle_id}
+
+
+@dataclass(frozen=True)
+class DeltaDoc:
+    """DELTA.json: the bases, and the members this archive omits because the bases hold them."""
+
+    base: Tuple[DeltaBase, ...]
+    omitted: Tuple[str, ...]    # member paths, C order
+    omitted_bytes: int
+
+    KEYS = frozenset({"base", "omitted", "omitted_bytes"})
+
+    @classmethod
+    def of(cls, base: Iterable[DeltaBase], omitted: Mapping[str, int]) -> "DeltaDoc":
+        """The document for ``omitted`` (path -> size)."""
+        return cls(tuple(base), tuple(c_sorted(omitted)), sum(omitted.values()))
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where = DELTA_JSON) -> "DeltaDoc":
+        if not isinstance(obj, dict) or set(obj) != cls.KEYS:
+            raise where.error("must hold exactly base, omitted and omitted_bytes")
+        if not isinstance(obj["base"], list) or not isinstance(obj["omitted"], list):
+            raise where.error("base and omitted must be lists")
+        base = tuple(DeltaBase.from_dict(b, where.key("base").item(i)) for i, b in enumerate(obj["base"]))
+        for i, path in enumerate(obj["omitted"]):
+            if not isinstance(path, str) or path_problem(path):
+                raise where.key("omitted").item(i).error("is not a valid member path")
+        if not isinstance(obj["omitted_bytes"], int) or isinstance(obj["omitted_bytes"], bool):
+            raise where.key("omitted_bytes").error("is not an integer")
+        return cls(base, tuple(obj["omitted"]), obj["omitted_bytes"])
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"base": [b.to_dict() for b in self.base], "omitted": list(self.omitted),
+                "omitted_bytes": self.omitted_bytes}
+
+
+# --- receipts (KIT/.state/receipts/*.json) -------------------------------------------------------------------
+
+class Phase(IntEnum):
+    """The install phases, by the numbers receipts record. A failure in 1-4 leaves `current` unchanged;
+    rollback is 5 and 6 only."""
+
+    VERIFY_AND_STAGE = 1
+    PROMOTE = 2
+    PUSH_AND_LOAD = 3
+    RENDER = 4
+    SWITCH_CURRENT = 5
+    TAGS_AND_APPLY = 6
+
+    @property
+    def label(self) -> str:
+        """The name a receipt records beside the number: verify-and-stage, promote, ..."""
+        return self.name.lower().replace("_", "-")
+
+
+class Status:
+    """What a phase did."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Outcome:
+    """How an install or rollback ended (``running`` until it does)."""
+
+    RUNNING = "running"
+    INSTALLED = "installed"
+    ALREADY_INSTALLED = "already-installed"
+    FAILED = "failed"
+    DEPLOY_INCOMPLETE = "deploy-incomplete"
+    ROLLED_BACK = "rolled-back"
+    ROLLED_BACK_INCOMPLETE = "rolled-back-incomplete"
+
+
+RECEIPT_FORMAT = 1
+
+
+def receipt_file(path: str, folder: str) -> Where:
+    """The root of one receipt file: a damaged receipt is exit 9, naming the file and the choices left."""
+    def broken(where: str, why: str) -> BundleError:
+        what = "is damaged: %s %s" % (where, why) if where else why
+        return LocalEnvironmentError("the receipt %s %s; the kit's history cannot be trusted: restore it from a "
+                                     "backup, or move it out of %s if you accept losing what it records"
+                                     % (path, what, folder))
+    return Where(broken)
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    phase: int                  # a Phase; other numbers are kept as read
+    status: str                 # a Status; other strings are kept as read
+    detail: Json = ""
+    at: Json = None             # UTC time
+    name: Json = None           # Phase(phase).label when written
+
+    @classmethod
+    def new(cls, phase: Phase, status: str, detail: str, at: str) -> "PhaseRecord":
+        return cls(int(phase), status, detail, at, phase.label)
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "PhaseRecord":
+        _object(obj, where)
+        if type(obj.get("phase")) is not int:
+            raise where.key("phase").error("is not a whole number")
+        if not isinstance(obj.get("status"), str):
+            raise where.key("status").error("is not a string")
+        return cls(obj["phase"], obj["status"], obj.get("detail"), obj.get("at"), obj.get("name"))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"phase": self.phase, "name": self.name, "status": self.status, "detail": self.detail, "at": self.at}
+
+    def done(self, phase: Phase) -> bool:
+        return self.phase == phase and self.status == Status.DONE
+
+
+@dataclass(frozen=True)
+class SiteOptions:
+    """What rollback needs to reach a site registry again (never credentials: they come from the environment)."""
+
+    insecure: Tuple[str, ...] = ()
+    registry_ca: Optional[str] = None
+    strip_source_host: bool = False
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "SiteOptions":
+        if not (isinstance(obj, dict) and isinstance(obj.get("insecure", []), list)
+                and all(isinstance(h, str) for h in obj.get("insecure", []))
+                and isinstance(obj.get("registry_ca") or "", str)
+                and isinstance(obj.get("strip_source_host", False), bool)):
+            raise where.error("holds unreadable options for that site")
+        return cls(tuple(obj.get("insecure", [])), obj.get("registry_ca") or None, obj.get("strip_source_host", False))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"insecure": list(self.insecure), "registry_ca": self.registry_ca,
+                "strip_source_host": self.strip_source_host}
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    """One install or rollback attempt. ``name``, ``version``, ``phases`` and ``site_options`` are checked (the
+    kit's downgrade floor and rollback depend on them); the rest is what happened, for people to read."""
+
+    archive: Json               # the archive's file name, or "rollback"
+    started: Json
+    finished: Json = None
+    name: Optional[str] = None
+    version: Optional[str] = None
+    bundle_id: Json = None
+    signer: Json = None
+    previous: Json = None       # the version current before
+    downgrade_reason: Json = None
+    phases: Tuple[PhaseRecord, ...] = ()
+    outcome: Json = Outcome.RUNNING
+    error: Json = None          # the BundleError's to_json()
+    # written only when they happened
+    action: Json = None         # "rollback"
+    sites: Json = None          # site registry -> what phase 3 pushed there
+    site_options: Mapping[str, SiteOptions] = field(default_factory=dict)
+    docker: Json = None         # what phase 3 loaded into Docker
+    deploy_outputs: Json = None  # what phase 4 rendered
+
+    OPTIONAL = ("action", "sites", "docker", "deploy_outputs")
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "ReceiptRecord":
+        if not isinstance(obj, dict) or obj.get("receipt") != RECEIPT_FORMAT:
+            raise where.error("is not a receipt")
+        name, version = obj.get("name"), obj.get("version")
+        if name is not None and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+            raise where.key("name").error("is not a bundle name")
+        if version is not None and not is_semver(version):
+            raise where.key("version").error("is not SemVer")
+        if not isinstance(obj.get("phases"), list):
+            raise where.key("phases").error("is not a list")
+        phases = tuple(PhaseRecord.from_dict(p, where.key("phases").item(i)) for i, p in enumerate(obj["phases"]))
+        options = obj.get("site_options") or {}
+        if not isinstance(options, dict):
+            raise where.key("site_options").error("is not an object")
+        site_options = {site: SiteOptions.from_dict(o, where.key("site_options").key(site))
+                        for site, o in options.items()}
+        return cls(obj.get("archive"), obj.get("started"), obj.get("finished"), name, version, obj.get("bundle_id"),
+                   obj.get("signer"), obj.get("previous"), obj.get("downgrade_reason"), phases, obj.get("outcome"),
+                   obj.get("error"), obj.get("action"), obj.get("sites"), site_options, obj.get("docker"),
+                   obj.get("deploy_outputs"))
+
+    def to_dict(self) -> Dict[str, Json]:
+        doc: Dict[str, Json] = {
+            "receipt": RECEIPT_FORMAT, "archive": self.archive, "started": self.started, "finished": self.finished,
+            "name": self.name, "version": self.version, "bundle_id": self.bundle_id, "signer": self.signer,
+            "previous": self.previous, "downgrade_reason": self.downgrade_reason,
+            "phases": [p.to_dict() for p in self.phases], "outcome": self.outcome, "error": self.error}
+        doc.update((k, getattr(self, k)) for k in self.OPTIONAL if getattr(self, k) is not None)
+        if self.site_options:
+            doc["site_options"] = {site: o.to_dict() for site, o in self.site_options.items()}
+        return doc
+
+    def done(self, phase: Phase) -> bool:
+        """True when this attempt recorded ``phase`` as done."""
+        return any(p.done(phase) for p in self.phases)
+
+    def with_phase(self, record: PhaseRecord) -> "ReceiptRecord":
+        return replace(self, phases=self.phases + (record,))
