@@ -62,7 +62,7 @@ def site_tags(site):
 
 
 def last_receipt(kit):
-    return Kit(str(kit)).receipts_list("demo")[-1]
+    return Kit(str(kit)).receipts_list("demo")[-1].to_dict()
 
 
 def phase(receipt, number):

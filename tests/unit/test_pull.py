@@ -57,12 +57,12 @@ def test_a_single_platform_image_lands_in_the_cache_verified(cache, src, sleeps)
     img = src.seed_image("team/app", "1.0", [b"base\n", b"app\n"])
     p = puller(cache, src, sleeps)
     [pulled] = pull(p, {"ref": "docker.io/team/app:1.0"})
-    assert pulled.top.digest == img.digest and pulled.fetched_from == "src.test/team/app"
+    assert pulled.top.digest == img.digest and pulled.entry.fetched_from == "src.test/team/app"
     assert set(pulled.blobs) == {img.digest} | set(img.blobs)
     for digest in img.blobs:
         assert cache.has(digest) and open(cache.path(digest), "rb").read() == src.blob(digest)
     assert cache.read(img.digest) == img.data and cache.media_type(img.digest) == img.media_type
-    assert pulled.manifests == [{"digest": img.digest, "media_type": img.media_type, "platform": "linux/amd64"}]
+    assert [m.to_dict() for m in pulled.entry.manifests] == [{"digest": img.digest, "media_type": img.media_type, "platform": "linux/amd64"}]
     # a second pull asks for the tag again (it may have moved) and downloads nothing
     before = len(src.requests("GET", r"/blobs/"))
     pull(puller(cache, src, sleeps), {"ref": "docker.io/team/app:1.0"})
@@ -82,8 +82,8 @@ def test_platforms_chosen_from_an_index(cache, src, sleeps, wanted, kept, derive
     if wanted:
         entry["platforms"] = wanted
     [pulled] = pull(puller(cache, src, sleeps), entry)
-    assert [m["platform"] for m in pulled.manifests] == kept
-    assert pulled.derived is derived
+    assert [m.platform for m in pulled.entry.manifests] == kept
+    assert pulled.entry.derived is derived
     children = {c.platform: c for c in index.children}
     if kept == ["linux/arm64"]:
         assert pulled.top.digest == children["linux/arm64"].digest  # the upstream manifest, its digest kept
@@ -92,7 +92,7 @@ def test_platforms_chosen_from_an_index(cache, src, sleeps, wanted, kept, derive
     else:
         doc = json.loads(cache.read(pulled.top.digest))
         assert [m["digest"] for m in doc["manifests"]] == [children[k].digest for k in kept]
-        assert pulled.index_digest == index.digest
+        assert pulled.entry.index_digest == index.digest
     for platform, child in children.items():
         config, _shared, own = child.blobs
         for digest in (child.digest, config, own):
@@ -192,7 +192,7 @@ def test_an_oci_chart_is_pulled_byte_exact(cache, src, sleeps, tmp_path):
     p = puller(cache, src, sleeps, mirrors=())
     fetcher = ChartFetcher(cache, p, [], None, [src.host], 0)
     chart = fetcher.from_oci({"ref": "oci://src.test/charts/web", "version": "0.3.0"}, "spec.charts[0]")
-    assert (chart.name, chart.version, chart.oci.digest) == ("web", "0.3.0", digest)
+    assert (chart.name, chart.version, chart.entry.oci.digest) == ("web", "0.3.0", digest)
     assert open(cache.path(chart.tgz_digest), "rb").read() == src.blob(chart.tgz_digest)
 
 

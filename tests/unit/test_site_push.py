@@ -115,7 +115,7 @@ def test_tags_move_last_and_only_there(installed, site, sleeps):
     assert tag_writes and all(is_tag_put(s) for s in tag_writes)
     assert content(site) == expected(installed)
     assert site.tags("src.test/team/pinned") == {}  # a digest-only reference has no tag to move
-    assert site.tags("charts/web") == {"0.3.0": installed[1].charts[0].oci_digest}
+    assert site.tags("charts/web") == {"0.3.0": installed[1].charts[0].oci.digest}
     assert (report["tags_moved"], report["tags_current"]) == (3, 0)
 
 
