@@ -123,7 +123,7 @@ def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[
 def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[dict],
                     tenants: Dict[str, dict], images: Optional[List[PulledImage]] = None,
                     mirrors: Optional[List[dict]] = None, charts: Optional[List[PulledChart]] = None) -> dict:
-    return {
+    document = {
         "format": FORMAT,
         "name": manifest.name,
         "version": manifest.version,
@@ -138,6 +138,9 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         "mirrors": mirrors or [],
         "lock": {"status": "none"},
     }
+    if manifest.deploy is not None:  # signed with the rest; the installer parses it strictly (format/deployspec.py)
+        document["deploy"] = manifest.deploy.to_dict()
+    return document
 
 
 class _Staged:
@@ -210,7 +213,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
         lockcheck.file(m.path, m.sha256)
     images, charts, cache, mirrors = _pull(manifest, opts, epoch, lockcheck)
     lock_status = lockcheck.finish()
-    helm_check = check_charts(charts, images, cache)
+    helm_check = check_charts(charts, images, cache, manifest.namespace)
     members = sorted(members + image_members(images, cache, charts), key=lambda m: m.path.encode())
     document = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts)
     document["lock"] = lock_status

@@ -10,6 +10,7 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from installer.errors import InvalidInput
+from installer.format.deployspec import DeploySpec, parse_deploy
 from installer.format.paths import c_sorted, is_reserved, path_problem
 from installer.format.semver import is_semver
 
@@ -24,10 +25,11 @@ class Meta:
     """The fields the installer relies on; ``raw`` keeps the whole document for reports."""
 
     __slots__ = ("name", "version", "created", "tool", "members", "executable", "total_size", "images", "charts",
-                 "tenants", "raw")
+                 "tenants", "deploy", "raw")
 
-    def __init__(self, raw: Dict[str, Any]) -> None:
+    def __init__(self, raw: Dict[str, Any], deploy: Optional[DeploySpec] = None) -> None:
         self.raw = raw
+        self.deploy = deploy  # the optional `deploy` object (installer/format/deployspec.py), checked by parse_meta
         self.name: str = raw["name"]
         self.version: str = raw["version"]
         self.created: str = raw["created"]
@@ -158,7 +160,7 @@ def parse_meta(data: bytes) -> Meta:
         if chart["name"] in names:
             raise _fail("charts lists %s twice" % chart["name"])
         names.add(chart["name"])
-    return Meta(raw)
+    return Meta(raw, parse_deploy(raw))
 
 
 def _check_listed(path: str, where: str, sizes: Mapping[str, int]) -> None:
