@@ -47,6 +47,7 @@ _KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")                   # Kubernetes IsCon
 _COMPONENT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")            # a tenant component, as bundle.json's tenants
 _SITE_FILE = re.compile(r"(tls|token)/([A-Za-z0-9._-]{1,255})")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]{1,40}")                     # a field name safe to repeat in a message
 _COMMON_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?")  # no / = , + \ : safe in -subj
 
 # Variables the install's own tools (docker, compose, the dynamic loader, the shell) read: a bundle may not
@@ -71,7 +72,9 @@ def _object(obj: Any, where: str, known: Sequence[str], required: Sequence[str] 
         raise _bad(where, "is not an object")
     for key in obj:
         if key not in known:
-            raise _bad(where, "has an unknown field %r (allowed: %s)" % (str(key)[:40], ", ".join(known)))
+            shown = key if isinstance(key, str) and _PLAIN.fullmatch(key) else "field"  # never echo what is odd
+            raise _bad(where, "has an unknown %s (allowed: %s)" % (shown if shown == "field" else "field " + shown,
+                                                                   ", ".join(known)))
     for key in required:
         if key not in obj:
             raise _bad("%s.%s" % (where, key), "is missing")
@@ -121,10 +124,10 @@ def check_object_name(name: Any, where: str) -> str:
 
 
 def check_env_name(name: Any, where: str) -> str:
-    """``where`` is the env object: the name itself is shown escaped and cut short."""
+    """``where`` is the env object; a name that fails the grammar is never echoed (it may hold anything)."""
     if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-        raise _bad(where, "has %r, which is not an environment variable name (upper-case letters, digits and '_', "
-                          "not starting with a digit, at most 128 characters)" % (str(name)[:40],))
+        raise _bad(where, "has a variable whose name is not an environment variable name (upper-case letters, "
+                          "digits and '_', not starting with a digit, at most 128 characters)")
     if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
         raise _bad(where, "has %s, a variable the deploy tools themselves read; choose a name of the product's own"
                    % name)
