@@ -101,8 +101,9 @@ def _render(argv: List[str], name: str, env: dict, out) -> None:
             raise InvalidInput("chart %s takes more than %d s to render; refused" % (name, RENDER_SECONDS))
         if proc.returncode != 0:
             err.seek(0)
-            lines = err.read(64 * 1024).decode("utf-8", "replace").strip().splitlines() or ["helm failed"]
-            raise InvalidInput("chart %s does not render with its values: %s" % (name, lines[-1]))
+            lines = err.read(64 * 1024).decode("utf-8", "replace").strip().splitlines()
+            errors = [ln for ln in lines if ln.startswith("Error:")] or lines or ["helm failed"]  # not helm's hints
+            raise InvalidInput("chart %s does not render with its values: %s" % (name, errors[-1]))
 
 
 def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
