@@ -163,8 +163,8 @@ def _deploy_problems(deploy: Optional[dict], doc: Located, tenants: Set[str], ta
     if tls is not None:
         base = ("spec", "deploy", "tls")
         defaults = {"ca": DEFAULT_CA[0], "shared": DEFAULT_SHARED[0], "client": DEFAULT_CLIENT[0]}
-        stems = [(base + (role, "file"), tls[role]["file"]) if role in tls else (base, defaults[role])
-                 for role in ("ca", "shared", "client")]
+        stems: List[Tuple[tuple, str]] = [(base + (role, "file"), tls[role]["file"]) if role in tls
+                                          else (base, defaults[role]) for role in ("ca", "shared", "client")]
         stems += [(base + ("services", i), name) for i, name in enumerate(tls.get("services") or [])]
         used: Set[str] = set()
         for at, name in stems:

@@ -488,7 +488,7 @@ COMMANDS = [
             [Opt("name", metavar="NAME"), KIT_OPT, TRUST_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",
             [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
-    Command("tls", "write development TLS material (a CA, a shared server and client certificate, one per service)",
+    Command("tls", "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
             [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
              Opt("--service", metavar="NAME", multiple=True,
                  help="a service the shared certificate serves (and gets its own certificate); repeatable"),

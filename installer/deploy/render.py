@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shlex
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from installer.errors import InvalidInput
 from installer.fsutil import fsync_dir, read_installed, write_atomic
@@ -140,7 +140,7 @@ def render(kit, meta: Meta, version_dir: str, registry: Optional[str], prefix_ho
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
                                     "token": os.path.join(kit.secrets, "token")})
     for path in compose:
-        command = {"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"]}
+        command: Dict[str, Any] = {"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"]}
         if env:
             command["env"] = env
         commands.append(command)
