@@ -72,9 +72,8 @@ def _object(obj: Any, where: str, known: Sequence[str], required: Sequence[str] 
         raise _bad(where, "is not an object")
     for key in obj:
         if key not in known:
-            shown = key if isinstance(key, str) and _PLAIN.fullmatch(key) else "field"  # never echo what is odd
-            raise _bad(where, "has an unknown %s (allowed: %s)" % (shown if shown == "field" else "field " + shown,
-                                                                   ", ".join(known)))
+            named = " " + key if isinstance(key, str) and _PLAIN.fullmatch(key) else ""  # never echo what is odd
+            raise _bad(where, "has an unknown field%s (allowed: %s)" % (named, ", ".join(known)))
     for key in required:
         if key not in obj:
             raise _bad("%s.%s" % (where, key), "is missing")
