@@ -133,7 +133,8 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         files=tuple(files), tenants=tuple(tenants),
         images=tuple(i.entry for i in sorted(images or [], key=lambda i: i.entry.ref)),
         charts=tuple(c.entry for c in sorted(charts or [], key=lambda c: c.name)),
-        mirrors=mirrors or [], lock=lock if lock is not None else {"status": "none"})
+        mirrors=mirrors or [], lock=lock if lock is not None else {"status": "none"},
+        deploy=manifest.deploy)  # signed with the rest; the installer parses it strictly (format/deployspec.py)
 
 
 class _Staged:
@@ -207,7 +208,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> _Staged:
         lockcheck.file(m.path, m.sha256)
     images, charts, cache, mirrors = _pull(manifest, opts, epoch, lockcheck)
     lock_status = lockcheck.finish()
-    helm_check = check_charts(charts, images, cache)
+    helm_check = check_charts(charts, images, cache, manifest.namespace)
     members = sorted(members + image_members(images, cache, charts), key=lambda m: c_key(m.path))
     head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status)
     meta_bytes = canonical_json(head.to_dict())

@@ -267,27 +267,31 @@ class Installer:
             os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
         return read_fd(fd, MAX_SECRET_BYTES, path)
 
-    def _tls(self) -> dict:
-        """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls."""
+    def _tls(self, meta) -> dict:
+        """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls,
+        the set the bundle's deploy.tls names (the default set when it names none)."""
         from installer.deploy.devtls import existing_files, file_names, generate
+        from installer.format.deployspec import TlsSpec, namespace_of
 
+        spec = meta.deploy.dev_tls if meta.deploy is not None else TlsSpec()
         folder = self._secret_dir("tls")
-        core = [os.path.join(folder, n) for n in ("ca.crt", "tls.crt", "tls.key")]
+        core = [os.path.join(folder, n) for n in spec.in_use]
         if all(is_regular(p) for p in core):
             return {"folder": folder, "source": "existing"}
         if not self.deploy.dev_tls:
             return {"folder": folder, "source": "missing"}
-        present = existing_files(folder)
+        present = existing_files(folder, spec)
         if present:
-            raise UsageError("%s holds only part of a TLS set (%s); complete it with ca.crt, tls.crt and tls.key "
-                             "or empty it for --dev-tls" % (folder, ", ".join(os.path.basename(p) for p in present)))
-        generate(folder)
-        return {"folder": folder, "source": "generated", "files": file_names()}
+            raise UsageError("%s holds only part of a TLS set (%s); complete it with %s or empty it for --dev-tls"
+                             % (folder, ", ".join(os.path.basename(p) for p in present), ", ".join(spec.in_use)))
+        generate(folder, tls=spec, namespace=namespace_of(meta.deploy, meta.name))
+        return {"folder": folder, "source": "generated", "files": file_names(spec)}
 
     def _phase4(self, tree: str, meta) -> dict:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
-        tls = self._tls()  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
-        has_outputs = meta.charts or meta.tenants or any(p.startswith("compose/") for p in meta.sizes)
+        tls = self._tls(meta)  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
+        objects = meta.deploy is not None and not meta.deploy.kubernetes.empty
+        has_outputs = meta.charts or objects or any(p.startswith("compose/") for p in meta.sizes)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
             self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s"
                                % ("; TLS material in secrets/tls (%s)" % tls["source"] if self.deploy.dev_tls else ""))
@@ -305,34 +309,43 @@ class Installer:
         return out
 
     def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
-        """The seed's `kubectl create` objects: namespace and tenant ConfigMaps in deploy/, Secrets in secrets/.
+        """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in secrets/.
 
-        Tenant files are read from the installed tree only (tenants/<component>.yaml, checked in bundle.json),
-        never through a link and never beyond their signed size."""
+        Bundle files are read from the installed tree only (tenants/<component>.yaml and files[].target, both
+        checked in bundle.json), never through a link and never beyond their signed size. Site files come from
+        KIT/secrets/tls (only when that set is complete or was just made) and KIT/secrets/token."""
         from installer.deploy import k8s
 
-        if not meta.tenants:
+        deploy = meta.deploy
+        if deploy is None or deploy.kubernetes.empty:
             return [], []
 
-        def member(path: str) -> bytes:
+        tenant_paths = {t.component: t.path for t in meta.tenants}
+
+        def bundle_file(entry) -> bytes:
+            path = tenant_paths[entry.ref] if entry.source == "tenant" else entry.ref
             return read_installed(tree, path, meta.sizes[path])
-        tenants = {t.component: member(t.path) for t in meta.tenants}
-        scrape = "config/prometheus-additional.yaml"
-        tls = None
-        if tls_dir:
-            tls = {n: self._secret_file(tls_dir, n) or b"" for n in ("tls.crt", "tls.key", "ca.crt")}
-        token_dir = self._secret_dir("token")
-        token = self._secret_file(token_dir, "token") if os.path.isdir(token_dir) else None
-        if token is not None:
-            os.chmod(token_dir, 0o700)  # a real folder (checked by _secret_dir)
-        configmaps, secrets, skipped = k8s.seed_objects(
-            tenants, member(scrape) if scrape in meta.sizes else None, tls, token)
+
+        folders = {"tls": tls_dir, "token": self._secret_dir("token")}
+        used = set()
+
+        def site_file(entry) -> Optional[bytes]:
+            folder = folders[entry.site_folder]
+            if folder is None or not os.path.isdir(folder):
+                return None
+            data = self._secret_file(folder, entry.site_file)
+            if data is not None:
+                used.add(entry.site_folder)
+            return data
+        configmaps, secrets, skipped = k8s.build_objects(deploy.kubernetes, deploy.namespace, bundle_file, site_file,
+                                                         self.kit.secrets)
+        if "token" in used:
+            os.chmod(folders["token"], 0o700)  # a real folder (checked by _secret_dir)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,
-                            k8s.namespace("observability"))
-        token_path = os.path.join(token_dir, "token")
-        self.k8s_skipped = [s + (" — put it in %s and install again" % token_path if "token" in s else "") for s in skipped]
+                            k8s.namespace(deploy.namespace))
+        self.k8s_skipped = skipped
         files = sorted("kubernetes/" + n for n in os.listdir(os.path.join(tmp, "kubernetes")))
         commands = [{"argv": ["kubectl", "apply", "-f", os.path.join(final, "kubernetes")]}]
         if secrets:
@@ -375,8 +388,7 @@ class Installer:
             result.update(apply_kubernetes(self.rendered, self.kit.root, host in self.deploy.insecure,
                                            self.deploy.registry_ca))
         if self.deploy.docker:
-            result.update(apply_compose(self.rendered, self.kit.root, os.path.join(self.kit.secrets, "tls"),
-                                        os.path.join(self.kit.secrets, "token")))
+            result.update(apply_compose(self.rendered, self.kit.root))
         return result
 
     def repair(self, meta) -> List[str]:

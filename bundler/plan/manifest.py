@@ -2,14 +2,15 @@
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from installer.errors import InvalidInput, UsageError
+from installer.format.deployspec import DEFAULT_CA, DEFAULT_CLIENT, DEFAULT_SHARED, DeploySpec, namespace_of
 from installer.format.paths import case_duplicates, is_reserved, path_problem, reserved_names, tenant_path
 from installer.format.reference import parse as parse_ref
 
 from bundler.plan.schemas import problems as schema_problems
-from bundler.plan.yamlsrc import Located, load_yaml
+from bundler.plan.yamlsrc import Located, format_path, load_yaml
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -42,6 +43,12 @@ class Manifest:
     images: Tuple[dict, ...]
     charts: Tuple[dict, ...]
     doc: Located
+    deploy: Optional[DeploySpec] = None   # spec.deploy: how the installer names what it deploys
+
+    @property
+    def namespace(self) -> str:
+        """The Kubernetes namespace the charts go to (the deploy section's, else the default rule)."""
+        return namespace_of(self.deploy, self.name)
 
 
 def _resolve_source(base: str, source: str, doc: Located, path) -> Tuple[str, List[str]]:
@@ -116,8 +123,53 @@ def load_manifest(path: str) -> Manifest:
     targets = [f.target for f in files]
     for dup in case_duplicates(targets):
         problems.append("%s: two files land on the same target: %s" % (path, dup))
+    problems += _deploy_problems(spec.get("deploy"), doc, {t.component for t in tenants}, set(targets))
     if problems:
         raise InvalidInput("the manifest %s is not valid" % path, problems)
+    deploy = None
+    if "deploy" in spec:  # the model's own strict checks, after the schema's (a bundle carries only what it parses)
+        deploy = DeploySpec.from_dict(spec["deploy"], "%s: spec.deploy" % path)
     return Manifest(path, meta["name"], meta["version"], meta.get("created"), tuple(files), tuple(tenants),
-                    tuple(spec.get("images", [])), tuple(spec.get("charts", [])), doc)
+                    tuple(spec.get("images", [])), tuple(spec.get("charts", [])), doc, deploy)
+
+
+def _deploy_problems(deploy: Optional[dict], doc: Located, tenants: Set[str], targets: Set[str]) -> List[str]:
+    """What the schema cannot see: names unique where they must be, and every bundle file an object takes
+    declared in spec.tenants or spec.files."""
+    if not deploy:
+        return []
+    problems: List[str] = []
+    seen: Dict[str, tuple] = {}
+    kube = deploy.get("kubernetes") or {}
+    for kind in ("configmaps", "secrets"):
+        for i, obj in enumerate(kube.get(kind) or []):
+            at = ("spec", "deploy", "kubernetes", kind, i)
+            if obj["name"] in seen:
+                problems.append("%s: %s is also the name of %s; object names are unique"
+                                % (doc.where(at + ("name",)), obj["name"], format_path(seen[obj["name"]])))
+            seen.setdefault(obj["name"], at)
+            keys: Set[str] = set()
+            for j, entry in enumerate(obj["data"]):
+                where = doc.where(at + ("data", j))
+                if entry["key"] in keys:
+                    problems.append("%s: the key %s is given twice in %s" % (where, entry["key"], obj["name"]))
+                keys.add(entry["key"])
+                if "tenant" in entry and entry["tenant"] not in tenants:
+                    problems.append("%s: tenant %s is not in spec.tenants" % (where, entry["tenant"]))
+                if "file" in entry and entry["file"] not in targets:
+                    problems.append("%s: file %s is not the target of any spec.files entry" % (where, entry["file"]))
+    tls = deploy.get("tls")
+    if tls is not None:
+        base = ("spec", "deploy", "tls")
+        defaults = {"ca": DEFAULT_CA[0], "shared": DEFAULT_SHARED[0], "client": DEFAULT_CLIENT[0]}
+        stems: List[Tuple[tuple, str]] = [(base + (role, "file"), tls[role]["file"]) if role in tls
+                                          else (base, defaults[role]) for role in ("ca", "shared", "client")]
+        stems += [(base + ("services", i), name) for i, name in enumerate(tls.get("services") or [])]
+        used: Set[str] = set()
+        for at, name in stems:
+            if name in used:
+                problems.append("%s: %s is already a certificate's file name; each certificate needs its own"
+                                % (doc.where(at), name))
+            used.add(name)
+    return problems
 

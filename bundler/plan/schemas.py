@@ -40,6 +40,9 @@ def _message(error: jsonschema.ValidationError) -> str:
         desc = error.schema.get("description")
         return "%r does not match the required form%s" % (error.instance, " (%s)" % desc if desc else "")
     if error.validator == "oneOf" and isinstance(error.instance, dict):
+        keys = [b.get("required", [None])[0] for b in error.validator_value if len(b.get("required", [])) == 1]
+        if len(keys) == len(error.validator_value):  # each branch is one key: e.g. tenant, file or site
+            return "needs exactly one of: %s" % ", ".join(keys)
         return "needs exactly one of: name+repo+version, ref (oci://)+version, or path"
     return error.message
 

@@ -19,8 +19,8 @@ from typing import Dict, Iterator, List, Optional
 import yaml
 
 from installer.errors import InvalidInput
+from installer.format.chartvalues import PlacedImage, chart_values
 from installer.format.reference import parse
-from installer.deploy.render import chart_values
 
 # What `helm template` may print for one chart. Kubernetes keeps no object over 1.5 MiB (etcd's request
 # limit); 64 MiB is far beyond any real chart and keeps a hostile one's output off our memory.
@@ -39,14 +39,13 @@ class _Canonical:
     """Image lookups for the check: the canonical reference, pinned by the bundle's digest."""
 
     def __init__(self, images) -> None:
-        self.by_ref: Dict[str, dict] = {}
+        self.by_ref: Dict[str, PlacedImage] = {}
         for image in images:
             ref = image.ref
-            self.by_ref[str(ref)] = {
-                "pinned": "%s@%s" % (ref.repository, image.top.digest), "repository": ref.repository,
-                "tag": ref.tag, "digest": image.top.digest, "registry": ref.host, "path": ref.path, "site_mode": True}
+            self.by_ref[str(ref)] = PlacedImage("%s@%s" % (ref.repository, image.top.digest), ref.repository, ref.tag,
+                                                image.top.digest, ref.host, ref.path, by_digest=True)
 
-    def lookup(self, text: str) -> Optional[dict]:
+    def lookup(self, text: str) -> Optional[PlacedImage]:
         return self.by_ref.get(str(parse(text)))
 
 
@@ -65,10 +64,10 @@ def pod_images(doc: dict) -> List[str]:
     return out
 
 
-def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict) -> Iterator[object]:
-    """The documents `helm template` renders for one chart, parsed from a temporary file."""
+def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict, namespace: str) -> Iterator[object]:
+    """The documents `helm template` renders for one chart into ``namespace``, parsed from a temporary file."""
     with tempfile.TemporaryFile() as out:
-        _render([helm, "template", chart.name, tgz, "-f", values_path, "--namespace", "observability"],
+        _render([helm, "template", chart.name, tgz, "-f", values_path, "--namespace", namespace],
                 chart.name, env, out)
         out.seek(0)
         try:
@@ -102,30 +101,33 @@ def _render(argv: List[str], name: str, env: dict, out) -> None:
             raise InvalidInput("chart %s takes more than %d s to render; refused" % (name, RENDER_SECONDS))
         if proc.returncode != 0:
             err.seek(0)
-            lines = err.read(64 * 1024).decode("utf-8", "replace").strip().splitlines() or ["helm failed"]
-            raise InvalidInput("chart %s does not render with its values: %s" % (name, lines[-1]))
+            lines = err.read(64 * 1024).decode("utf-8", "replace").strip().splitlines()
+            errors = [ln for ln in lines if ln.startswith("Error:")] or lines or ["helm failed"]  # not helm's hints
+            raise InvalidInput("chart %s does not render with its values: %s" % (name, errors[-1]))
 
 
-def check_charts(charts, images, cache) -> Dict[str, str]:
-    """{chart: "ok" | "skipped: why"}; raises InvalidInput listing every image a chart runs that is not bundled."""
+def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
+    """{chart: "ok" | "skipped: why"}; raises InvalidInput listing every image a chart runs that is not bundled.
+
+    ``namespace`` is the one the installer deploys into (the manifest's spec.deploy, installer/format/deployspec.py)."""
     helm = shutil.which("helm")
     if not charts:
         return {}
     if helm is None:
         return {c.name: "skipped: helm is not on PATH" for c in charts}
     refs = _Canonical(images)
-    bundled = {(str(parse(i["pinned"]).repository), i["digest"]) for i in refs.by_ref.values()}
+    bundled = {(str(parse(i.pinned).repository), i.digest) for i in refs.by_ref.values()}
     problems: List[str] = []
     results = {}
     with tempfile.TemporaryDirectory(prefix="offline-bundle-helm-") as tmp:
         env = dict(os.environ, HELM_CONFIG_HOME=tmp, HELM_CACHE_HOME=tmp, HELM_DATA_HOME=tmp)
         for chart in charts:
             base = json.loads(chart.values) if chart.values is not None else {}
-            values = chart_values(base, chart.entry.images, refs, chart.name)
+            values = chart_values(base, chart.entry.images, refs.lookup, chart.name)
             values_path = os.path.join(tmp, chart.name + ".values.json")
             with open(values_path, "w", encoding="utf-8") as fh:
                 json.dump(values, fh)
-            for doc in _rendered(helm, chart, cache.path(chart.tgz_digest), values_path, env):
+            for doc in _rendered(helm, chart, cache.path(chart.tgz_digest), values_path, env, namespace):
                 if not isinstance(doc, dict):
                     continue
                 for field, name, image in pod_images(doc):

@@ -405,10 +405,12 @@ def text_gc(r: dict) -> List[str]:
 
 
 # --- tls --------------------------------------------------------------------------------------
-def run_tls(out: str, force: bool = False, **_) -> dict:
-    from installer.deploy.devtls import generate
+def run_tls(out: str, force: bool = False, service: Sequence[str] = (), namespace: Optional[str] = None,
+            **_) -> dict:
+    from installer.deploy.devtls import NAMESPACE, generate
+    from installer.format.deployspec import TlsSpec
 
-    return generate(out, force=force)
+    return generate(out, tls=TlsSpec(tuple(service or ())), namespace=namespace or NAMESPACE, force=force)
 
 
 def text_tls(r: dict) -> List[str]:
@@ -487,8 +489,12 @@ COMMANDS = [
             [Opt("name", metavar="NAME"), KIT_OPT, TRUST_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",
             [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
-    Command("tls", "write development TLS material for the stack (a CA, server and client certificates)",
+    Command("tls", "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
             [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
+             Opt("--service", metavar="NAME", multiple=True,
+                 help="a service the shared certificate serves (and gets its own certificate); repeatable"),
+             Opt("--namespace", metavar="NS", help="the services' Kubernetes namespace, for their "
+                                                   "NAME.NS.svc names (default: default)"),
              Opt("--force", help="replace files that already exist")],
             run_tls, text_tls),
     Command("trust add", "trust a public key for this kit",

@@ -5,7 +5,8 @@ Kubernetes: with kubectl and helm on PATH and a kubeconfig (KUBECONFIG, else ~/.
 the site registry. Without a kubeconfig there is no cluster to talk to: the exact commands are printed
 instead. A missing or failing tool is exit 10 with one sentence.
 Docker: with --docker and a compose tool (`docker compose` or `docker-compose`), bring the compose
-stack up with the kit's TLS and token folders.
+files up with the environment COMMANDS.txt gives them (the variables the bundle's `deploy` section
+names, pointing at the kit's TLS and token folders).
 """
 
 import os
@@ -73,7 +74,7 @@ def compose_tool() -> Optional[List[str]]:
     return None
 
 
-def apply_compose(outputs: dict, kit_root: str, tls_dir: str, token_dir: str) -> dict:
+def apply_compose(outputs: dict, kit_root: str) -> dict:
     folder = os.path.join(kit_root, outputs["folder"])
     files = [os.path.join(folder, *f.split("/")) for f in outputs["files"] if f.startswith("compose/")]
     if not files:
@@ -81,7 +82,8 @@ def apply_compose(outputs: dict, kit_root: str, tls_dir: str, token_dir: str) ->
     tool = compose_tool()
     if tool is None:
         raise DeployError("--apply with --docker needs docker compose or docker-compose on PATH")
-    env = dict(os.environ, TELEMETRY_TLS_DIR=tls_dir, TELEMETRY_TOKEN_DIR=token_dir)
+    rendered = [c.get("env") or {} for c in outputs["argv"] if c["argv"][:2] == ["docker", "compose"]]
+    env = dict(os.environ, **(rendered[0] if rendered else {}))
     ran = []
     for path in files:
         argv = tool + ["-f", path, "up", "-d"]

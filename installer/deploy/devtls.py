@@ -1,20 +1,23 @@
-"""Development TLS material for the telemetry stack (``offline-bundle tls``, ``install --dev-tls``).
+"""Development TLS material for a bundle's services (``offline-bundle tls``, ``install --dev-tls``).
 
-The Python counterpart of the seed's ``generate_dev_tls.sh``: one self-signed CA and, signed by
-it, certificates for the stack's mutual TLS. Every container mounts ONE folder at
-``/etc/telemetry/tls`` holding ``ca.crt``, ``tls.crt`` and ``tls.key`` (compose: from
-``$TELEMETRY_TLS_DIR``; Kubernetes: secret ``stellaops-otel-tls-stage``), so ``tls.crt`` is a
-server certificate for every service and a client certificate at once. Written into OUT_DIR:
+One self-signed CA and, signed by it, certificates for mutual TLS between the services a bundle's
+``deploy.tls`` section names (installer/format/deployspec.py). A stack whose containers all mount
+ONE folder holding the CA certificate and one shared certificate and key (compose: the folder a
+``deploy.compose.env`` variable points at; Kubernetes: a Secret made from that folder) needs that
+shared certificate to be a server certificate for every service and a client certificate at once.
+Written into OUT_DIR, with the file stems the section names (defaults in brackets):
 
-- ``ca.crt`` / ``ca.key``          the CA (CA:true, pathlen 0, keyCertSign + cRLSign);
-- ``NAME.crt`` / ``NAME.key``      one per service (serverAuth + clientAuth);
-- ``tls.crt`` / ``tls.key``        the combined certificate the stack's configs name;
-- ``client.crt`` / ``client.key``  a client certificate (clientAuth) for scrapers and operators.
+- ``CA.crt`` / ``CA.key``            [ca] the CA (CA:true, pathlen 0, keyCertSign + cRLSign);
+- ``SERVICE.crt`` / ``SERVICE.key``  one per service (serverAuth + clientAuth);
+- ``SHARED.crt`` / ``SHARED.key``    [tls] the combined certificate: every service's names;
+- ``CLIENT.crt`` / ``CLIENT.key``    [client] a client certificate (clientAuth) for scrapers and operators.
 
-Keys are ECDSA P-256, unencrypted PKCS#8 PEM, mode 0600 whatever the umask; certificates 0644.
-``cryptography`` builds them when importable; otherwise the ``openssl`` program (OpenSSL 1.1.1
-or 3.x) does, through ``openssl ca`` so that both back ends set the same validity dates and
-extensions. For development and staging only: production sites bring their own PKI.
+A service answers to NAME, NAME.NAMESPACE.svc and NAME.NAMESPACE.svc.cluster.local, and every
+server certificate also to localhost and 127.0.0.1. Keys are ECDSA P-256, unencrypted PKCS#8 PEM,
+mode 0600 whatever the umask; certificates 0644. ``cryptography`` builds them when importable;
+otherwise the ``openssl`` program (OpenSSL 1.1.1 or 3.x) does, through ``openssl ca`` so that both
+back ends set the same validity dates and extensions. For development and staging only: production
+sites bring their own PKI.
 
 Nothing secret leaves this module: results and errors carry paths and fingerprints only.
 """
@@ -31,21 +34,18 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import InternalError, LocalEnvironmentError, UsageError
+from installer.format.deployspec import Certificate, TlsSpec
 from installer.fsutil import fsync_dir
 
-DEFAULT_SERVICES = ("otel-collector", "prometheus", "tempo", "loki")
-NAMESPACE = "observability"
+NAMESPACE = "default"  # the Kubernetes names of the services, when no namespace is given
 CLUSTER_DOMAIN = "cluster.local"
 LOCAL_NAMES = ("localhost",)
 LOCAL_IPS = ("127.0.0.1",)
 
 ORGANIZATION = "offline-bundle development"
-CA_COMMON_NAME = "offline-bundle telemetry dev CA"
-TLS_COMMON_NAME = "telemetry-mtls"
-CLIENT_COMMON_NAME = "telemetry-client"
 
 # The certificate is valid from a little before ``now``: hosts' clocks differ.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -53,8 +53,8 @@ CLOCK_SKEW = datetime.timedelta(minutes=5)
 SERVER_AUTH = "serverAuth"
 CLIENT_AUTH = "clientAuth"
 
-RESERVED = ("ca", "tls", "client")
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_COMMON_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?$")  # nothing -subj would parse
 
 CERT_MODE = 0o644
 KEY_MODE = 0o600
@@ -88,50 +88,61 @@ def service_names(name: str, namespace: str = NAMESPACE) -> List[str]:
     return [name, "%s.%s.svc" % (name, namespace), "%s.%s.svc.%s" % (name, namespace, CLUSTER_DOMAIN)]
 
 
-def _check_names(names: Iterable[str], namespace: str) -> List[str]:
-    if isinstance(names, str):
-        raise UsageError("names must be a list of service names, not one string")
-    result = []
-    for name in names:
+def _check(tls: TlsSpec, namespace: str) -> TlsSpec:
+    """The spec's names again (it may come from the command line, not only from a parsed bundle)."""
+    if not isinstance(tls, TlsSpec):
+        raise UsageError("the TLS set must be a TlsSpec")
+    if isinstance(tls.services, str) or not isinstance(tls.services, (tuple, list)):
+        raise UsageError("services must be a list of service names, not one string")
+    stems: List[str] = []
+    for role in ("ca", "shared", "client"):
+        cert = getattr(tls, role)
+        if not isinstance(cert, Certificate) or not isinstance(cert.file, str) or not _NAME_RE.match(cert.file):
+            raise UsageError("the %s certificate's file name is not a DNS label" % role)
+        if not isinstance(cert.cn, str) or not _COMMON_NAME_RE.match(cert.cn):
+            raise UsageError("the %s certificate's common name may hold only letters, digits, ' ', '.', '_' and '-'"
+                             % role)
+        stems.append(cert.file)
+    for name in tls.services:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise UsageError("%r is not a valid service name (lower-case letters, digits and '-', "
                              "at most 63 characters)" % (name,))
-        if name in RESERVED:
+        if name in stems[:3]:
             raise UsageError("%r cannot be a service name: %s.crt is one of the shared files" % (name, name))
-        if name in result:
+        if name in stems:
             raise UsageError("service %r is named twice" % name)
-        result.append(name)
-    if not result:
-        raise UsageError("name at least one service to make TLS certificates for")
+        stems.append(name)
+    if len(set(stems[:3])) != 3:
+        raise UsageError("the CA, shared and client certificates need three different file names")
     if not isinstance(namespace, str) or not _NAME_RE.match(namespace):
         raise UsageError("%r is not a valid Kubernetes namespace" % (namespace,))
-    return result
+    return tls
 
 
-def _specs(names: Sequence[str], namespace: str) -> List[_Spec]:
+def _specs(tls: TlsSpec, namespace: str) -> List[_Spec]:
     both = [SERVER_AUTH, CLIENT_AUTH]
-    specs = [_Spec("ca", CA_COMMON_NAME, is_ca=True)]
+    specs = [_Spec(tls.ca.file, tls.ca.cn, is_ca=True)]
     all_dns = []  # type: List[str]
-    for name in names:
+    for name in tls.services:
         dns = service_names(name, namespace)
         all_dns.extend(dns)
         specs.append(_Spec(name, name, dns + list(LOCAL_NAMES), LOCAL_IPS, both))
-    specs.append(_Spec("tls", TLS_COMMON_NAME, all_dns + list(LOCAL_NAMES), LOCAL_IPS, both))
-    specs.append(_Spec("client", CLIENT_COMMON_NAME, usages=[CLIENT_AUTH]))
+    specs.append(_Spec(tls.shared.file, tls.shared.cn, all_dns + list(LOCAL_NAMES), LOCAL_IPS, both))
+    specs.append(_Spec(tls.client.file, tls.client.cn, usages=[CLIENT_AUTH]))
     return specs
 
 
-def file_names(names: Iterable[str] = DEFAULT_SERVICES) -> List[str]:
-    """Every file ``generate`` writes for these services, in the order it reports them."""
+def file_names(tls: Optional[TlsSpec] = None) -> List[str]:
+    """Every file ``generate`` writes for this set, in the order it reports them."""
     result = []
-    for spec in _specs(_check_names(names, NAMESPACE), NAMESPACE):
+    for spec in _specs(_check(tls or TlsSpec(), NAMESPACE), NAMESPACE):
         result.extend([spec.stem + ".crt", spec.stem + ".key"])
     return result
 
 
-def existing_files(out_dir: str, names: Iterable[str] = DEFAULT_SERVICES) -> List[str]:
+def existing_files(out_dir: str, tls: Optional[TlsSpec] = None) -> List[str]:
     """The files ``generate`` would write that already exist in ``out_dir`` (links count)."""
-    return [f for f in file_names(names) if os.path.lexists(os.path.join(out_dir, f))]
+    return [f for f in file_names(tls) if os.path.lexists(os.path.join(out_dir, f))]
 
 
 def backend() -> str:
@@ -469,19 +480,19 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
 # The entry point
 
 
-def generate(out_dir: str, *, names: Iterable[str] = DEFAULT_SERVICES, days: int = 365,
-             now: Optional[datetime.datetime] = None, force: bool = False,
-             namespace: str = NAMESPACE) -> dict:
-    """Write the CA, one certificate per service, ``tls.*`` and ``client.*`` into ``out_dir``.
+def generate(out_dir: str, *, tls: Optional[TlsSpec] = None, namespace: str = NAMESPACE, days: int = 365,
+             now: Optional[datetime.datetime] = None, force: bool = False) -> dict:
+    """Write the CA, one certificate per service, the shared and the client certificate into ``out_dir``.
 
-    Refuses (UsageError, nothing written) when any of those files exists, unless ``force``.
-    Returns paths, fingerprints (``SHA256:`` + hex of the DER certificate), validity and SANs;
-    never key material.
+    ``tls`` names them (default: no services, files ca.*, tls.* and client.*); ``namespace`` gives the
+    services their Kubernetes names. Refuses (UsageError, nothing written) when any of those files
+    exists, unless ``force``. Returns paths, fingerprints (``SHA256:`` + hex of the DER certificate),
+    validity and SANs; never key material.
     """
-    names = _check_names(names, namespace)
+    tls = _check(tls or TlsSpec(), namespace)
     not_before, not_after = _validity(now, days)
     out_dir = os.path.abspath(os.fspath(out_dir))
-    specs = _specs(names, namespace)
+    specs = _specs(tls, namespace)
     order = []  # type: List[str]
     for spec in specs:
         order.extend([spec.stem + ".crt", spec.stem + ".key"])
@@ -506,7 +517,7 @@ def generate(out_dir: str, *, names: Iterable[str] = DEFAULT_SERVICES, days: int
             "key": os.path.join(out_dir, spec.stem + ".key"),
             "fingerprint": "SHA256:" + hashlib.sha256(der).hexdigest(),
             "subject": "O=%s,CN=%s" % (ORGANIZATION, spec.common_name),
-            "issuer": "O=%s,CN=%s" % (ORGANIZATION, CA_COMMON_NAME),
+            "issuer": "O=%s,CN=%s" % (ORGANIZATION, tls.ca.cn),
             "is_ca": spec.is_ca,
             "extended_key_usage": list(spec.usages),
             "sans": spec.sans(),
@@ -517,7 +528,7 @@ def generate(out_dir: str, *, names: Iterable[str] = DEFAULT_SERVICES, days: int
         "out_dir": out_dir,
         "backend": which,
         "namespace": namespace,
-        "services": list(names),
+        "services": list(tls.services),
         "not_before": _iso(not_before),
         "not_after": _iso(not_after),
         "files": [os.path.join(out_dir, f) for f in order],

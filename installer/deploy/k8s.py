@@ -1,5 +1,7 @@
-"""Kubernetes manifests for the seed's staging bootstrap (SEED.md section 3), as JSON files.
+"""Kubernetes manifests for the objects a bundle's `deploy.kubernetes` section declares, as JSON files.
 
+`build_objects` makes every ConfigMap and Secret the section names (installer/format/deployspec.py)
+from the bundle's files and the files the site supplies; nothing here knows any product's names.
 Each builder returns the plain dict that `kubectl create ... --dry-run=client -o json` prints for
 the same inputs (checked field for field against the real kubectl v1.35 by
 tests/integration/test_k8s_manifests.py):
@@ -31,24 +33,11 @@ import json
 import os
 import re
 import stat
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from installer.errors import InvalidInput, LocalEnvironmentError
+from installer.format.deployspec import DataEntry, KubernetesSpec
 from installer.fsutil import fsync_dir, write_atomic
-
-NAMESPACE = "observability"
-
-# component of the manifest's `tenants` -> (ConfigMap name, key), SEED.md section 3
-TENANT_CONFIGMAPS = {
-    "loki": ("stellaops-loki-tenant-overrides", "overrides.yaml"),
-    "tempo": ("tempo-tenant-overrides", "tempo-overrides.yaml"),
-}
-TLS_SECRET = "stellaops-otel-tls-stage"
-TLS_KEYS = ("tls.crt", "tls.key", "ca.crt")
-TOKEN_SECRET = "stellaops-prometheus-token"
-TOKEN_KEY = "token"
-SCRAPE_SECRET = "stellaops-prometheus-scrape"
-SCRAPE_KEY = "prometheus-additional.yaml"
 
 # The API server refuses a ConfigMap or Secret whose values exceed 1 MiB (core.MaxSecretSize).
 MAX_OBJECT_DATA = 1024 * 1024
@@ -148,7 +137,7 @@ def secret_from_files(name: str, namespace: Optional[str], files: Mapping[str, b
     """`kubectl create secret generic NAME [-n NS] --from-file=KEY=PATH ... [--type=TYPE]`.
 
     Without `--type` kubectl prints no `type` (the server defaults it to Opaque): `type=None`
-    is the seed's command; `type="Opaque"` is `--type=Opaque`."""
+    is `create secret generic` without --type; `type="Opaque"` is `--type=Opaque`."""
     _check_name(name, "Secret")
     what = "Secret %s" % name
     _check_files(files, what)
@@ -160,46 +149,38 @@ def secret_from_files(name: str, namespace: Optional[str], files: Mapping[str, b
     return obj
 
 
-def seed_objects(tenant_files: Mapping[str, bytes], scrape_config: Optional[bytes], tls: Optional[Mapping[str, bytes]],
-                 token: Optional[bytes], namespace: str = NAMESPACE) -> Tuple[List[dict], List[dict], List[str]]:
-    """Every ConfigMap and Secret of SEED.md section 3, in the seed's order.
+def describe(entry: DataEntry, site_root: str) -> str:
+    """Where a key's bytes come from, in words (never the bytes)."""
+    if entry.source == "site":
+        return os.path.join(site_root, *entry.ref.split("/"))
+    return "the bundle's tenant file for %s" % entry.ref if entry.source == "tenant" else "the bundle's %s" % entry.ref
 
-    tenant_files: component -> the bundle's tenant file bytes (tenants/<component>.yaml).
-    tls: {"tls.crt", "tls.key", "ca.crt"} -> bytes, or None. token: the Authority bearer token.
-    An object whose input is missing or empty is not built; `skipped` says which and why
-    (names only, never content). An unknown tenant component is InvalidInput."""
-    unknown = sorted(set(tenant_files) - set(TENANT_CONFIGMAPS))
-    if unknown:
-        raise InvalidInput("no Kubernetes ConfigMap is defined for tenant component(s) %s; known: %s"
-                           % (", ".join(unknown), ", ".join(sorted(TENANT_CONFIGMAPS))))
-    configmaps, secrets, skipped = [], [], []
-    for component, (cm_name, key) in TENANT_CONFIGMAPS.items():
-        if component in tenant_files:
-            configmaps.append(configmap_from_files(cm_name, namespace, {key: tenant_files[component]}))
+
+def build_objects(kube: KubernetesSpec, namespace: str, bundle_file: Callable[[DataEntry], bytes],
+                  site_file: Callable[[DataEntry], Optional[bytes]], site_root: str = "KIT/secrets"
+                  ) -> Tuple[List[dict], List[dict], List[str]]:
+    """Every ConfigMap and Secret of the deploy section, in its order: (configmaps, secrets, skipped).
+
+    bundle_file(entry): the bytes of a tenant file or bundle file (bundle.json's check proved it exists).
+    site_file(entry): the bytes of a file the site supplies under ``site_root`` (tls/... or token/...), or
+    None when absent. A ConfigMap is always built. A Secret whose inputs are not all there and non-empty
+    is not built; `skipped` says which and why (names and paths only, never content)."""
+    configmaps = [configmap_from_files(obj.name, namespace, {e.key: bundle_file(e) for e in obj.data})
+                  for obj in kube.configmaps]
+    secrets, skipped = [], []
+    for obj in kube.secrets:
+        files, missing = {}, []
+        for entry in obj.data:
+            data = site_file(entry) if entry.source == "site" else bundle_file(entry)
+            if data:
+                files[entry.key] = data
+            else:
+                missing.append(describe(entry, site_root))
+        if missing:
+            skipped.append("secret %s: missing or empty: %s — add %s and install again"
+                           % (obj.name, ", ".join(missing), "it" if len(missing) == 1 else "them"))
         else:
-            skipped.append("configmap %s: the bundle has no %s tenant file" % (cm_name, component))
-
-    if tls is not None:
-        extra = sorted(set(tls) - set(TLS_KEYS))
-        if extra:
-            raise InvalidInput("unexpected TLS file(s) %s; expected %s" % (", ".join(extra), ", ".join(TLS_KEYS)))
-    missing = [k for k in TLS_KEYS if not (tls or {}).get(k)]
-    if tls is None:
-        skipped.append("secret %s: no TLS material given (tls.crt, tls.key, ca.crt)" % TLS_SECRET)
-    elif missing:
-        skipped.append("secret %s: TLS file(s) missing or empty: %s" % (TLS_SECRET, ", ".join(missing)))
-    else:
-        secrets.append(secret_from_files(TLS_SECRET, namespace, {k: tls[k] for k in TLS_KEYS}))
-
-    if token:
-        secrets.append(secret_from_files(TOKEN_SECRET, namespace, {TOKEN_KEY: token}))
-    else:
-        skipped.append("secret %s: no bearer token given (Authority, scope obs:read)" % TOKEN_SECRET)
-
-    if scrape_config:
-        secrets.append(secret_from_files(SCRAPE_SECRET, namespace, {SCRAPE_KEY: scrape_config}))
-    else:
-        skipped.append("secret %s: no additional scrape configuration given" % SCRAPE_SECRET)
+            secrets.append(secret_from_files(obj.name, namespace, files))
     return configmaps, secrets, skipped
 
 

@@ -4,11 +4,14 @@
   (SITE[/PREFIX]/<source host>/<path>@sha256:..., or with --docker and no --registry the loaded image ID)
   and relative mounts (../config/x) pointing into the installed version, so `docker compose -f` works
   from the deploy folder;
-- values/<chart>.yaml: per chart, the base values the bundle carries (the seed's settings) with the
-  chart's image value paths set to the site's pinned references — JSON, which is YAML and which the
-  standard library can write exactly;
+- values/<chart>.yaml: per chart, the base values the bundle carries with the chart's image value
+  paths set to the site's pinned references (installer/format/chartvalues.py) — JSON, which is YAML
+  and which the standard library can write exactly;
 - COMMANDS.txt: the exact commands that deploy these outputs, every argument shell-quoted, charts and
-  images named by digest (a tag on the site may belong to, or be moved by, another bundle).
+  images named by digest (a tag on the site may belong to, or be moved by, another bundle): helm into
+  the namespace of the bundle's `deploy` section, compose with the environment variables it names
+  set to the site's TLS and token folders (installer/format/deployspec.py; docs/FORMAT.md says what
+  a bundle without a `deploy` section gets).
 Files of the installed version are read without following links and no larger than their signed size.
 The bundle's own tree is never changed: outputs are written to a temp folder and renamed into place.
 """
@@ -17,12 +20,14 @@ import json
 import os
 import re
 import shlex
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 from installer.errors import InvalidInput
 from installer.fsutil import fsync_dir, read_installed, write_atomic
 from installer.kit.layout import make_read_only, remove_tree
-from installer.format.model import BundleHead, ChartImage
+from installer.format.chartvalues import PlacedImage, chart_values
+from installer.format.deployspec import DeploySpec, namespace_of
+from installer.format.model import BundleHead
 from installer.format.reference import parse, site_repository
 
 _IMAGE_LINE = re.compile(r"^(\s*(?:-\s+)?image:\s*)([\"']?)([^\"'#\s]+)\2(\s*(?:#.*)?)$")
@@ -38,7 +43,7 @@ class SiteRefs:
 
     def __init__(self, meta: BundleHead, host: Optional[str], prefix: str, strip: bool,
                  loaded_ids: Optional[Dict[str, str]] = None) -> None:
-        self.by_repository: Dict[str, dict] = {}
+        self.by_repository: Dict[str, PlacedImage] = {}
         for image in meta.images:
             ref = parse(image.ref)
             if host:
@@ -49,11 +54,10 @@ class SiteRefs:
                 repo = ref.repository
                 pinned = (loaded_ids or {}).get(image.ref) or "%s@%s" % (ref.repository, image.digest)
                 registry, path = ref.host, ref.path
-            self.by_repository[str(ref)] = {"pinned": pinned, "repository": repo, "tag": ref.tag,
-                                            "digest": image.digest, "registry": registry, "path": path,
-                                            "site_mode": bool(host)}
+            self.by_repository[str(ref)] = PlacedImage(pinned, repo, ref.tag, image.digest, registry, path,
+                                                       by_digest=bool(host))
 
-    def lookup(self, text: str) -> Optional[dict]:
+    def lookup(self, text: str) -> Optional[PlacedImage]:
         try:
             ref = parse(text)
         except InvalidInput:
@@ -71,42 +75,11 @@ def rewrite_compose(text: str, refs: SiteRefs, version_dir: str, where: str) -> 
             site = refs.lookup(match.group(3))
             if site is None:
                 raise InvalidInput("%s:%d: the image %s is not in the bundle" % (where, number, match.group(3)))
-            body = "%s%s%s%s%s" % (match.group(1), match.group(2), site["pinned"], match.group(2), match.group(4))
+            body = "%s%s%s%s%s" % (match.group(1), match.group(2), site.pinned, match.group(2), match.group(4))
         elif _RELATIVE_MOUNT.match(body):
             body = _RELATIVE_MOUNT.sub(lambda m: m.group(1) + version_dir + "/", body, count=1)
         out.append(body + end)
     return "".join(out)
-
-
-def _set(values: dict, dotted: str, value) -> None:
-    node = values
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    last = node.get(parts[-1])
-    if isinstance(value, dict) and isinstance(last, dict):
-        last.update(value)
-    else:
-        node[parts[-1]] = value
-
-
-def chart_values(base: dict, images: Sequence[ChartImage], refs: SiteRefs, chart: str) -> dict:
-    values = json.loads(json.dumps(base))
-    for spec in images:
-        site = refs.lookup(spec.ref)
-        if site is None:
-            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle" % (chart, spec.ref, spec.values))
-        tag_at_digest = ("%s@%s" % (site["tag"], site["digest"]) if site["tag"] else "@" + site["digest"]) if site["site_mode"] else site["tag"]
-        if spec.style == "image":
-            _set(values, spec.values, site["pinned"])
-        elif spec.style == "registry-repository-tag":
-            _set(values, spec.values, {"registry": site["registry"], "repository": site["path"], "tag": tag_at_digest})
-        else:
-            _set(values, spec.values, {"repository": site["repository"], "tag": tag_at_digest})
-    return values
 
 
 def site_name(registry: Optional[str]) -> str:
@@ -119,14 +92,20 @@ def shell_line(command: dict) -> str:
     return " ".join(env + [shlex.quote(a) for a in command["argv"]])
 
 
-def helm_command(chart, registry: Optional[str], version_dir: str, values: str) -> dict:
+def helm_command(chart, registry: Optional[str], version_dir: str, values: str, namespace: str) -> dict:
     """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
     if registry:
         source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci.digest)
     else:
         source = os.path.join(version_dir, *chart.path.split("/"))
-    return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", "observability",
+    return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", namespace,
                      "--create-namespace", "-f", values]}
+
+
+def compose_env(deploy: Optional[DeploySpec], folders: Dict[str, str]) -> Dict[str, str]:
+    """The variables the deploy section names for compose, each set to the site folder it points at
+    (``folders``: tls and token -> their paths); none without a deploy section."""
+    return {name: folders[folder] for name, folder in deploy.env} if deploy is not None else {}
 
 
 def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
@@ -142,6 +121,7 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
     remove_tree(tmp)
     os.makedirs(tmp, mode=0o755)
     written: List[str] = []
+    namespace = namespace_of(meta.deploy, meta.name)
     compose = sorted(p for p in meta.sizes if p.startswith("compose/") and p.endswith((".yaml", ".yml")))
     for path in compose:
         text = _member_text(version_dir, path, meta.sizes[path])
@@ -153,14 +133,17 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
         if not isinstance(base, dict):
             raise InvalidInput("%s is not a JSON object" % chart.values)
         out = "values/%s.yaml" % chart.name
-        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs, chart.name), indent=2, sort_keys=True)
+        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2, sort_keys=True)
                           + "\n").encode())
         written.append(out)
-        commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out)))
-    env = {"TELEMETRY_TLS_DIR": tls_dir or os.path.join(kit.secrets, "tls"),
-           "TELEMETRY_TOKEN_DIR": os.path.join(kit.secrets, "token")}
+        commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out), namespace))
+    env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
+                                    "token": os.path.join(kit.secrets, "token")})
     for path in compose:
-        commands.append({"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"], "env": env})
+        command: Dict[str, Any] = {"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"]}
+        if env:
+            command["env"] = env
+        commands.append(command)
     if extra is not None:
         more_files, more_commands = extra(tmp, final)
         written += more_files

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
 from installer.format.paths import c_sorted, chart_path, chart_values_path, is_reserved, path_problem, tenant_path
+from installer.format.deployspec import DeploySpec, parse_deploy
 from installer.format.reference import DIGEST_RE, HEX64_RE, parse as parse_ref
 from installer.format.semver import is_semver
 
@@ -431,8 +432,9 @@ class BundleHead:
     # informative: the --mirror rules used ({source, mirror, refs}) and the lock file's status ({status[, sha256]})
     mirrors: Json = field(default_factory=list)
     lock: Json = None
-    # deploy: the signed deploy section (issue 11 point 3) goes here, with its own model in
-    # installer/format/deployspec.py, read in from_dict after charts.
+    # the signed deploy section: what the site's outputs are made of (installer/format/deployspec.py);
+    # None when the bundle declares none (then it is absent from the document)
+    deploy: Optional[DeploySpec] = None
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
     @classmethod
@@ -472,8 +474,9 @@ class BundleHead:
         charts = tuple(Chart.from_dict(chart, where.key("charts").item(i), sizes)
                        for i, chart in enumerate(obj["charts"]))
         _unique([c.name for c in charts], where.key("charts"))
+        deploy = parse_deploy(obj)  # after tenants and files: its sources must name them
         return cls(name, version, created, tool, members, obj["total_size"], files, tenants, images, charts,
-                   obj.get("mirrors", []), obj.get("lock"), _absent(obj, ("mirrors", "lock")))
+                   obj.get("mirrors", []), obj.get("lock"), deploy, _absent(obj, ("mirrors", "lock")))
 
     def to_dict(self) -> Dict[str, Json]:
         return _without({
@@ -490,7 +493,8 @@ class BundleHead:
             "charts": [c.to_dict() for c in self.charts],
             "mirrors": self.mirrors,
             "lock": self.lock,
-        }, self.absent)
+            "deploy": self.deploy.to_dict() if self.deploy is not None else None,
+        }, self.absent | ({"deploy"} if self.deploy is None else set()))
 
     # --- views the installer reads (derived once from the frozen fields) -------------------------------
     @cached_property

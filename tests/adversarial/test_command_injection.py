@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_manifest
+from tests.helpers.deploysection import TENANT_OBJECTS
 
 STUB = """#!/bin/sh
 # a stand-in for kubectl, helm or docker: records its arguments, one per line, then a separator
@@ -22,7 +23,7 @@ echo ---- >> "$STUB_LOG"
 
 @pytest.fixture
 def odd_kit(ob, key, pub, tmp_path):
-    m = write_manifest(tmp_path / "src")  # tenants: Kubernetes ConfigMaps and the kubectl commands that apply them
+    m = write_manifest(tmp_path / "src", extra=TENANT_OBJECTS)  # ConfigMaps and the kubectl commands that apply them
     r = ob("build", m, "--key", key, "--out", tmp_path / "out", "--json")
     assert r.rc == 0, r
     kit = tmp_path / "my kit $(touch PWNED) `touch PWNED2`"

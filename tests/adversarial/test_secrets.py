@@ -10,6 +10,7 @@ import base64
 from pathlib import Path
 
 from conftest import write_manifest
+from tests.helpers.deploysection import TENANT_OBJECTS
 from tests.helpers.images import make_image, push
 from tests.helpers.registry import start_registry
 
@@ -40,7 +41,7 @@ def test_no_secret_leaks_anywhere(ob, tmp_path):
         key_env = {"BUNDLE_KEY_PASSPHRASE": PASSPHRASE, "DOCKER_CONFIG": str(docker_config)}
         assert run("keygen", "--out", tmp_path / "keys", env=key_env).rc == 0
         key, pub = tmp_path / "keys" / "bundle.key", tmp_path / "keys" / "bundle.pub"
-        m = write_manifest(tmp_path / "m", extra="  images:\n    - ref: docker.io/team/app:1.0\n")
+        m = write_manifest(tmp_path / "m", extra="  images:\n    - ref: docker.io/team/app:1.0\n" + TENANT_OBJECTS)
         build = ["build", m, "--key", key, "--out", tmp_path / "out", "--json", "--mirror",
                  "docker.io=%s" % source.host, "--registry-ca", source.ca_file]
         assert run(*build, env=key_env).rc == 0

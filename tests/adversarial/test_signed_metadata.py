@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import write_manifest
 from tests.helpers.craft import edit_meta, read_entries, resign, write_archive
+from tests.helpers.deploysection import TENANT_OBJECTS
 
 SECRET = b"-----BEGIN PRIVATE KEY-----\nTOPSECRET-SITE-KEY\n-----END PRIVATE KEY-----\n"
 
@@ -24,7 +25,7 @@ def sandbox(ob, keydir, tmp_path):
     assert ob("trust", "add", keydir / "other" / "bundle.pub", "--names", "sandbox-*", "--kit", kit).rc == 0
     (kit / "secrets" / "tls").mkdir(parents=True)
     (kit / "secrets" / "tls" / "tls.key").write_bytes(SECRET)
-    m = write_manifest(tmp_path / "src", name="sandbox-x")
+    m = write_manifest(tmp_path / "src", name="sandbox-x", extra=TENANT_OBJECTS)
     r = ob("build", m, "--key", keydir / "other" / "bundle.key", "--out", tmp_path / "out", "--json")
     assert r.rc == 0, r
     return kit, Path(r.json["result"]["archive"]), keydir / "other" / "bundle.key"

@@ -8,6 +8,7 @@ stand-in of the same name and version whose Deployment takes its images from the
 manifest names, so `helm template` and the build's image check behave as with the real charts.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -20,6 +21,7 @@ from .images import RandomLayer, make_index, push
 from .registry import start_registry
 
 PLATFORMS = (("linux", "amd64"), ("linux", "arm64"), ("linux", "arm", "v7"))
+STANDIN_MTIME = 1795651200  # 2026-11-26T00:00:00Z, the default manifest's `created`
 
 
 def manifest_charts(manifest: Path) -> List[dict]:
@@ -72,6 +74,8 @@ def make_standin_chart(folder: Path, chart: dict) -> Path:
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
         "  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: %s}}\n    spec:\n"
         "      containers:\n%s" % (chart["name"], chart["name"], containers))
+    for path in [root] + sorted(root.rglob("*")):  # helm package keeps file times: fixed ones, a reproducible chart
+        os.utime(path, (STANDIN_MTIME, STANDIN_MTIME))
     return root
 
 

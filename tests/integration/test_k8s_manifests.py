@@ -2,7 +2,8 @@
 
 Every object we build is compared, as parsed data, with what `kubectl create ... --dry-run=client`
 prints (both -o json and -o yaml) for the same input files: the seed's bootstrap commands
-(SEED.md section 3) with the bundle's real tenant and scrape files, plus text and binary edge cases.
+(SEED.md section 3), as the default manifest's `spec.deploy` section declares them, with the bundle's
+real tenant and scrape files, plus text and binary edge cases.
 A missing kubectl is a FAILURE, not a skip.
 
 There is no API server here. `kubectl apply --dry-run=client -f` and `kubectl create --dry-run=client -f`
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bundler.plan.manifest import load_manifest
 from installer.deploy import k8s
 from installer.errors import InvalidInput, LocalEnvironmentError
 
@@ -34,6 +36,13 @@ STACK = REPO / "manifests" / "telemetry-storage"
 TENANTS = {"loki": STACK / "tenants" / "loki-overrides.yaml", "tempo": STACK / "tenants" / "tempo-overrides.yaml"}
 SCRAPE = STACK / "prometheus-additional.yaml"
 NS = "observability"
+
+# The seed's objects are the default manifest's data now: read them from there.
+DEPLOY = load_manifest(str(REPO / "manifests" / "telemetry-storage.yaml")).deploy
+KUBE = DEPLOY.kubernetes
+assert DEPLOY.namespace == NS
+TENANT_CONFIGMAPS = {e.ref: (o.name, e.key) for o in KUBE.configmaps for e in o.data if e.source == "tenant"}
+TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET = [o.name for o in KUBE.secrets]
 
 # Small dummy TLS material and token: the bytes are what matters, not their validity as PKI.
 TLS = {
@@ -94,6 +103,22 @@ def as_file_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def seed_objects(tenant_files, scrape_config, tls, token):
+    """k8s.build_objects for the default manifest's deploy section, from bytes in memory: the tenant files by
+    component, the scrape file, the site's TLS folder (None: no folder) and token (None: no file)."""
+    def bundle_file(entry):
+        return tenant_files[entry.ref] if entry.source == "tenant" else {SCRAPE_TARGET: scrape_config}[entry.ref]
+
+    def site_file(entry):
+        if entry.site_folder == "tls":
+            return None if tls is None else tls.get(entry.site_file)
+        return token
+    return k8s.build_objects(KUBE, NS, bundle_file, site_file)
+
+
+SCRAPE_TARGET = "config/prometheus-additional.yaml"
+
+
 # --- objects equal kubectl's, field for field ----------------------------------------------------
 def test_namespace_equals_kubectl(kubectl):
     ours = k8s.namespace(NS)
@@ -102,10 +127,10 @@ def test_namespace_equals_kubectl(kubectl):
     assert "creationTimestamp" not in ours["metadata"]  # kubectl 1.35 no longer prints creationTimestamp: null
 
 
-@pytest.mark.parametrize("component", sorted(k8s.TENANT_CONFIGMAPS))
+@pytest.mark.parametrize("component", sorted(TENANT_CONFIGMAPS))
 def test_tenant_configmaps_equal_the_seed_command(kubectl, tmp_path, component):
     """kubectl -n observability create configmap NAME --from-file=KEY=<tenant file>, byte for byte."""
-    name, key = k8s.TENANT_CONFIGMAPS[component]
+    name, key = TENANT_CONFIGMAPS[component]
     raw = as_file_bytes(TENANTS[component])
     expected = kubectl_object(kubectl, "-n", NS, "create", "configmap", name,
                               "--from-file=%s=%s" % (key, TENANTS[component]))
@@ -113,8 +138,8 @@ def test_tenant_configmaps_equal_the_seed_command(kubectl, tmp_path, component):
     assert ours == expected
     assert ours["data"][key].encode("utf-8") == raw
     assert "binaryData" not in ours
-    configmaps, _secrets, _skipped = k8s.seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
-                                                      as_file_bytes(SCRAPE), TLS, TOKEN)
+    configmaps, _secrets, _skipped = seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
+                                                  as_file_bytes(SCRAPE), TLS, TOKEN)
     assert [cm for cm in configmaps if cm["metadata"]["name"] == name] == [expected]
 
 
@@ -177,27 +202,27 @@ def test_configmap_without_namespace_and_without_files_equals_kubectl(kubectl, t
 
 
 def test_seed_secrets_equal_the_seed_commands(kubectl, tmp_path):
-    _cms, secrets, skipped = k8s.seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
-                                              as_file_bytes(SCRAPE), TLS, TOKEN)
+    _cms, secrets, skipped = seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
+                                          as_file_bytes(SCRAPE), TLS, TOKEN)
     assert skipped == []
     by_name = {s["metadata"]["name"]: s for s in secrets}
-    assert [s["metadata"]["name"] for s in secrets] == [k8s.TLS_SECRET, k8s.TOKEN_SECRET, k8s.SCRAPE_SECRET]
+    assert [s["metadata"]["name"] for s in secrets] == [TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET]
     (tmp_path / "tls").mkdir()
     for key, data in TLS.items():
         (tmp_path / "tls" / key).write_bytes(data)
     (tmp_path / "prometheus-stage.token").write_bytes(TOKEN)
     seed_commands = {
-        k8s.TLS_SECRET: ["--from-file=tls.crt=%s" % (tmp_path / "tls" / "tls.crt"),
+        TLS_SECRET: ["--from-file=tls.crt=%s" % (tmp_path / "tls" / "tls.crt"),
                          "--from-file=tls.key=%s" % (tmp_path / "tls" / "tls.key"),
                          "--from-file=ca.crt=%s" % (tmp_path / "tls" / "ca.crt")],
-        k8s.TOKEN_SECRET: ["--from-file=token=%s" % (tmp_path / "prometheus-stage.token")],
-        k8s.SCRAPE_SECRET: ["--from-file=prometheus-additional.yaml=%s" % SCRAPE],
+        TOKEN_SECRET: ["--from-file=token=%s" % (tmp_path / "prometheus-stage.token")],
+        SCRAPE_SECRET: ["--from-file=prometheus-additional.yaml=%s" % SCRAPE],
     }
     for name, args in seed_commands.items():
         expected = kubectl_object(kubectl, "-n", NS, "create", "secret", "generic", name, *args)
         assert by_name[name] == expected, name
         assert "type" not in expected  # `create secret generic` without --type prints no type
-    assert base64.b64decode(by_name[k8s.SCRAPE_SECRET]["data"]["prometheus-additional.yaml"]) == SCRAPE.read_bytes()
+    assert base64.b64decode(by_name[SCRAPE_SECRET]["data"]["prometheus-additional.yaml"]) == SCRAPE.read_bytes()
 
 
 @pytest.mark.parametrize("secret_type", ["Opaque", "kubernetes.io/tls"])
@@ -246,34 +271,52 @@ def test_names_the_api_server_would_refuse_are_refused_early():
         k8s.configmap_from_files("too-big", NS, {"a": b"x" * (k8s.MAX_OBJECT_DATA + 1)})
 
 
-# --- seed_objects: what is skipped and why -------------------------------------------------------
+# --- build_objects: what is skipped and why -------------------------------------------------------
 def test_missing_secret_inputs_are_skipped_with_a_reason_and_no_content():
-    tenants = {"loki": as_file_bytes(TENANTS["loki"])}
-    cms, secrets, skipped = k8s.seed_objects(tenants, as_file_bytes(SCRAPE), None, None)
-    assert [c["metadata"]["name"] for c in cms] == ["stellaops-loki-tenant-overrides"]
-    assert [s["metadata"]["name"] for s in secrets] == [k8s.SCRAPE_SECRET]
-    assert len(skipped) == 3
-    assert any("tempo-tenant-overrides" in s for s in skipped)
-    assert any(k8s.TLS_SECRET in s for s in skipped)
-    assert any(k8s.TOKEN_SECRET in s for s in skipped)
+    tenants = {c: as_file_bytes(p) for c, p in TENANTS.items()}
+    cms, secrets, skipped = seed_objects(tenants, as_file_bytes(SCRAPE), None, None)
+    assert [c["metadata"]["name"] for c in cms] == ["stellaops-loki-tenant-overrides", "tempo-tenant-overrides"]
+    assert [s["metadata"]["name"] for s in secrets] == [SCRAPE_SECRET]
+    assert len(skipped) == 2
+    assert skipped[0] == ("secret %s: missing or empty: KIT/secrets/tls/tls.crt, KIT/secrets/tls/tls.key, "
+                          "KIT/secrets/tls/ca.crt — add them and install again" % TLS_SECRET)
+    assert skipped[1] == "secret %s: missing or empty: KIT/secrets/token/token — add it and install again" % TOKEN_SECRET
 
     partial = {"tls.crt": TLS["tls.crt"], "tls.key": b""}
-    _cms, secrets, skipped = k8s.seed_objects(tenants, b"", partial, b"")
+    _cms, secrets, skipped = seed_objects(tenants, b"", partial, b"")
     assert secrets == []
     text = "\n".join(skipped)
-    assert "tls.key" in text and "ca.crt" in text
+    assert "tls.key" in text and "ca.crt" in text and "tls.crt" not in text
+    assert "the bundle's config/prometheus-additional.yaml" in text  # an empty bundle file skips its Secret too
     assert TLS["tls.crt"].decode() not in text and "MIIB" not in text
-    with pytest.raises(InvalidInput) as err:
-        k8s.seed_objects({"mimir": b"x"}, b"", None, None)
-    assert "mimir" in str(err.value)
-    with pytest.raises(InvalidInput):
-        k8s.seed_objects({}, b"", dict(TLS, extra=b"secret-bytes"), None)
+
+
+def test_objects_follow_the_deploy_section_and_nothing_else():
+    """Another product's section: its own names, keys and order; a ConfigMap may take several files."""
+    from installer.format.deployspec import DeploySpec
+
+    spec = DeploySpec.from_dict({"namespace": "shop", "kubernetes": {
+        "configmaps": [{"name": "shop.config", "data": [{"key": "b.yaml", "file": "config/b.yaml"},
+                                                        {"key": "a.yaml", "tenant": "web"}]}],
+        "secrets": [{"name": "shop-db", "data": [{"key": "password", "site": "token/db"},
+                                                 {"key": "ca.pem", "site": "tls/root.crt"}]}]}}, "test")
+    files = {"config/b.yaml": b"b: 1\n", "web": b"a: 1\n"}
+    site = {"token/db": b"pw", "tls/root.crt": b"CA"}
+    cms, secrets, skipped = k8s.build_objects(spec.kubernetes, spec.namespace, lambda e: files[e.ref],
+                                              lambda e: site.get(e.ref))
+    assert cms == [k8s.configmap_from_files("shop.config", "shop", {"a.yaml": b"a: 1\n", "b.yaml": b"b: 1\n"})]
+    assert secrets == [k8s.secret_from_files("shop-db", "shop", {"password": b"pw", "ca.pem": b"CA"})]
+    assert skipped == []
+    _cms, secrets, skipped = k8s.build_objects(spec.kubernetes, spec.namespace, lambda e: files[e.ref],
+                                               lambda e: None, "/k/secrets")
+    assert secrets == [] and skipped == ["secret shop-db: missing or empty: /k/secrets/token/db, "
+                                         "/k/secrets/tls/root.crt — add them and install again"]
 
 
 # --- writing: layout, modes, atomicity ------------------------------------------------------------
 def _seed_set():
-    cms, secrets, skipped = k8s.seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
-                                             as_file_bytes(SCRAPE), TLS, TOKEN)
+    cms, secrets, skipped = seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
+                                         as_file_bytes(SCRAPE), TLS, TOKEN)
     assert skipped == []
     return cms, secrets, k8s.namespace(NS)
 
@@ -342,8 +385,8 @@ def test_secrets_folder_is_tightened_and_stale_manifests_are_removed(tmp_path, u
     assert (secret_dir / "notes.txt").exists()
     inode = os.stat(first[-1]).st_ino
     # a second render without the token: its manifest goes, the others are replaced by rename
-    _cms, fewer, skipped = k8s.seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
-                                            as_file_bytes(SCRAPE), TLS, None)
+    _cms, fewer, skipped = seed_objects({c: as_file_bytes(p) for c, p in TENANTS.items()},
+                                        as_file_bytes(SCRAPE), TLS, None)
     assert len(skipped) == 1
     second = k8s.write_manifests(str(deploy), str(secret_dir), cms, fewer, ns)
     assert sorted(os.listdir(secret_dir)) == sorted([Path(p).name for p in second[3:]] + ["notes.txt"])
@@ -548,13 +591,19 @@ def test_modes_hold_for_an_unprivileged_user_under_umask_000(world_tmp):
     kit.mkdir()
     subprocess.run(["chmod", "-R", "a+rX", str(lib)], check=True)
     subprocess.run(["chown", user, str(kit)], check=True)
+    section = DEPLOY.to_dict()
+    section["kubernetes"]["configmaps"] = section["kubernetes"]["configmaps"][:1]  # the loki ConfigMap only
     script = (
         "import os, sys; sys.path.insert(0, %r); os.umask(0)\n"
         "from installer.deploy import k8s\n"
-        "cms, secrets, skipped = k8s.seed_objects({'loki': b'overrides: {}\\n'}, b'- job_name: x\\n',\n"
-        "    {'tls.crt': b'C', 'tls.key': b'K', 'ca.crt': b'A'}, b'T')\n"
-        "k8s.write_manifests(%r, %r, cms, secrets, k8s.namespace('observability'))\n"
-        % (str(lib), str(kit / "deploy" / "n" / "v" / "s"), str(kit / "secrets" / "n" / "v" / "s")))
+        "from installer.format.deployspec import DeploySpec\n"
+        "spec = DeploySpec.from_dict(%r, 'deploy')\n"
+        "files = {'loki': b'overrides: {}\\n', 'config/prometheus-additional.yaml': b'- job_name: x\\n'}\n"
+        "site = {'tls/tls.crt': b'C', 'tls/tls.key': b'K', 'tls/ca.crt': b'A', 'token/token': b'T'}\n"
+        "cms, secrets, skipped = k8s.build_objects(spec.kubernetes, spec.namespace, lambda e: files[e.ref],\n"
+        "    lambda e: site.get(e.ref))\n"
+        "k8s.write_manifests(%r, %r, cms, secrets, k8s.namespace(spec.namespace))\n"
+        % (str(lib), section, str(kit / "deploy" / "n" / "v" / "s"), str(kit / "secrets" / "n" / "v" / "s")))
     proc = subprocess.run(["runuser", "-u", user, "--", system_python, "-I", "-c", script],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

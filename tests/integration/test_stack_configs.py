@@ -203,7 +203,7 @@ def test_manifest_has_the_expected_shape():
     assert manifest["kind"] == "Bundle"
     assert manifest["metadata"] == {"name": "telemetry-storage", "version": "2026.11.0",
                                     "created": "2026-11-26T00:00:00Z"}
-    assert set(manifest["spec"]) == {"charts", "files", "images", "tenants"}
+    assert set(manifest["spec"]) == {"charts", "files", "images", "tenants", "deploy"}
     charts = {c["name"]: c for c in manifest["spec"]["charts"]}
     assert set(charts) == {"prometheus", "loki", "tempo"}
     assert charts["prometheus"]["repo"] == "https://prometheus-community.github.io/helm-charts"

@@ -1,6 +1,7 @@
-"""installer.deploy.devtls: development TLS material for the telemetry stack, with both back ends.
+"""installer.deploy.devtls: development TLS material for the services a bundle names, with both back ends.
 
-Each back end generates once per module (under umask 000); the tests then check the files, their
+Each back end generates once per module (under umask 000) the set the default manifest's `deploy.tls`
+declares (the telemetry stack: its data, not the code's); the tests then check the files, their
 modes, the X.509 contents (with openssl and cryptography), and real mutual-TLS handshakes.
 """
 
@@ -17,8 +18,11 @@ import threading
 
 import pytest
 
+from bundler.plan.manifest import load_manifest
+from conftest import REPO
 from installer.deploy import devtls
 from installer.errors import LocalEnvironmentError, UsageError
+from installer.format.deployspec import Certificate, TlsSpec
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,14 +32,21 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(not OPENSSL, reason="the openssl program is needed for these tests")
 
+DEPLOY = load_manifest(str(REPO / "manifests" / "telemetry-storage.yaml")).deploy
+STACK = DEPLOY.tls
+NS = DEPLOY.namespace
 SERVICES = ["otel-collector", "prometheus", "tempo", "loki"]
+assert list(STACK.services) == SERVICES and NS == "observability"
 ALL_STEMS = ["ca"] + SERVICES + ["tls", "client"]
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 
 
 def _generate(out_dir, backend, **kw):
-    """devtls.generate with the chosen back end; 'openssl' hides cryptography from the module."""
+    """devtls.generate with the chosen back end (the stack's set unless ``tls`` says otherwise); 'openssl' hides
+    cryptography from the module."""
+    kw.setdefault("tls", STACK)
+    kw.setdefault("namespace", NS)
     with pytest.MonkeyPatch.context() as mp:
         if backend == "openssl":
             mp.setitem(sys.modules, "cryptography", None)  # `import cryptography` raises ImportError
@@ -58,7 +69,7 @@ def made(request, tmp_path_factory):
 def other_ca(tmp_path_factory):
     """Material from a second, unrelated CA."""
     out = tmp_path_factory.mktemp("devtls-other") / "tls"
-    devtls.generate(str(out))
+    devtls.generate(str(out), tls=STACK, namespace=NS)
     return out
 
 
@@ -153,7 +164,7 @@ def test_ca_extensions(made):
     _, out, _ = made
     ca = _cert(out / "ca.crt")
     assert ca.issuer == ca.subject
-    assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == devtls.CA_COMMON_NAME
+    assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == STACK.ca.cn
     bc = _ext(ca, x509.BasicConstraints)
     assert bc.critical and bc.value.ca and bc.value.path_length == 0
     ku = _ext(ca, x509.KeyUsage)
@@ -270,7 +281,7 @@ def test_combined_cert_serves_every_name(made, hostname):
     server_err, client_err, reply, peer = _handshake(out / "tls.crt", out / "tls.key", out / "ca.crt",
                                                      out / "client.crt", out / "client.key", out / "ca.crt",
                                                      hostname)
-    assert (server_err, client_err, reply, peer) == (None, None, b"ok", devtls.CLIENT_COMMON_NAME)
+    assert (server_err, client_err, reply, peer) == (None, None, b"ok", STACK.client.cn)
 
 
 def test_combined_cert_is_also_a_client_cert(made):
@@ -279,7 +290,7 @@ def test_combined_cert_is_also_a_client_cert(made):
     server_err, client_err, reply, peer = _handshake(out / "loki.crt", out / "loki.key", out / "ca.crt",
                                                      out / "tls.crt", out / "tls.key", out / "ca.crt",
                                                      "loki.observability.svc")
-    assert (server_err, client_err, reply, peer) == (None, None, b"ok", devtls.TLS_COMMON_NAME)
+    assert (server_err, client_err, reply, peer) == (None, None, b"ok", STACK.shared.cn)
 
 
 def test_service_cert_does_not_serve_other_names(made):
@@ -320,13 +331,13 @@ def test_server_cert_from_another_ca_is_refused(made, other_ca):
 @pytest.mark.parametrize("backend", ["cryptography", "openssl"])
 def test_existing_files_are_not_overwritten_unless_force(tmp_path, backend):
     out = tmp_path / "tls"
-    first = _generate(out, backend, names=["loki"])
+    first = _generate(out, backend, tls=TlsSpec(("loki",)))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(UsageError) as info:
-        _generate(out, backend, names=["loki"])
+        _generate(out, backend, tls=TlsSpec(("loki",)))
     assert "tls.key" in info.value.message and "PRIVATE" not in info.value.message
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    again = _generate(out, backend, names=["loki"], force=True)
+    again = _generate(out, backend, tls=TlsSpec(("loki",)), force=True)
     assert again["certificates"]["tls"]["fingerprint"] != first["certificates"]["tls"]["fingerprint"]
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
     assert (out / "tls.key").read_bytes() != before["tls.key"]
@@ -352,15 +363,15 @@ def test_existing_folder_mode_is_kept(tmp_path):
     out = tmp_path / "tls"
     out.mkdir(mode=0o750)
     os.chmod(out, 0o750)
-    devtls.generate(str(out), names=["tempo"])
+    devtls.generate(str(out), tls=TlsSpec(("tempo",)))
     assert os.stat(out).st_mode & 0o777 == 0o750
-    assert devtls.existing_files(str(out), ["tempo"]) == devtls.file_names(["tempo"])
+    assert devtls.existing_files(str(out), TlsSpec(("tempo",))) == devtls.file_names(TlsSpec(("tempo",)))
 
 
 @pytest.mark.parametrize("backend", ["cryptography", "openssl"])
 def test_now_and_days_set_the_validity(tmp_path, backend):
     now = datetime.datetime(2031, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
-    result = _generate(tmp_path / "tls", backend, names=["loki"], days=10, now=now)
+    result = _generate(tmp_path / "tls", backend, tls=TlsSpec(("loki",)), days=10, now=now)
     assert result["not_before"] == "2031-02-03T04:00:06Z"
     assert result["not_after"] == "2031-02-13T04:05:06Z"
     for stem in ("ca", "loki", "tls", "client"):
@@ -371,9 +382,19 @@ def test_now_and_days_set_the_validity(tmp_path, backend):
 
 
 def test_bad_arguments(tmp_path):
-    for names in (["Loki"], ["tls"], ["ca"], ["loki", "loki"], [], "loki", ["a_b"]):
+    for names in (["Loki"], ["tls"], ["ca"], ["client"], ["loki", "loki"], "loki", ["a_b"], ["a" * 64], [7]):
         with pytest.raises(UsageError):
-            devtls.generate(str(tmp_path / "x"), names=names)
+            devtls.generate(str(tmp_path / "x"), tls=TlsSpec(names))
+    renamed = TlsSpec(("loki",), shared=Certificate("server", "x"))
+    with pytest.raises(UsageError):  # a service may not take the shared certificate's file name either
+        devtls.generate(str(tmp_path / "x"), tls=TlsSpec(("server",), shared=Certificate("server", "x")))
+    for bad in (Certificate("ca", "a/CN=evil"), Certificate("ca", "x=y"), Certificate("ca", " padded"),
+                Certificate("ca", "a" * 65), Certificate("../ca", "x"), Certificate("tls", "x")):
+        with pytest.raises(UsageError):
+            devtls.generate(str(tmp_path / "x"), tls=TlsSpec(ca=bad))
+    for namespace in ("Observability", "a.b", "", "x" * 64):
+        with pytest.raises(UsageError):
+            devtls.generate(str(tmp_path / "x"), tls=renamed, namespace=namespace)
     for days in (0, -1, True, 1.5):
         with pytest.raises(UsageError):
             devtls.generate(str(tmp_path / "x"), days=days)
@@ -393,3 +414,26 @@ def test_neither_backend_available(tmp_path, monkeypatch):
     message = info.value.message
     assert "cryptography" in message and "openssl" in message and message.count(". ") == 0
     assert not (tmp_path / "tls").exists()
+
+
+def test_the_default_set_names_no_service(tmp_path):
+    """Without a `deploy.tls` (or `tls` without --service): a CA, a shared certificate for localhost, a client."""
+    result = devtls.generate(str(tmp_path / "tls"))
+    assert sorted(os.listdir(tmp_path / "tls")) == ["ca.crt", "ca.key", "client.crt", "client.key", "tls.crt", "tls.key"]
+    assert result["certificates"]["tls"]["sans"] == ["DNS:localhost", "IP:127.0.0.1"]
+    assert result["certificates"]["ca"]["subject"] == "O=offline-bundle development,CN=offline-bundle dev CA"
+    assert result["services"] == [] and result["namespace"] == "default"
+
+
+def test_file_stems_and_common_names_come_from_the_spec(tmp_path):
+    spec = TlsSpec(("web",), Certificate("root", "Shop Dev Root"), Certificate("server", "shop-mtls"),
+                   Certificate("operator", "shop-operator"))
+    result = devtls.generate(str(tmp_path / "tls"), tls=spec, namespace="shop")
+    assert sorted(os.listdir(tmp_path / "tls")) == sorted(s + e for s in ("root", "web", "server", "operator")
+                                                          for e in (".crt", ".key"))
+    assert devtls.file_names(spec) == [s + e for s in ("root", "web", "server", "operator") for e in (".crt", ".key")]
+    server = _cert(tmp_path / "tls" / "server.crt")
+    assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "shop-mtls"
+    assert server.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Shop Dev Root"
+    assert result["certificates"]["server"]["sans"] == ["DNS:web", "DNS:web.shop.svc", "DNS:web.shop.svc.cluster.local",
+                                                        "DNS:localhost", "IP:127.0.0.1"]

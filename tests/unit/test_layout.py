@@ -275,3 +275,28 @@ def test_the_wheel_carries_schemas_and_manifests(tmp_path_factory):
         metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         assert "Requires-Python: >=3.11" in metadata
         assert not any(n.startswith("tests/") for n in names)
+
+
+# --- the stack as data (issue 11) --------------------------------------------------------------------------
+def test_the_builder_never_imports_the_installers_deploy_layer():
+    """What both sides need (chart image values, the deploy model) lives in installer/format/."""
+    offenders = [(str(p.relative_to(REPO)), m) for p in sorted((REPO / "bundler").rglob("*.py"))
+                 for m, _line in _absolute_imports(p) if m == "installer.deploy" or m.startswith("installer.deploy.")]
+    assert offenders == []
+
+
+def test_no_products_names_in_the_code():
+    """The default stack's names are its manifest's data (spec.deploy): `grep -ri "stellaops|observability|telemetry"`
+    finds nothing in the code but the build command's default manifest file name (PRODUCT.md: MANIFEST defaults to
+    manifests/telemetry-storage.yaml)."""
+    import re
+
+    found = []
+    for root in (INSTALLER, REPO / "bundler"):
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_text()
+            if path == REPO / "bundler" / "resources.py":
+                text = text.replace('"telemetry-storage.yaml"', "").replace("manifests/telemetry-storage.yaml", "")
+            found += ["%s: %s" % (path.relative_to(REPO), m.group(0))
+                      for m in re.finditer(r"(?i)stellaops|observability|telemetry", text)]
+    assert found == []

@@ -249,3 +249,72 @@ def test_a_trailing_newline_is_not_a_valid_name_or_version(tmp_path, field, valu
     p = _write(tmp_path, "files: []\n", head=head)
     _, problems = _problems(p)
     assert "metadata.%s" % field in problems[0]
+
+
+# --- spec.deploy: the schema, then the loader's cross-checks, each located ---------------------------------
+DEPLOY_BASE = """\
+files:
+  - source: a.yaml
+    target: config/a.yaml
+deploy:
+  namespace: shop
+"""
+
+
+def test_a_deploy_section_loads_into_the_model(tmp_path):
+    p = _write(tmp_path, DEPLOY_BASE + """\
+  compose:
+    env: {SHOP_TLS_DIR: tls}
+  kubernetes:
+    configmaps:
+      - name: shop-config
+        data: [{key: a.yaml, file: config/a.yaml}]
+    secrets:
+      - name: shop-tls
+        data: [{key: tls.crt, site: tls/tls.crt}]
+""")
+    m = load_manifest(str(p))
+    assert m.deploy.namespace == "shop" == m.namespace and m.deploy.env == (("SHOP_TLS_DIR", "tls"),)
+    assert [o.name for o in m.deploy.kubernetes.configmaps + m.deploy.kubernetes.secrets] == ["shop-config", "shop-tls"]
+    assert load_manifest(str(write_manifest(tmp_path / "plain", name="plain"))).namespace == "plain"
+
+
+# (body under `deploy:`, the line and key path the problem names, what it says); the section starts on line 12
+@pytest.mark.parametrize("body,line,path,says", [
+    ("  namespace2: x\n", 12, "spec.deploy.namespace2", "unknown key (allowed: compose, kubernetes, namespace, tls)"),
+    ("  kubernetes: {jobs: []}\n", 12, "spec.deploy.kubernetes.jobs", "unknown key (allowed: configmaps, secrets)"),
+    ("  compose: {env: {PATH: tls}}\n", 12, "spec.deploy.compose.env.PATH", "'PATH' is not allowed here (an environment"),
+    ("  compose: {env: {'A;B': tls}}\n", 12, "spec.deploy.compose.env.A;B", "'A;B' is not allowed here"),
+    ("  compose: {env: {SHOP_DIR: /etc}}\n", 12, "spec.deploy.compose.env.SHOP_DIR", "'/etc' is not one of ['tls', 'token']"),
+    ("  tls: {services: [Web]}\n", 12, "spec.deploy.tls.services[0]", "'Web' does not match the required form (a DNS label"),
+    ("  tls: {ca: {file: ca, cn: 'a/CN=b'}}\n", 12, "spec.deploy.tls.ca.cn", "'a/CN=b' does not match the required form"),
+    ("  kubernetes:\n    configmaps:\n      - name: ../x\n        data: [{key: k, file: config/a.yaml}]\n", 14,
+     "spec.deploy.kubernetes.configmaps[0].name", "'../x' does not match the required form (a Kubernetes object name"),
+    ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, site: tls/tls.key}]\n", 15,
+     "spec.deploy.kubernetes.configmaps[0].data[0]", "needs exactly one of: tenant, file"),
+    ("  kubernetes:\n    secrets:\n      - name: x\n        data: [{key: k, file: config/a.yaml, site: tls/k}]\n", 15,
+     "spec.deploy.kubernetes.secrets[0].data[0]", "needs exactly one of: tenant, file, site"),
+    ("  kubernetes:\n    secrets:\n      - name: x\n        data: [{key: '..k', site: token/t}]\n", 15,
+     "spec.deploy.kubernetes.secrets[0].data[0].key", "'..k' does not match the required form"),
+    ("  kubernetes:\n    secrets:\n      - name: x\n        data: [{key: k, site: token/..}]\n", 15,
+     "spec.deploy.kubernetes.secrets[0].data[0].site", "'token/..' does not match the required form"),
+    # what the schema cannot see, from the loader
+    ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, tenant: loki}]\n", 15,
+     "spec.deploy.kubernetes.configmaps[0].data[0]", "tenant loki is not in spec.tenants"),
+    ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, file: config/b.yaml}]\n", 15,
+     "spec.deploy.kubernetes.configmaps[0].data[0]", "file config/b.yaml is not the target of any spec.files entry"),
+    ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, file: config/a.yaml}]\n"
+     "    secrets:\n      - name: x\n        data: [{key: k, file: config/a.yaml}]\n", 17,
+     "spec.deploy.kubernetes.secrets[0].name", "x is also the name of spec.deploy.kubernetes.configmaps[0]; object names "
+                                               "are unique"),
+    ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, file: config/a.yaml},"
+     " {key: k, file: config/a.yaml}]\n", 15, "spec.deploy.kubernetes.configmaps[0].data[1]", "the key k is given twice in x"),
+    ("  tls:\n    services: [web, tls]\n", 13, "spec.deploy.tls.services[1]", "tls is already a certificate's file name"),
+    ("  tls:\n    ca: {file: c, cn: c}\n    client: {file: c, cn: d}\n", 14, "spec.deploy.tls.client.file",
+     "c is already a certificate's file name"),
+])
+def test_deploy_problems_are_located(tmp_path, body, line, path, says):
+    p = _write(tmp_path, DEPLOY_BASE + body)
+    _, problems = _problems(p)
+    wanted = "%s:%d: %s: %s" % (p, line, path, says)
+    assert any(x.startswith(wanted) for x in problems), (wanted, problems)
