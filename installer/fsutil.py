@@ -24,6 +24,24 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (os.write may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_new(path: str, data: bytes, mode: int) -> None:
+    """Create ``path`` (never an existing file, never through a link) with exactly ``mode``, whole and fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        os.fchmod(fd, mode)  # the umask never widens or narrows it
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Temp file with exactly ``mode`` (whatever the umask), fsync, rename, fsync the folder:
     readers see the old or the new file, whole; a failure leaves no temp file behind."""
@@ -32,9 +50,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import InternalError, LocalEnvironmentError, UsageError
 from installer.format.deployspec import Certificate, TlsSpec
-from installer.fsutil import fsync_dir
+from installer.fsutil import fsync_dir, write_new
 
 NAMESPACE = "default"  # the Kubernetes names of the services, when no namespace is given
 CLUSTER_DOMAIN = "cluster.local"
@@ -398,18 +398,6 @@ def _pem_der(pem: bytes, what: str) -> bytes:
     return base64.b64decode(b"".join(match.group(1).split()))
 
 
-def _write_new(path: str, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        os.fchmod(fd, mode)  # the umask never widens or narrows it
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _prepare_dir(out_dir: str) -> None:
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError("%s exists and is not a folder" % out_dir)
@@ -441,7 +429,7 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
     try:
         try:
             for name in order:
-                _write_new(os.path.join(stage, name), material[name],
+                write_new(os.path.join(stage, name), material[name],
                            KEY_MODE if name.endswith(".key") else CERT_MODE)
             for name in order:
                 src, dst = os.path.join(stage, name), os.path.join(out_dir, name)

@@ -83,6 +83,7 @@ def rewrite_compose(text: str, refs: SiteRefs, version_dir: str, where: str) -> 
 
 
 def site_name(registry: Optional[str]) -> str:
+    """The deploy/ folder name for a site: the --registry value with ':' and '/' turned into '_', or "docker"."""
     return registry.strip().strip("/").replace(":", "_").replace("/", "_") if registry else "docker"
 
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from installer.format.delta import INVENTORY_KIND
 from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, UnsafeMember
-from installer.fsutil import CHUNK, PathRefused, open_under, sha256_fd
+from installer.fsutil import CHUNK, PathRefused, open_under, sha256_fd, write_all
 from installer.kit.layout import Kit
 from installer.format.sums import MAX_SUMS_BYTES, SUMS_NAME, bundle_id, parse_sums
 
@@ -113,9 +113,7 @@ def _copy_from(fd: int, dest: str, mode: int, digest: str, path: str) -> int:
             if not data:
                 break
             h.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out_fd, view):]
+            write_all(out_fd, data)
             size += len(data)
         os.fchmod(out_fd, mode)
         os.fsync(out_fd)

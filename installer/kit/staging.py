@@ -19,7 +19,7 @@ from installer.errors import LocalEnvironmentError, UnsafeMember
 from installer.format.imagecheck import MAX_INDEX_BYTES
 from installer.format.meta import canonical_json
 from installer.format.paths import contained
-from installer.fsutil import fsync_dir, read_under, write_atomic
+from installer.fsutil import fsync_dir, read_under, write_all, write_atomic
 from installer.kit.layout import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
 
 SPACE_MARGIN = 16 * 1024 * 1024
@@ -55,9 +55,7 @@ class StagingSink:
             raise UnsafeMember("member %s would overwrite a file already written" % path) from exc
         try:
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, chunk)
             os.fchmod(fd, 0o555 if executable else 0o444)
             os.fsync(fd)
             if not path.startswith(("SHA256SUMS", "bundle.json", "DELTA.json")):

@@ -36,11 +36,6 @@ def parse_site(value: str) -> Tuple[str, str]:
     return host, prefix
 
 
-def site_name(value: str) -> str:
-    """The deploy/ folder name for a site: the --registry value with ':' and '/' turned into '_'."""
-    return value.strip().strip("/").replace(":", "_").replace("/", "_")
-
-
 def site_repositories(meta: BundleHead, prefix: str, strip: bool) -> Dict[str, str]:
     """ref -> repository on the site ([PREFIX/]<source host>/<path>); --strip-source-host collisions are exit 3."""
     out: Dict[str, str] = {}
