@@ -9,7 +9,8 @@ from bundler.emit import standalone
 from installer.errors import UsageError
 
 from bundler.seal.archive import parse_size
-from bundler.build import SourceOptions, build, lock, seal
+from bundler.build import build, seal
+from bundler.stage.stage import SourceOptions, lock
 from bundler.resources import default_manifest
 
 

@@ -15,7 +15,8 @@ import tarfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from bundler.build import SourceOptions, build
+from bundler.build import build
+from bundler.stage.stage import SourceOptions
 from installer.install import DeployOptions, Installer
 
 from .memregistry import MemRegistry

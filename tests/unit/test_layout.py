@@ -98,9 +98,10 @@ BUNDLER_LAYERS = [
     ("plan", ["bundler.plan"]),
     ("pull", ["bundler.pull"]),
     ("stage", ["bundler.stage"]),
+    ("delta", ["bundler.delta"]),
     ("seal", ["bundler.seal"]),
-    ("build", ["bundler.build"]),
     ("emit", ["bundler.emit"]),
+    ("build", ["bundler.build"]),
     ("commands", ["bundler.commands", "bundler.cli", "bundler.__main__"]),
 ]
 

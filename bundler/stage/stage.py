@@ -1,0 +1,220 @@
+"""Staging one version: plan its members from the manifest, pull its images and charts, check the charts
+render against the bundle, and describe it in bundle.json (through the typed model) and SHA256SUMS."""
+
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from installer import TOOL_NAME, __version__
+from installer.errors import ContentMismatch, UsageError
+from installer.fsutil import file_chunks, sha256_file
+from installer.format.meta import canonical_json
+from installer.format.model import BundleFile, BundleHead, Json, Member, Tenant, Tool
+from installer.format.oci import LAYOUT_FILE
+from installer.format.paths import INDEX_PATH, LAYOUT_PATH, blob_path, c_key
+from installer.progress import Progress
+from installer.format.reference import parse_mirror
+from installer.format.sums import META_NAME, format_sums
+
+from installer.site.transport import Transport
+
+from bundler.pull.charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
+from bundler.stage.helmcheck import check_charts
+from bundler.plan.lock import LockCheck, write_lock
+from bundler.pull.images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
+from bundler.plan.manifest import Manifest, load_manifest
+from bundler.plan.tenants import check_tenant_files
+
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PlannedMember:
+    path: str
+    source_path: str          # a file to stream from, or "" when ``data`` holds the bytes
+    size: int
+    sha256: str
+    executable: bool
+    data: Optional[bytes] = None
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter((self.data,)) if self.data is not None else file_chunks(self.source_path)
+
+
+def bytes_member(path: str, data: bytes) -> PlannedMember:
+    return PlannedMember(path, "", len(data), hashlib.sha256(data).hexdigest(), False, data)
+
+
+def build_time(manifest: Manifest) -> Tuple[int, str]:
+    """SOURCE_DATE_EPOCH, else metadata.created, else 0: never the clock."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env is not None and env.strip():
+        if not env.strip().isdigit():
+            raise UsageError("SOURCE_DATE_EPOCH must be a whole number of seconds, not %r" % env)
+        epoch = int(env)
+    elif manifest.created:
+        stamp = datetime.datetime.strptime(manifest.created, "%Y-%m-%dT%H:%M:%SZ")
+        epoch = int(stamp.replace(tzinfo=datetime.timezone.utc).timestamp())
+    else:
+        epoch = 0
+    iso = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return epoch, iso
+
+
+def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[BundleFile], List[Tenant]]:
+    """Hash every source once; check pins. Returns members, bundle.json files and tenants."""
+    members: List[PlannedMember] = []
+    files: List[BundleFile] = []
+    mismatches: List[str] = []
+    for i, entry in enumerate(manifest.files):
+        digest, size = sha256_file(entry.source_path)
+        if entry.sha256 and entry.sha256 != digest:
+            mismatches.append("%s: %s has sha256 %s, the manifest pins %s"
+                              % (manifest.doc.where(("spec", "files", i, "sha256")), entry.source, digest, entry.sha256))
+        members.append(PlannedMember(entry.target, entry.source_path, size, digest, entry.executable))
+        files.append(BundleFile(entry.target, digest, size, entry.executable, source=entry.source))
+    if mismatches:
+        raise ContentMismatch("a file differs from its pinned sha256", mismatches)
+    tenants: List[Tenant] = []
+    for entry in manifest.tenants:
+        digest, size = sha256_file(entry.source_path)
+        members.append(PlannedMember(entry.target, entry.source_path, size, digest, False))
+        tenants.append(Tenant(entry.component, entry.target, source=entry.source, sha256=digest, size=size))
+    members.sort(key=lambda m: c_key(m.path))
+    return members, sorted(files, key=lambda f: c_key(f.target)), tenants
+
+
+def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[List[PulledChart]] = None
+                  ) -> List[PlannedMember]:
+    """images/: the OCI layout (every blob once, streamed from the verified cache); charts/: archives and values."""
+    charts = charts or []
+    members: List[PlannedMember] = []
+    for chart in charts:
+        members.append(PlannedMember(chart.entry.path, cache.path(chart.tgz_digest), chart.entry.size,
+                                     chart.entry.sha256, False))
+        if chart.values is not None and chart.entry.values is not None:
+            members.append(bytes_member(chart.entry.values, chart.values))
+    if not images and not charts:
+        return members
+    blobs: Dict[str, int] = {}
+    for image in images:
+        blobs.update(image.blobs)
+    for chart in charts:
+        blobs.update(chart.blobs)
+    members += [PlannedMember(blob_path(d), cache.path(d), size, d.split(":", 1)[1], False) for d, size in blobs.items()]
+    members.append(bytes_member(INDEX_PATH, layout_index(images)))
+    members.append(bytes_member(LAYOUT_PATH, LAYOUT_FILE))
+    return members
+
+
+def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[BundleFile],
+                    tenants: List[Tenant], images: Optional[List[PulledImage]] = None,
+                    mirrors: Optional[List[Json]] = None, charts: Optional[List[PulledChart]] = None,
+                    lock: Optional[Json] = None) -> BundleHead:
+    """bundle.json for these members (in C order): images sorted by reference, charts by name."""
+    return BundleHead(
+        name=manifest.name, version=manifest.version, created=created, tool=Tool(TOOL_NAME, __version__),
+        members=tuple(Member(m.path, m.size, m.executable) for m in members),
+        total_size=sum(m.size for m in members),
+        files=tuple(files), tenants=tuple(tenants),
+        images=tuple(i.entry for i in sorted(images or [], key=lambda i: i.entry.ref)),
+        charts=tuple(c.entry for c in sorted(charts or [], key=lambda c: c.name)),
+        mirrors=mirrors or [], lock=lock if lock is not None else {"status": "none"},
+        deploy=manifest.deploy)  # signed with the rest; the installer parses it strictly (format/deployspec.py)
+
+
+class Staged:
+    """Everything but the signature: what `build --unsigned` stops at and `seal` finishes."""
+
+    def __init__(self, manifest: Manifest, epoch: int, meta_bytes: bytes, sums: bytes,
+                 members: List[PlannedMember]) -> None:
+        self.manifest = manifest
+        self.epoch = epoch
+        self.meta_bytes = meta_bytes
+        self.sums = sums
+        self.members = members
+        self.helm_check: Dict[str, str] = {}
+        self.warnings: List[str] = []
+        self.delta_bytes: Optional[bytes] = None  # a delta's DELTA.json (written fourth)
+        self.omitted: Dict[str, int] = {}
+        self.cache: Optional[BlobCache] = None  # where images/blobs/ come from; None when sealing a plan
+
+
+@dataclass
+class SourceOptions:
+    """Where images come from (cache, mirrors, TLS trust, insecure hosts) and how the lock file applies."""
+    cache_dir: str = ""
+    mirrors: Tuple[str, ...] = ()
+    registry_ca: Optional[str] = None
+    insecure: Tuple[str, ...] = ()
+    show_progress: bool = True
+    lock_mode: str = "default"  # default | locked | ignore
+    transport: Optional[Transport] = None  # to the registries; None: the real one (tests pass an in-memory registry)
+
+
+def pull_all(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Optional[LockCheck] = None,
+          fetch: bool = True) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[dict]]:
+    cache = BlobCache(opts.cache_dir or default_cache_dir())
+    if not manifest.images and not manifest.charts:
+        return [], [], cache, []
+    if opts.registry_ca and not os.path.isfile(opts.registry_ca):
+        raise UsageError("the CA file %s does not exist" % opts.registry_ca)
+    registry_specs, url_mirrors = split_mirrors(opts.mirrors)
+    mirrors = [parse_mirror(m) for m in registry_specs]
+    progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
+    puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress, transport=opts.transport)
+    where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
+    images = pull_images(manifest.images, where, puller, lockcheck, fetch)
+    fetcher = ChartFetcher(cache, puller, url_mirrors, opts.registry_ca, opts.insecure, epoch)
+    chart_where = [manifest.doc.where(("spec", "charts", i)) for i in range(len(manifest.charts))]
+    charts = fetch_charts(manifest.charts, chart_where, fetcher, os.path.dirname(os.path.abspath(manifest.path)))
+    if lockcheck is not None:
+        for chart in charts:
+            lockcheck.chart(chart.name, chart.version, chart.lock_digest)
+    used: Dict[str, dict] = {}
+    for image in images:
+        if image.mirror is not None:
+            used.setdefault(image.mirror.source, dict(image.mirror.to_json(), refs=[]))["refs"].append(str(image.ref))
+    for chart in charts:
+        if chart.mirror is not None:
+            used.setdefault(chart.mirror["source"], dict(chart.mirror, refs=[]))["refs"].append(
+                "chart %s %s" % (chart.name, chart.version))
+    for entry in used.values():
+        entry["refs"].sort()
+    return images, charts, cache, [used[k] for k in sorted(used)]
+
+
+def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
+    opts = opts or SourceOptions()
+    check_tenant_files(manifest.tenants)
+    epoch, created = build_time(manifest)
+    lockcheck = LockCheck(manifest, opts.lock_mode)
+    members, files, tenants = plan_members(manifest)
+    for m in members:
+        lockcheck.file(m.path, m.sha256)
+    images, charts, cache, mirrors = pull_all(manifest, opts, epoch, lockcheck)
+    lock_status = lockcheck.finish()
+    helm_check = check_charts(charts, images, cache, manifest.namespace)
+    members = sorted(members + image_members(images, cache, charts), key=lambda m: c_key(m.path))
+    head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status)
+    meta_bytes = canonical_json(head.to_dict())
+    entries = {m.path: m.sha256 for m in members}
+    entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
+    staged = Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
+    staged.helm_check = helm_check
+    staged.warnings = lockcheck.warnings
+    staged.cache = cache
+    return staged
+
+
+def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> dict:
+    """Resolve every image, chart and file of the manifest and write <stem>.lock.json beside it."""
+    manifest = load_manifest(manifest_path)
+    opts = opts or SourceOptions()
+    epoch, _ = build_time(manifest)
+    members, _files, _tenants = plan_members(manifest)
+    images, charts, _cache, _mirrors = pull_all(manifest, opts, epoch, None, fetch=False)
+    return write_lock(manifest, images, charts, {m.path: m.sha256 for m in members})
