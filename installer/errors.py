@@ -1,6 +1,6 @@
 """Every failure the user can see, grouped by whose fault it is.
 
-Each class owns its exit code (PRODUCT.md "Exit codes"); the message is the one sentence the
+Each class owns its exit code (docs/FORMAT.md "Exit codes"); the message is the one sentence the
 user reads. ``problems`` carries one line per problem when there are several.
 """
 

@@ -1,6 +1,6 @@
 """`install`: verify and stage in one streaming pass, promote, deploy, switch `current`.
 
-Phases (PRODUCT.md "Kit and install phases"), each recorded in the receipt:
+Phases (docs/FORMAT.md "Kit and install phases"), each recorded in the receipt:
   1 verify and stage   2 promote to bundles/   3 push and load   4 render site outputs
   5 switch current     6 move registry tags, apply
 A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined with its reason.

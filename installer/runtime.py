@@ -1,4 +1,4 @@
-"""Speed-up wheels for the standalone installer (PRODUCT.md "Standalone installer").
+"""Speed-up wheels for the standalone installer (docs/FORMAT.md "Standalone installer").
 
 ``offline-bundle-installer-<ver>/`` may carry ``wheels/`` (e.g. cryptography and zstandard for the
 site's Pythons) beside ``installer.pyz``. ``activate()`` runs before the CLI: it reads every wheel into

@@ -1,4 +1,4 @@
-"""Export the standalone installer (PRODUCT.md "Standalone installer").
+"""Export the standalone installer (docs/FORMAT.md "Standalone installer").
 
 ``export_installer`` writes ``OUT/offline-bundle-installer-<ver>/``:
 

@@ -1,4 +1,4 @@
-"""Lock files: `<stem>.lock.json` beside the manifest pins every resolution (PRODUCT.md "Manifest").
+"""Lock files: `<stem>.lock.json` beside the manifest pins every resolution (README "Using it").
 
 `lock` resolves each image reference to the digest its tag points at now, each chart to its archive's
 digest (the repository index's for HTTP charts, the manifest's for OCI charts, the package's for local

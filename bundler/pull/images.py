@@ -1,4 +1,4 @@
-"""Pull images into a content-addressed cache and describe them for the bundle (PRODUCT.md "Archive format").
+"""Pull images into a content-addressed cache and describe them for the bundle (docs/FORMAT.md "Archive format").
 
 Rules that keep digests intact:
 - manifests and blobs are kept byte-exact as served, every byte re-hashed against its digest;

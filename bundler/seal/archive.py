@@ -1,7 +1,7 @@
 """Write format-1 archives: explicit, deterministic tar headers inside one zstd frame.
 
 Nothing here reads the clock, the umask or a file's owner: the same members, order, sizes and
-time give the same bytes (PRODUCT.md "Reproducibility").
+time give the same bytes (docs/FORMAT.md "Reproducibility").
 """
 
 import hashlib

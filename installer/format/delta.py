@@ -1,4 +1,4 @@
-"""Blob-level deltas (PRODUCT.md "Archive format"; issue 5).
+"""Blob-level deltas (docs/FORMAT.md "Archive format"; issue 5).
 
 `inventory` lists what a kit holds — bundle names, versions, bundle_ids and the sha256 of every file —
 with no paths, hosts or registries, so it can pass an outbound review. A delta archive carries only the

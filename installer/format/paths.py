@@ -1,4 +1,4 @@
-"""Member path rules and member layout of format 1 (PRODUCT.md "Archive format").
+"""Member path rules and member layout of format 1 (docs/FORMAT.md "Archive format").
 
 A path is checked here before it is ever joined to a folder on disk. The builder names members with the
 same functions the installer checks them with (`tenant_path`, `chart_path`, ...): one rule, one place.

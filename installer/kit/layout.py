@@ -1,4 +1,4 @@
-"""The Offline Kit on disk (PRODUCT.md "Kit and install phases").
+"""The Offline Kit on disk (docs/FORMAT.md "Kit and install phases").
 
 KIT/bundles/<name>/<version>/   verified trees, read-only, exactly the archive tree
 KIT/current/<name>              relative symlink, switched by renaming a temporary link over it

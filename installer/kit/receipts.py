@@ -1,5 +1,5 @@
 """Receipts: one JSON document per install or rollback attempt, rewritten atomically after every phase
-(PRODUCT.md "Kit and install phases"). The document is installer/format/model.py's ReceiptRecord."""
+(docs/FORMAT.md "Kit and install phases"). The document is installer/format/model.py's ReceiptRecord."""
 
 import os
 from dataclasses import replace

@@ -1,4 +1,4 @@
-"""Registry credentials, scoped as PRODUCT.md says ("Credentials").
+"""Registry credentials, given only to the host actually contacted (docs/SECURITY.md, "Registries" in docs/FORMAT.md).
 
 - Docker's config.json (`$DOCKER_CONFIG/config.json`, else ~/.docker/config.json): `auths`,
   `credHelpers`, `credsStore`, for the host actually contacted (a mirror, never the original).

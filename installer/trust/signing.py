@@ -174,7 +174,7 @@ def _verify_cryptography(key: PublicKey, data: bytes, signature: bytes) -> bool:
 
 def openssl_verify_command(algorithm: str, pub: str = "bundle.pub", data: str = "SHA256SUMS",
                            sig: str = "SHA256SUMS.sig") -> List[str]:
-    """The exact reviewer command for this key type (PRODUCT.md "Archive format")."""
+    """The exact reviewer command for this key type (docs/FORMAT.md "Archive format")."""
     if algorithm == ED25519:
         return ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", data, "-sigfile", sig]
     return ["openssl", "dgst", "-sha256", "-verify", pub, "-signature", sig, data]

@@ -1,6 +1,6 @@
 """Read a bundle archive once, trusting nothing before it is checked.
 
-The steps are those of PRODUCT.md "Verifying", numbered the same way below:
+The steps are those of docs/FORMAT.md "Verifying", numbered the same way below:
   (1) SHA256SUMS and SHA256SUMS.sig come first; the signature is checked with a trusted key over the
       raw bytes, before any line of them is parsed.
   (2) bundle.json (and DELTA.json) must match their signed lines; its paths must equal the list.

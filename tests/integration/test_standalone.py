@@ -1,4 +1,4 @@
-"""The standalone installer (PRODUCT.md "Standalone installer", issue 5 item 1, issue 10 item 9).
+"""The standalone installer (docs/FORMAT.md "Standalone installer", issue 5 item 1, issue 10 item 9).
 
 `installer.pyz` runs on an interpreter with NO cryptography, zstandard or pip (a `--without-pip`
 venv of /usr/bin/python3), falling back to the openssl and zstd programs; it is byte-identical for

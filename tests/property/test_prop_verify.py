@@ -89,7 +89,7 @@ def run_verify(archive: bytes, keys):
     label(out)
     if out.error is not None:
         assert isinstance(out.error, BundleError)
-        assert out.error.exit_code in (3, 4, 5, 6), out.error  # archive problems only (PRODUCT.md "Exit codes")
+        assert out.error.exit_code in (3, 4, 5, 6), out.error  # archive problems only (docs/FORMAT.md "Exit codes")
     return out
 
 

@@ -10,7 +10,7 @@ from installer.format.meta import canonical_json, member_paths, parse_meta
 
 
 def valid_doc():
-    """A bundle.json written by hand from PRODUCT.md "Archive format"."""
+    """A bundle.json written by hand from docs/FORMAT.md "Archive format"."""
     members = [
         {"path": "charts/prometheus-27.0.0.tgz", "size": 40960},
         {"path": "config/prometheus.yaml", "size": 1234},

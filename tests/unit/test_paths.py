@@ -1,4 +1,4 @@
-"""installer/format/paths.py: member path rules of format 1 (PRODUCT.md "Archive format")."""
+"""installer/format/paths.py: member path rules of format 1 (docs/FORMAT.md "Archive format")."""
 
 import os
 import subprocess
