@@ -135,7 +135,7 @@ class Installer:
                     Interrupted(2) if isinstance(exc, KeyboardInterrupt) else InternalError(str(exc) or type(exc).__name__))
                 self.fail(error)
                 if isinstance(exc, KeyboardInterrupt):
-                    raise error
+                    raise error from exc
                 raise
 
     def _phases(self, keys) -> dict:
@@ -262,7 +262,7 @@ class Installer:
         try:
             fd = open_regular(path, MAX_SECRET_BYTES)
         except PathRefused as exc:
-            raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why))
+            raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why)) from exc
         if os.fstat(fd).st_uid == os.geteuid():
             os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
         return read_fd(fd, MAX_SECRET_BYTES, path)

@@ -107,11 +107,11 @@ class ChartRepoClient:
             try:
                 resp = self._http().get(url, stream=True, timeout=60, verify=verify, allow_redirects=False,
                                         headers={"Accept-Encoding": "identity"})
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:
                 raise RegistryError("%s: cannot verify the TLS certificate of %s; pass --registry-ca FILE"
-                                    % (where, _host(parts)))
+                                    % (where, _host(parts))) from exc
             except requests.exceptions.RequestException as exc:
-                raise RegistryError("%s: cannot reach %s (%s)" % (where, _host(parts), type(exc).__name__))
+                raise RegistryError("%s: cannot reach %s (%s)" % (where, _host(parts), type(exc).__name__)) from exc
             if resp.status_code in REDIRECTS and resp.headers.get("Location"):
                 resp.close()
                 previous, url = url, urllib.parse.urljoin(url, resp.headers["Location"])
@@ -148,7 +148,7 @@ class ChartRepoClient:
                     yield chunk
             except requests.exceptions.RequestException as exc:
                 raise RegistryError("%s: the connection to %s failed while reading %s (%s)"
-                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url), type(exc).__name__))
+                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url), type(exc).__name__)) from exc
         finally:
             resp.close()
 

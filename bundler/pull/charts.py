@@ -155,8 +155,8 @@ class ChartFetcher:
         with self.http.spool(url + "/index.yaml", where, LIMITS.index_bytes, "a chart repository index") as fh:
             try:
                 index = yaml.safe_load(fh)
-            except (yaml.YAMLError, RecursionError):
-                raise RegistryError("%s: %s/index.yaml is not valid YAML" % (where, url))
+            except (yaml.YAMLError, RecursionError) as exc:
+                raise RegistryError("%s: %s/index.yaml is not valid YAML" % (where, url)) from exc
         entries = index.get("entries") if isinstance(index, dict) else None
         versions = entries.get(entry["name"]) if isinstance(entries, dict) else None
         if not isinstance(entries, dict) or not isinstance(versions, (list, type(None))):
@@ -241,8 +241,8 @@ def chart_metadata(path: str, where: str) -> Tuple[str, str, dict]:
     """(name, version, Chart.yaml as a dict) from a chart archive on disk, read through the caps."""
     try:
         doc = yaml.safe_load(_chart_yaml(path, where))
-    except (yaml.YAMLError, RecursionError):
-        raise InvalidInput("%s: the chart's Chart.yaml is not valid YAML" % where)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise InvalidInput("%s: the chart's Chart.yaml is not valid YAML" % where) from exc
     if not isinstance(doc, dict) or not doc.get("name") or not doc.get("version"):
         raise InvalidInput("%s: Chart.yaml has no name and version" % where)
     version = str(doc["version"])
@@ -274,13 +274,13 @@ def _chart_yaml(path: str, where: str) -> bytes:
     """The bytes of ``<top>/Chart.yaml``, read with the installer's own tar reader through the caps."""
     try:
         found = _top_chart_yamls(path)
-    except _TooBig:
+    except _TooBig as exc:
         raise InvalidInput("%s: the chart archive unpacks to more than %d MiB (Helm refuses charts over 100 MiB); "
-                           "refused" % (where, LIMITS.unpacked_bytes // MiB))
-    except (OSError, EOFError, zlib.error):
-        raise InvalidInput("%s: the chart archive is not a readable gzip file" % where)
+                           "refused" % (where, LIMITS.unpacked_bytes // MiB)) from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInput("%s: the chart archive is not a readable gzip file" % where) from exc
     except (InvalidInput, UnsafeMember) as exc:
-        raise InvalidInput("%s: the chart archive is not a readable tar (%s)" % (where, exc.message))
+        raise InvalidInput("%s: the chart archive is not a readable tar (%s)" % (where, exc.message)) from exc
     if len(found) != 1:
         raise InvalidInput("%s: the chart archive has %s Chart.yaml at its top, not one" % (where, len(found) or "no"))
     if found[0] is None:
@@ -377,10 +377,10 @@ def values_json(path: str, where: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             doc = yaml.safe_load(fh.read())
-    except FileNotFoundError:
-        raise InvalidInput("%s: the values file %s does not exist" % (where, path))
+    except FileNotFoundError as exc:
+        raise InvalidInput("%s: the values file %s does not exist" % (where, path)) from exc
     except yaml.YAMLError as exc:
-        raise InvalidInput("%s: the values file %s is not valid YAML (%s)" % (where, path, exc))
+        raise InvalidInput("%s: the values file %s is not valid YAML (%s)" % (where, path, exc)) from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -71,7 +71,7 @@ class BlobCache:
         try:
             fd = os.open(self.path(digest), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
-            raise ContentMismatch("the cache entry for %s cannot be read (%s); build again" % (digest, exc.strerror))
+            raise ContentMismatch("the cache entry for %s cannot be read (%s); build again" % (digest, exc.strerror)) from exc
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ContentMismatch("the cache entry for %s is not a regular file; remove it" % digest)

@@ -393,8 +393,8 @@ def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
 
     try:
         n = int(keep) if keep is not None else 3
-    except ValueError:
-        raise UsageError("--keep takes a number, not %r" % keep)
+    except ValueError as exc:
+        raise UsageError("--keep takes a number, not %r" % keep) from exc
     return gc(kit, n)
 
 

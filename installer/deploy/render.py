@@ -167,8 +167,8 @@ def _member_text(version_dir: str, path: str, size: int) -> str:
     """A file of the installed version, read without following a link and no larger than its signed size."""
     try:
         return read_installed(version_dir, path, size).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("%s is not UTF-8 text" % path)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("%s is not UTF-8 text" % path) from exc
 
 
 def _write(root: str, rel: str, data: bytes) -> None:

@@ -99,8 +99,8 @@ class ImageGraph:
             doc = json.loads(self.captured[INDEX_PATH])
             entries = doc["manifests"]
             assert isinstance(entries, list)
-        except (KeyError, ValueError, AssertionError, TypeError, RecursionError):
-            raise InvalidInput("images/index.json is not an OCI image index")
+        except (KeyError, ValueError, AssertionError, TypeError, RecursionError) as exc:
+            raise InvalidInput("images/index.json is not an OCI image index") from exc
         out = {}
         for entry in entries:
             annotations = entry.get("annotations") if isinstance(entry, dict) else None

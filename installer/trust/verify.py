@@ -296,8 +296,8 @@ def open_archive(path: str):
         return PartsReader(split[1])
     try:
         return open_regular(path, "the archive %s" % path, follow=True)[0]
-    except FileNotFoundError:
-        raise UsageError("the archive %s does not exist" % path)
+    except FileNotFoundError as exc:
+        raise UsageError("the archive %s does not exist" % path) from exc
 
 
 def archive_base(path: str) -> str:
