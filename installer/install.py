@@ -369,7 +369,8 @@ class Installer:
             self.receipt = None  # recorded: fail() must not write over it
             exc.message += " (the version is installed and current; run the same install again to finish)"
             raise
-        detail = ("%s: %d tags moved, %d already current" % (self.deploy.registry, report["tags_moved"], report["tags_current"])
+        detail = ("%s: %d tags moved, %d already current"
+                  % (self.deploy.registry, report["tags_moved"], report["tags_current"])
                   if pusher is not None else "")
         if "apply" in report:
             detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in sorted(

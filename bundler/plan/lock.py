@@ -101,7 +101,8 @@ class LockCheck:
             self._note("chart %s is not in the lock file" % name)
         elif entry["version"] != version or entry["digest"] != digest:
             # A pin that differs from what is served is exit 5 even without --locked.
-            self.problems.append("chart %s %s is %s; the lock pins %s %s" % (name, version, digest, entry["version"], entry["digest"]))
+            self.problems.append("chart %s %s is %s; the lock pins %s %s"
+                                 % (name, version, digest, entry["version"], entry["digest"]))
 
     def file(self, target: str, sha256: str) -> None:
         if not self.lock:

@@ -120,7 +120,8 @@ class ChartRepoClient:
                 resp.close()
                 raise RegistryError("%s: %s answered HTTP %d" % (where, shown_url(url), resp.status_code))
             return resp
-        raise RegistryError("%s: %s redirected more than %d times; refused" % (where, shown_url(first), LIMITS.redirects))
+        raise RegistryError("%s: %s redirected more than %d times; refused"
+                            % (where, shown_url(first), LIMITS.redirects))
 
     def chunks(self, url: str, where: str, cap: int, what: str) -> Iterator[bytes]:
         """(4) The body of GET ``url`` in chunks, at most ``cap`` bytes or RegistryError."""

@@ -181,7 +181,8 @@ class ChartFetcher:
         data = self.cache.read(image.top.digest)
         config, layers = parse_manifest(data, image.top.media_type, where)
         if config is None or config.media_type != HELM_CONFIG:
-            raise InvalidInput("%s: %s is not a Helm chart (config %s)" % (where, entry["ref"], config and config.media_type))
+            raise InvalidInput("%s: %s is not a Helm chart (config %s)"
+                               % (where, entry["ref"], config and config.media_type))
         chart_layers = [layer for layer in layers if layer.media_type == HELM_CHART]
         if len(chart_layers) != 1:
             raise InvalidInput("%s: %s has %d chart layers, not one" % (where, entry["ref"], len(chart_layers)))

@@ -88,10 +88,12 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
     except (KeyError, IndexError, TypeError) as exc:
         raise DeployError("%s: docker save produced no usable manifest.json for %s" % (where, name)) from exc
     if config_digest != image.id:
-        raise ContentMismatch("%s: Docker's image ID %s is not the sha256 of its config %s" % (where, image.id, config_digest))
+        raise ContentMismatch("%s: Docker's image ID %s is not the sha256 of its config %s"
+                              % (where, image.id, config_digest))
     platform = config_platform(cache.read(config_digest))
     if wanted and not any(platform_matches(w, platform) for w in wanted):
-        raise InvalidInput("%s: %s is %s; platforms asks for %s" % (where, name, platform_string(platform), ", ".join(wanted)))
+        raise InvalidInput("%s: %s is %s; platforms asks for %s"
+                           % (where, name, platform_string(platform), ", ".join(wanted)))
     manifest = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},

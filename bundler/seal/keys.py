@@ -91,7 +91,8 @@ def load_signer(path: str) -> Signer:
     except TypeError as exc:
         if passphrase:
             raise TrustError("the private key %s is not encrypted but a passphrase was given" % path) from exc
-        raise TrustError("the private key %s is encrypted: set BUNDLE_KEY_PASSPHRASE_FILE or BUNDLE_KEY_PASSPHRASE" % path) from exc
+        raise TrustError("the private key %s is encrypted: set BUNDLE_KEY_PASSPHRASE_FILE or BUNDLE_KEY_PASSPHRASE"
+                         % path) from exc
     except ValueError as exc:
         if passphrase:
             raise TrustError("cannot decrypt the private key %s: wrong passphrase or not a key" % path) from exc

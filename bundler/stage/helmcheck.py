@@ -73,7 +73,8 @@ def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict, namespace
         try:
             yield from yaml.safe_load_all(io.TextIOWrapper(out, encoding="utf-8", errors="replace"))
         except (yaml.YAMLError, RecursionError) as exc:
-            raise InvalidInput("chart %s renders YAML that cannot be read (%s)" % (chart.name, type(exc).__name__)) from exc
+            raise InvalidInput("chart %s renders YAML that cannot be read (%s)"
+                               % (chart.name, type(exc).__name__)) from exc
 
 
 def _render(argv: List[str], name: str, env: dict, out) -> None:

@@ -123,7 +123,8 @@ def verify_kit(kit: str, trust: Sequence[str], name: Optional[str], version: Opt
 
 def text_verify(r: dict) -> List[str]:
     if "versions" in r:
-        return ["OK %s %s: every file matches its signed SHA256SUMS; signed by %s" % (c["name"], c["version"], c["signer"])
+        return ["OK %s %s: every file matches its signed SHA256SUMS; signed by %s"
+                % (c["name"], c["version"], c["signer"])
                 for c in r["versions"]] or ["kit %s holds no bundles" % r["kit"]]
     delta = r.get("delta")
     extra = []
@@ -201,7 +202,8 @@ def text_inspect(r: dict) -> List[str]:
                      "head; pass --trust KEY, or run verify)" % (big["member"], big["size"], big["cap"]))
     if r["name"] is not None:
         tool = r["tool"]
-        lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], tool["name"], tool["version"]))
+        lines.append("%s %s  created %s  by %s %s"
+                     % (r["name"], r["version"], r["created"], tool["name"], tool["version"]))
     if r["bundle_id"]:
         lines.append("bundle_id %s" % r["bundle_id"])
     if r["name"] is None:
@@ -259,12 +261,14 @@ def text_install(r: dict) -> List[str]:
         lines += ["  (not written: %s)" % s for s in out.get("kubernetes_skipped", [])]
     applied = (r.get("deploy") or {}).get("apply") or {}
     if applied:
-        lines.append("apply: %s" % "; ".join("%s: %s" % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
+        lines.append("apply: %s" % "; ".join("%s: %s"
+                                             % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
         if applied.get("kubernetes", "").startswith("no kubeconfig"):
             lines += ["  %s" % c for c in applied.get("commands", [])]
     dk = r.get("docker") or {}
     if dk:
-        lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
+        lines.append("docker (%s): %d images loaded, each ID equal to its config digest"
+                     % (dk["platform"], len(dk["images"])))
         lines += ["  %s  %s" % (i["id"][:19], ", ".join(i["tags"]) or i["ref"]) for i in dk["images"]]
     return lines
 
@@ -346,7 +350,8 @@ def text_status(r: dict) -> List[str]:
                 "  installed %s" % v["installed_at"] if v["installed_at"] else "",
                 "  verified: every file matches its signed SHA256SUMS" if v.get("integrity") == "ok" else ""))
         for o in b.get("outputs", []):
-            lines.append("  outputs for %s, site %s: %s (%d files)" % (o["version"], o["site"], o["folder"], len(o["files"])))
+            lines.append("  outputs for %s, site %s: %s (%d files)"
+                         % (o["version"], o["site"], o["folder"], len(o["files"])))
         last = b["last"]
         if last:
             lines.append("  last install: %s %s at %s%s" % (last["outcome"], last["version"], last["finished"],

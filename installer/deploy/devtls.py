@@ -439,12 +439,14 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
                     try:
                         os.link(src, dst)
                     except FileExistsError as exc:
-                        raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)" % dst) from exc
+                        raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)"
+                                         % dst) from exc
                     except OSError as exc:
                         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                             raise
                         if os.path.lexists(dst):
-                            raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)" % dst) from exc
+                            raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)"
+                                             % dst) from exc
                         os.rename(src, dst)
                 placed.append(dst)
         except OSError as exc:

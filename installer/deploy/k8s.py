@@ -225,7 +225,8 @@ def _make_dirs(folder: str, mode: int, enforce: bool) -> None:
         if enforce and stat.S_IMODE(st.st_mode) != mode:
             os.chmod(folder, mode)
     except FileExistsError as exc:
-        raise LocalEnvironmentError("%s appeared while it was being created; is another install running?" % folder) from exc
+        raise LocalEnvironmentError("%s appeared while it was being created; is another install running?"
+                                    % folder) from exc
     except OSError as exc:
         raise LocalEnvironmentError("cannot prepare %s: %s" % (folder, exc.strerror or type(exc).__name__)) from exc
 

@@ -74,7 +74,8 @@ class ImageGraph:
         for ref in sorted(set(index) & set(listed)):
             entry, image = index[ref], listed[ref]
             if (entry.get("digest"), entry.get("size"), entry.get("mediaType")) != (image.digest, image.size, image.media_type):
-                problems.append("%s: images/index.json says %s, bundle.json says %s" % (ref, entry.get("digest"), image.digest))
+                problems.append("%s: images/index.json says %s, bundle.json says %s"
+                                % (ref, entry.get("digest"), image.digest))
         for image in self.meta.images:
             problems += self._closure(image.digest, image.size, image.media_type, image.ref)
             for m in image.manifests:
@@ -136,6 +137,7 @@ class ImageGraph:
             if bp not in members:
                 problems.append("%s: blob %s is missing" % (ref, blob.digest))
             elif members[bp] != blob.size:
-                problems.append("%s: blob %s is %d bytes, its descriptor says %d" % (ref, blob.digest, members[bp], blob.size))
+                problems.append("%s: blob %s is %d bytes, its descriptor says %d"
+                                % (ref, blob.digest, members[bp], blob.size))
         return problems
 

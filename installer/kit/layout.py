@@ -198,10 +198,12 @@ class Kit:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise LocalEnvironmentError("cannot lock the kit (%s): the filesystem may not support flock" % exc.strerror) from exc
+                    raise LocalEnvironmentError("cannot lock the kit (%s): the filesystem may not support flock"
+                                                % exc.strerror) from exc
                 holder = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
                 who = "pid %s on host %s" % (holder[0], holder[1]) if len(holder) >= 2 else "another process"
-                raise LocalEnvironmentError("the kit %s is locked by %s; wait for it to finish" % (self.root, who)) from exc
+                raise LocalEnvironmentError("the kit %s is locked by %s; wait for it to finish"
+                                            % (self.root, who)) from exc
             os.ftruncate(fd, 0)
             os.pwrite(fd, ("%d %s\n" % (os.getpid(), socket.gethostname())).encode(), 0)
             os.fsync(fd)
@@ -338,7 +340,8 @@ class Kit:
             doc = json.loads(read_fd(open_regular(self.owners_path, MAX_OWNERS_BYTES), MAX_OWNERS_BYTES,
                                      self.owners_path).decode("utf-8"))
         except PathRefused as exc:
-            raise LocalEnvironmentError("%s %s; the kit's record of site tags cannot be read" % (exc.path, exc.why)) from exc
+            raise LocalEnvironmentError("%s %s; the kit's record of site tags cannot be read"
+                                        % (exc.path, exc.why)) from exc
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise LocalEnvironmentError("%s does not parse; the kit's record of who owns each site tag is damaged: "
                                         "restore it from a backup" % self.owners_path) from exc

@@ -112,7 +112,8 @@ class SitePush:
         try:
             return site_repositories(self.meta, self.prefix, self.strip)
         except InvalidInput as exc:
-            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host)) from exc
+            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/"
+                                                   % self.host)) from exc
 
     def target(self, image: Image) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""

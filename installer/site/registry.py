@@ -201,7 +201,8 @@ class Registry:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         served = self._served_digest(resp, repo, reference)
         if reference.startswith("sha256:") and digest != reference:
-            raise ContentMismatch("%s/%s@%s: the registry served a manifest whose sha256 is %s" % (self.host, repo, reference, digest))
+            raise ContentMismatch("%s/%s@%s: the registry served a manifest whose sha256 is %s"
+                                  % (self.host, repo, reference, digest))
         if served is not None and served != digest:
             raise ContentMismatch("%s/%s:%s: Docker-Content-Digest says %s but the bytes hash to %s"
                                   % (self.host, repo, reference, served, digest))
@@ -270,7 +271,8 @@ class Registry:
         self.policy.run(attempt, lambda exc: RegistryError("cannot download %s from %s: %s" % (digest, self.host, exc)))
         actual = "sha256:" + h.hexdigest()
         if actual != digest:
-            raise ContentMismatch("%s/%s: blob %s has sha256 %s: the registry served other bytes" % (self.host, repo, digest, actual))
+            raise ContentMismatch("%s/%s: blob %s has sha256 %s: the registry served other bytes"
+                                  % (self.host, repo, digest, actual))
 
     # --- pushes -----------------------------------------------------------------------------------
     def blob_exists(self, repo: str, digest: str) -> bool:
