@@ -80,7 +80,7 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
                 raise DeployError("%s: docker save produced a manifest.json that is not JSON" % where) from exc
             continue
         # Digests are computed here from the bytes Docker streams; nothing Docker names becomes a path.
-        files[member.name] = cache.put_stream(iter(lambda: fh.read(CHUNK), b""))
+        files[member.name] = cache.put_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))
     try:
         entry = manifest_json[0]
         config_digest, config_size = files[entry["Config"]]

@@ -58,7 +58,7 @@ def remove_tree(path: str) -> None:
 
 def make_read_only(root: str, include_root: bool = True) -> None:
     """Folders 0555, deepest first, each fsynced (the files were made read-only as written)."""
-    for folder, dirs, _files in os.walk(root, topdown=False):
+    for folder, _dirs, _files in os.walk(root, topdown=False):
         if folder == root and not include_root:
             continue
         os.chmod(folder, 0o555)

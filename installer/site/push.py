@@ -171,7 +171,7 @@ class SitePush:
                 self.progress_factory and missing) else None
             try:
                 with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                    list(pool.map(lambda b: self._upload(b, progress), missing))
+                    list(pool.map(lambda b, progress=progress: self._upload(b, progress), missing))
             finally:
                 if progress:
                     progress.close()
