@@ -10,7 +10,8 @@ import os
 from typing import List, Optional, Sequence
 
 from installer import faults
-from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, UsageError)
+from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError,
+                              UsageError)
 from installer.fsutil import (PathRefused, is_regular, lstat_or_none, open_regular, read_fd, read_installed)
 from installer.kit.check import VersionCheck, check_version, repair as repair_tree
 from installer.kit.layout import Kit, make_read_only, resolve_keys
@@ -97,7 +98,8 @@ class Installer:
         return self._staging(v)
 
     def _check_owners(self, meta, signer) -> None:
-        """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted for."""
+        """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted
+        for."""
         from installer.site.owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
 
         owned = self.kit.owners()
@@ -132,7 +134,8 @@ class Installer:
                 return self._phases(keys)
             except BaseException as exc:
                 error = exc if isinstance(exc, BundleError) else (
-                    Interrupted(2) if isinstance(exc, KeyboardInterrupt) else InternalError(str(exc) or type(exc).__name__))
+                    Interrupted(2) if isinstance(exc, KeyboardInterrupt)
+                    else InternalError(str(exc) or type(exc).__name__))
                 self.fail(error)
                 if isinstance(exc, KeyboardInterrupt):
                     raise error from exc
@@ -309,7 +312,8 @@ class Installer:
         return out
 
     def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
-        """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in secrets/.
+        """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in
+        secrets/.
 
         Bundle files are read from the installed tree only (tenants/<component>.yaml and files[].target, both
         checked in bundle.json), never through a link and never beyond their signed size. Site files come from
@@ -353,7 +357,8 @@ class Installer:
         return files, commands
 
     def _phase6(self, pusher) -> dict:
-        """Move registry tags last, then --apply; a failure here leaves the version current and the deploy incomplete."""
+        """Move registry tags last, then --apply; a failure here leaves the version current and the deploy
+        incomplete."""
         if pusher is None and not self.deploy.apply:
             self.receipt.phase(Phase.TAGS_AND_APPLY, Status.SKIPPED, "no registry tags to move")
             return {}
@@ -382,7 +387,8 @@ class Installer:
         from installer.deploy.apply import apply_compose, apply_kubernetes
 
         if not self.rendered:
-            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) or --docker (compose)")
+            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) "
+                             "or --docker (compose)")
         result = {}
         if self.deploy.registry:
             host = parse_site(self.deploy.registry)[0]

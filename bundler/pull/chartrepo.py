@@ -38,7 +38,8 @@ class ChartLimits:
     """
 
     index_bytes: int = 64 * MiB      # index.yaml: the largest public repositories' indexes are tens of MiB
-    archive_bytes: int = 100 * MiB   # a chart .tgz as served (or an OCI chart layer): gzip does not grow past Helm's 100 MiB
+    # archive_bytes: a chart .tgz as served (or an OCI chart layer): gzip does not grow past Helm's 100 MiB
+    archive_bytes: int = 100 * MiB
     unpacked_bytes: int = 256 * MiB  # decompressed bytes scanned for Chart.yaml: a gzip bomb stops here
     chart_yaml_bytes: int = 1 * MiB  # Chart.yaml itself
     redirects: int = 5               # hops followed for one request
@@ -149,7 +150,8 @@ class ChartRepoClient:
                     yield chunk
             except requests.exceptions.RequestException as exc:
                 raise RegistryError("%s: the connection to %s failed while reading %s (%s)"
-                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url), type(exc).__name__)) from exc
+                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url),
+                                       type(exc).__name__)) from exc
         finally:
             resp.close()
 

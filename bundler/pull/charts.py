@@ -163,7 +163,8 @@ class ChartFetcher:
             raise RegistryError("%s: %s/index.yaml is not a Helm chart repository index" % (where, url))
         if versions is None:
             raise InvalidInput("%s: %s/index.yaml has no chart %r" % (where, url, entry["name"]))
-        found = next((v for v in versions if isinstance(v, dict) and str(v.get("version")) == str(entry["version"])), None)
+        found = next((v for v in versions if isinstance(v, dict) and str(v.get("version")) == str(entry["version"])),
+                     None)
         if found is None:
             raise InvalidInput("%s: %s offers no version %s of %s" % (where, url, entry["version"], entry["name"]))
         urls = found.get("urls")
@@ -189,7 +190,8 @@ class ChartFetcher:
         too_big = [layer for layer in layers if layer.size > LIMITS.archive_bytes]
         if too_big:  # checked on the descriptor, before a byte of it is fetched
             raise RegistryError("%s: %s has a %d-byte layer %s, more than the %d MiB a chart archive may be; refused"
-                                % (where, entry["ref"], too_big[0].size, too_big[0].digest, LIMITS.archive_bytes // MiB))
+                                % (where, entry["ref"], too_big[0].size, too_big[0].digest,
+                                   LIMITS.archive_bytes // MiB))
         self.puller.fetch_blobs([(reg, repo, d, s) for d, s in image.blobs.items()], "pull %s" % entry["ref"])
         name, chart_version, _ = chart_metadata(self.cache.path(chart_layers[0].digest), where)
         if chart_version != version:
@@ -339,7 +341,8 @@ def package_chart(root: str, epoch: int, where: str) -> bytes:
             if rel == ".helmignore" or _ignored(rel, patterns):
                 continue
             if os.path.islink(full):
-                raise InvalidInput("%s: the chart folder holds a symbolic link (%s); charts are packaged from regular files" % (where, rel))
+                raise InvalidInput("%s: the chart folder holds a symbolic link (%s); charts are packaged from regular "
+                                   "files" % (where, rel))
             files.append(rel)
     raw = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as gz:

@@ -103,7 +103,8 @@ class BlobCache:
             return
         _replace_into(self.blobs, self._hex(digest), data)
 
-    def put_stream(self, chunks: Iterable[bytes], check: Optional[Callable[[str, int], None]] = None) -> Tuple[str, int]:
+    def put_stream(self, chunks: Iterable[bytes],
+                   check: Optional[Callable[[str, int], None]] = None) -> Tuple[str, int]:
         """Hash ``chunks`` while writing them into the cache; (digest, size). ``check`` may refuse
         the result before it becomes an entry; a failure leaves nothing behind."""
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".part-")
@@ -377,7 +378,8 @@ def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller, l
     images = []
     sizes: Dict[str, int] = {}
     for entry, w in zip(entries, where):
-        pin = lockcheck.image_pin(entry["ref"]) if lockcheck is not None and entry.get("source") != "docker-daemon" else None
+        pin = (lockcheck.image_pin(entry["ref"])
+               if lockcheck is not None and entry.get("source") != "docker-daemon" else None)
         image, reg, repo = puller.resolve(entry, w, pin, lockcheck)
         images.append(image)
         for digest, size in image.blobs.items():

@@ -136,12 +136,14 @@ def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
                         ref = parse(image)
                     except InvalidInput:
                         problems.append("chart %s: %s %s, %s %s: %r is not an image reference"
-                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field, name, image))
+                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field,
+                                           name, image))
                         continue
                     if (ref.repository, ref.digest) not in bundled:
                         problems.append("chart %s: %s %s, %s %s runs %s, which is not in the bundle (add it to "
                                         "spec.images and to the chart's images: value paths)"
-                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field, name, image))
+                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field,
+                                           name, image))
             results[chart.name] = "ok"
     if problems:
         raise InvalidInput("charts run images the bundle does not carry", sorted(set(problems)))

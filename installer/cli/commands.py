@@ -248,8 +248,8 @@ def text_install(r: dict) -> List[str]:
     if d:
         lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
                      "%d tags moved, %d already current" % (d["site"], d["blobs_pushed"], d["bytes_pushed"],
-                                                             d["blobs_mounted"], d["blobs_present"], d["manifests_pushed"],
-                                                             d["tags_moved"], d["tags_current"]))
+                                                             d["blobs_mounted"], d["blobs_present"],
+                                                             d["manifests_pushed"], d["tags_moved"], d["tags_current"]))
         lines += ["  %s" % t for t in d["images"]]
         lines += ["  helm pull %s" % c for c in d.get("charts", [])]
     out = r.get("outputs") or {}
@@ -325,8 +325,8 @@ def _status(k: Kit, signer: Optional[str]) -> dict:
                         continue
                     files = sorted(os.path.relpath(os.path.join(d, f), os.path.join(folder, site))
                                    for d, _, fs in os.walk(os.path.join(folder, site)) for f in fs)
-                    outputs.append({"version": version, "site": site, "folder": os.path.relpath(os.path.join(folder, site), k.root),
-                                    "files": files})
+                    outputs.append({"version": version, "site": site,
+                                    "folder": os.path.relpath(os.path.join(folder, site), k.root), "files": files})
         bundles.append({
             "name": name, "current": current, "highest_current": k.highest_current(name), "versions": versions,
             "outputs": outputs,
@@ -454,7 +454,8 @@ def text_trust(r: dict) -> List[str]:
         return ["removed %s" % r["removed"]]
     keys = r["keys"] if "keys" in r else [r]
     return ["%s  %s  names %s%s" % (k["fingerprint"], k["algorithm"], ",".join(k["names"]),
-                                    "  until %s" % k["not_after"] if k["not_after"] else "") for k in keys] or ["no trusted keys"]
+                                    "  until %s" % k["not_after"] if k["not_after"] else "")
+            for k in keys] or ["no trusted keys"]
 
 
 KIT_OPT = Opt("--kit", metavar="DIR", required=True, help="the Offline Kit folder")
@@ -489,12 +490,14 @@ COMMANDS = [
                                   "trusted keys (exit 5 or 4 when anything differs)"), TRUST_OPT],
             run_status, text_status),
     Command("inventory", "the digests, names, versions and bundle_ids the kit holds (input for delta builds)",
-            [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")], run_inventory, text_inventory),
+            [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")],
+            run_inventory, text_inventory),
     Command("rollback", "make the previous version current again and move registry tags back",
             [Opt("name", metavar="NAME"), KIT_OPT, TRUST_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",
             [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
-    Command("tls", "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
+    Command("tls",
+            "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
             [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
              Opt("--service", metavar="NAME", multiple=True,
                  help="a service the shared certificate serves (and gets its own certificate); repeatable"),

@@ -134,8 +134,8 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
         if not isinstance(base, dict):
             raise InvalidInput("%s is not a JSON object" % chart.values)
         out = "values/%s.yaml" % chart.name
-        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2, sort_keys=True)
-                          + "\n").encode())
+        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2,
+                                     sort_keys=True) + "\n").encode())
         written.append(out)
         commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out), namespace))
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),

@@ -73,7 +73,8 @@ class ImageGraph:
             problems.append("%s is only in %s" % (ref, where))
         for ref in sorted(set(index) & set(listed)):
             entry, image = index[ref], listed[ref]
-            if (entry.get("digest"), entry.get("size"), entry.get("mediaType")) != (image.digest, image.size, image.media_type):
+            if ((entry.get("digest"), entry.get("size"), entry.get("mediaType"))
+                    != (image.digest, image.size, image.media_type)):
                 problems.append("%s: images/index.json says %s, bundle.json says %s"
                                 % (ref, entry.get("digest"), image.digest))
         for image in self.meta.images:

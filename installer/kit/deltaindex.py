@@ -34,7 +34,8 @@ def _signed_list(kit: Kit, name: str, version: str) -> bytes:
         return kit.read_member(name, version, SUMS_NAME, MAX_SUMS_BYTES)
     except (PathRefused, OSError) as exc:
         raise LocalEnvironmentError("the SHA256SUMS of %s %s cannot be read (%s); see offline-bundle verify --kit"
-                                    % (name, version, getattr(exc, "why", None) or getattr(exc, "strerror", exc))) from exc
+                                    % (name, version,
+                                       getattr(exc, "why", None) or getattr(exc, "strerror", exc))) from exc
 
 
 class KitIndex:

@@ -352,7 +352,8 @@ class Kit:
     def record_owners(self, site: str, tags: Dict[str, Dict[str, str]]) -> None:
         sites = self.owners()
         sites.setdefault(site, {}).update(tags)
-        write_atomic(self.owners_path, (json.dumps({"owners": 1, "sites": sites}, sort_keys=True, indent=1) + "\n").encode())
+        write_atomic(self.owners_path,
+                     (json.dumps({"owners": 1, "sites": sites}, sort_keys=True, indent=1) + "\n").encode())
 
     def free_bytes(self, path: str) -> int:
         st = os.statvfs(path)

@@ -64,7 +64,8 @@ class Docker:
     def _call(self, method: str, url: str, body=None, headers=None) -> Tuple[int, bytes]:
         conn = _UnixConnection(self.path)
         try:
-            conn.request(method, url, body=body, headers=headers or {}, encode_chunked=body is not None and not isinstance(body, bytes))
+            conn.request(method, url, body=body, headers=headers or {},
+                         encode_chunked=body is not None and not isinstance(body, bytes))
             resp = conn.getresponse()
             return resp.status, resp.read()
         except (ConnectionError, http.client.HTTPException, socket.timeout) as exc:

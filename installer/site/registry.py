@@ -25,8 +25,8 @@ from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type
 from installer.format.reference import strict_digest
 from installer.site.auth import Auth, Credentials
 from installer.site.retry import RetryPolicy, Transient
-from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response, Transport,
-                                      TransportError)
+from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response,
+                                      Transport, TransportError)
 
 USER_AGENT = "offline-bundle/%s" % __version__
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -365,8 +365,8 @@ class _BlobCheck:
         self._h.update(fresh)
         self.pos += len(fresh)
         if self.pos >= self.size and "sha256:" + self._h.hexdigest() != self.digest:
-            raise ContentMismatch("the kit's copy of blob %s no longer has that sha256; it was not pushed (the installed "
-                                  "version is damaged: see offline-bundle verify --kit)" % self.digest)
+            raise ContentMismatch("the kit's copy of blob %s no longer has that sha256; it was not pushed "
+                                  "(the installed version is damaged: see offline-bundle verify --kit)" % self.digest)
 
 
 class _SliceReader:

@@ -169,7 +169,8 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
         v.signer = next((k for k in keys if signer_key and k.key.fingerprint == signer_key.fingerprint), None)
     if require_trust and v.signer is None:
         if not keys:
-            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) or add one with 'trust add'")
+            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) "
+                             "or add one with 'trust add'")
         raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
                          % ", ".join(k.fingerprint for k in keys))
     if _too_large(v, SUMS_NAME, len(v.sums), unverified_cap):
