@@ -86,7 +86,8 @@ def text_build(r: dict) -> List[str]:
                                 "image check %s" % state) for name, state in sorted(r.get("helm_check", {}).items())]
     signer = "signed by %s" % r["signer"] if r["signer"] else "signature not checked here (seal without --trust)"
     return ["built %s %s: %d files (%d images, %d charts), %d bytes, %s" % (
-                r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], signer)] + checks + [
+                r["name"], r["version"], r["files"], r["images"], r.get("charts", 0), r["total_size"], signer)
+            ] + checks + [
             "bundle_id %s" % r["bundle_id"],
             "sha256 %s  (%d bytes compressed%s)" % (r["sha256"], r["size"],
                                                     ", in %d parts" % len(r["parts"]) if r.get("parts") else ""),
@@ -112,14 +113,18 @@ BUILD_COMMANDS = [
              Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
                                                       "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)"),
              Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`"),
-             Opt("--with-installer", help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)"),
+             Opt("--with-installer",
+                 help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)"),
              Opt("--delta-from", metavar="INVENTORY_OR_OLD_BUNDLE",
-                 help="write a .delta.bundle.tar.zst carrying only files the base lacks (a kit's inventory or an old bundle)")],
+                 help="write a .delta.bundle.tar.zst carrying only files the base lacks "
+                      "(a kit's inventory or an old bundle)")],
             run_build, text_build),
-    Command("export-installer", "write the standalone installer folder (installer.pyz, wheels, signed INSTALLER.SHA256SUMS)",
+    Command("export-installer",
+            "write the standalone installer folder (installer.pyz, wheels, signed INSTALLER.SHA256SUMS)",
             [Opt("--key", metavar="KEY", required=True, help="private signing key (PKCS#8 PEM), the bundles' key"),
              Opt("--out", metavar="DIR", default=".", help="output folder (default: .)"),
-             Opt("--wheels", metavar="DIR", help="folder of speed-up wheels (*.whl) to ship, hash-checked, never pip-installed")],
+             Opt("--wheels", metavar="DIR",
+                 help="folder of speed-up wheels (*.whl) to ship, hash-checked, never pip-installed")],
             standalone.run_export_installer, standalone.text_export_installer),
     Command("seal", "write the archive from a staged build and a signature made elsewhere (openssl, HSM, KMS)",
             [Opt("staged", metavar="STAGED"), Opt("--sig", metavar="FILE", required=True,

@@ -10,7 +10,8 @@ import os
 from typing import List, Optional, Sequence
 
 from installer import faults
-from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError, UsageError)
+from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError,
+                              UsageError)
 from installer.fsutil import (PathRefused, is_regular, lstat_or_none, open_regular, read_fd, read_installed)
 from installer.kit.check import VersionCheck, check_version, repair as repair_tree
 from installer.kit.layout import Kit, make_read_only, resolve_keys
@@ -97,7 +98,8 @@ class Installer:
         return self._staging(v)
 
     def _check_owners(self, meta, signer) -> None:
-        """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted for."""
+        """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted
+        for."""
         from installer.site.owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
 
         owned = self.kit.owners()
@@ -132,10 +134,11 @@ class Installer:
                 return self._phases(keys)
             except BaseException as exc:
                 error = exc if isinstance(exc, BundleError) else (
-                    Interrupted(2) if isinstance(exc, KeyboardInterrupt) else InternalError(str(exc) or type(exc).__name__))
+                    Interrupted(2) if isinstance(exc, KeyboardInterrupt)
+                    else InternalError(str(exc) or type(exc).__name__))
                 self.fail(error)
                 if isinstance(exc, KeyboardInterrupt):
-                    raise error
+                    raise error from exc
                 raise
 
     def _phases(self, keys) -> dict:
@@ -262,7 +265,7 @@ class Installer:
         try:
             fd = open_regular(path, MAX_SECRET_BYTES)
         except PathRefused as exc:
-            raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why))
+            raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why)) from exc
         if os.fstat(fd).st_uid == os.geteuid():
             os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
         return read_fd(fd, MAX_SECRET_BYTES, path)
@@ -309,7 +312,8 @@ class Installer:
         return out
 
     def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
-        """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in secrets/.
+        """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in
+        secrets/.
 
         Bundle files are read from the installed tree only (tenants/<component>.yaml and files[].target, both
         checked in bundle.json), never through a link and never beyond their signed size. Site files come from
@@ -353,7 +357,8 @@ class Installer:
         return files, commands
 
     def _phase6(self, pusher) -> dict:
-        """Move registry tags last, then --apply; a failure here leaves the version current and the deploy incomplete."""
+        """Move registry tags last, then --apply; a failure here leaves the version current and the deploy
+        incomplete."""
         if pusher is None and not self.deploy.apply:
             self.receipt.phase(Phase.TAGS_AND_APPLY, Status.SKIPPED, "no registry tags to move")
             return {}
@@ -369,7 +374,8 @@ class Installer:
             self.receipt = None  # recorded: fail() must not write over it
             exc.message += " (the version is installed and current; run the same install again to finish)"
             raise
-        detail = ("%s: %d tags moved, %d already current" % (self.deploy.registry, report["tags_moved"], report["tags_current"])
+        detail = ("%s: %d tags moved, %d already current"
+                  % (self.deploy.registry, report["tags_moved"], report["tags_current"])
                   if pusher is not None else "")
         if "apply" in report:
             detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in sorted(
@@ -381,7 +387,8 @@ class Installer:
         from installer.deploy.apply import apply_compose, apply_kubernetes
 
         if not self.rendered:
-            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) or --docker (compose)")
+            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) "
+                             "or --docker (compose)")
         result = {}
         if self.deploy.registry:
             host = parse_site(self.deploy.registry)[0]

@@ -80,7 +80,8 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
                 pusher = SitePush(tree, meta, site, strip_source_host=options.strip_source_host,
                                   registry_ca=options.registry_ca, insecure=options.insecure)
                 report = pusher.move_tags()
-                kit.record_owners(site_key(site), claims(registry_tags(meta, site, options.strip_source_host), meta, bid))
+                kit.record_owners(site_key(site),
+                                  claims(registry_tags(meta, site, options.strip_source_host), meta, bid))
                 moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
             except BundleError as exc:
                 not_reverted.append("tags on %s: %s" % (site, exc.message))
@@ -95,4 +96,5 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
         receipt.finish(Outcome.ROLLED_BACK)
         return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
                 "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
-                "receipt": os.path.relpath(receipt.path, kit.root), "phases": [Phase.SWITCH_CURRENT.label, Phase.TAGS_AND_APPLY.label]}
+                "receipt": os.path.relpath(receipt.path, kit.root),
+                "phases": [Phase.SWITCH_CURRENT.label, Phase.TAGS_AND_APPLY.label]}

@@ -101,7 +101,8 @@ def _wheel_files(wheels_dir: str) -> List[str]:
     for name in names:
         why = path_problem("%s/%s" % (WHEELS_DIR, name))
         if why or parse_wheel_name(name) is None:
-            problems.append("%s: not a wheel file name (name-version-python-abi-platform.whl, A-Z a-z 0-9 . _ -)" % name)
+            problems.append("%s: not a wheel file name (name-version-python-abi-platform.whl, A-Z a-z 0-9 . _ -)"
+                            % name)
             continue
         try:
             with zipfile.ZipFile(os.path.join(wheels_dir, name)) as zf:

@@ -36,8 +36,8 @@ def load_lock(path: str) -> Optional[dict]:
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-    except ValueError:
-        raise InvalidInput("the lock file %s is not JSON; regenerate it with `offline-bundle lock`" % path)
+    except ValueError as exc:
+        raise InvalidInput("the lock file %s is not JSON; regenerate it with `offline-bundle lock`" % path) from exc
     errors = [e.message for e in validator("lock.schema.json").iter_errors(doc)] or _digest_problems(doc)
     if errors:
         raise InvalidInput("the lock file %s is not valid; regenerate it with `offline-bundle lock`" % path, errors)
@@ -101,7 +101,8 @@ class LockCheck:
             self._note("chart %s is not in the lock file" % name)
         elif entry["version"] != version or entry["digest"] != digest:
             # A pin that differs from what is served is exit 5 even without --locked.
-            self.problems.append("chart %s %s is %s; the lock pins %s %s" % (name, version, digest, entry["version"], entry["digest"]))
+            self.problems.append("chart %s %s is %s; the lock pins %s %s"
+                                 % (name, version, digest, entry["version"], entry["digest"]))
 
     def file(self, target: str, sha256: str) -> None:
         if not self.lock:

@@ -72,7 +72,8 @@ def load_manifest(path: str) -> Manifest:
     doc = load_yaml(path)
     data = doc.data
     problems: List[str] = []
-    version = data.get("metadata", {}).get("version") if isinstance(data, dict) and isinstance(data.get("metadata"), dict) else None
+    version = (data.get("metadata", {}).get("version")
+               if isinstance(data, dict) and isinstance(data.get("metadata"), dict) else None)
     if isinstance(version, (int, float)) and not isinstance(version, bool):
         # YAML read 1.10 as a number; it is not what the user meant.
         problems.append("%s: the version is a YAML number; quote the version (e.g. version: \"1.10.0\")"

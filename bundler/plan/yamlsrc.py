@@ -45,16 +45,16 @@ def load_yaml(path: str, label: str = "") -> Located:
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError:
-        raise InvalidInput("%s does not exist" % label)
+    except FileNotFoundError as exc:
+        raise InvalidInput("%s does not exist" % label) from exc
     except OSError as exc:
-        raise InvalidInput("cannot read %s: %s" % (label, exc.strerror))
+        raise InvalidInput("cannot read %s: %s" % (label, exc.strerror)) from exc
     if len(raw) > MAX_YAML_BYTES:
         raise InvalidInput("%s is larger than 16 MiB" % label)
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("%s is not UTF-8 text" % label)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("%s is not UTF-8 text" % label) from exc
     return parse_yaml(text, label)
 
 
@@ -74,9 +74,9 @@ def parse_yaml(text: str, label: str) -> Located:
         mark = getattr(exc, "problem_mark", None)
         where = ":%d" % (mark.line + 1) if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidInput("%s%s: not valid YAML: %s" % (label, where, problem))
-    except RecursionError:
-        raise InvalidInput("%s: not valid YAML here: it is nested too deeply" % label)
+        raise InvalidInput("%s%s: not valid YAML: %s" % (label, where, problem)) from exc
+    except RecursionError as exc:
+        raise InvalidInput("%s: not valid YAML here: it is nested too deeply" % label) from exc
     finally:
         if loader is not None:
             loader.dispose()
@@ -118,4 +118,4 @@ def _scalar(loader, node, label: str) -> Any:
         return value
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         raise InvalidInput("%s:%d: the value %r cannot be read (%s)" % (
-            label, node.start_mark.line + 1, str(getattr(node, "value", ""))[:60], type(exc).__name__))
+            label, node.start_mark.line + 1, str(getattr(node, "value", ""))[:60], type(exc).__name__)) from exc

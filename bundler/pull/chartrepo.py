@@ -38,7 +38,8 @@ class ChartLimits:
     """
 
     index_bytes: int = 64 * MiB      # index.yaml: the largest public repositories' indexes are tens of MiB
-    archive_bytes: int = 100 * MiB   # a chart .tgz as served (or an OCI chart layer): gzip does not grow past Helm's 100 MiB
+    # archive_bytes: a chart .tgz as served (or an OCI chart layer): gzip does not grow past Helm's 100 MiB
+    archive_bytes: int = 100 * MiB
     unpacked_bytes: int = 256 * MiB  # decompressed bytes scanned for Chart.yaml: a gzip bomb stops here
     chart_yaml_bytes: int = 1 * MiB  # Chart.yaml itself
     redirects: int = 5               # hops followed for one request
@@ -107,11 +108,11 @@ class ChartRepoClient:
             try:
                 resp = self._http().get(url, stream=True, timeout=60, verify=verify, allow_redirects=False,
                                         headers={"Accept-Encoding": "identity"})
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:
                 raise RegistryError("%s: cannot verify the TLS certificate of %s; pass --registry-ca FILE"
-                                    % (where, _host(parts)))
+                                    % (where, _host(parts))) from exc
             except requests.exceptions.RequestException as exc:
-                raise RegistryError("%s: cannot reach %s (%s)" % (where, _host(parts), type(exc).__name__))
+                raise RegistryError("%s: cannot reach %s (%s)" % (where, _host(parts), type(exc).__name__)) from exc
             if resp.status_code in REDIRECTS and resp.headers.get("Location"):
                 resp.close()
                 previous, url = url, urllib.parse.urljoin(url, resp.headers["Location"])
@@ -120,7 +121,8 @@ class ChartRepoClient:
                 resp.close()
                 raise RegistryError("%s: %s answered HTTP %d" % (where, shown_url(url), resp.status_code))
             return resp
-        raise RegistryError("%s: %s redirected more than %d times; refused" % (where, shown_url(first), LIMITS.redirects))
+        raise RegistryError("%s: %s redirected more than %d times; refused"
+                            % (where, shown_url(first), LIMITS.redirects))
 
     def chunks(self, url: str, where: str, cap: int, what: str) -> Iterator[bytes]:
         """(4) The body of GET ``url`` in chunks, at most ``cap`` bytes or RegistryError."""
@@ -148,7 +150,8 @@ class ChartRepoClient:
                     yield chunk
             except requests.exceptions.RequestException as exc:
                 raise RegistryError("%s: the connection to %s failed while reading %s (%s)"
-                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url), type(exc).__name__))
+                                    % (where, _host(urllib.parse.urlsplit(url)), shown_url(url),
+                                       type(exc).__name__)) from exc
         finally:
             resp.close()
 

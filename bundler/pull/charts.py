@@ -155,15 +155,16 @@ class ChartFetcher:
         with self.http.spool(url + "/index.yaml", where, LIMITS.index_bytes, "a chart repository index") as fh:
             try:
                 index = yaml.safe_load(fh)
-            except (yaml.YAMLError, RecursionError):
-                raise RegistryError("%s: %s/index.yaml is not valid YAML" % (where, url))
+            except (yaml.YAMLError, RecursionError) as exc:
+                raise RegistryError("%s: %s/index.yaml is not valid YAML" % (where, url)) from exc
         entries = index.get("entries") if isinstance(index, dict) else None
         versions = entries.get(entry["name"]) if isinstance(entries, dict) else None
         if not isinstance(entries, dict) or not isinstance(versions, (list, type(None))):
             raise RegistryError("%s: %s/index.yaml is not a Helm chart repository index" % (where, url))
         if versions is None:
             raise InvalidInput("%s: %s/index.yaml has no chart %r" % (where, url, entry["name"]))
-        found = next((v for v in versions if isinstance(v, dict) and str(v.get("version")) == str(entry["version"])), None)
+        found = next((v for v in versions if isinstance(v, dict) and str(v.get("version")) == str(entry["version"])),
+                     None)
         if found is None:
             raise InvalidInput("%s: %s offers no version %s of %s" % (where, url, entry["version"], entry["name"]))
         urls = found.get("urls")
@@ -181,14 +182,16 @@ class ChartFetcher:
         data = self.cache.read(image.top.digest)
         config, layers = parse_manifest(data, image.top.media_type, where)
         if config is None or config.media_type != HELM_CONFIG:
-            raise InvalidInput("%s: %s is not a Helm chart (config %s)" % (where, entry["ref"], config and config.media_type))
+            raise InvalidInput("%s: %s is not a Helm chart (config %s)"
+                               % (where, entry["ref"], config and config.media_type))
         chart_layers = [layer for layer in layers if layer.media_type == HELM_CHART]
         if len(chart_layers) != 1:
             raise InvalidInput("%s: %s has %d chart layers, not one" % (where, entry["ref"], len(chart_layers)))
         too_big = [layer for layer in layers if layer.size > LIMITS.archive_bytes]
         if too_big:  # checked on the descriptor, before a byte of it is fetched
             raise RegistryError("%s: %s has a %d-byte layer %s, more than the %d MiB a chart archive may be; refused"
-                                % (where, entry["ref"], too_big[0].size, too_big[0].digest, LIMITS.archive_bytes // MiB))
+                                % (where, entry["ref"], too_big[0].size, too_big[0].digest,
+                                   LIMITS.archive_bytes // MiB))
         self.puller.fetch_blobs([(reg, repo, d, s) for d, s in image.blobs.items()], "pull %s" % entry["ref"])
         name, chart_version, _ = chart_metadata(self.cache.path(chart_layers[0].digest), where)
         if chart_version != version:
@@ -241,8 +244,8 @@ def chart_metadata(path: str, where: str) -> Tuple[str, str, dict]:
     """(name, version, Chart.yaml as a dict) from a chart archive on disk, read through the caps."""
     try:
         doc = yaml.safe_load(_chart_yaml(path, where))
-    except (yaml.YAMLError, RecursionError):
-        raise InvalidInput("%s: the chart's Chart.yaml is not valid YAML" % where)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise InvalidInput("%s: the chart's Chart.yaml is not valid YAML" % where) from exc
     if not isinstance(doc, dict) or not doc.get("name") or not doc.get("version"):
         raise InvalidInput("%s: Chart.yaml has no name and version" % where)
     version = str(doc["version"])
@@ -274,13 +277,13 @@ def _chart_yaml(path: str, where: str) -> bytes:
     """The bytes of ``<top>/Chart.yaml``, read with the installer's own tar reader through the caps."""
     try:
         found = _top_chart_yamls(path)
-    except _TooBig:
+    except _TooBig as exc:
         raise InvalidInput("%s: the chart archive unpacks to more than %d MiB (Helm refuses charts over 100 MiB); "
-                           "refused" % (where, LIMITS.unpacked_bytes // MiB))
-    except (OSError, EOFError, zlib.error):
-        raise InvalidInput("%s: the chart archive is not a readable gzip file" % where)
+                           "refused" % (where, LIMITS.unpacked_bytes // MiB)) from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInput("%s: the chart archive is not a readable gzip file" % where) from exc
     except (InvalidInput, UnsafeMember) as exc:
-        raise InvalidInput("%s: the chart archive is not a readable tar (%s)" % (where, exc.message))
+        raise InvalidInput("%s: the chart archive is not a readable tar (%s)" % (where, exc.message)) from exc
     if len(found) != 1:
         raise InvalidInput("%s: the chart archive has %s Chart.yaml at its top, not one" % (where, len(found) or "no"))
     if found[0] is None:
@@ -338,7 +341,8 @@ def package_chart(root: str, epoch: int, where: str) -> bytes:
             if rel == ".helmignore" or _ignored(rel, patterns):
                 continue
             if os.path.islink(full):
-                raise InvalidInput("%s: the chart folder holds a symbolic link (%s); charts are packaged from regular files" % (where, rel))
+                raise InvalidInput("%s: the chart folder holds a symbolic link (%s); charts are packaged from regular "
+                                   "files" % (where, rel))
             files.append(rel)
     raw = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as gz:
@@ -377,10 +381,10 @@ def values_json(path: str, where: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             doc = yaml.safe_load(fh.read())
-    except FileNotFoundError:
-        raise InvalidInput("%s: the values file %s does not exist" % (where, path))
+    except FileNotFoundError as exc:
+        raise InvalidInput("%s: the values file %s does not exist" % (where, path)) from exc
     except yaml.YAMLError as exc:
-        raise InvalidInput("%s: the values file %s is not valid YAML (%s)" % (where, path, exc))
+        raise InvalidInput("%s: the values file %s is not valid YAML (%s)" % (where, path, exc)) from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -44,13 +44,13 @@ class _Iter:
 def _client():
     try:
         import docker
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise DeployError("the docker package is needed for source: docker-daemon")
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DeployError("the docker package is needed for source: docker-daemon") from exc
     try:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # the SDK raises many types for "no engine"; all mean the same here
-        raise DeployError("cannot reach the Docker engine for source: docker-daemon (%s)" % type(exc).__name__)
+        raise DeployError("cannot reach the Docker engine for source: docker-daemon (%s)" % type(exc).__name__) from exc
     return client
 
 
@@ -62,10 +62,10 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
     name = "%s:%s" % (ref.repository, ref.tag) if ref.tag else ref.repository
     try:
         image = client.images.get(name)
-    except docker.errors.ImageNotFound:
-        raise InvalidInput("%s: %s is not in the local Docker engine" % (where, name))
+    except docker.errors.ImageNotFound as exc:
+        raise InvalidInput("%s: %s is not in the local Docker engine" % (where, name)) from exc
     except docker.errors.APIError as exc:
-        raise DeployError("%s: Docker failed to find %s: %s" % (where, name, exc.explanation or exc))
+        raise DeployError("%s: Docker failed to find %s: %s" % (where, name, exc.explanation or exc)) from exc
     files: Dict[str, tuple] = {}  # archive path -> (digest, size)
     manifest_json = None
     stream = tarfile.open(fileobj=_Iter(image.save(named=False)), mode="r|")
@@ -76,22 +76,24 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
         if member.name == "manifest.json":
             try:
                 manifest_json = json.loads(fh.read(1 << 20))
-            except ValueError:
-                raise DeployError("%s: docker save produced a manifest.json that is not JSON" % where)
+            except ValueError as exc:
+                raise DeployError("%s: docker save produced a manifest.json that is not JSON" % where) from exc
             continue
         # Digests are computed here from the bytes Docker streams; nothing Docker names becomes a path.
-        files[member.name] = cache.put_stream(iter(lambda: fh.read(CHUNK), b""))
+        files[member.name] = cache.put_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))
     try:
         entry = manifest_json[0]
         config_digest, config_size = files[entry["Config"]]
         layers = [files[path] for path in entry["Layers"]]
-    except (KeyError, IndexError, TypeError):
-        raise DeployError("%s: docker save produced no usable manifest.json for %s" % (where, name))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise DeployError("%s: docker save produced no usable manifest.json for %s" % (where, name)) from exc
     if config_digest != image.id:
-        raise ContentMismatch("%s: Docker's image ID %s is not the sha256 of its config %s" % (where, image.id, config_digest))
+        raise ContentMismatch("%s: Docker's image ID %s is not the sha256 of its config %s"
+                              % (where, image.id, config_digest))
     platform = config_platform(cache.read(config_digest))
     if wanted and not any(platform_matches(w, platform) for w in wanted):
-        raise InvalidInput("%s: %s is %s; platforms asks for %s" % (where, name, platform_string(platform), ", ".join(wanted)))
+        raise InvalidInput("%s: %s is %s; platforms asks for %s"
+                           % (where, name, platform_string(platform), ", ".join(wanted)))
     manifest = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},

@@ -71,7 +71,8 @@ class BlobCache:
         try:
             fd = os.open(self.path(digest), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
-            raise ContentMismatch("the cache entry for %s cannot be read (%s); build again" % (digest, exc.strerror))
+            raise ContentMismatch("the cache entry for %s cannot be read (%s); build again"
+                                  % (digest, exc.strerror)) from exc
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ContentMismatch("the cache entry for %s is not a regular file; remove it" % digest)
@@ -102,7 +103,8 @@ class BlobCache:
             return
         _replace_into(self.blobs, self._hex(digest), data)
 
-    def put_stream(self, chunks: Iterable[bytes], check: Optional[Callable[[str, int], None]] = None) -> Tuple[str, int]:
+    def put_stream(self, chunks: Iterable[bytes],
+                   check: Optional[Callable[[str, int], None]] = None) -> Tuple[str, int]:
         """Hash ``chunks`` while writing them into the cache; (digest, size). ``check`` may refuse
         the result before it becomes an entry; a failure leaves nothing behind."""
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".part-")
@@ -241,7 +243,8 @@ class Puller:
         """Add one image manifest, its config and layers to ``blobs``; return its platform."""
         data, media_type, digest = self._manifest(reg, repo, desc.digest, desc)
         if len(data) != desc.size:
-            raise ContentMismatch("%s: manifest %s is %d bytes, its descriptor says %d" % (where, digest, len(data), desc.size))
+            raise ContentMismatch("%s: manifest %s is %d bytes, its descriptor says %d"
+                                  % (where, digest, len(data), desc.size))
         config, layers = parse_manifest(data, desc.media_type or media_type, where)
         if config is None:
             raise InvalidInput("%s: an index nested inside an index is not supported" % where)
@@ -264,7 +267,8 @@ class Puller:
             if tagged is None:
                 data, _mt, tagged = reg.get_manifest(repo, ref.tag)
             if tagged != ref.digest:
-                raise ContentMismatch("%s: the tag %s points at %s, not the pinned %s" % (where, ref.tag, tagged, ref.digest))
+                raise ContentMismatch("%s: the tag %s points at %s, not the pinned %s"
+                                      % (where, ref.tag, tagged, ref.digest))
         if pin and not ref.digest:
             # The lock pins this resolution: fetch that digest even if the tag has moved since.
             if lockcheck is not None and lockcheck.mode == "locked" and ref.tag:
@@ -374,7 +378,8 @@ def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller, l
     images = []
     sizes: Dict[str, int] = {}
     for entry, w in zip(entries, where):
-        pin = lockcheck.image_pin(entry["ref"]) if lockcheck is not None and entry.get("source") != "docker-daemon" else None
+        pin = (lockcheck.image_pin(entry["ref"])
+               if lockcheck is not None and entry.get("source") != "docker-daemon" else None)
         image, reg, repo = puller.resolve(entry, w, pin, lockcheck)
         images.append(image)
         for digest, size in image.blobs.items():

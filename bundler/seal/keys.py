@@ -21,7 +21,7 @@ def passphrase_from_env() -> Optional[bytes]:
             with open(path, "rb") as fh:
                 value = fh.read()
         except OSError as exc:
-            raise UsageError("cannot read BUNDLE_KEY_PASSPHRASE_FILE %s: %s" % (path, exc.strerror))
+            raise UsageError("cannot read BUNDLE_KEY_PASSPHRASE_FILE %s: %s" % (path, exc.strerror)) from exc
         return value.rstrip(b"\r\n") or None
     value = os.environ.get("BUNDLE_KEY_PASSPHRASE")
     return value.encode() if value else None
@@ -79,8 +79,8 @@ class Signer:
 def load_signer(path: str) -> Signer:
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise UsageError("the key %s does not exist" % path)
+    except FileNotFoundError as exc:
+        raise UsageError("the key %s does not exist" % path) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise TrustError("the private key %s is readable by group or others; chmod 600 it first" % path)
     with open(path, "rb") as fh:
@@ -88,14 +88,15 @@ def load_signer(path: str) -> Signer:
     passphrase = passphrase_from_env()
     try:
         private = serialization.load_pem_private_key(data, password=passphrase)
-    except TypeError:
+    except TypeError as exc:
         if passphrase:
-            raise TrustError("the private key %s is not encrypted but a passphrase was given" % path)
-        raise TrustError("the private key %s is encrypted: set BUNDLE_KEY_PASSPHRASE_FILE or BUNDLE_KEY_PASSPHRASE" % path)
-    except ValueError:
+            raise TrustError("the private key %s is not encrypted but a passphrase was given" % path) from exc
+        raise TrustError("the private key %s is encrypted: set BUNDLE_KEY_PASSPHRASE_FILE or BUNDLE_KEY_PASSPHRASE"
+                         % path) from exc
+    except ValueError as exc:
         if passphrase:
-            raise TrustError("cannot decrypt the private key %s: wrong passphrase or not a key" % path)
-        raise TrustError("%s is not a PEM private key" % path)
+            raise TrustError("cannot decrypt the private key %s: wrong passphrase or not a key" % path) from exc
+        raise TrustError("%s is not a PEM private key" % path) from exc
     if not isinstance(private, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey)) or (
             isinstance(private, ec.EllipticCurvePrivateKey) and not isinstance(private.curve, ec.SECP256R1)):
         raise TrustError("the key %s is neither Ed25519 nor ECDSA P-256" % path)

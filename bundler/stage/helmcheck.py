@@ -73,7 +73,8 @@ def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict, namespace
         try:
             yield from yaml.safe_load_all(io.TextIOWrapper(out, encoding="utf-8", errors="replace"))
         except (yaml.YAMLError, RecursionError) as exc:
-            raise InvalidInput("chart %s renders YAML that cannot be read (%s)" % (chart.name, type(exc).__name__))
+            raise InvalidInput("chart %s renders YAML that cannot be read (%s)"
+                               % (chart.name, type(exc).__name__)) from exc
 
 
 def _render(argv: List[str], name: str, env: dict, out) -> None:
@@ -135,12 +136,14 @@ def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
                         ref = parse(image)
                     except InvalidInput:
                         problems.append("chart %s: %s %s, %s %s: %r is not an image reference"
-                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field, name, image))
+                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field,
+                                           name, image))
                         continue
                     if (ref.repository, ref.digest) not in bundled:
                         problems.append("chart %s: %s %s, %s %s runs %s, which is not in the bundle (add it to "
                                         "spec.images and to the chart's images: value paths)"
-                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field, name, image))
+                                        % (chart.name, doc.get("kind"), doc.get("metadata", {}).get("name"), field,
+                                           name, image))
             results[chart.name] = "ok"
     if problems:
         raise InvalidInput("charts run images the bundle does not carry", sorted(set(problems)))

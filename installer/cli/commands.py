@@ -123,7 +123,8 @@ def verify_kit(kit: str, trust: Sequence[str], name: Optional[str], version: Opt
 
 def text_verify(r: dict) -> List[str]:
     if "versions" in r:
-        return ["OK %s %s: every file matches its signed SHA256SUMS; signed by %s" % (c["name"], c["version"], c["signer"])
+        return ["OK %s %s: every file matches its signed SHA256SUMS; signed by %s"
+                % (c["name"], c["version"], c["signer"])
                 for c in r["versions"]] or ["kit %s holds no bundles" % r["kit"]]
     delta = r.get("delta")
     extra = []
@@ -201,7 +202,8 @@ def text_inspect(r: dict) -> List[str]:
                      "head; pass --trust KEY, or run verify)" % (big["member"], big["size"], big["cap"]))
     if r["name"] is not None:
         tool = r["tool"]
-        lines.append("%s %s  created %s  by %s %s" % (r["name"], r["version"], r["created"], tool["name"], tool["version"]))
+        lines.append("%s %s  created %s  by %s %s"
+                     % (r["name"], r["version"], r["created"], tool["name"], tool["version"]))
     if r["bundle_id"]:
         lines.append("bundle_id %s" % r["bundle_id"])
     if r["name"] is None:
@@ -246,8 +248,8 @@ def text_install(r: dict) -> List[str]:
     if d:
         lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
                      "%d tags moved, %d already current" % (d["site"], d["blobs_pushed"], d["bytes_pushed"],
-                                                             d["blobs_mounted"], d["blobs_present"], d["manifests_pushed"],
-                                                             d["tags_moved"], d["tags_current"]))
+                                                             d["blobs_mounted"], d["blobs_present"],
+                                                             d["manifests_pushed"], d["tags_moved"], d["tags_current"]))
         lines += ["  %s" % t for t in d["images"]]
         lines += ["  helm pull %s" % c for c in d.get("charts", [])]
     out = r.get("outputs") or {}
@@ -259,12 +261,14 @@ def text_install(r: dict) -> List[str]:
         lines += ["  (not written: %s)" % s for s in out.get("kubernetes_skipped", [])]
     applied = (r.get("deploy") or {}).get("apply") or {}
     if applied:
-        lines.append("apply: %s" % "; ".join("%s: %s" % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
+        lines.append("apply: %s" % "; ".join("%s: %s"
+                                             % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
         if applied.get("kubernetes", "").startswith("no kubeconfig"):
             lines += ["  %s" % c for c in applied.get("commands", [])]
     dk = r.get("docker") or {}
     if dk:
-        lines.append("docker (%s): %d images loaded, each ID equal to its config digest" % (dk["platform"], len(dk["images"])))
+        lines.append("docker (%s): %d images loaded, each ID equal to its config digest"
+                     % (dk["platform"], len(dk["images"])))
         lines += ["  %s  %s" % (i["id"][:19], ", ".join(i["tags"]) or i["ref"]) for i in dk["images"]]
     return lines
 
@@ -321,8 +325,8 @@ def _status(k: Kit, signer: Optional[str]) -> dict:
                         continue
                     files = sorted(os.path.relpath(os.path.join(d, f), os.path.join(folder, site))
                                    for d, _, fs in os.walk(os.path.join(folder, site)) for f in fs)
-                    outputs.append({"version": version, "site": site, "folder": os.path.relpath(os.path.join(folder, site), k.root),
-                                    "files": files})
+                    outputs.append({"version": version, "site": site,
+                                    "folder": os.path.relpath(os.path.join(folder, site), k.root), "files": files})
         bundles.append({
             "name": name, "current": current, "highest_current": k.highest_current(name), "versions": versions,
             "outputs": outputs,
@@ -346,7 +350,8 @@ def text_status(r: dict) -> List[str]:
                 "  installed %s" % v["installed_at"] if v["installed_at"] else "",
                 "  verified: every file matches its signed SHA256SUMS" if v.get("integrity") == "ok" else ""))
         for o in b.get("outputs", []):
-            lines.append("  outputs for %s, site %s: %s (%d files)" % (o["version"], o["site"], o["folder"], len(o["files"])))
+            lines.append("  outputs for %s, site %s: %s (%d files)"
+                         % (o["version"], o["site"], o["folder"], len(o["files"])))
         last = b["last"]
         if last:
             lines.append("  last install: %s %s at %s%s" % (last["outcome"], last["version"], last["finished"],
@@ -393,8 +398,8 @@ def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
 
     try:
         n = int(keep) if keep is not None else 3
-    except ValueError:
-        raise UsageError("--keep takes a number, not %r" % keep)
+    except ValueError as exc:
+        raise UsageError("--keep takes a number, not %r" % keep) from exc
     return gc(kit, n)
 
 
@@ -449,7 +454,8 @@ def text_trust(r: dict) -> List[str]:
         return ["removed %s" % r["removed"]]
     keys = r["keys"] if "keys" in r else [r]
     return ["%s  %s  names %s%s" % (k["fingerprint"], k["algorithm"], ",".join(k["names"]),
-                                    "  until %s" % k["not_after"] if k["not_after"] else "") for k in keys] or ["no trusted keys"]
+                                    "  until %s" % k["not_after"] if k["not_after"] else "")
+            for k in keys] or ["no trusted keys"]
 
 
 KIT_OPT = Opt("--kit", metavar="DIR", required=True, help="the Offline Kit folder")
@@ -484,12 +490,14 @@ COMMANDS = [
                                   "trusted keys (exit 5 or 4 when anything differs)"), TRUST_OPT],
             run_status, text_status),
     Command("inventory", "the digests, names, versions and bundle_ids the kit holds (input for delta builds)",
-            [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")], run_inventory, text_inventory),
+            [KIT_OPT, Opt("--out", metavar="FILE", help="write to FILE (default: stdout)")],
+            run_inventory, text_inventory),
     Command("rollback", "make the previous version current again and move registry tags back",
             [Opt("name", metavar="NAME"), KIT_OPT, TRUST_OPT], run_rollback, text_rollback),
     Command("gc", "remove old versions (never the current one)",
             [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc),
-    Command("tls", "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
+    Command("tls",
+            "write development TLS material (a CA, a certificate per service, one all services share, a client one)",
             [Opt("--out", metavar="DIR", required=True, help="folder for ca.crt, tls.crt, tls.key, client.crt, ..."),
              Opt("--service", metavar="NAME", multiple=True,
                  help="a service the shared certificate serves (and gets its own certificate); repeatable"),

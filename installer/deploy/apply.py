@@ -29,10 +29,10 @@ def _run(argv: List[str], env: Optional[Dict[str, str]] = None, what: str = "") 
     """One deploy tool, as an argument list (never a shell, never a split string)."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
-    except FileNotFoundError:
-        raise DeployError("%s is not installed, so %s cannot run" % (argv[0], what or "the deploy"))
-    except subprocess.TimeoutExpired:
-        raise DeployError("%s did not finish within 15 minutes" % " ".join(argv[:3]))
+    except FileNotFoundError as exc:
+        raise DeployError("%s is not installed, so %s cannot run" % (argv[0], what or "the deploy")) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError("%s did not finish within 15 minutes" % " ".join(argv[:3])) from exc
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
         raise DeployError("%s failed: %s" % (" ".join(argv[:3]), last[-1] if last else "exit %d" % proc.returncode))

@@ -331,7 +331,7 @@ def _run_openssl(exe: str, args: List[str], cwd: str, what: str) -> None:
         proc = subprocess.run([exe] + args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LocalEnvironmentError("openssl could not %s: %s" % (what, type(exc).__name__))
+        raise LocalEnvironmentError("openssl could not %s: %s" % (what, type(exc).__name__)) from exc
     if proc.returncode != 0:
         # openssl never prints key material on failure; keep only its first error line.
         lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
@@ -408,11 +408,11 @@ def _prepare_dir(out_dir: str) -> None:
                 os.makedirs(parent, exist_ok=True)
             os.mkdir(out_dir, DIR_MODE)
             os.chmod(out_dir, DIR_MODE)  # whatever the umask
-        except FileExistsError:
+        except FileExistsError as exc:
             if not os.path.isdir(out_dir):
-                raise UsageError("%s exists and is not a folder" % out_dir)
+                raise UsageError("%s exists and is not a folder" % out_dir) from exc
         except OSError as exc:
-            raise LocalEnvironmentError("cannot create %s: %s" % (out_dir, exc.strerror or type(exc).__name__))
+            raise LocalEnvironmentError("cannot create %s: %s" % (out_dir, exc.strerror or type(exc).__name__)) from exc
 
 
 def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force: bool) -> None:
@@ -424,7 +424,7 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
     try:
         stage = tempfile.mkdtemp(prefix=".devtls-", dir=out_dir)
     except OSError as exc:
-        raise LocalEnvironmentError("cannot write into %s: %s" % (out_dir, exc.strerror or type(exc).__name__))
+        raise LocalEnvironmentError("cannot write into %s: %s" % (out_dir, exc.strerror or type(exc).__name__)) from exc
     placed = []  # type: List[str]
     try:
         try:
@@ -438,18 +438,20 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
                 else:
                     try:
                         os.link(src, dst)
-                    except FileExistsError:
-                        raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)" % dst)
+                    except FileExistsError as exc:
+                        raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)"
+                                         % dst) from exc
                     except OSError as exc:
                         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                             raise
                         if os.path.lexists(dst):
-                            raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)" % dst)
+                            raise UsageError("%s already exists; refusing to overwrite it (use --force to replace)"
+                                             % dst) from exc
                         os.rename(src, dst)
                 placed.append(dst)
         except OSError as exc:
             raise LocalEnvironmentError("cannot write TLS files into %s: %s"
-                                        % (out_dir, exc.strerror or type(exc).__name__))
+                                        % (out_dir, exc.strerror or type(exc).__name__)) from exc
     except BaseException:
         if not force:
             for path in placed:

@@ -198,7 +198,7 @@ def _write_atomic(folder: str, filename: str, data: bytes, mode: int) -> str:
     try:
         write_atomic(path, data, mode)
     except OSError as exc:
-        raise LocalEnvironmentError("cannot write %s: %s" % (path, exc.strerror or type(exc).__name__))
+        raise LocalEnvironmentError("cannot write %s: %s" % (path, exc.strerror or type(exc).__name__)) from exc
     return path
 
 
@@ -224,10 +224,11 @@ def _make_dirs(folder: str, mode: int, enforce: bool) -> None:
             raise LocalEnvironmentError("%s is not a folder" % folder)
         if enforce and stat.S_IMODE(st.st_mode) != mode:
             os.chmod(folder, mode)
-    except FileExistsError:
-        raise LocalEnvironmentError("%s appeared while it was being created; is another install running?" % folder)
+    except FileExistsError as exc:
+        raise LocalEnvironmentError("%s appeared while it was being created; is another install running?"
+                                    % folder) from exc
     except OSError as exc:
-        raise LocalEnvironmentError("cannot prepare %s: %s" % (folder, exc.strerror or type(exc).__name__))
+        raise LocalEnvironmentError("cannot prepare %s: %s" % (folder, exc.strerror or type(exc).__name__)) from exc
 
 
 def _inside(path: str, root: str) -> bool:
@@ -244,7 +245,7 @@ def _prune(folder: str, keep: Sequence[str]) -> None:
                 os.unlink(os.path.join(folder, entry))
             except OSError as exc:
                 raise LocalEnvironmentError("cannot remove the stale manifest %s: %s"
-                                            % (os.path.join(folder, entry), exc.strerror))
+                                            % (os.path.join(folder, entry), exc.strerror)) from exc
     fsync_dir(folder)
 
 

@@ -134,8 +134,8 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
         if not isinstance(base, dict):
             raise InvalidInput("%s is not a JSON object" % chart.values)
         out = "values/%s.yaml" % chart.name
-        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2, sort_keys=True)
-                          + "\n").encode())
+        _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2,
+                                     sort_keys=True) + "\n").encode())
         written.append(out)
         commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out), namespace))
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
@@ -167,8 +167,8 @@ def _member_text(version_dir: str, path: str, size: int) -> str:
     """A file of the installed version, read without following a link and no larger than its signed size."""
     try:
         return read_installed(version_dir, path, size).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("%s is not UTF-8 text" % path)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("%s is not UTF-8 text" % path) from exc
 
 
 def _write(root: str, rel: str, data: bytes) -> None:

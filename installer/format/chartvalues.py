@@ -64,7 +64,8 @@ def chart_values(base: Mapping[str, Any], images: Sequence[ChartImage],
     for spec in images:
         site = lookup(spec.ref)
         if site is None:
-            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle" % (chart, spec.ref, spec.values))
+            raise InvalidInput("chart %s: the image %s named for %s is not in the bundle"
+                               % (chart, spec.ref, spec.values))
         if spec.style == "image":
             set_path(values, spec.values, site.pinned)
         elif spec.style == "registry-repository-tag":

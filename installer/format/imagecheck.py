@@ -73,8 +73,10 @@ class ImageGraph:
             problems.append("%s is only in %s" % (ref, where))
         for ref in sorted(set(index) & set(listed)):
             entry, image = index[ref], listed[ref]
-            if (entry.get("digest"), entry.get("size"), entry.get("mediaType")) != (image.digest, image.size, image.media_type):
-                problems.append("%s: images/index.json says %s, bundle.json says %s" % (ref, entry.get("digest"), image.digest))
+            if ((entry.get("digest"), entry.get("size"), entry.get("mediaType"))
+                    != (image.digest, image.size, image.media_type)):
+                problems.append("%s: images/index.json says %s, bundle.json says %s"
+                                % (ref, entry.get("digest"), image.digest))
         for image in self.meta.images:
             problems += self._closure(image.digest, image.size, image.media_type, image.ref)
             for m in image.manifests:
@@ -99,8 +101,8 @@ class ImageGraph:
             doc = json.loads(self.captured[INDEX_PATH])
             entries = doc["manifests"]
             assert isinstance(entries, list)
-        except (KeyError, ValueError, AssertionError, TypeError, RecursionError):
-            raise InvalidInput("images/index.json is not an OCI image index")
+        except (KeyError, ValueError, AssertionError, TypeError, RecursionError) as exc:
+            raise InvalidInput("images/index.json is not an OCI image index") from exc
         out = {}
         for entry in entries:
             annotations = entry.get("annotations") if isinstance(entry, dict) else None
@@ -136,6 +138,7 @@ class ImageGraph:
             if bp not in members:
                 problems.append("%s: blob %s is missing" % (ref, blob.digest))
             elif members[bp] != blob.size:
-                problems.append("%s: blob %s is %d bytes, its descriptor says %d" % (ref, blob.digest, members[bp], blob.size))
+                problems.append("%s: blob %s is %d bytes, its descriptor says %d"
+                                % (ref, blob.digest, members[bp], blob.size))
         return problems
 

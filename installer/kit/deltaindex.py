@@ -34,7 +34,8 @@ def _signed_list(kit: Kit, name: str, version: str) -> bytes:
         return kit.read_member(name, version, SUMS_NAME, MAX_SUMS_BYTES)
     except (PathRefused, OSError) as exc:
         raise LocalEnvironmentError("the SHA256SUMS of %s %s cannot be read (%s); see offline-bundle verify --kit"
-                                    % (name, version, getattr(exc, "why", None) or getattr(exc, "strerror", exc)))
+                                    % (name, version,
+                                       getattr(exc, "why", None) or getattr(exc, "strerror", exc))) from exc
 
 
 class KitIndex:
@@ -119,7 +120,7 @@ def _copy_from(fd: int, dest: str, mode: int, digest: str, path: str) -> int:
         os.fsync(out_fd)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise LocalEnvironmentError("no space left on the kit's filesystem while copying %s" % path)
+            raise LocalEnvironmentError("no space left on the kit's filesystem while copying %s" % path) from exc
         raise
     finally:
         os.close(out_fd)

@@ -58,7 +58,7 @@ def remove_tree(path: str) -> None:
 
 def make_read_only(root: str, include_root: bool = True) -> None:
     """Folders 0555, deepest first, each fsynced (the files were made read-only as written)."""
-    for folder, dirs, _files in os.walk(root, topdown=False):
+    for folder, _dirs, _files in os.walk(root, topdown=False):
         if folder == root and not include_root:
             continue
         os.chmod(folder, 0o555)
@@ -180,7 +180,7 @@ class Kit:
             for name in STATE_DIRS:
                 self.make_dir(os.path.join(self.state, name), 0o700, enforce=True)
         except OSError as exc:
-            raise LocalEnvironmentError("cannot prepare the kit at %s: %s" % (self.root, exc.strerror or exc))
+            raise LocalEnvironmentError("cannot prepare the kit at %s: %s" % (self.root, exc.strerror or exc)) from exc
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -190,18 +190,20 @@ class Kit:
             fd = os.open(self.lock_path, flags, 0o600)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise _foreign_link(self.lock_path)
-            raise LocalEnvironmentError("cannot open the kit lock %s: %s" % (self.lock_path, exc.strerror))
+                raise _foreign_link(self.lock_path) from exc
+            raise LocalEnvironmentError("cannot open the kit lock %s: %s" % (self.lock_path, exc.strerror)) from exc
         try:
             check_entry(self.lock_path, os.fstat(fd), want_dir=False)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise LocalEnvironmentError("cannot lock the kit (%s): the filesystem may not support flock" % exc.strerror)
+                    raise LocalEnvironmentError("cannot lock the kit (%s): the filesystem may not support flock"
+                                                % exc.strerror) from exc
                 holder = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
                 who = "pid %s on host %s" % (holder[0], holder[1]) if len(holder) >= 2 else "another process"
-                raise LocalEnvironmentError("the kit %s is locked by %s; wait for it to finish" % (self.root, who))
+                raise LocalEnvironmentError("the kit %s is locked by %s; wait for it to finish"
+                                            % (self.root, who)) from exc
             os.ftruncate(fd, 0)
             os.pwrite(fd, ("%d %s\n" % (os.getpid(), socket.gethostname())).encode(), 0)
             os.fsync(fd)
@@ -269,7 +271,7 @@ class Kit:
             return None
         except PathRefused as exc:
             raise LocalEnvironmentError("%s %s; the installed version is damaged (offline-bundle verify --kit)"
-                                        % (exc.path, exc.why))
+                                        % (exc.path, exc.why)) from exc
 
     def current_version(self, name: str) -> Optional[str]:
         """The version current/<name> points at; a link that is not ours (another shape or target) is exit 9."""
@@ -338,10 +340,11 @@ class Kit:
             doc = json.loads(read_fd(open_regular(self.owners_path, MAX_OWNERS_BYTES), MAX_OWNERS_BYTES,
                                      self.owners_path).decode("utf-8"))
         except PathRefused as exc:
-            raise LocalEnvironmentError("%s %s; the kit's record of site tags cannot be read" % (exc.path, exc.why))
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise LocalEnvironmentError("%s %s; the kit's record of site tags cannot be read"
+                                        % (exc.path, exc.why)) from exc
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise LocalEnvironmentError("%s does not parse; the kit's record of who owns each site tag is damaged: "
-                                        "restore it from a backup" % self.owners_path)
+                                        "restore it from a backup" % self.owners_path) from exc
         if not _owners_shape(doc):
             raise LocalEnvironmentError("%s is not a record of site tags; restore it from a backup" % self.owners_path)
         return doc["sites"]
@@ -349,7 +352,8 @@ class Kit:
     def record_owners(self, site: str, tags: Dict[str, Dict[str, str]]) -> None:
         sites = self.owners()
         sites.setdefault(site, {}).update(tags)
-        write_atomic(self.owners_path, (json.dumps({"owners": 1, "sites": sites}, sort_keys=True, indent=1) + "\n").encode())
+        write_atomic(self.owners_path,
+                     (json.dumps({"owners": 1, "sites": sites}, sort_keys=True, indent=1) + "\n").encode())
 
     def free_bytes(self, path: str) -> int:
         st = os.statvfs(path)

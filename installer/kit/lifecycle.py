@@ -17,7 +17,8 @@ from installer.format.semver import Version
 def previous_version(kit: Kit, name: str, current: str) -> Optional[str]:
     """The version rollback returns to: the one current before ``current`` (receipts), else the highest below it."""
     for receipt in reversed(kit.receipts_list(name)):
-        if receipt.done(Phase.SWITCH_CURRENT) and receipt.version == current and receipt.previous not in (None, current):
+        if (receipt.done(Phase.SWITCH_CURRENT) and receipt.version == current
+                and receipt.previous not in (None, current)):
             if receipt.previous in kit.versions(name):
                 return receipt.previous
     older = [v for v in kit.versions(name) if Version(v) < Version(current)]

@@ -32,7 +32,8 @@ def _load_config() -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):
-        raise UsageError("cannot read the Docker config %s (not JSON?)" % path)
+        # from None: a JSON error carries the whole file (.doc), and the file holds registry passwords.
+        raise UsageError("cannot read the Docker config %s (not JSON?)" % path) from None
     return doc if isinstance(doc, dict) else {}
 
 
@@ -51,17 +52,19 @@ def _from_helper(helper: str, host: str) -> Credentials:
     try:
         proc = subprocess.run([exe, "get"], input=host.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=30)
-    except FileNotFoundError:
-        raise UsageError("the Docker config names the credential helper %s, which is not installed" % exe)
+    except FileNotFoundError as exc:
+        raise UsageError("the Docker config names the credential helper %s, which is not installed" % exe) from exc
     except subprocess.TimeoutExpired:
-        raise UsageError("the credential helper %s did not answer within 30 s" % exe)
+        # from None: the timeout carries what the helper printed so far (.stdout), which may be a secret.
+        raise UsageError("the credential helper %s did not answer within 30 s" % exe) from None
     if proc.returncode != 0:
         return None  # "credentials not found" is the helper's normal answer for other hosts
     try:
         doc = json.loads(proc.stdout)
         return doc["Username"], doc["Secret"]
     except (ValueError, KeyError, TypeError):
-        raise UsageError("the credential helper %s answered something that is not credentials" % exe)
+        # from None: a JSON error carries the helper's whole answer (.doc), which holds the secret.
+        raise UsageError("the credential helper %s answered something that is not credentials" % exe) from None
 
 
 def from_docker_config(host: str) -> Credentials:
@@ -79,7 +82,8 @@ def from_docker_config(host: str) -> Credentials:
             try:
                 user, _, secret = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
-                raise UsageError("the Docker config has an unreadable auth entry for %s" % key)
+                # from None: a decode error carries the decoded "user:password" bytes (.object, shown by repr).
+                raise UsageError("the Docker config has an unreadable auth entry for %s" % key) from None
             return user, secret
         if entry.get("username") and entry.get("password"):
             return entry["username"], entry["password"]

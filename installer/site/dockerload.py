@@ -53,7 +53,7 @@ class _UnixConnection(http.client.HTTPConnection):
         except OSError as exc:
             sock.close()
             raise DeployError("cannot reach the Docker engine at %s: %s (is dockerd running? DOCKER_HOST?)"
-                              % (self._path, exc.strerror or exc))
+                              % (self._path, exc.strerror or exc)) from exc
         self.sock = sock
 
 
@@ -64,11 +64,12 @@ class Docker:
     def _call(self, method: str, url: str, body=None, headers=None) -> Tuple[int, bytes]:
         conn = _UnixConnection(self.path)
         try:
-            conn.request(method, url, body=body, headers=headers or {}, encode_chunked=body is not None and not isinstance(body, bytes))
+            conn.request(method, url, body=body, headers=headers or {},
+                         encode_chunked=body is not None and not isinstance(body, bytes))
             resp = conn.getresponse()
             return resp.status, resp.read()
         except (ConnectionError, http.client.HTTPException, socket.timeout) as exc:
-            raise DeployError("the Docker engine at %s failed: %s" % (self.path, exc))
+            raise DeployError("the Docker engine at %s failed: %s" % (self.path, exc)) from exc
         finally:
             conn.close()
 

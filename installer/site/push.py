@@ -91,7 +91,8 @@ class SitePush:
         self.strip = strip_source_host
         if registry_ca and not os.path.isfile(registry_ca):
             raise UsageError("the CA file %s does not exist" % registry_ca)
-        # transport, retry: the seam for tests (an in-memory registry, a policy that does not sleep); None: the real ones
+        # transport, retry: the seam for tests (an in-memory registry, a policy that does not sleep);
+        # None: the real ones
         self.registry = Registry(self.host, insecure=self.host in insecure, ca_file=registry_ca,
                                  credentials=credentials.for_install(self.host), insecure_hosts=insecure,
                                  transport=transport, policy=retry)
@@ -112,7 +113,8 @@ class SitePush:
         try:
             return site_repositories(self.meta, self.prefix, self.strip)
         except InvalidInput as exc:
-            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % self.host)) from exc
+            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/"
+                                                   % self.host)) from exc
 
     def target(self, image: Image) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""
@@ -142,7 +144,8 @@ class SitePush:
             top = _Item(repo, image.digest, image.size, image.media_type, blob_path(image.digest))
             config, children = parse_manifest(self._read(image.digest), image.media_type, image.ref)
             leaves = [top] if config is not None else [
-                _Item(repo, c.digest, c.size, c.media_type or kinds.get(c.digest, ""), blob_path(c.digest)) for c in children]
+                _Item(repo, c.digest, c.size, c.media_type or kinds.get(c.digest, ""), blob_path(c.digest))
+                for c in children]
             for leaf in leaves:
                 cfg, layers = parse_manifest(self._read(leaf.digest), leaf.media_type, image.ref)
                 for b in [cfg] + layers:
@@ -170,7 +173,7 @@ class SitePush:
                 self.progress_factory and missing) else None
             try:
                 with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                    list(pool.map(lambda b: self._upload(b, progress), missing))
+                    list(pool.map(lambda b, progress=progress: self._upload(b, progress), missing))
             finally:
                 if progress:
                     progress.close()

@@ -25,8 +25,8 @@ from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type
 from installer.format.reference import strict_digest
 from installer.site.auth import Auth, Credentials
 from installer.site.retry import RetryPolicy, Transient
-from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response, Transport,
-                                      TransportError)
+from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response,
+                                      Transport, TransportError)
 
 USER_AGENT = "offline-bundle/%s" % __version__
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -201,7 +201,8 @@ class Registry:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         served = self._served_digest(resp, repo, reference)
         if reference.startswith("sha256:") and digest != reference:
-            raise ContentMismatch("%s/%s@%s: the registry served a manifest whose sha256 is %s" % (self.host, repo, reference, digest))
+            raise ContentMismatch("%s/%s@%s: the registry served a manifest whose sha256 is %s"
+                                  % (self.host, repo, reference, digest))
         if served is not None and served != digest:
             raise ContentMismatch("%s/%s:%s: Docker-Content-Digest says %s but the bytes hash to %s"
                                   % (self.host, repo, reference, served, digest))
@@ -270,7 +271,8 @@ class Registry:
         self.policy.run(attempt, lambda exc: RegistryError("cannot download %s from %s: %s" % (digest, self.host, exc)))
         actual = "sha256:" + h.hexdigest()
         if actual != digest:
-            raise ContentMismatch("%s/%s: blob %s has sha256 %s: the registry served other bytes" % (self.host, repo, digest, actual))
+            raise ContentMismatch("%s/%s: blob %s has sha256 %s: the registry served other bytes"
+                                  % (self.host, repo, digest, actual))
 
     # --- pushes -----------------------------------------------------------------------------------
     def blob_exists(self, repo: str, digest: str) -> bool:
@@ -363,8 +365,8 @@ class _BlobCheck:
         self._h.update(fresh)
         self.pos += len(fresh)
         if self.pos >= self.size and "sha256:" + self._h.hexdigest() != self.digest:
-            raise ContentMismatch("the kit's copy of blob %s no longer has that sha256; it was not pushed (the installed "
-                                  "version is damaged: see offline-bundle verify --kit)" % self.digest)
+            raise ContentMismatch("the kit's copy of blob %s no longer has that sha256; it was not pushed "
+                                  "(the installed version is damaged: see offline-bundle verify --kit)" % self.digest)
 
 
 class _SliceReader:

@@ -90,7 +90,8 @@ class DiscardSink:
             return None
         fd, _source = self.kit_index.open(digest)
         if fd is None:
-            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit holds no good copy of it" % (path, digest))
+            raise ContentMismatch("the delta omits %s (sha256 %s) and the kit holds no good copy of it"
+                                  % (path, digest))
         try:
             return os.pread(fd, size, 0) if size <= MAX_INDEX_BYTES else b""
         finally:
@@ -128,7 +129,8 @@ def _next(reader: TarReader, what: str) -> Member:
 
 def _check_hash(path: str, data_hex: str, expected_hex: str) -> None:
     if data_hex != expected_hex:
-        raise ContentMismatch("%s does not match its SHA256SUMS line (sha256 %s, listed %s)" % (path, data_hex, expected_hex))
+        raise ContentMismatch("%s does not match its SHA256SUMS line (sha256 %s, listed %s)"
+                              % (path, data_hex, expected_hex))
 
 
 def _too_large(v: Verified, name: str, size: int, cap: Optional[int]) -> bool:
@@ -167,7 +169,8 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
         v.signer = next((k for k in keys if signer_key and k.key.fingerprint == signer_key.fingerprint), None)
     if require_trust and v.signer is None:
         if not keys:
-            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) or add one with 'trust add'")
+            raise TrustError("no trusted key: pass --trust KEY (a .pub file or a folder of them) "
+                             "or add one with 'trust add'")
         raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
                          % ", ".join(k.fingerprint for k in keys))
     if _too_large(v, SUMS_NAME, len(v.sums), unverified_cap):
@@ -242,7 +245,8 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         if path.encode() <= previous:
             raise InvalidInput("member %s is out of order (members must be sorted by path)" % path)
         if member.size != meta.sizes[path]:
-            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d" % (path, member.size, meta.sizes[path]))
+            raise ContentMismatch("member %s is %d bytes but bundle.json declares %d"
+                                  % (path, member.size, meta.sizes[path]))
         seen.add(path)
         seen_lower.add(path.lower())
         previous = path.encode()
@@ -296,8 +300,8 @@ def open_archive(path: str):
         return PartsReader(split[1])
     try:
         return open_regular(path, "the archive %s" % path, follow=True)[0]
-    except FileNotFoundError:
-        raise UsageError("the archive %s does not exist" % path)
+    except FileNotFoundError as exc:
+        raise UsageError("the archive %s does not exist" % path) from exc
 
 
 def archive_base(path: str) -> str:

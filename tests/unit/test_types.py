@@ -62,3 +62,16 @@ def test_the_checks_can_fail(tmp_path):
     r = subprocess.run([_tool("ruff"), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(bad)],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 1 and "B904" in r.stdout, r.stdout + r.stderr
+
+
+# Issue 11 point 6: ruff with pyproject's rule set is clean over the whole of installer/ and bundler/, so a new
+# finding (a B904 above all) fails CI. bundler/build.py joins once it has been split (it is being refactored).
+RUFF_EXCLUDED = ["bundler/build.py"]
+
+
+def test_installer_and_bundler_pass_ruff():
+    assert [f for f in RUFF_EXCLUDED if not (REPO / f).is_file()] == []
+    r = subprocess.run([_tool("ruff"), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"),
+                        *("--exclude=%s" % f for f in RUFF_EXCLUDED), "installer", "bundler"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
