@@ -55,7 +55,8 @@ def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:
     signer_fp = None
     if trust:
         keys = load_trust_paths(trust)
-        good = [k for k in keys if canonical_signature(k.key.algorithm, signature) and verify_sig(k.key, sums, signature)]
+        good = [k for k in keys
+                if canonical_signature(k.key.algorithm, signature) and verify_sig(k.key, sums, signature)]
         if not good:
             raise TrustError("%s is not a valid signature of %s by any of the given keys"
                              % (sig_path, os.path.join(staged_dir, SUMS_NAME)))

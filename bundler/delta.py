@@ -49,8 +49,8 @@ def _load_inventory(path: str) -> Tuple[List[DeltaBase], set]:
         doc = json.loads(raw)
         assert doc.get("kind") == INVENTORY_KIND and isinstance(doc.get("sha256"), list)
         base = [DeltaBase(b["name"], b["version"], b["bundle_id"]) for b in doc["bundles"]]
-    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, RecursionError):
-        raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path)
+    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise InvalidInput("%s is neither a bundle archive nor an inventory (offline-bundle inventory)" % path) from exc
     source = "the inventory %s" % path
     for b in base:
         strict_hex(b.bundle_id, source)

@@ -26,7 +26,7 @@ def make_out_dir(out_dir: str) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
-        raise LocalEnvironmentError("cannot create the output folder %s: %s" % (out_dir, exc.strerror))
+        raise LocalEnvironmentError("cannot create the output folder %s: %s" % (out_dir, exc.strerror)) from exc
 
 
 STAGED_PLAN = "staged.json"
@@ -164,7 +164,9 @@ def _reusable(archive: str, staged: Staged, signature: bytes) -> Optional[str]:
                 stream.close()
     except (OSError, UnicodeDecodeError, BundleError):
         return None
-    wanted = [staged.sums, signature, staged.meta_bytes] + ([staged.delta_bytes] if staged.delta_bytes is not None else [])
+    wanted = [staged.sums, signature, staged.meta_bytes]
+    if staged.delta_bytes is not None:
+        wanted.append(staged.delta_bytes)
     if head != wanted:
         return None
     if _stamp(archive, expected) == _read_stamp(archive):
@@ -219,7 +221,7 @@ def emit(staged: Staged, signature: bytes, out_dir: str, split_size: int, signer
             if not split_size:
                 _write_stamp(archive, archive_sha)
     except OSError as exc:
-        raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc))
+        raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc)) from exc
     meta = json.loads(staged.meta_bytes)
     return {
         "archive": parts[0][0] if parts else archive,

@@ -73,7 +73,8 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[BundleFi
         digest, size = sha256_file(entry.source_path)
         if entry.sha256 and entry.sha256 != digest:
             mismatches.append("%s: %s has sha256 %s, the manifest pins %s"
-                              % (manifest.doc.where(("spec", "files", i, "sha256")), entry.source, digest, entry.sha256))
+                              % (manifest.doc.where(("spec", "files", i, "sha256")), entry.source, digest,
+                                 entry.sha256))
         members.append(PlannedMember(entry.target, entry.source_path, size, digest, entry.executable))
         files.append(BundleFile(entry.target, digest, size, entry.executable, source=entry.source))
     if mismatches:
@@ -104,7 +105,8 @@ def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[
         blobs.update(image.blobs)
     for chart in charts:
         blobs.update(chart.blobs)
-    members += [PlannedMember(blob_path(d), cache.path(d), size, d.split(":", 1)[1], False) for d, size in blobs.items()]
+    members += [PlannedMember(blob_path(d), cache.path(d), size, d.split(":", 1)[1], False)
+                for d, size in blobs.items()]
     members.append(bytes_member(INDEX_PATH, layout_index(images)))
     members.append(bytes_member(LAYOUT_PATH, LAYOUT_FILE))
     return members
@@ -164,7 +166,9 @@ def pull_all(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Opt
         raise UsageError("the CA file %s does not exist" % opts.registry_ca)
     registry_specs, url_mirrors = split_mirrors(opts.mirrors)
     mirrors = [parse_mirror(m) for m in registry_specs]
-    progress = (lambda total, desc: Progress(total, desc, opts.show_progress))
+
+    def progress(total: int, desc: str) -> Progress:
+        return Progress(total, desc, opts.show_progress)
     puller = Puller(cache, mirrors, opts.registry_ca, opts.insecure, progress, transport=opts.transport)
     where = [manifest.doc.where(("spec", "images", i)) for i in range(len(manifest.images))]
     images = pull_images(manifest.images, where, puller, lockcheck, fetch)
