@@ -7,7 +7,7 @@ size and child blob is checked. A bundle whose image graph has a hole is refused
 
 import hashlib
 import json
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from installer.errors import ContentMismatch, InvalidInput
 from installer.fsutil import read_installed
@@ -96,7 +96,7 @@ class ImageGraph:
         if problems:
             raise ContentMismatch("bundle.json and the image layout disagree", sorted(set(problems)))
 
-    def _index(self) -> Dict[str, dict]:
+    def _index(self) -> Dict[str, Dict[str, Any]]:
         try:
             doc = json.loads(self.captured[INDEX_PATH])
             entries = doc["manifests"]

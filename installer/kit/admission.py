@@ -108,6 +108,6 @@ def _check_precedence(head: Candidate, known: Sequence[Known]) -> None:
 def kit_state(kit: Kit, name: str, version: str) -> KitState:
     """Everything ``admit`` needs about ``name``, read from the kit (its folders, links and receipts)."""
     known = [Known(v, kit.bundle_id_of(name, v), "holds") for v in kit.versions(name)]
-    known += [Known(r.version, r.bundle_id, "installed before") for r in kit.admitted(name)]
+    known += [Known(r.version, r.bundle_id, "installed before") for r in kit.admitted(name) if r.version]
     return KitState(installed_bundle_id=kit.bundle_id_of(name, version), current=kit.current_version(name),
                     highest_current=kit.highest_current(name), known=tuple(known))

@@ -14,7 +14,7 @@ Problems are collected, one line each, and never stop the walk: the operator see
 import hashlib
 import os
 import stat
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from installer.errors import BundleError
 from installer.fsutil import PathRefused, kind_of_file, open_under, sha256_fd
@@ -41,7 +41,7 @@ class VersionCheck:
     def ok(self) -> bool:
         return not self.problems and not self.trust_problems
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, object]:
         return {"name": self.name, "version": self.version, "bundle_id": self.bundle_id, "signer": self.signer,
                 "ok": self.ok, "problems": self.problems + self.trust_problems}
 
@@ -113,7 +113,7 @@ def _check_meta(kit: Kit, check: VersionCheck, entries: Dict[str, str]) -> Optio
     return meta
 
 
-def _check_files(kit: Kit, check: VersionCheck, entries: Dict[str, str], executable: frozenset) -> None:
+def _check_files(kit: Kit, check: VersionCheck, entries: Dict[str, str], executable: FrozenSet[str]) -> None:
     """(3) every file: regular, signed sha256, signed mode; every folder 0555; nothing unlisted."""
     root = kit.version_dir(check.name, check.version)
     found = _walk(root)

@@ -9,7 +9,7 @@ import errno
 import hashlib
 import os
 import stat
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from installer.format.delta import INVENTORY_KIND
 from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, UnsafeMember
@@ -18,9 +18,10 @@ from installer.kit.layout import Kit
 from installer.format.sums import MAX_SUMS_BYTES, SUMS_NAME, bundle_id, parse_sums
 
 
-def inventory(kit_dir: str) -> dict:
+def inventory(kit_dir: str) -> Dict[str, object]:
     kit = Kit.existing(kit_dir)
-    bundles, digests = [], set()
+    bundles: List[Dict[str, str]] = []
+    digests: Set[str] = set()
     for name in kit.names():
         for version in kit.versions(name):
             sums = _signed_list(kit, name, version)

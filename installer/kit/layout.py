@@ -24,7 +24,7 @@ import shutil
 import socket
 import stat
 import time
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Set
 
 from installer.errors import LocalEnvironmentError, UsageError
 from installer.fsutil import PathRefused, fsync_dir, lstat_or_none, open_regular, read_fd, read_under, write_atomic
@@ -240,7 +240,7 @@ class Kit:
         return True
 
     def names(self) -> List[str]:
-        found = set()
+        found: Set[str] = set()
         for folder in (self.bundles, self.current):
             if self.real_dir(folder):
                 found.update(n for n in os.listdir(folder) if NAME_RE.fullmatch(n))
@@ -347,7 +347,8 @@ class Kit:
                                         "restore it from a backup" % self.owners_path) from exc
         if not _owners_shape(doc):
             raise LocalEnvironmentError("%s is not a record of site tags; restore it from a backup" % self.owners_path)
-        return doc["sites"]
+        sites: Dict[str, Dict[str, Dict[str, str]]] = doc["sites"]  # its shape checked just above
+        return sites
 
     def record_owners(self, site: str, tags: Dict[str, Dict[str, str]]) -> None:
         sites = self.owners()
@@ -360,7 +361,7 @@ class Kit:
         return st.f_bavail * st.f_frsize
 
 
-def _owners_shape(doc) -> bool:
+def _owners_shape(doc: object) -> bool:
     if not isinstance(doc, dict) or doc.get("owners") != 1 or not isinstance(doc.get("sites"), dict):
         return False
     for tags in doc["sites"].values():

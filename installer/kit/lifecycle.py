@@ -6,7 +6,7 @@ by SemVer and never the current one. rollback itself (installer/rollback.py) als
 
 import os
 import stat
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 from installer.errors import UsageError
 from installer.kit.layout import Kit, remove_tree
@@ -19,8 +19,9 @@ def previous_version(kit: Kit, name: str, current: str) -> Optional[str]:
     for receipt in reversed(kit.receipts_list(name)):
         if (receipt.done(Phase.SWITCH_CURRENT) and receipt.version == current
                 and receipt.previous not in (None, current)):
-            if receipt.previous in kit.versions(name):
-                return receipt.previous
+            previous: str = receipt.previous
+            if previous in kit.versions(name):
+                return previous
     older = [v for v in kit.versions(name) if Version(v) < Version(current)]
     return older[-1] if older else None
 
@@ -36,22 +37,23 @@ def _size_of(folder: str) -> int:
     return total
 
 
-def gc(kit_dir: str, keep: int = 3) -> dict:
+def gc(kit_dir: str, keep: int = 3) -> Dict[str, object]:
     if keep < 1:
         raise UsageError("--keep takes a number of versions of at least 1")
     kit = Kit.existing(kit_dir)
-    removed = []
+    removed: List[str] = []
     freed = 0
     with kit.locked():
-        plan = []  # every folder is checked (no link on the way) before the first one is removed
+        # every folder is checked (no link on the way) before the first one is removed
+        plan: List[Tuple[str, List[str]]] = []
         for name in kit.names():
             current = kit.current_version(name)
             versions = kit.versions(name)  # ascending SemVer; a link among them is exit 9
             kept = set(versions[-keep:]) | ({current} if current else set())
             for version in versions:
                 if version not in kept:
-                    folders = [_inside_kit(kit, root, name, version) for root in (kit.bundles, kit.deploy, kit.secrets)]
-                    plan.append(("%s %s" % (name, version), [f for f in folders if f is not None]))
+                    inside = [_inside_kit(kit, root, name, version) for root in (kit.bundles, kit.deploy, kit.secrets)]
+                    plan.append(("%s %s" % (name, version), [f for f in inside if f is not None]))
         for label, folders in plan:
             for folder in folders:
                 freed += _size_of(folder)

@@ -15,11 +15,12 @@ import os
 from typing import Iterator, List, Optional
 
 from installer import faults
-from installer.errors import LocalEnvironmentError, UnsafeMember
+from installer.errors import InternalError, LocalEnvironmentError, UnsafeMember
 from installer.format.imagecheck import MAX_INDEX_BYTES
 from installer.format.meta import canonical_json
 from installer.format.paths import contained
 from installer.fsutil import fsync_dir, read_under, write_all, write_atomic
+from installer.kit.deltaindex import KitIndex, materialize
 from installer.kit.layout import Kit, make_read_only, new_receipt_name, remove_tree, utc_now
 
 SPACE_MARGIN = 16 * 1024 * 1024
@@ -31,15 +32,15 @@ class StagingSink:
     def __init__(self, root: str, kit: Optional[Kit] = None) -> None:
         self.root = root
         self.kit = kit
-        self._index = None
+        self._index: Optional[KitIndex] = None
         os.makedirs(root, mode=0o755)
 
     def materialize(self, path: str, digest: str, size: int, executable: bool) -> bytes:
         """A delta's omitted file, from the kit by sha256 (re-hashed as it is linked or copied, with its signed
         mode); its bytes are returned when it is small enough to be a manifest the image check reads."""
-        from installer.kit.deltaindex import KitIndex, materialize
-
         if self._index is None:
+            if self.kit is None:
+                raise InternalError("a delta's omitted files can only be found in a kit")
             self._index = KitIndex(self.kit)
         dest = contained(self.root, path)
         materialize(self._index, digest, dest, executable, path)

@@ -16,7 +16,12 @@ TYPED = [
     "installer/format/paths.py", "installer/format/sums.py", "installer/format/tarstream.py",
     "installer/format/zstd.py", "installer/format/parts.py", "installer/format/oci.py",
     "installer/format/reference.py", "installer/format/semver.py",
+    "installer/format/model.py", "installer/format/meta.py", "installer/format/delta.py",
+    "installer/format/deployspec.py", "installer/format/chartvalues.py", "installer/format/imagecheck.py",
     "installer/trust/signing.py", "installer/trust/store.py",
+    "installer/kit/layout.py", "installer/kit/admission.py", "installer/kit/staging.py", "installer/kit/receipts.py",
+    "installer/kit/lifecycle.py", "installer/kit/check.py", "installer/kit/deltaindex.py",
+    "installer/site/transport.py", "installer/site/retry.py", "installer/site/auth.py", "installer/site/registry.py",
     "installer/runtime.py",
 ]
 
