@@ -52,7 +52,7 @@ def make_command(cmd: Command, name: str, last_line: str = "") -> click.Command:
         for opt in cmd.opts:
             if opt.multiple:
                 kwargs[opt.dest] = list(kwargs[opt.dest])
-        raise SystemExit(execute(cmd.run, cmd.text, kwargs, as_json, quiet, TOOL_NAME, last_line or None))
+        raise SystemExit(execute(cmd, kwargs, as_json, quiet, TOOL_NAME, last_line or None))
 
     for opt in reversed(cmd.opts + COMMON):
         callback = _opt_decorator(opt)(callback)

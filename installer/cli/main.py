@@ -10,15 +10,16 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from installer import OFFLINE_BUNDLE_FORMAT, TOOL_NAME, __version__
-from installer.cli.commands import COMMANDS, COMMON, Command, Opt
+from installer.cli.commands import COMMANDS
+from installer.cli.options import COMMON, Command, Opt
 from installer.errors import BundleError, InternalError, Interrupted, LocalEnvironmentError, UsageError
 from installer.textsafe import printable
 
 
-def _on_signal(signum, _frame):
+def _on_signal(signum: int, _frame: object) -> NoReturn:
     raise Interrupted(signum)
 
 
@@ -26,7 +27,7 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
 
 
-def envelope(ok: bool, code: int, error: Optional[BundleError], result) -> str:
+def envelope(ok: bool, code: int, error: Optional[BundleError], result: Any) -> str:
     return json.dumps({"ok": ok, "exit_code": code, "error": error.to_json() if error else None,
                        "result": result}, sort_keys=True, indent=2, ensure_ascii=True)  # ESC stays \u001b
 
@@ -53,11 +54,11 @@ def report_error(err: BundleError, as_json: bool, prog: str = TOOL_NAME) -> int:
     return err.exit_code
 
 
-def execute(run: Callable[..., dict], text: Callable[[dict], List[str]], kwargs: dict, as_json: bool,
-            quiet: bool, prog: str = TOOL_NAME, last_line: Optional[str] = None) -> int:
+def execute(cmd: "Command[Any]", kwargs: Dict[str, Any], as_json: bool, quiet: bool, prog: str = TOOL_NAME,
+            last_line: Optional[str] = None) -> int:
     """Run one command; print its result or its one-sentence error; return the exit code."""
     try:
-        result = run(quiet=quiet, **kwargs)
+        result = cmd.run(quiet=quiet, **kwargs)
     except BaseException as exc:  # the one handler: every failure becomes a sentence and an exit code
         if isinstance(exc, SystemExit):
             raise
@@ -65,19 +66,21 @@ def execute(run: Callable[..., dict], text: Callable[[dict], List[str]], kwargs:
             sys.stderr.write("".join(printable(line) + "\n" for line in traceback.format_exc().splitlines()))
         return report_error(_as_bundle_error(exc), as_json, prog)
     if as_json:
-        print(envelope(True, 0, None, result))
+        print(envelope(True, 0, None, cmd.to_json(result)))
     elif not quiet:
-        lines = text(result)
+        lines = cmd.text(result)
         if lines:
             # One list item is one line: a newline inside an item is data (escaped), never a line of ours.
             print("\n".join(printable(line) for line in lines))
-    if last_line and not as_json and last_line in result:
-        print(printable(result[last_line]))
+    if last_line and not as_json:
+        data = cmd.to_json(result)
+        if isinstance(data, dict) and last_line in data:
+            print(printable(str(data[last_line])))
     return 0
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one sentence, exit 2: no usage dump
+    def error(self, message: str) -> NoReturn:  # one sentence, exit 2: no usage dump
         raise UsageError("%s (see '%s --help')" % (message, self.prog))
 
 
@@ -93,11 +96,11 @@ def add_opt(parser: argparse.ArgumentParser, opt: Opt) -> None:
                             choices=opt.choices or None)
 
 
-def build_parser(prog: str, commands: List[Command]) -> argparse.ArgumentParser:
+def build_parser(prog: str, commands: List["Command[Any]"]) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="verify, unpack and deploy offline bundles")
     parser.add_argument("--version", action="version", version="%s %s" % (TOOL_NAME, __version__))
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    groups = {}
+    groups: Dict[str, Any] = {}
     for cmd in commands:
         words = cmd.name.split()
         container = subs
@@ -123,9 +126,9 @@ def main(argv: Optional[List[str]] = None, prog: str = "offline-bundle-installer
             raise UsageError("name a command (see '%s --help')" % prog)
     except UsageError as err:
         return report_error(err, as_json, prog)
-    cmd: Command = args._command
+    cmd: Command[Any] = args._command
     kwargs = {o.dest: getattr(args, o.dest) for o in cmd.opts}
-    return execute(cmd.run, cmd.text, kwargs, args.json, args.quiet, prog)
+    return execute(cmd, kwargs, args.json, args.quiet, prog)
 
 
 def entry() -> None:

@@ -122,7 +122,7 @@ def test_the_measurement_sees_a_big_child_and_not_its_parent():
 
 def test_the_worst_json_an_unsigned_inspect_still_parses_stays_bounded(tmp_path):
     """At the cap itself, the costliest JSON per byte (empty lists) is parsed: it costs ~110 MB, not GBs."""
-    from installer.cli.commands import INSPECT_UNVERIFIED_CAP
+    from installer.cli.inspect import INSPECT_UNVERIFIED_CAP
 
     meta = b'{"pad": [' + b"[]," * ((INSPECT_UNVERIFIED_CAP - 20) // 3) + b'0]}\n'
     assert len(meta) <= INSPECT_UNVERIFIED_CAP

@@ -1,0 +1,26 @@
+"""Remove old versions."""
+
+from typing import List, Optional
+
+from installer.cli.options import KIT_OPT, Command, Opt
+from installer.errors import UsageError
+
+
+def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
+    from installer.kit.lifecycle import gc
+
+    try:
+        n = int(keep) if keep is not None else 3
+    except ValueError as exc:
+        raise UsageError("--keep takes a number, not %r" % keep) from exc
+    return gc(kit, n)
+
+
+def text_gc(r: dict) -> List[str]:
+    if not r["removed"]:
+        return ["nothing to remove (keeping %d versions of each bundle, and every current one)" % r["kept_per_name"]]
+    return ["removed %s (%d bytes freed)" % (", ".join(r["removed"]), r["bytes_freed"])]
+
+
+COMMANDS = [Command("gc", "remove old versions (never the current one)",
+            [KIT_OPT, Opt("--keep", metavar="N", help="versions of each bundle to keep (default 3)")], run_gc, text_gc)]
