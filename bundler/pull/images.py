@@ -115,6 +115,8 @@ class BlobCache:
                     h.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())  # an entry is whole once named: a crash leaves a .part- file, never half a blob
             digest = "sha256:" + h.hexdigest()
             if check is not None:
                 check(digest, size)
@@ -150,11 +152,14 @@ class BlobCache:
 
 
 def _replace_into(folder: str, name: str, data: bytes) -> None:
-    """Write ``folder/name`` by rename: a reader never sees half, a planted link is replaced, not followed."""
+    """Write ``folder/name`` by rename after fsync: a reader (or a crash) never sees half, and a planted link is
+    replaced, not followed."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, os.path.join(folder, name))
     except BaseException:
         _unlink_quietly(tmp)
