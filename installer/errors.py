@@ -85,6 +85,17 @@ class DeployError(BundleError):
     kind = "deploy"
 
 
+# What the format's helpers raise for a value they refuse. They stay ValueErrors, so a caller may test a value by
+# trying it (``except ValueError``), and are BundleErrors, so one that escapes reaches the user as its own sentence
+# and exit code, never as "internal error".
+class BadValue(InvalidInput, ValueError):
+    """A value that is not what the format allows: a version that is not SemVer, a digest that is not hex."""
+
+
+class UnsafePath(UnsafeMember, ValueError):
+    """A member path that is not safe, or would land outside its root."""
+
+
 class Interrupted(BundleError):
     kind = "interrupted"
 

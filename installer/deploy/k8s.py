@@ -35,7 +35,7 @@ import re
 import stat
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
-from installer.errors import InvalidInput, LocalEnvironmentError
+from installer.errors import InternalError, InvalidInput, LocalEnvironmentError
 from installer.format.deployspec import DataEntry, KubernetesSpec
 from installer.fsutil import fsync_dir, write_atomic
 
@@ -85,7 +85,7 @@ def _check_files(files: Mapping[str, bytes], obj: str) -> None:
     for key, value in files.items():
         _check_key(key, obj)
         if not isinstance(value, (bytes, bytearray)):
-            raise TypeError("the value of key %r for %s must be bytes" % (key, obj))
+            raise InternalError("the value of key %r for %s must be bytes" % (key, obj))
         total += len(value)
     if total > MAX_OBJECT_DATA:
         raise InvalidInput("%s would hold %d bytes; Kubernetes refuses more than %d in one object"

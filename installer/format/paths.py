@@ -8,6 +8,8 @@ import os
 import re
 from typing import Dict, Iterable, List
 
+from installer.errors import UnsafePath
+
 PATH_RE = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")  # used with fullmatch
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 1024
@@ -94,9 +96,9 @@ def contained(root: str, path: str) -> str:
     """Join a validated member path to ``root`` and prove the result stays inside it."""
     problem = path_problem(path)
     if problem:
-        raise ValueError(problem)
+        raise UnsafePath(problem)
     root_abs = os.path.abspath(root)
     full = os.path.abspath(os.path.join(root_abs, *path.split("/")))
     if os.path.commonpath([root_abs, full]) != root_abs or full == root_abs:
-        raise ValueError("path %r escapes %s" % (path, root))
+        raise UnsafePath("path %r escapes %s" % (path, root))
     return full

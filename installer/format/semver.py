@@ -4,6 +4,8 @@ import re
 from functools import total_ordering
 from typing import Tuple, Union
 
+from installer.errors import BadValue
+
 # Used with fullmatch ($ would accept a trailing newline) and ASCII digits only (\d is Unicode).
 _SEMVER_RE = re.compile(
     r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
@@ -26,7 +28,7 @@ class Version:
     def __init__(self, text: str) -> None:
         match = _SEMVER_RE.fullmatch(text) if len(text) <= MAX_LENGTH else None
         if not match:
-            raise ValueError("%r is not a SemVer version (MAJOR.MINOR.PATCH[-PRE][+BUILD])" % text)
+            raise BadValue("%r is not a SemVer version (MAJOR.MINOR.PATCH[-PRE][+BUILD])" % text)
         self.text = text
         self._core = tuple(int(x) for x in match.groups()[:3])
         pre = match.group(4)

@@ -8,7 +8,7 @@ import hashlib
 import re
 from typing import Dict, List
 
-from installer.errors import InvalidInput, UnsafeMember
+from installer.errors import BadValue, InvalidInput, UnsafeMember
 from installer.format.paths import c_sorted, case_duplicates, path_problem
 
 SUMS_NAME = "SHA256SUMS"
@@ -31,7 +31,7 @@ def format_sums(entries: Dict[str, str]) -> bytes:
     for path in c_sorted(entries):
         digest = entries[path]
         if not HEX64_RE.fullmatch(digest):
-            raise ValueError("bad sha256 for %s" % path)
+            raise BadValue("%s: %r is not a sha256 digest (64 lowercase hex)" % (path, digest))
         lines.append("%s  %s\n" % (digest, path))
     return "".join(lines).encode("ascii")
 

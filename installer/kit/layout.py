@@ -26,7 +26,7 @@ import stat
 import time
 from typing import Dict, Iterator, List, Optional, Sequence, Set
 
-from installer.errors import LocalEnvironmentError, UsageError
+from installer.errors import BadValue, LocalEnvironmentError, UsageError
 from installer.fsutil import PathRefused, fsync_dir, lstat_or_none, open_regular, read_fd, read_under, write_atomic
 from installer.format.model import NAME_RE, Phase, ReceiptRecord, receipt_file
 from installer.format.semver import Version, is_semver
@@ -216,7 +216,7 @@ class Kit:
     # --- versions -------------------------------------------------------------------------
     def version_dir(self, name: str, version: str) -> str:
         if not NAME_RE.fullmatch(name) or not is_semver(version):
-            raise ValueError("not a bundle name and version: %r %r" % (name, version))
+            raise BadValue("not a bundle name and version: %r %r" % (name, version))
         return os.path.join(self.bundles, name, version)
 
     def version_rel(self, name: str, version: str) -> str:
