@@ -25,7 +25,7 @@ from installer.site.push import SitePush, parse_site
 from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
 from installer.deploy.render import render
-from installer.trust.verify import DiscardSink, Verified, verify_file
+from installer.trust.verify import DiscardSink, ProvenHead, VerifyReport, verify_file
 
 MAX_SECRET_BYTES = 1024 * 1024  # a certificate, a key or a token the operator put in KIT/secrets
 
@@ -70,10 +70,10 @@ class Installer:
         self.damage: Optional[VersionCheck] = None  # an already-installed tree, checked against its signed list
         self.repaired: List[str] = []
         self.receipt: Optional[Receipt] = None
-        self.verified: Optional[Verified] = None
+        self.verified: Optional[ProvenHead] = None
 
     # (3) of "Verifying": every decision is taken before a payload byte is written.
-    def decide(self, v: Verified):
+    def decide(self, v: ProvenHead):
         """Admission (installer/kit/admission.py), then tag ownership; the sink the payload streams into."""
         self.verified = v
         meta, kit = v.meta, self.kit
@@ -115,7 +115,7 @@ class Installer:
                                   meta.name, signer, "docker: ")
         refuse(problems, meta.name, meta.version)
 
-    def _staging(self, v: Verified) -> StagingSink:
+    def _staging(self, v: ProvenHead) -> StagingSink:
         meta = v.meta
         needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1)
         self.staging = Staging(self.kit, v.bundle_id, needed)
@@ -144,8 +144,8 @@ class Installer:
     def _phases(self, keys) -> dict:
         """Phases 1-6 in order; 1-4 change nothing the site uses, 5 is one atomic switch, 6 moves tags last."""
         v = self._phase1(keys)
-        meta = v.meta
-        self._phase2(v)
+        meta = v.head.meta
+        self._phase2(v.head)
         tree = self.kit.version_dir(meta.name, meta.version)
         pusher = self._phase3(tree, meta)
         self.rendered = self._phase4(tree, meta)
@@ -153,7 +153,7 @@ class Installer:
         deploy = self._phase6(pusher)
         outcome = Outcome.ALREADY_INSTALLED if self.already_installed else Outcome.INSTALLED
         self.receipt.finish(outcome)
-        result = v.summary()
+        result = _verify_summary(v)
         result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered, repaired=self.repaired)
         result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
                       path=self.kit.version_dir(meta.name, meta.version),
@@ -162,10 +162,10 @@ class Installer:
                               for p in self.receipt.record.phases])
         return result
 
-    def _phase1(self, keys) -> Verified:
+    def _phase1(self, keys) -> VerifyReport:
         """Verify and stage in one streaming pass; admission (``decide``) runs once the signed head is read."""
         v = verify_file(self.archive, keys, self.decide, self.show_progress)
-        self.verified = v
+        self.verified = v.head
         if self.already_installed:
             self.receipt.phase(Phase.VERIFY_AND_STAGE, Status.DONE, "bundle_id already installed; the archive "
                                "verified again (%d files, %d bytes)" % (v.members_seen + 1, v.bytes_seen))
@@ -174,7 +174,7 @@ class Installer:
                                "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
         return v
 
-    def _phase2(self, v: Verified) -> None:
+    def _phase2(self, v: ProvenHead) -> None:
         """Promote the staged tree into bundles/ (or, on a re-install, repair the installed tree if it was damaged)."""
         meta = v.meta
         if self.already_installed:
@@ -428,3 +428,14 @@ def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: 
             reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
             deploy: Optional[DeployOptions] = None) -> dict:
     return Installer(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress, deploy).run()
+
+
+def _verify_summary(v: VerifyReport) -> dict:
+    """The verify part of install's result, as installer.cli.verify.report_json renders it (the one renderer once
+    the install result is rendered in cli/install.py, which this layer cannot import)."""
+    d = v.delta
+    return {"name": v.name, "version": v.version, "bundle_id": v.bundle_id, "signer": v.signer, "files": v.files,
+            "total_size": v.total_size, "complete": v.complete,
+            "delta": {"base": [b.to_dict() for b in d.base], "omitted": d.omitted, "omitted_bytes": d.omitted_bytes,
+                      "checked_in_kit": d.checked_in_kit} if d is not None else None,
+            "archive_sha256": v.archive_sha256 or None, "sidecar": v.sidecar}

@@ -41,10 +41,6 @@ class VersionCheck:
     def ok(self) -> bool:
         return not self.problems and not self.trust_problems
 
-    def to_json(self) -> Dict[str, object]:
-        return {"name": self.name, "version": self.version, "bundle_id": self.bundle_id, "signer": self.signer,
-                "ok": self.ok, "problems": self.problems + self.trust_problems}
-
     def lines(self) -> List[str]:
         return ["%s %s: %s" % (self.name, self.version, p) for p in self.problems + self.trust_problems]
 

@@ -9,7 +9,7 @@ import errno
 import hashlib
 import os
 import stat
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple, TypedDict
 
 from installer.format.delta import INVENTORY_KIND
 from installer.errors import ContentMismatch, InvalidInput, LocalEnvironmentError, UnsafeMember
@@ -18,7 +18,16 @@ from installer.kit.layout import Kit
 from installer.format.sums import MAX_SUMS_BYTES, SUMS_NAME, bundle_id, parse_sums
 
 
-def inventory(kit_dir: str) -> Dict[str, object]:
+class InventoryDoc(TypedDict):
+    """What a kit holds, as input for delta builds (bundler/delta.py reads it): no paths, hosts or registries."""
+
+    kind: str
+    format: int
+    bundles: List[Dict[str, str]]  # {name, version, bundle_id}
+    sha256: List[str]              # every digest the installed versions' SHA256SUMS list, sorted
+
+
+def inventory(kit_dir: str) -> InventoryDoc:
     kit = Kit.existing(kit_dir)
     bundles: List[Dict[str, str]] = []
     digests: Set[str] = set()

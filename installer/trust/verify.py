@@ -13,70 +13,149 @@ The steps are those of docs/FORMAT.md "Verifying", numbered the same way below:
 import hashlib
 import io
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import (BinaryIO, Callable, Dict, Iterator, List, Literal, Optional, Protocol, Sequence, Tuple, Union,
+                    overload)
 
-from installer.errors import ContentMismatch, InvalidInput, TrustError, UnsafeMember, UsageError
+from installer.errors import ContentMismatch, InternalError, InvalidInput, TrustError, UnsafeMember, UsageError
 from installer.format.delta import MAX_DELTA_BYTES, parse_delta
 from installer.format.imagecheck import MAX_INDEX_BYTES, ImageGraph
 from installer.format.meta import MAX_META_BYTES, parse_meta
-from installer.format.model import BundleHead, DeltaDoc
+from installer.format.model import BundleHead, DeltaBase, DeltaDoc
 from installer.format.parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
 from installer.format.paths import path_problem
+from installer.format.sums import (DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME,
+                                   bundle_id, parse_sums)
+from installer.format.tarstream import Member, TarReader
+from installer.format.zstd import open_decompressed
+from installer.fsutil import Readable
 from installer.progress import CountingReader, Progress
 from installer.trust.signing import find_signer
-from installer.format.sums import (DELTA_NAME, MAX_SIG_BYTES, MAX_SUMS_BYTES, META_NAME, SIG_NAME, SUMS_NAME, bundle_id,
-                   parse_sums)
-from installer.format.tarstream import Member, TarReader
 from installer.trust.store import TrustedKey
-from installer.format.zstd import open_decompressed
 
 READ_CHUNK = 1 << 20
 
 
-class Verified:
-    """What the stream proved. ``stopped`` is set when the caller chose not to read the payload."""
+@dataclass(frozen=True)
+class ProvenHead:
+    """Steps (1) and (2) passed: SHA256SUMS is signed by ``signer``, a trusted key, and bundle.json (and a
+    delta's DELTA.json) matched their signed lines and parsed. What the caller decides on in step (3)."""
 
-    def __init__(self) -> None:
-        self.sums: bytes = b""
-        self.signature: bytes = b""
-        self.sums_entries: Dict[str, str] = {}
-        self.bundle_id = ""
-        self.signer: Optional[TrustedKey] = None
-        self.meta: Optional[BundleHead] = None
-        self.meta_bytes = b""
-        self.members_seen = 0
-        self.bytes_seen = 0
-        self.stopped = False
-        self.backend = ""
-        self.archive_sha256 = ""
-        self.sidecar = "not checked"
-        self.delta: Optional[DeltaDoc] = None
-        self.delta_bytes = b""
-        self.not_in_archive: List[str] = []  # omitted by a delta and not checked against a kit
-        self.too_large: List[dict] = []  # unverified head members not read (read_head's unverified_cap)
+    sums: bytes                   # SHA256SUMS, as signed
+    signature: bytes              # SHA256SUMS.sig
+    sums_entries: Dict[str, str]  # path -> sha256, every listed path
+    bundle_id: str
+    signer: TrustedKey
+    meta: BundleHead
+    meta_bytes: bytes             # bundle.json, as signed
+    delta: Optional[DeltaDoc]     # DELTA.json, for a delta
+    delta_bytes: bytes            # b"" when not a delta
 
-    def summary(self) -> dict:
-        meta = self.meta
-        return {
-            "name": meta.name if meta else None,
-            "version": meta.version if meta else None,
-            "bundle_id": self.bundle_id,
-            "signer": self.signer.fingerprint if self.signer else None,
-            "files": len(self.sums_entries),
-            "total_size": meta.total_size if meta else None,
-            "complete": not self.stopped and not self.not_in_archive,
-            "delta": {"base": [b.to_dict() for b in self.delta.base], "omitted": len(self.delta.omitted),
-                      "omitted_bytes": self.delta.omitted_bytes,
-                      "checked_in_kit": len(self.delta.omitted) - len(self.not_in_archive)} if self.delta else None,
-            "archive_sha256": self.archive_sha256 or None,
-            "sidecar": self.sidecar,
-        }
+
+@dataclass(frozen=True)
+class TooLarge:
+    """An unverified head member read_head did not read (inspect's cap)."""
+
+    member: str
+    size: int
+    cap: int
+
+
+@dataclass(frozen=True)
+class HeadClaims:
+    """read_head without ``require_trust`` (inspect, a delta's base): what the head says. Unless ``signer`` is
+    set, it is only a claim; ``meta`` and ``delta`` are None where a member was over the cap (``too_large``)."""
+
+    signer: Optional[TrustedKey]
+    sums_entries: Dict[str, str]
+    bundle_id: str                # "" when SHA256SUMS was not read
+    meta: Optional[BundleHead]
+    delta: Optional[DeltaDoc]
+    too_large: Tuple[TooLarge, ...]
+
+
+@dataclass(frozen=True)
+class DeltaSummary:
+    """A delta's DELTA.json as verified: its bases, and what it omits (checked in a kit, or not)."""
+
+    base: Tuple[DeltaBase, ...]
+    omitted: int
+    omitted_bytes: int
+    checked_in_kit: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verifying an archive proved, built once the stream ends (``stopped`` when the caller chose not to
+    read the payload)."""
+
+    head: ProvenHead
+    backend: str                          # the zstd decoder used
+    stopped: bool = False
+    members_seen: int = 0                 # payload members read and hashed after the head
+    bytes_seen: int = 0
+    not_in_archive: Tuple[str, ...] = ()  # omitted by a delta and not checked against a kit
+    archive_sha256: str = ""              # the compressed bytes (verify_file, when read to the end)
+    sidecar: str = "not checked"          # the .sha256 sidecar: "ok", "absent" or "not checked"
+
+    @property
+    def name(self) -> str:
+        return self.head.meta.name
+
+    @property
+    def version(self) -> str:
+        return self.head.meta.version
+
+    @property
+    def bundle_id(self) -> str:
+        return self.head.bundle_id
+
+    @property
+    def signer(self) -> str:
+        """The signing key's fingerprint."""
+        return self.head.signer.fingerprint
+
+    @property
+    def files(self) -> int:
+        """Paths listed in SHA256SUMS."""
+        return len(self.head.sums_entries)
+
+    @property
+    def total_size(self) -> int:
+        return self.head.meta.total_size
+
+    @property
+    def complete(self) -> bool:
+        """Every listed file was checked: read from the archive, or (a delta's omitted ones) found in the kit."""
+        return not self.stopped and not self.not_in_archive
+
+    @property
+    def delta(self) -> Optional[DeltaSummary]:
+        d = self.head.delta
+        if d is None:
+            return None
+        return DeltaSummary(d.base, len(d.omitted), d.omitted_bytes, len(d.omitted) - len(self.not_in_archive))
+
+
+class Sink(Protocol):
+    """Where verified payload members go (staging, or nowhere)."""
+
+    def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None: ...
+
+    def materialize(self, path: str, digest: str, size: int, executable: bool) -> Optional[bytes]:
+        """A delta's omitted file from elsewhere (the kit), re-hashed; None when there is nowhere to look."""
+
+
+class FileIndex(Protocol):
+    """Installed files by sha256 (installer.kit.deltaindex.KitIndex)."""
+
+    def open(self, digest: str) -> Tuple[Optional[int], str]: ...
 
 
 class DiscardSink:
     """Verify only: hash and drop. With a kit, a delta's omitted files are checked there (re-hashed)."""
 
-    def __init__(self, kit_index=None) -> None:
+    def __init__(self, kit_index: Optional[FileIndex] = None) -> None:
         self.kit_index = kit_index
 
     def write(self, path: str, size: int, chunks: Iterator[bytes], executable: bool) -> None:
@@ -99,7 +178,33 @@ class DiscardSink:
 
 
 # Step (3): given the authenticated head, return the sink for the payload, or None to stop reading.
-Decide = Callable[[Verified], Optional[object]]
+Decide = Callable[[ProvenHead], Optional[Sink]]
+
+
+class _Head:
+    """The head while it is read; becomes a ProvenHead (or HeadClaims) when read_head returns."""
+
+    def __init__(self) -> None:
+        self.sums = b""
+        self.signature = b""
+        self.sums_entries: Dict[str, str] = {}
+        self.bundle_id = ""
+        self.signer: Optional[TrustedKey] = None
+        self.meta: Optional[BundleHead] = None
+        self.meta_bytes = b""
+        self.delta: Optional[DeltaDoc] = None
+        self.delta_bytes = b""
+        self.too_large: List[TooLarge] = []  # unverified head members not read (read_head's unverified_cap)
+
+    def proven(self) -> ProvenHead:
+        if self.signer is None or self.meta is None:
+            raise InternalError("the head was not proven")  # read_head raised or stopped before this
+        return ProvenHead(self.sums, self.signature, self.sums_entries, self.bundle_id, self.signer, self.meta,
+                          self.meta_bytes, self.delta, self.delta_bytes)
+
+    def claims(self) -> HeadClaims:
+        return HeadClaims(self.signer, self.sums_entries, self.bundle_id, self.meta, self.delta,
+                          tuple(self.too_large))
 
 
 def _check_small(member: Member, expected: str, cap: int) -> None:
@@ -133,30 +238,45 @@ def _check_hash(path: str, data_hex: str, expected_hex: str) -> None:
                               % (path, data_hex, expected_hex))
 
 
-def _too_large(v: Verified, name: str, size: int, cap: Optional[int]) -> bool:
+def _too_large(v: _Head, name: str, size: int, cap: Optional[int]) -> bool:
     """Unverified, with a cap (inspect): a bigger head member is neither read nor parsed; reading stops."""
     if v.signer is not None or cap is None or size <= cap:
         return False
-    v.too_large.append({"member": name, "size": size, "cap": cap})
-    v.stopped = True
+    v.too_large.append(TooLarge(name, size, cap))
     return True
 
 
+@overload
+def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: Literal[True] = True,
+              unverified_cap: Optional[int] = None) -> ProvenHead: ...
+
+
+@overload
+def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: Literal[False],
+              unverified_cap: Optional[int] = None) -> HeadClaims: ...
+
+
 def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool = True,
-              unverified_cap: Optional[int] = None) -> Verified:
+              unverified_cap: Optional[int] = None) -> Union[ProvenHead, HeadClaims]:
     """Steps (1) and (2): the signed list and the authenticated bundle.json.
 
     Nothing is parsed before the signature has been checked over the raw bytes: an unsigned head is
     free for an attacker to inflate (it compresses to nothing) while parsing costs many times its size.
     Without ``require_trust`` (inspect, delta bases) an unverified head is parsed anyway, except that a
-    member above ``unverified_cap`` bytes is not read at all (listed in ``too_large``; ``stopped`` set).
+    member above ``unverified_cap`` bytes is not read at all (listed in ``too_large``; reading stops).
     """
-    v = Verified()
+    v = _Head()
+    _read_head(reader, v, keys, require_trust, unverified_cap)
+    return v.proven() if require_trust else v.claims()
+
+
+def _read_head(reader: TarReader, v: _Head, keys: Sequence[TrustedKey], require_trust: bool,
+               unverified_cap: Optional[int]) -> None:
     # (1) SHA256SUMS and its detached signature, first and second, within their caps, as raw bytes.
     first = _next(reader, "SHA256SUMS")
     _check_small(first, SUMS_NAME, MAX_SUMS_BYTES)
     if not keys and _too_large(v, SUMS_NAME, first.size, unverified_cap):
-        return v  # no key could vouch for it: not even read
+        return  # no key could vouch for it: not even read
     v.sums = _read_small(reader, first, SUMS_NAME, MAX_SUMS_BYTES)
     second = _next(reader, "signature")
     if second.path != SIG_NAME and second.is_regular:
@@ -174,14 +294,13 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
         raise TrustError("the signature of SHA256SUMS is not valid for any trusted key (%s)"
                          % ", ".join(k.fingerprint for k in keys))
     if _too_large(v, SUMS_NAME, len(v.sums), unverified_cap):
-        return v
+        return
     v.sums_entries = parse_sums(v.sums)
     v.bundle_id = bundle_id(v.sums)
     _read_meta(reader, v, unverified_cap)
-    return v
 
 
-def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) -> None:
+def _read_meta(reader: TarReader, v: _Head, unverified_cap: Optional[int]) -> None:
     """(2) bundle.json (and a delta's DELTA.json), each hashed against its signed line before it is parsed."""
     if META_NAME not in v.sums_entries:
         raise InvalidInput("SHA256SUMS does not list bundle.json")
@@ -191,7 +310,7 @@ def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) ->
         return
     v.meta_bytes = _read_small(reader, member, META_NAME, MAX_META_BYTES)
     _check_hash(META_NAME, hashlib.sha256(v.meta_bytes).hexdigest(), v.sums_entries[META_NAME])
-    v.meta = parse_meta(v.meta_bytes)
+    meta = v.meta = parse_meta(v.meta_bytes)
     if DELTA_NAME in v.sums_entries:
         # A delta: DELTA.json comes fourth, hashed against its signed line before it is parsed.
         member = _next(reader, "DELTA.json")
@@ -202,7 +321,7 @@ def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) ->
         _check_hash(DELTA_NAME, hashlib.sha256(v.delta_bytes).hexdigest(), v.sums_entries[DELTA_NAME])
         v.delta = parse_delta(v.delta_bytes)
     listed = set(v.sums_entries) - {META_NAME, DELTA_NAME}
-    declared = set(v.meta.sizes)
+    declared = set(meta.sizes)
     if listed != declared:
         problems = ["%s is in SHA256SUMS but not in bundle.json" % p for p in sorted(listed - declared)]
         problems += ["%s is in bundle.json but not in SHA256SUMS" % p for p in sorted(declared - listed)]
@@ -211,22 +330,24 @@ def _read_meta(reader: TarReader, v: Verified, unverified_cap: Optional[int]) ->
         raise ContentMismatch("DELTA.json omits files the bundle does not list")
 
 
-def _hashing(chunks: Iterator[bytes], h, counter: List[int], keep: Optional[list] = None) -> Iterator[bytes]:
+def _hashing(chunks: Iterator[bytes], update: Callable[[bytes], None], counter: List[int],
+             keep: Optional[List[bytes]] = None) -> Iterator[bytes]:
     for chunk in chunks:
-        h.update(chunk)
+        update(chunk)
         counter[0] += len(chunk)
         if keep is not None:
             keep.append(chunk)
         yield chunk
 
 
-def read_payload(reader: TarReader, v: Verified, sink) -> None:
+def read_payload(reader: TarReader, head: ProvenHead, sink: Sink, backend: str = "") -> VerifyReport:
     """Step (4) for every member after the head, then step (5)."""
-    meta = v.meta
-    graph = ImageGraph(meta, v.sums_entries)
-    seen = {SUMS_NAME, SIG_NAME, META_NAME} | ({DELTA_NAME} if v.delta else set())
+    meta = head.meta
+    graph = ImageGraph(meta, head.sums_entries)
+    seen = {SUMS_NAME, SIG_NAME, META_NAME} | ({DELTA_NAME} if head.delta else set())
     seen_lower = {s.lower() for s in seen}
     previous = b""
+    members_seen = bytes_seen = 0
     while True:
         member = reader.next()
         if member is None:
@@ -252,36 +373,39 @@ def read_payload(reader: TarReader, v: Verified, sink) -> None:
         previous = path.encode()
         h = hashlib.sha256()
         counter = [0]
-        keep = None
+        keep: Optional[List[bytes]] = None
         if graph.wants(path):
             if member.size > graph.cap(path):
                 raise InvalidInput("%s is %d bytes, more than a manifest may be" % (path, member.size))
             keep = []
-        sink.write(path, member.size, _hashing(reader.chunks(), h, counter, keep), path in meta.executable)
+        sink.write(path, member.size, _hashing(reader.chunks(), h.update, counter, keep), path in meta.executable)
         if counter[0] != member.size:
             raise InvalidInput("member %s was not read to its end" % path)
-        _check_hash(path, h.hexdigest(), v.sums_entries[path])
+        _check_hash(path, h.hexdigest(), head.sums_entries[path])
         if keep is not None:
             graph.feed(path, b"".join(keep))
-        v.members_seen += 1
-        v.bytes_seen += member.size
+        members_seen += 1
+        bytes_seen += member.size
     # (5) completeness: every listed path was seen, or (a delta) is in the kit with that hash.
     missing = [p for p in meta.sizes if p not in seen]
-    omitted = set(v.delta.omitted) if v.delta else set()
+    omitted = set(head.delta.omitted) if head.delta else set()
     absent = [p for p in missing if p not in omitted]
     if absent:
         raise ContentMismatch("%d listed file(s) are missing from the archive" % len(absent), absent[:50])
+    not_in_archive: List[str] = []
     for path in missing:
-        digest = v.sums_entries[path]
+        digest = head.sums_entries[path]
         data = sink.materialize(path, digest, meta.sizes[path], path in meta.executable)
         if data is None:
-            v.not_in_archive.append(path)
+            not_in_archive.append(path)
         elif graph.wants(path):
             if len(data) != meta.sizes[path] or hashlib.sha256(data).hexdigest() != digest:
                 raise ContentMismatch("the kit's copy of %s changed while it was read" % path)
             graph.feed(path, data)
-    if not v.not_in_archive:
+    if not not_in_archive:
         graph.check()
+    return VerifyReport(head, backend, members_seen=members_seen, bytes_seen=bytes_seen,
+                        not_in_archive=tuple(not_in_archive))
 
 
 def _is_split(path: str) -> bool:
@@ -289,7 +413,7 @@ def _is_split(path: str) -> bool:
     return os.path.isdir(path) or PART_RE.fullmatch(path) is not None
 
 
-def open_archive(path: str):
+def open_archive(path: str) -> Union[PartsReader, BinaryIO]:
     """Open an archive (a file, its first part X.000, or a folder of parts); missing is exit 2.
 
     The path the user names may be their own symbolic link to an archive file, but never a FIFO or a
@@ -338,7 +462,7 @@ def check_sidecar(archive: str, sha256_hex: str) -> str:
 
 
 def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] = None,
-                show_progress: bool = True, backend: str = "", kit_index=None) -> Verified:
+                show_progress: bool = True, backend: str = "", kit_index: Optional[FileIndex] = None) -> VerifyReport:
     """verify_stream over a file, hashing the compressed bytes once for the sidecar check."""
     with open_archive(path) as fh:
         total = fh.total_size() if isinstance(fh, PartsReader) else os.fstat(fh.fileno()).st_size
@@ -346,39 +470,38 @@ def verify_file(path: str, keys: Sequence[TrustedKey], decide: Optional[Decide] 
         counting = CountingReader(fh, progress)
         try:
             try:
-                v = verify_stream(counting, keys, decide or (lambda _v: DiscardSink(kit_index)), backend)
+                report = verify_stream(counting, keys, decide or (lambda _head: DiscardSink(kit_index)), backend)
             except (InvalidInput, UnsafeMember, ContentMismatch):
                 if isinstance(fh, PartsReader):
                     fh.blame()  # a damaged part explains garbage better than the garbage itself
                 raise
-            if not v.stopped:
+            if not report.stopped:
                 counting.drain()
-                v.archive_sha256 = counting.sha256.hexdigest()
-                v.sidecar = check_sidecar(archive_base(path), v.archive_sha256)
+                archive_sha256 = counting.sha256.hexdigest()
+                report = replace(report, archive_sha256=archive_sha256,
+                                 sidecar=check_sidecar(archive_base(path), archive_sha256))
         finally:
             progress.close()
-    return v
+    return report
 
 
-def verify_stream(fh, keys: Sequence[TrustedKey], decide: Optional[Decide] = None, backend: str = "") -> Verified:
+def verify_stream(fh: Readable, keys: Sequence[TrustedKey], decide: Optional[Decide] = None,
+                  backend: str = "") -> VerifyReport:
     """Run steps (1)-(5) over an open archive file; the sink ``decide`` returns receives the payload."""
     stream = open_decompressed(fh, backend)
     try:
         reader = TarReader(stream, READ_CHUNK)
-        v = read_head(reader, keys)
-        v.backend = stream.backend
+        head = read_head(reader, keys)
         # (3) the caller's decisions, before any payload byte is written.
-        sink = decide(v) if decide is not None else DiscardSink()
+        sink = decide(head) if decide is not None else DiscardSink()
         if sink is None:
-            v.stopped = True
-            return v
+            return VerifyReport(head, stream.backend, stopped=True)
         # The installed tree is exactly the archive tree: the head members land in it too.
-        head = [(SUMS_NAME, v.sums), (SIG_NAME, v.signature), (META_NAME, v.meta_bytes)]
-        if v.delta:
-            head.append((DELTA_NAME, v.delta_bytes))
-        for name, data in head:
+        members = [(SUMS_NAME, head.sums), (SIG_NAME, head.signature), (META_NAME, head.meta_bytes)]
+        if head.delta:
+            members.append((DELTA_NAME, head.delta_bytes))
+        for name, data in members:
             sink.write(name, len(data), iter((data,)), False)
-        read_payload(reader, v, sink)
-        return v
+        return read_payload(reader, head, sink, stream.backend)
     finally:
         stream.close()

@@ -390,8 +390,8 @@ def test_compromised_builder(signed_bundle, data):
     if out.error is not None:
         event("message: " + out.error.message[:50])
     if out.ok:
-        v = out.value
+        v = out.value.head  # a VerifyReport: its ProvenHead has a signer and a bundle.json by construction
         assert v.signer is not None and v.meta is not None
         assert set(v.sums_entries) - {"bundle.json", "DELTA.json"} == set(v.meta.sizes)
         if not v.delta:
-            assert not v.not_in_archive
+            assert not out.value.not_in_archive
