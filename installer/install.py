@@ -7,7 +7,8 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 """
 
 import os
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from installer import faults
 from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError,
@@ -18,16 +19,49 @@ from installer.kit.layout import Kit, make_read_only, resolve_keys
 from installer.progress import Progress
 from installer.kit.admission import REINSTALL, AdmitOptions, Candidate, admit, kit_state
 from installer.kit.receipts import Receipt
-from installer.format.model import Outcome, Phase, SiteOptions, Status
+from installer.format.deployspec import DataEntry
+from installer.format.model import BundleHead, Json, Outcome, Phase, PhaseRecord, SiteOptions, Status
 from installer.kit.staging import Staging, StagingSink, clear_debris
-from installer.site.dockerload import DockerLoad
-from installer.site.push import SitePush, parse_site
+from installer.site.dockerload import DockerLoad, DockerLoadReport
+from installer.site.push import PushReport, SitePush, parse_site
 from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
-from installer.deploy.render import render
+from installer.deploy.apply import ApplyReport
+from installer.deploy.render import DeployCommand, Rendered, render
+from installer.trust.store import TrustedKey
 from installer.trust.verify import DiscardSink, ProvenHead, VerifyReport, verify_file
 
 MAX_SECRET_BYTES = 1024 * 1024  # a certificate, a key or a token the operator put in KIT/secrets
+
+
+@dataclass(frozen=True)
+class DeployOutputs:
+    """Phase 4: the site outputs rendered, where the TLS material stands, and the Secrets not written."""
+
+    rendered: Rendered
+    tls: str                        # existing, missing or generated (KIT/secrets/tls)
+    kubernetes_skipped: List[str]   # one sentence per Secret whose site files are missing
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What an install did, phase by phase. The CLI turns it into text or JSON (installer/cli/install.py)."""
+
+    verified: VerifyReport           # phase 1: the archive's verify report
+    meta: BundleHead                 # its signed head
+    signer: str                      # the signer's key fingerprint
+    outcome: str                     # Outcome.INSTALLED or Outcome.ALREADY_INSTALLED
+    previous: Optional[str]          # the version that was current before
+    current: str
+    kit: str                         # the kit's root
+    path: str                        # the installed tree
+    receipt: str                     # relative to the kit
+    phases: Tuple[PhaseRecord, ...]
+    repaired: List[str]              # phase 2 of a reinstall over a damaged tree: what was restored
+    push: Optional[PushReport]       # phases 3 and 6 on a site registry
+    docker: Optional[DockerLoadReport]  # phase 3 with --docker
+    outputs: Optional[DeployOutputs]  # phase 4
+    apply: Optional[ApplyReport]     # phase 6 with --apply
 
 
 class DeployOptions:
@@ -51,41 +85,100 @@ class DeployOptions:
             parse_site(registry)  # a usage error before anything is read
 
 
+def _apply_record(applied: ApplyReport) -> Dict[str, Json]:
+    """--apply as the receipt records it (one object: a Kubernetes and a compose part share ``commands``)."""
+    out: Dict[str, Json] = {}
+    if applied.kubernetes is not None:
+        out["kubernetes"] = applied.kubernetes.status
+        if applied.kubernetes.commands is not None:
+            out["commands"] = list(applied.kubernetes.commands)
+        if applied.kubernetes.folder is not None:
+            out["folder"] = applied.kubernetes.folder
+    if applied.compose is not None:
+        out["compose"] = applied.compose.status
+        if applied.compose.commands is not None:
+            out["commands"] = list(applied.compose.commands)
+    return out
+
+
+def _site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str, Json]:
+    """What the receipt keeps of a site push (``sites``): its counters and where the images are."""
+    out: Dict[str, Json] = {
+        "site": report.site, "blobs_pushed": report.blobs_pushed, "blobs_mounted": report.blobs_mounted,
+        "blobs_present": report.blobs_present, "manifests_pushed": report.manifests_pushed,
+        "manifests_present": report.manifests_present, "tags_moved": report.tags_moved,
+        "tags_current": report.tags_current, "bytes_pushed": report.bytes_pushed, "images": list(report.images),
+        "charts": list(report.charts)}
+    if applied is not None:
+        out["apply"] = _apply_record(applied)
+    return out
+
+
+def _docker_record(report: DockerLoadReport) -> Dict[str, Json]:
+    return {"platform": report.platform,
+            "images": [{"ref": i.ref, "id": i.id, "tags": list(i.tags), "platform": i.platform}
+                       for i in report.images]}
+
+
+def _command_record(command: DeployCommand) -> Dict[str, Json]:
+    out: Dict[str, Json] = {"argv": list(command.argv)}
+    if command.env:
+        out["env"] = dict(command.env)
+    return out
+
+
+def _outputs_record(outputs: DeployOutputs) -> Dict[str, Json]:
+    r = outputs.rendered
+    return {"site": r.site, "folder": r.folder, "files": list(r.files), "commands": list(r.commands),
+            "argv": [_command_record(c) for c in r.argv], "tls": outputs.tls,
+            "kubernetes_skipped": list(outputs.kubernetes_skipped)}
+
+
 class Installer:
     def __init__(self, archive: str, kit_dir: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                  reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
                  deploy: Optional[DeployOptions] = None) -> None:
         self.options = AdmitOptions(allow_downgrade, reason)  # a usage error before anything is read
         self.deploy = deploy or DeployOptions()
-        self.docker_report: dict = {}
-        self.rendered: dict = {}
-        self.k8s_skipped: list = []
         self.archive = archive
         self.kit = Kit(kit_dir)
         self.trust = trust
         self.keep_failed = keep_failed
         self.show_progress = show_progress
-        self.staging: Optional[Staging] = None
-        self.already_installed = False
-        self.damage: Optional[VersionCheck] = None  # an already-installed tree, checked against its signed list
-        self.repaired: List[str] = []
-        self.receipt: Optional[Receipt] = None
+        # Set while run() runs: the receipt once the kit is locked, the verify report once phase 1 has read the
+        # signed head, the staging folder while the payload is staged and not yet promoted (or used for a repair).
+        self._receipt: Optional[Receipt] = None
         self.verified: Optional[ProvenHead] = None
+        self.staging: Optional[Staging] = None
+        # A reinstall (the bundle_id is installed already): that tree checked against its signed list.
+        self.damage: Optional[VersionCheck] = None
+        self.k8s_skipped: List[str] = []
+
+    @property
+    def receipt(self) -> Receipt:
+        """This run's receipt (made by run() under the kit lock, before anything else happens)."""
+        if self._receipt is None:
+            raise InternalError("the install's receipt was used before the kit was locked")
+        return self._receipt
+
+    @property
+    def already_installed(self) -> bool:
+        return self.damage is not None
 
     # (3) of "Verifying": every decision is taken before a payload byte is written.
-    def decide(self, v: ProvenHead):
+    def decide(self, v: ProvenHead) -> Union[DiscardSink, StagingSink]:
         """Admission (installer/kit/admission.py), then tag ownership; the sink the payload streams into."""
         self.verified = v
-        meta, kit = v.meta, self.kit
-        head = Candidate(meta.name, meta.version, v.bundle_id, v.signer.scope_problem(meta.name))
+        meta, signer = v.meta, v.signer
+        kit = self.kit
+        head = Candidate(meta.name, meta.version, v.bundle_id, signer.scope_problem(meta.name))
         self.receipt.update(name=meta.name, version=meta.version, bundle_id=v.bundle_id,
-                            signer=v.signer.fingerprint, previous=kit.current_version(meta.name))
+                            signer=signer.fingerprint, previous=kit.current_version(meta.name))
         admission = admit(head, kit_state(kit, meta.name, meta.version), self.options)
         if admission.downgrade_reason is not None:
             self.receipt.update(downgrade_reason=admission.downgrade_reason)
-        self._check_owners(meta, v.signer)
+        self._check_owners(meta, signer)
         if admission.action == REINSTALL:
-            self.already_installed = True
             final = kit.version_dir(meta.name, meta.version)
             if os.lstat(final).st_mode & 0o222:  # a run killed inside promote(): finish its chmod
                 make_read_only(final)
@@ -95,15 +188,15 @@ class Installer:
                 from installer.kit.deltaindex import KitIndex
 
                 return DiscardSink(KitIndex(kit))
-        return self._staging(v)
+        return self._staging(v, meta)
 
-    def _check_owners(self, meta, signer) -> None:
+    def _check_owners(self, meta: BundleHead, signer: TrustedKey) -> None:
         """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted
         for."""
         from installer.site.owners import DOCKER_SITE, conflicts, docker_tags, refuse, registry_tags, site_key
 
         owned = self.kit.owners()
-        problems = []
+        problems: List[str] = []
         if self.deploy.registry:
             site = site_key(self.deploy.registry)
             problems += conflicts(owned.get(site, {}), registry_tags(meta, self.deploy.registry,
@@ -115,21 +208,20 @@ class Installer:
                                   meta.name, signer, "docker: ")
         refuse(problems, meta.name, meta.version)
 
-    def _staging(self, v: ProvenHead) -> StagingSink:
-        meta = v.meta
+    def _staging(self, v: ProvenHead, meta: BundleHead) -> StagingSink:
         needed = meta.total_size + len(v.sums) + len(v.meta_bytes) + 4096 * (len(meta.members) + 1)
         self.staging = Staging(self.kit, v.bundle_id, needed)
         self.receipt.save()
         return self.staging.create()
 
-    def run(self) -> dict:
+    def run(self) -> InstallResult:
         if not os.path.exists(self.archive):
             raise UsageError("the archive %s does not exist" % self.archive)
         self.kit.prepare()
         with self.kit.locked():
             clear_debris(self.kit)
             keys = resolve_keys(self.trust, self.kit)
-            self.receipt = Receipt(self.kit, self.archive)
+            self._receipt = Receipt(self.kit, self.archive)
             try:
                 return self._phases(keys)
             except BaseException as exc:
@@ -141,28 +233,26 @@ class Installer:
                     raise error from exc
                 raise
 
-    def _phases(self, keys) -> dict:
+    def _phases(self, keys: Sequence[TrustedKey]) -> InstallResult:
         """Phases 1-6 in order; 1-4 change nothing the site uses, 5 is one atomic switch, 6 moves tags last."""
         v = self._phase1(keys)
-        meta = v.head.meta
-        self._phase2(v.head)
+        meta, signer = v.head.meta, v.head.signer
+        repaired = self._phase2(v.head, meta)
         tree = self.kit.version_dir(meta.name, meta.version)
-        pusher = self._phase3(tree, meta)
-        self.rendered = self._phase4(tree, meta)
+        pusher, docker = self._phase3(tree, meta, v.bundle_id)
+        outputs = self._phase4(tree, meta, docker)
         previous = self._phase5(meta)
-        deploy = self._phase6(pusher)
+        applied = self._phase6(meta, v.bundle_id, pusher, outputs)
         outcome = Outcome.ALREADY_INSTALLED if self.already_installed else Outcome.INSTALLED
         self.receipt.finish(outcome)
-        result = _verify_summary(v)
-        result.update(deploy=deploy, docker=self.docker_report, outputs=self.rendered, repaired=self.repaired)
-        result.update(outcome=outcome, previous=previous, current=meta.version, kit=self.kit.root,
-                      path=self.kit.version_dir(meta.name, meta.version),
-                      receipt=os.path.relpath(self.receipt.path, self.kit.root),
-                      phases=[{"phase": p.phase, "name": p.name, "status": p.status, "detail": p.detail}
-                              for p in self.receipt.record.phases])
-        return result
+        return InstallResult(
+            verified=v, meta=meta, signer=signer.fingerprint, outcome=outcome, previous=previous,
+            current=meta.version, kit=self.kit.root, path=self.kit.version_dir(meta.name, meta.version),
+            receipt=os.path.relpath(self.receipt.path, self.kit.root), phases=self.receipt.record.phases,
+            repaired=repaired, push=pusher.report if pusher is not None else None, docker=docker, outputs=outputs,
+            apply=applied)
 
-    def _phase1(self, keys) -> VerifyReport:
+    def _phase1(self, keys: Sequence[TrustedKey]) -> VerifyReport:
         """Verify and stage in one streaming pass; admission (``decide``) runs once the signed head is read."""
         v = verify_file(self.archive, keys, self.decide, self.show_progress)
         self.verified = v.head
@@ -174,24 +264,30 @@ class Installer:
                                "%d files, %d bytes verified" % (v.members_seen + 1, v.bytes_seen))
         return v
 
-    def _phase2(self, v: ProvenHead) -> None:
-        """Promote the staged tree into bundles/ (or, on a re-install, repair the installed tree if it was damaged)."""
-        meta = v.meta
-        if self.already_installed:
+    def _staged(self) -> Staging:
+        if self.staging is None:
+            raise InternalError("phase 2 found no staged tree")
+        return self.staging
+
+    def _phase2(self, v: ProvenHead, meta: BundleHead) -> List[str]:
+        """Promote the staged tree into bundles/ (or, on a re-install, repair the installed tree if it was damaged);
+        returns what a repair restored."""
+        if self.damage is not None:
             if self.damage.ok:
                 self.receipt.phase(Phase.PROMOTE, Status.SKIPPED, "the installed tree matches its signed SHA256SUMS")
-            else:
-                self.repaired = self.repair(meta)
-                self.receipt.phase(Phase.PROMOTE, Status.DONE, "repaired bundles/%s/%s from the verified archive: %s"
-                                   % (meta.name, meta.version, "; ".join(self.repaired)))
-            return
+                return []
+            repaired = self.repair(meta, v, self.damage)
+            self.receipt.phase(Phase.PROMOTE, Status.DONE, "repaired bundles/%s/%s from the verified archive: %s"
+                               % (meta.name, meta.version, "; ".join(repaired)))
+            return repaired
         faults.point("before-promote")
-        self.staging.promote(meta.name, meta.version)
+        self._staged().promote(meta.name, meta.version)
         self.staging = None
         self.receipt.phase(Phase.PROMOTE, Status.DONE, "bundles/%s/%s" % (meta.name, meta.version))
         faults.point("after-promote")
+        return []
 
-    def _phase5(self, meta) -> Optional[str]:
+    def _phase5(self, meta: BundleHead) -> Optional[str]:
         """Switch current/<name> to this version (one rename); returns the version that was current."""
         previous = self.kit.current_version(meta.name)
         faults.point("before-switch")
@@ -207,49 +303,57 @@ class Installer:
     def _progress(self, total: int, desc: str) -> Progress:
         return Progress(total, desc, self.show_progress)
 
-    def _phase3(self, tree: str, meta):
+    def _site_options(self) -> SiteOptions:
+        """What rollback needs to reach this site again (never credentials: they come from the environment)."""
+        ca = self.deploy.registry_ca
+        return SiteOptions(self.deploy.insecure, os.path.abspath(ca) if ca else None, self.deploy.strip_source_host)
+
+    def _phase3(self, tree: str, meta: BundleHead,
+                bundle_id: str) -> Tuple[Optional[SitePush], Optional[DockerLoadReport]]:
         """Push blobs and manifests by digest to the site registry; load into Docker."""
         if not (self.deploy.registry or self.deploy.docker):
             self.receipt.phase(Phase.PUSH_AND_LOAD, Status.SKIPPED, "no --registry or --docker given")
-            return None
+            return None, None
         if not meta.images and not meta.charts:
             self.receipt.phase(Phase.PUSH_AND_LOAD, Status.SKIPPED, "the bundle has no images or charts")
-            return None
+            return None, None
         details = []
         pusher = None
+        docker = None
         if self.deploy.registry:
             pusher = SitePush(tree, meta, self.deploy.registry, strip_source_host=self.deploy.strip_source_host,
                               registry_ca=self.deploy.registry_ca, insecure=self.deploy.insecure,
                               progress_factory=self._progress, hashed_this_run=True,
                               transport=self.deploy.transport, retry=self.deploy.retry)
             report = pusher.push_content()
-            # What rollback needs to reach this site again (never credentials: they come from the environment).
-            self.receipt.record_site(self.deploy.registry, report, SiteOptions(
-                self.deploy.insecure, os.path.abspath(self.deploy.registry_ca) if self.deploy.registry_ca else None,
-                self.deploy.strip_source_host))
+            self.receipt.record_site(self.deploy.registry, _site_record(report, None), self._site_options())
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
-                           % (self.deploy.registry, report["blobs_pushed"], report["blobs_mounted"],
-                              report["blobs_present"], report["manifests_pushed"], report["manifests_present"]))
+                           % (self.deploy.registry, report.blobs_pushed, report.blobs_mounted,
+                              report.blobs_present, report.manifests_pushed, report.manifests_present))
         if self.deploy.docker and meta.images:
             loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
                                 progress_factory=self._progress)
-            self.docker_report = loader.load_all()
-            self.receipt.update(docker=self.docker_report)
-            self._claim("docker")
+            docker = loader.load_all()
+            self.receipt.update(docker=_docker_record(docker))
+            self._claim_docker(meta, bundle_id)
             details.append("docker: %d images loaded for %s, IDs equal their config digests"
-                           % (len(self.docker_report["images"]), self.docker_report["platform"]))
+                           % (len(docker.images), docker.platform))
         self.receipt.phase(Phase.PUSH_AND_LOAD, Status.DONE, "; ".join(details))
-        return pusher
+        return pusher, docker
 
-    def _claim(self, where: str) -> None:
-        """Record that this bundle name now owns the tags it has just moved (on the site registry, or in Docker)."""
-        from installer.site.owners import DOCKER_SITE, claims, docker_tags, registry_tags, site_key
+    def _claim_docker(self, meta: BundleHead, bundle_id: str) -> None:
+        """Record that this bundle name now owns the tags it has just given the images loaded into Docker."""
+        from installer.site.owners import DOCKER_SITE, claims, docker_tags
 
-        v, reg, strip = self.verified, self.deploy.registry, self.deploy.strip_source_host
-        if where == "docker":
-            self.kit.record_owners(DOCKER_SITE, claims(docker_tags(v.meta, reg, strip), v.meta, v.bundle_id))
-        else:
-            self.kit.record_owners(site_key(reg), claims(registry_tags(v.meta, reg, strip), v.meta, v.bundle_id))
+        tags = docker_tags(meta, self.deploy.registry, self.deploy.strip_source_host)
+        self.kit.record_owners(DOCKER_SITE, claims(tags, meta, bundle_id))
+
+    def _claim_registry(self, meta: BundleHead, bundle_id: str, registry: str) -> None:
+        """Record that this bundle name now owns the tags it has just moved on the site registry."""
+        from installer.site.owners import claims, registry_tags, site_key
+
+        tags = registry_tags(meta, registry, self.deploy.strip_source_host)
+        self.kit.record_owners(site_key(registry), claims(tags, meta, bundle_id))
 
     def _secret_dir(self, name: str) -> str:
         """KIT/secrets/<name>: a real folder or nothing; a link there is never followed (exit 9)."""
@@ -270,48 +374,49 @@ class Installer:
             os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
         return read_fd(fd, MAX_SECRET_BYTES, path)
 
-    def _tls(self, meta) -> dict:
+    def _tls(self, meta: BundleHead) -> Tuple[str, str]:
         """KIT/secrets/tls: an operator's PKI or an earlier run's material is kept; else dev TLS with --dev-tls,
-        the set the bundle's deploy.tls names (the default set when it names none)."""
-        from installer.deploy.devtls import existing_files, file_names, generate
+        the set the bundle's deploy.tls names (the default set when it names none). Returns (the folder, where
+        its material stands: existing, missing or generated)."""
+        from installer.deploy.devtls import existing_files, generate
         from installer.format.deployspec import TlsSpec, namespace_of
 
         spec = meta.deploy.dev_tls if meta.deploy is not None else TlsSpec()
         folder = self._secret_dir("tls")
         core = [os.path.join(folder, n) for n in spec.in_use]
         if all(is_regular(p) for p in core):
-            return {"folder": folder, "source": "existing"}
+            return folder, "existing"
         if not self.deploy.dev_tls:
-            return {"folder": folder, "source": "missing"}
+            return folder, "missing"
         present = existing_files(folder, spec)
         if present:
             raise UsageError("%s holds only part of a TLS set (%s); complete it with %s or empty it for --dev-tls"
                              % (folder, ", ".join(os.path.basename(p) for p in present), ", ".join(spec.in_use)))
         generate(folder, tls=spec, namespace=namespace_of(meta.deploy, meta.name))
-        return {"folder": folder, "source": "generated", "files": file_names(spec)}
+        return folder, "generated"
 
-    def _phase4(self, tree: str, meta) -> dict:
+    def _phase4(self, tree: str, meta: BundleHead, docker: Optional[DockerLoadReport]) -> Optional[DeployOutputs]:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
-        tls = self._tls(meta)  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
+        folder, tls = self._tls(meta)  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
         objects = meta.deploy is not None and not meta.deploy.kubernetes.empty
         has_outputs = meta.charts or objects or any(p.startswith("compose/") for p in meta.sizes)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
             self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s"
-                               % ("; TLS material in secrets/tls (%s)" % tls["source"] if self.deploy.dev_tls else ""))
-            return {}
+                               % ("; TLS material in secrets/tls (%s)" % tls if self.deploy.dev_tls else ""))
+            return None
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
-        tls_dir = tls["folder"] if tls["source"] != "missing" else None
-        loaded = {i["ref"]: i["id"] for i in (self.docker_report or {}).get("images", [])}
-        out = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
-                     extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final), tls_dir=tls_dir,
-                     loaded_ids=loaded)
-        out["tls"] = tls["source"]
-        out["kubernetes_skipped"] = self.k8s_skipped
-        self.receipt.update(deploy_outputs=out)
-        self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (out["folder"], len(out["files"])))
-        return out
+        tls_dir = folder if tls != "missing" else None
+        loaded = {i.ref: i.id for i in docker.images} if docker is not None else {}
+        rendered = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
+                          extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final),
+                          tls_dir=tls_dir, loaded_ids=loaded)
+        outputs = DeployOutputs(rendered, tls, self.k8s_skipped)
+        self.receipt.update(deploy_outputs=_outputs_record(outputs))
+        self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (rendered.folder, len(rendered.files)))
+        return outputs
 
-    def _kubernetes(self, tree: str, meta, tmp: str, tls_dir: Optional[str], final: str):
+    def _kubernetes(self, tree: str, meta: BundleHead, tmp: str, tls_dir: Optional[str],
+                    final: str) -> Tuple[List[str], List[DeployCommand]]:
         """The objects the bundle's deploy.kubernetes declares: namespace and ConfigMaps in deploy/, Secrets in
         secrets/.
 
@@ -326,14 +431,15 @@ class Installer:
 
         tenant_paths = {t.component: t.path for t in meta.tenants}
 
-        def bundle_file(entry) -> bytes:
+        def bundle_file(entry: DataEntry) -> bytes:
             path = tenant_paths[entry.ref] if entry.source == "tenant" else entry.ref
             return read_installed(tree, path, meta.sizes[path])
 
-        folders = {"tls": tls_dir, "token": self._secret_dir("token")}
+        token_dir = self._secret_dir("token")
+        folders = {"tls": tls_dir, "token": token_dir}
         used = set()
 
-        def site_file(entry) -> Optional[bytes]:
+        def site_file(entry: DataEntry) -> Optional[bytes]:
             folder = folders[entry.site_folder]
             if folder is None or not os.path.isdir(folder):
                 return None
@@ -344,98 +450,97 @@ class Installer:
         configmaps, secrets, skipped = k8s.build_objects(deploy.kubernetes, deploy.namespace, bundle_file, site_file,
                                                          self.kit.secrets)
         if "token" in used:
-            os.chmod(folders["token"], 0o700)  # a real folder (checked by _secret_dir)
+            os.chmod(token_dir, 0o700)  # a real folder (checked by _secret_dir)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,
                             k8s.namespace(deploy.namespace))
         self.k8s_skipped = skipped
         files = sorted("kubernetes/" + n for n in os.listdir(os.path.join(tmp, "kubernetes")))
-        commands = [{"argv": ["kubectl", "apply", "-f", os.path.join(final, "kubernetes")]}]
+        commands = [DeployCommand(["kubectl", "apply", "-f", os.path.join(final, "kubernetes")])]
         if secrets:
-            commands.append({"argv": ["kubectl", "apply", "-f", secrets_dir]})
+            commands.append(DeployCommand(["kubectl", "apply", "-f", secrets_dir]))
         return files, commands
 
-    def _phase6(self, pusher) -> dict:
+    def _phase6(self, meta: BundleHead, bundle_id: str, pusher: Optional[SitePush],
+                outputs: Optional[DeployOutputs]) -> Optional[ApplyReport]:
         """Move registry tags last, then --apply; a failure here leaves the version current and the deploy
         incomplete."""
         if pusher is None and not self.deploy.apply:
             self.receipt.phase(Phase.TAGS_AND_APPLY, Status.SKIPPED, "no registry tags to move")
-            return {}
+            return None
+        applied = None
         try:
-            report = pusher.move_tags() if pusher is not None else {}
-            if pusher is not None:
-                self._claim("registry")
-            if self.deploy.apply:
-                report["apply"] = self._apply()
+            try:
+                if pusher is not None:
+                    pusher.move_tags()
+                    self._claim_registry(meta, bundle_id, pusher.report.site)
+                if self.deploy.apply:
+                    applied = self._apply(outputs)
+            finally:  # the receipt's record of the site gets what phase 6 did there, even when it failed
+                if pusher is not None:
+                    site = pusher.report.site
+                    self.receipt.record_site(site, _site_record(pusher.report, applied), self._site_options())
         except BundleError as exc:
             self.receipt.phase(Phase.TAGS_AND_APPLY, Status.FAILED, exc.message)
-            self.receipt.finish(Outcome.DEPLOY_INCOMPLETE, exc)
-            self.receipt = None  # recorded: fail() must not write over it
+            self.receipt.finish(Outcome.DEPLOY_INCOMPLETE, exc)  # recorded: fail() does not write over it
             exc.message += " (the version is installed and current; run the same install again to finish)"
             raise
         detail = ("%s: %d tags moved, %d already current"
-                  % (self.deploy.registry, report["tags_moved"], report["tags_current"])
+                  % (pusher.report.site, pusher.report.tags_moved, pusher.report.tags_current)
                   if pusher is not None else "")
-        if "apply" in report:
-            detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in sorted(
-                (k, v) for k, v in report["apply"].items() if k in ("kubernetes", "compose")))
+        if applied is not None:
+            done = [("compose", applied.compose.status) if applied.compose is not None else None,
+                    ("kubernetes", applied.kubernetes.status) if applied.kubernetes is not None else None]
+            detail += ("; " if detail else "") + "apply: " + ", ".join("%s %s" % kv for kv in done if kv is not None)
         self.receipt.phase(Phase.TAGS_AND_APPLY, Status.DONE, detail)
-        return report
+        return applied
 
-    def _apply(self) -> dict:
+    def _apply(self, outputs: Optional[DeployOutputs]) -> ApplyReport:
         from installer.deploy.apply import apply_compose, apply_kubernetes
 
-        if not self.rendered:
+        if outputs is None:
             raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) "
                              "or --docker (compose)")
-        result = {}
+        kubernetes = compose = None
         if self.deploy.registry:
             host = parse_site(self.deploy.registry)[0]
-            result.update(apply_kubernetes(self.rendered, self.kit.root, host in self.deploy.insecure,
-                                           self.deploy.registry_ca))
+            kubernetes = apply_kubernetes(outputs.rendered, self.kit.root, host in self.deploy.insecure,
+                                          self.deploy.registry_ca)
         if self.deploy.docker:
-            result.update(apply_compose(self.rendered, self.kit.root))
-        return result
+            compose = apply_compose(outputs.rendered, self.kit.root)
+        return ApplyReport(kubernetes, compose)
 
-    def repair(self, meta) -> List[str]:
+    def repair(self, meta: BundleHead, v: ProvenHead, damage: VersionCheck) -> List[str]:
         """Phase 2 of a reinstall whose installed tree was damaged: restore it, file by file, from the archive that
         was just verified whole, then prove the tree matches its signed list again."""
-        done = repair_tree(self.kit, self.damage, self.staging.tree)
-        after = check_version(self.kit, meta.name, meta.version, signature=self.verified.signature)
+        staging = self._staged()
+        done = repair_tree(self.kit, damage, staging.tree)
+        after = check_version(self.kit, meta.name, meta.version, signature=v.signature)
         if not after.ok:
             raise ContentMismatch("bundles/%s/%s could not be repaired" % (meta.name, meta.version), after.lines())
-        self.staging.discard()
+        staging.discard()
         self.staging = None
         return done
 
     def fail(self, error: BundleError) -> None:
+        receipt = self._receipt
         if self.staging is not None and self.staging.exists():
             v = self.verified
-            self.staging.quarantine(error.message, self.archive, self.receipt.record.bundle_id if self.receipt
-                                    else None, v.sums if v is not None else b"", self.keep_failed)
+            self.staging.quarantine(error.message, self.archive, receipt.record.bundle_id if receipt else None,
+                                    v.sums if v is not None else b"", self.keep_failed)
             self.staging = None
-        if self.receipt is not None and self.receipt.running:
-            done = {p.phase for p in self.receipt.record.phases}
+        if receipt is not None and receipt.running:
+            done = {p.phase for p in receipt.record.phases}
             first_missing = next(n for n in Phase if n not in done)
             try:
-                self.receipt.phase(first_missing, Status.FAILED, error.message)
-                self.receipt.finish(Outcome.FAILED, error)
+                receipt.phase(first_missing, Status.FAILED, error.message)
+                receipt.finish(Outcome.FAILED, error)
             except OSError:
                 pass
 
+
 def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
             reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
-            deploy: Optional[DeployOptions] = None) -> dict:
+            deploy: Optional[DeployOptions] = None) -> InstallResult:
     return Installer(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress, deploy).run()
-
-
-def _verify_summary(v: VerifyReport) -> dict:
-    """The verify part of install's result, as installer.cli.verify.report_json renders it (the one renderer once
-    the install result is rendered in cli/install.py, which this layer cannot import)."""
-    d = v.delta
-    return {"name": v.name, "version": v.version, "bundle_id": v.bundle_id, "signer": v.signer, "files": v.files,
-            "total_size": v.total_size, "complete": v.complete,
-            "delta": {"base": [b.to_dict() for b in d.base], "omitted": d.omitted, "omitted_bytes": d.omitted_bytes,
-                      "checked_in_kit": d.checked_in_kit} if d is not None else None,
-            "archive_sha256": v.archive_sha256 or None, "sidecar": v.sidecar}

@@ -9,17 +9,33 @@ so the newer bundle can be installed again but an older one replayed from elsewh
 """
 
 import os
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
 
-from installer.errors import BundleError, ContentMismatch, DeployError, TrustError, UsageError
+from installer.errors import BundleError, ContentMismatch, DeployError, InternalError, TrustError, UsageError
 from installer.kit.layout import Kit, resolve_keys
 from installer.kit.check import check_version
 from installer.kit.lifecycle import previous_version
 from installer.format.meta import MAX_META_BYTES, parse_meta
-from installer.format.model import Outcome, Phase, SiteOptions, Status
+from installer.format.model import BundleHead, Outcome, Phase, SiteOptions, Status
 from installer.site.owners import claims, conflicts, refuse, registry_tags, site_key
-from installer.site.push import SitePush
+from installer.site.push import PushReport, SitePush
 from installer.kit.receipts import Receipt
+from installer.trust.store import TrustedKey
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What a rollback did. The CLI turns it into text or JSON (installer/cli/rollback.py)."""
+
+    name: str
+    current: str                # the version made current again
+    previous: str               # the version that was current
+    signer: str                 # the fingerprint of the key trusted today that signed ``current``
+    sites: List[PushReport]     # one per site registry whose tags were moved back (phase 6)
+    outputs: List[str]          # its site outputs, deploy/<name>/<version>/<site>, relative to the kit
+    receipt: str                # relative to the kit
+    phases: List[str]           # the labels of the phases a rollback runs
 
 
 def _sites(kit: Kit, name: str, version: str) -> Dict[str, SiteOptions]:
@@ -31,7 +47,7 @@ def _sites(kit: Kit, name: str, version: str) -> Dict[str, SiteOptions]:
     return sites
 
 
-def _check_target(kit: Kit, name: str, target: str, trust: Sequence[str]):
+def _check_target(kit: Kit, name: str, target: str, trust: Sequence[str]) -> Tuple[BundleHead, TrustedKey, str]:
     """Issue 10 point 7: the version rollback makes current is checked against TODAY's trusted keys and their
     scopes (a key removed or narrowed since its install no longer vouches for it: exit 4), and re-hashed
     against its signed SHA256SUMS (exit 5) before anything changes. Returns (its meta, its signer)."""
@@ -43,12 +59,14 @@ def _check_target(kit: Kit, name: str, target: str, trust: Sequence[str]):
     if check.trust_problems:
         raise TrustError("%s %s is not signed by a key trusted today for %s; not rolling back to it"
                          % (name, target, name), check.lines())
+    if check.bundle_id is None:  # set once SHA256SUMS was read; unread, it is one of check.problems
+        raise InternalError("%s %s was checked without its SHA256SUMS" % (name, target))
     meta = parse_meta(kit.read_member(name, target, "bundle.json", MAX_META_BYTES))
     signer = next(k for k in keys if k.fingerprint == check.signer)
     return meta, signer, check.bundle_id
 
 
-def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
+def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> RollbackResult:
     kit = Kit.existing(kit_dir)
     with kit.locked():
         current = kit.current_version(name)
@@ -60,7 +78,7 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
         meta, signer, bid = _check_target(kit, name, target, trust)
         sites = _sites(kit, name, target)
         owned = kit.owners()
-        problems = []
+        problems: List[str] = []
         for site, options in sorted(sites.items()):
             tags = registry_tags(meta, site, options.strip_source_host)
             problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
@@ -74,7 +92,7 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
         kit.switch_current(name, target)
         receipt.phase(Phase.SWITCH_CURRENT, Status.DONE, "current/%s -> %s (was %s)" % (name, target, current))
         not_reverted: List[str] = []
-        moved = []
+        moved: List[PushReport] = []
         for site, options in sorted(sites.items()):
             try:
                 pusher = SitePush(tree, meta, site, strip_source_host=options.strip_source_host,
@@ -82,7 +100,7 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
                 report = pusher.move_tags()
                 kit.record_owners(site_key(site),
                                   claims(registry_tags(meta, site, options.strip_source_host), meta, bid))
-                moved.append({"site": site, "tags_moved": report["tags_moved"], "tags_current": report["tags_current"]})
+                moved.append(report)
             except BundleError as exc:
                 not_reverted.append("tags on %s: %s" % (site, exc.message))
         if not_reverted:
@@ -91,10 +109,10 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> dict:
             receipt.finish(Outcome.ROLLED_BACK_INCOMPLETE, error)
             raise error
         receipt.phase(Phase.TAGS_AND_APPLY, Status.DONE if moved else Status.SKIPPED,
-                      "; ".join("%s: %d tags moved back" % (m["site"], m["tags_moved"]) for m in moved)
+                      "; ".join("%s: %d tags moved back" % (m.site, m.tags_moved) for m in moved)
                       or "no site registry recorded")
         receipt.finish(Outcome.ROLLED_BACK)
-        return {"name": name, "current": target, "previous": current, "sites": moved, "signer": signer.fingerprint,
-                "outputs": ["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
-                "receipt": os.path.relpath(receipt.path, kit.root),
-                "phases": [Phase.SWITCH_CURRENT.label, Phase.TAGS_AND_APPLY.label]}
+        return RollbackResult(name=name, current=target, previous=current, signer=signer.fingerprint, sites=moved,
+                              outputs=["deploy/%s/%s/%s" % (name, target, site) for site in outputs],
+                              receipt=os.path.relpath(receipt.path, kit.root),
+                              phases=[Phase.SWITCH_CURRENT.label, Phase.TAGS_AND_APPLY.label])

@@ -1,12 +1,12 @@
 """Remove old versions."""
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from installer.cli.options import KIT_OPT, Command, Opt
 from installer.errors import UsageError
 
 
-def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
+def run_gc(kit: str, keep: Optional[str] = None, **_: Any) -> Dict[str, Any]:
     from installer.kit.lifecycle import gc
 
     try:
@@ -16,7 +16,7 @@ def run_gc(kit: str, keep: Optional[str] = None, **_) -> dict:
     return gc(kit, n)
 
 
-def text_gc(r: dict) -> List[str]:
+def text_gc(r: Dict[str, Any]) -> List[str]:
     if not r["removed"]:
         return ["nothing to remove (keeping %d versions of each bundle, and every current one)" % r["kept_per_name"]]
     return ["removed %s (%d bytes freed)" % (", ".join(r["removed"]), r["bytes_freed"])]

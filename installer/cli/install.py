@@ -1,60 +1,130 @@
 """Install an archive into a kit."""
 
 import os
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from installer.cli.options import KIT_OPT, TRUST_OPT, Command, Opt
-from installer.install import DeployOptions, install
+from installer.deploy.apply import ApplyReport
+from installer.deploy.render import DeployCommand
+from installer.install import DeployOptions, DeployOutputs, InstallResult, install
+from installer.site.dockerload import DockerLoadReport
+from installer.site.push import PushReport
+from installer.cli.verify import report_json
+
+Json = Dict[str, Any]
 
 
 def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                 reason: Optional[str] = None, keep_failed: bool = False, quiet: bool = False,
-                registry: Optional[str] = None, registry_ca: Optional[str] = None, insecure_registry=(),
-                strip_source_host: bool = False, docker: bool = False, platform: Optional[str] = None,
-                dev_tls: bool = False, apply: bool = False, **_) -> dict:
+                registry: Optional[str] = None, registry_ca: Optional[str] = None,
+                insecure_registry: Optional[Sequence[str]] = (), strip_source_host: bool = False,
+                docker: bool = False, platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False,
+                **_: Any) -> InstallResult:
     deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform,
                            dev_tls, apply)
     return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
-def text_install(r: dict) -> List[str]:
-    if r["outcome"] == "already-installed":
+# --- JSON: the `result` of `install --json` ------------------------------------------------------
+def push_json(p: PushReport) -> Json:
+    return {"site": p.site, "blobs_pushed": p.blobs_pushed, "blobs_mounted": p.blobs_mounted,
+            "blobs_present": p.blobs_present, "manifests_pushed": p.manifests_pushed,
+            "manifests_present": p.manifests_present, "tags_moved": p.tags_moved, "tags_current": p.tags_current,
+            "bytes_pushed": p.bytes_pushed, "images": list(p.images), "charts": list(p.charts)}
+
+
+def apply_json(a: ApplyReport) -> Json:
+    """One object for both parts; with both, compose's ``commands`` are the ones shown (as since --apply began)."""
+    out: Json = {}
+    if a.kubernetes is not None:
+        out["kubernetes"] = a.kubernetes.status
+        if a.kubernetes.commands is not None:
+            out["commands"] = list(a.kubernetes.commands)
+        if a.kubernetes.folder is not None:
+            out["folder"] = a.kubernetes.folder
+    if a.compose is not None:
+        out["compose"] = a.compose.status
+        if a.compose.commands is not None:
+            out["commands"] = list(a.compose.commands)
+    return out
+
+
+def docker_json(d: DockerLoadReport) -> Json:
+    return {"platform": d.platform,
+            "images": [{"ref": i.ref, "id": i.id, "tags": list(i.tags), "platform": i.platform} for i in d.images]}
+
+
+def command_json(c: DeployCommand) -> Json:
+    out: Json = {"argv": list(c.argv)}
+    if c.env:
+        out["env"] = dict(c.env)
+    return out
+
+
+def outputs_json(o: DeployOutputs) -> Json:
+    r = o.rendered
+    return {"site": r.site, "folder": r.folder, "files": list(r.files), "commands": list(r.commands),
+            "argv": [command_json(c) for c in r.argv], "tls": o.tls, "kubernetes_skipped": list(o.kubernetes_skipped)}
+
+
+def verify_json(r: InstallResult) -> Json:
+    """Phase 1's verify report: the same keys `verify --json` gives an archive."""
+    return report_json(r.verified)
+
+
+def install_json(r: InstallResult) -> Json:
+    deploy = push_json(r.push) if r.push is not None else {}
+    if r.apply is not None:
+        deploy["apply"] = apply_json(r.apply)
+    result = verify_json(r)
+    result.update(deploy=deploy, docker=docker_json(r.docker) if r.docker is not None else {},
+                  outputs=outputs_json(r.outputs) if r.outputs is not None else {}, repaired=list(r.repaired),
+                  outcome=r.outcome, previous=r.previous, current=r.current, kit=r.kit, path=r.path,
+                  receipt=r.receipt,
+                  phases=[{"phase": p.phase, "name": p.name, "status": p.status, "detail": p.detail}
+                          for p in r.phases])
+    return result
+
+
+# --- text, for people ------------------------------------------------------------------------------
+def text_install(r: InstallResult) -> List[str]:
+    meta = r.meta
+    if r.outcome == "already-installed":
         head = "%s %s is already installed (bundle_id %s); the archive was verified again%s" % (
-            r["name"], r["version"], r["bundle_id"], "" if r.get("repaired") else " and the installed tree is intact")
+            meta.name, meta.version, r.verified.bundle_id, "" if r.repaired else " and the installed tree is intact")
     else:
         head = "installed %s %s (%d files checked, %d payload bytes), signed by %s" % (
-            r["name"], r["version"], r["files"], r["total_size"], r["signer"])
-    lines = [head, "current: %s -> %s (was %s)" % (r["name"], r["current"], r["previous"] or "none"),
-             "path: %s" % r["path"], "receipt: %s" % r["receipt"]]
-    if r.get("repaired"):
+            meta.name, meta.version, r.verified.files, meta.total_size, r.signer)
+    lines = [head, "current: %s -> %s (was %s)" % (meta.name, r.current, r.previous or "none"),
+             "path: %s" % r.path, "receipt: %s" % r.receipt]
+    if r.repaired:
         lines.append("the installed tree was damaged and has been repaired from this archive:")
-        lines += ["  %s" % line for line in r["repaired"]]
-    d = r.get("deploy") or {}
-    if d:
+        lines += ["  %s" % line for line in r.repaired]
+    d = r.push
+    if d is not None:
         lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
-                     "%d tags moved, %d already current" % (d["site"], d["blobs_pushed"], d["bytes_pushed"],
-                                                             d["blobs_mounted"], d["blobs_present"],
-                                                             d["manifests_pushed"], d["tags_moved"], d["tags_current"]))
-        lines += ["  %s" % t for t in d["images"]]
-        lines += ["  helm pull %s" % c for c in d.get("charts", [])]
-    out = r.get("outputs") or {}
-    if out:
-        lines.append("deploy outputs in %s:" % os.path.join(r["kit"], out["folder"]))
-        lines += ["  %s" % f for f in out["files"]]
+                     "%d tags moved, %d already current" % (d.site, d.blobs_pushed,
+                                                             d.bytes_pushed, d.blobs_mounted, d.blobs_present,
+                                                             d.manifests_pushed, d.tags_moved, d.tags_current))
+        lines += ["  %s" % t for t in d.images]
+        lines += ["  helm pull %s" % c for c in d.charts]
+    if r.outputs is not None:
+        out = r.outputs.rendered
+        lines.append("deploy outputs in %s:" % os.path.join(r.kit, out.folder))
+        lines += ["  %s" % f for f in out.files]
         lines.append("to deploy:")
-        lines += ["  %s" % c for c in out["commands"]]
-        lines += ["  (not written: %s)" % s for s in out.get("kubernetes_skipped", [])]
-    applied = (r.get("deploy") or {}).get("apply") or {}
+        lines += ["  %s" % c for c in out.commands]
+        lines += ["  (not written: %s)" % s for s in r.outputs.kubernetes_skipped]
+    applied = apply_json(r.apply) if r.apply is not None else {}
     if applied:
         lines.append("apply: %s" % "; ".join("%s: %s"
                                              % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
         if applied.get("kubernetes", "").startswith("no kubeconfig"):
             lines += ["  %s" % c for c in applied.get("commands", [])]
-    dk = r.get("docker") or {}
-    if dk:
+    if r.docker is not None:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest"
-                     % (dk["platform"], len(dk["images"])))
-        lines += ["  %s  %s" % (i["id"][:19], ", ".join(i["tags"]) or i["ref"]) for i in dk["images"]]
+                     % (r.docker.platform, len(r.docker.images)))
+        lines += ["  %s  %s" % (i.id[:19], ", ".join(i.tags) or i.ref) for i in r.docker.images]
     return lines
 
 
@@ -73,4 +143,4 @@ COMMANDS = [Command("install", "verify an archive, unpack it into the kit and ma
              Opt("--dev-tls", help="create development TLS material in KIT/secrets/tls if none is there"),
              Opt("--apply", help="run kubectl apply and helm upgrade --install (or print them without a kubeconfig); "
                                  "with --docker, bring the compose stack up")],
-            run_install, text_install)]
+            run_install, text_install, install_json)]

@@ -1,19 +1,19 @@
 """Development TLS material."""
 
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from installer.cli.options import Command, Opt
 
 
 def run_tls(out: str, force: bool = False, service: Sequence[str] = (), namespace: Optional[str] = None,
-            **_) -> dict:
+            **_: Any) -> Dict[str, Any]:
     from installer.deploy.devtls import NAMESPACE, generate
     from installer.format.deployspec import TlsSpec
 
     return generate(out, tls=TlsSpec(tuple(service or ())), namespace=namespace or NAMESPACE, force=force)
 
 
-def text_tls(r: dict) -> List[str]:
+def text_tls(r: Dict[str, Any]) -> List[str]:
     lines = ["wrote development TLS material into %s (%s; keys 0600):" % (r["out_dir"], r["backend"])]
     for name, cert in r["certificates"].items():
         lines.append("  %-15s %s  until %s" % (name, cert["fingerprint"][:23], cert["not_after"]))

@@ -12,10 +12,37 @@ names, pointing at the kit's TLS and token folders).
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from installer.errors import DeployError
-from installer.deploy.render import shell_line
+from installer.deploy.render import DeployCommand, Rendered, shell_line
+
+
+@dataclass(frozen=True)
+class KubernetesApplied:
+    """What --apply did for Kubernetes: applied, nothing to apply, or no kubeconfig (then ``commands`` are the
+    ones to run where the cluster is)."""
+
+    status: str
+    commands: Optional[List[str]] = None  # the commands run, or to run; None when there was nothing
+    folder: Optional[str] = None          # the outputs folder, when applied
+
+
+@dataclass(frozen=True)
+class ComposeApplied:
+    """What --apply did with --docker: the compose files brought up, or nothing to bring up."""
+
+    status: str
+    commands: Optional[List[str]] = None  # the commands run; None when there was nothing
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Phase 6's --apply: Kubernetes with a site registry, compose with --docker (None: not asked for)."""
+
+    kubernetes: Optional[KubernetesApplied] = None
+    compose: Optional[ComposeApplied] = None
 
 
 def kubeconfig() -> Optional[str]:
@@ -38,30 +65,31 @@ def _run(argv: List[str], env: Optional[Dict[str, str]] = None, what: str = "") 
         raise DeployError("%s failed: %s" % (" ".join(argv[:3]), last[-1] if last else "exit %d" % proc.returncode))
 
 
-def apply_kubernetes(outputs: dict, kit_root: str, site_insecure: bool, registry_ca: Optional[str]) -> dict:
+def apply_kubernetes(outputs: Rendered, kit_root: str, site_insecure: bool,
+                     registry_ca: Optional[str]) -> KubernetesApplied:
     config = kubeconfig()
-    folder = os.path.join(kit_root, outputs["folder"])
-    commands = [c for c in outputs["argv"] if c["argv"][0] in ("kubectl", "helm")]
+    folder = os.path.join(kit_root, outputs.folder)
+    commands = [c for c in outputs.argv if c.argv[0] in ("kubectl", "helm")]
     if not commands:
-        return {"kubernetes": "nothing to apply"}
+        return KubernetesApplied("nothing to apply")
     if config is None:
-        return {"kubernetes": "no kubeconfig: run these commands where the cluster is reachable",
-                "commands": [shell_line(c) for c in commands]}
+        return KubernetesApplied("no kubeconfig: run these commands where the cluster is reachable",
+                                 [shell_line(c) for c in commands])
     for tool in ("kubectl", "helm"):
         if shutil.which(tool) is None:
             raise DeployError("--apply needs %s on PATH (a kubeconfig was found at %s)" % (tool, config))
     env = dict(os.environ, KUBECONFIG=config)
     ran = []
     for command in commands:
-        argv = list(command["argv"])
+        argv = list(command.argv)
         if argv[0] == "helm":
             if site_insecure:
                 argv.append("--plain-http")
             if registry_ca:
                 argv += ["--ca-file", registry_ca]
         _run(argv, env, "the Kubernetes deploy")
-        ran.append(shell_line({"argv": argv}))
-    return {"kubernetes": "applied", "commands": ran, "folder": folder}
+        ran.append(shell_line(DeployCommand(argv)))
+    return KubernetesApplied("applied", ran, folder)
 
 
 def compose_tool() -> Optional[List[str]]:
@@ -74,19 +102,19 @@ def compose_tool() -> Optional[List[str]]:
     return None
 
 
-def apply_compose(outputs: dict, kit_root: str) -> dict:
-    folder = os.path.join(kit_root, outputs["folder"])
-    files = [os.path.join(folder, *f.split("/")) for f in outputs["files"] if f.startswith("compose/")]
+def apply_compose(outputs: Rendered, kit_root: str) -> ComposeApplied:
+    folder = os.path.join(kit_root, outputs.folder)
+    files = [os.path.join(folder, *f.split("/")) for f in outputs.files if f.startswith("compose/")]
     if not files:
-        return {"compose": "nothing to bring up"}
+        return ComposeApplied("nothing to bring up")
     tool = compose_tool()
     if tool is None:
         raise DeployError("--apply with --docker needs docker compose or docker-compose on PATH")
-    rendered = [c.get("env") or {} for c in outputs["argv"] if c["argv"][:2] == ["docker", "compose"]]
+    rendered = [c.env for c in outputs.argv if c.argv[:2] == ["docker", "compose"]]
     env = dict(os.environ, **(rendered[0] if rendered else {}))
     ran = []
     for path in files:
         argv = tool + ["-f", path, "up", "-d"]
         _run(argv, env, "the compose deploy")
-        ran.append(shell_line({"argv": argv}))
-    return {"compose": "up", "commands": ran}
+        ran.append(shell_line(DeployCommand(argv)))
+    return ComposeApplied("up", ran)

@@ -34,7 +34,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import InternalError, LocalEnvironmentError, UsageError
 from installer.format.deployspec import Certificate, TlsSpec
@@ -251,7 +251,7 @@ def _make_cryptography(specs: Sequence[_Spec], not_before: datetime.datetime,
                        .add_extension(ski, critical=False)
                        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                                       critical=False))
-            general = [x509.DNSName(n) for n in spec.dns]
+            general: List[x509.GeneralName] = [x509.DNSName(n) for n in spec.dns]
             general += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in spec.ips]
             if general:
                 builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
@@ -471,7 +471,7 @@ def _place(out_dir: str, material: Dict[str, bytes], order: Sequence[str], force
 
 
 def generate(out_dir: str, *, tls: Optional[TlsSpec] = None, namespace: str = NAMESPACE, days: int = 365,
-             now: Optional[datetime.datetime] = None, force: bool = False) -> dict:
+             now: Optional[datetime.datetime] = None, force: bool = False) -> Dict[str, Any]:
     """Write the CA, one certificate per service, the shared and the client certificate into ``out_dir``.
 
     ``tls`` names them (default: no services, files ca.*, tls.* and client.*); ``namespace`` gives the

@@ -33,11 +33,14 @@ import json
 import os
 import re
 import stat
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from installer.errors import InternalError, InvalidInput, LocalEnvironmentError
 from installer.format.deployspec import DataEntry, KubernetesSpec
 from installer.fsutil import fsync_dir, write_atomic
+
+# An object as `kubectl create ... -o json` prints it: apiVersion, kind, metadata, data...
+KubeObject = Dict[str, Any]
 
 # The API server refuses a ConfigMap or Secret whose values exceed 1 MiB (core.MaxSecretSize).
 MAX_OBJECT_DATA = 1024 * 1024
@@ -70,7 +73,7 @@ def _check_key(key: str, obj: str) -> None:
         raise InvalidInput("%r is not a valid key for %s: %s" % (key, obj, problem))
 
 
-def _check_name(name: str, what: str, label: bool = False) -> None:
+def _check_name(name: object, what: str, label: bool = False) -> None:
     """The API server's name rules (kubectl --dry-run=client does not check them; we also use
     names in file names, so they are checked before anything is built)."""
     pattern, limit = (_DNS_LABEL, 63) if label else (_DNS_SUBDOMAIN, 253)
@@ -92,7 +95,7 @@ def _check_files(files: Mapping[str, bytes], obj: str) -> None:
                            % (obj, total, MAX_OBJECT_DATA))
 
 
-def _metadata(name: str, namespace: Optional[str]) -> dict:
+def _metadata(name: str, namespace: Optional[str]) -> Dict[str, str]:
     meta = {"name": name}
     if namespace is not None:
         _check_name(namespace, "namespace", label=True)
@@ -105,13 +108,13 @@ def _b64(data: bytes) -> str:
 
 
 # --- the objects ---------------------------------------------------------------------------------
-def namespace(name: str) -> dict:
+def namespace(name: str) -> KubeObject:
     """`kubectl create namespace NAME --dry-run=client -o json`."""
     _check_name(name, "namespace", label=True)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {}, "status": {}}
 
 
-def configmap_from_files(name: str, namespace: Optional[str], files: Mapping[str, bytes]) -> dict:
+def configmap_from_files(name: str, namespace: Optional[str], files: Mapping[str, bytes]) -> KubeObject:
     """`kubectl create configmap NAME [-n NS] --from-file=KEY=PATH ...`: valid UTF-8 is text under
     `data`, anything else base64 under `binaryData` (kubectl's utf8.Valid rule)."""
     _check_name(name, "ConfigMap")
@@ -133,7 +136,7 @@ def configmap_from_files(name: str, namespace: Optional[str], files: Mapping[str
 
 
 def secret_from_files(name: str, namespace: Optional[str], files: Mapping[str, bytes],
-                      type: Optional[str] = None) -> dict:
+                      type: Optional[str] = None) -> KubeObject:
     """`kubectl create secret generic NAME [-n NS] --from-file=KEY=PATH ... [--type=TYPE]`.
 
     Without `--type` kubectl prints no `type` (the server defaults it to Opaque): `type=None`
@@ -158,7 +161,7 @@ def describe(entry: DataEntry, site_root: str) -> str:
 
 def build_objects(kube: KubernetesSpec, namespace: str, bundle_file: Callable[[DataEntry], bytes],
                   site_file: Callable[[DataEntry], Optional[bytes]], site_root: str = "KIT/secrets"
-                  ) -> Tuple[List[dict], List[dict], List[str]]:
+                  ) -> Tuple[List[KubeObject], List[KubeObject], List[str]]:
     """Every ConfigMap and Secret of the deploy section, in its order: (configmaps, secrets, skipped).
 
     bundle_file(entry): the bytes of a tenant file or bundle file (bundle.json's check proved it exists).
@@ -185,7 +188,7 @@ def build_objects(kube: KubernetesSpec, namespace: str, bundle_file: Callable[[D
 
 
 # --- writing -------------------------------------------------------------------------------------
-def to_json(obj: dict) -> bytes:
+def to_json(obj: KubeObject) -> bytes:
     """Indented JSON that is also valid YAML reading back the same values; ends with a newline."""
     text = json.dumps(obj, indent=2, ensure_ascii=False)
     text = _YAML_UNSAFE.sub(lambda m: "\\u%04x" % ord(m.group(0)), text)
@@ -249,8 +252,8 @@ def _prune(folder: str, keep: Sequence[str]) -> None:
     fsync_dir(folder)
 
 
-def write_manifests(deploy_dir: str, secrets_dir: str, configmaps: Sequence[dict], secrets: Sequence[dict],
-                    namespace_obj: Optional[dict]) -> List[str]:
+def write_manifests(deploy_dir: str, secrets_dir: str, configmaps: Sequence[KubeObject],
+                    secrets: Sequence[KubeObject], namespace_obj: Optional[KubeObject]) -> List[str]:
     """One JSON file per object, `NN-kind-name.json`, numbered in apply order: the namespace,
     the ConfigMaps, then the Secrets. The namespace and ConfigMaps go to `deploy_dir`; every Secret
     to `secrets_dir` (0700, files 0600 whatever the umask), which may not be inside `deploy_dir`.
@@ -273,7 +276,7 @@ def write_manifests(deploy_dir: str, secrets_dir: str, configmaps: Sequence[dict
     folders = {"deploy": (deploy_dir, DEPLOY_FILE_MODE), "secrets": (secrets_dir, SECRET_FILE_MODE)}
     _make_dirs(secrets_dir, SECRET_DIR_MODE, enforce=True)
     _make_dirs(deploy_dir, 0o755, enforce=False)
-    names = {"deploy": [], "secrets": []}
+    names: Dict[str, List[str]] = {"deploy": [], "secrets": []}
     written = []
     for index, (where, kind, obj) in enumerate(plan):
         filename = "%0*d-%s-%s.json" % (width, index, kind.lower(), obj["metadata"]["name"])

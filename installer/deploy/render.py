@@ -20,18 +20,42 @@ import json
 import os
 import re
 import shlex
-from typing import Any, Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from installer.errors import InvalidInput
 from installer.fsutil import fsync_dir, read_installed, write_atomic
-from installer.kit.layout import make_read_only, remove_tree
+from installer.kit.layout import Kit, make_read_only, remove_tree
 from installer.format.chartvalues import PlacedImage, chart_values
 from installer.format.deployspec import DeploySpec, namespace_of
-from installer.format.model import BundleHead
+from installer.format.model import BundleHead, Chart
 from installer.format.reference import parse, site_repository
 
 _IMAGE_LINE = re.compile(r"^(\s*(?:-\s+)?image:\s*)([\"']?)([^\"'#\s]+)\2(\s*(?:#.*)?)$")
 _RELATIVE_MOUNT = re.compile(r"^(\s*-\s*[\"']?)\.\./")
+
+
+@dataclass(frozen=True)
+class DeployCommand:
+    """One deploy command: an argument list (never a shell string) and the environment it runs with."""
+
+    argv: List[str]
+    env: Mapping[str, str] = field(default_factory=dict)  # the compose variables of the deploy section
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What phase 4 wrote for one site under KIT/deploy/<name>/<version>/<site>/."""
+
+    site: str                   # the folder's name: the --registry value made a file name, or "docker"
+    folder: str                 # relative to the kit
+    files: List[str]            # relative to ``folder``, sorted
+    commands: List[str]         # the lines of COMMANDS.txt
+    argv: List[DeployCommand]   # the same commands, as argument lists
+
+
+# Files and commands the caller adds to a site's outputs: (temp folder, final folder) -> (files, commands).
+Extra = Callable[[str, str], Tuple[List[str], List[DeployCommand]]]
 
 
 class SiteRefs:
@@ -87,20 +111,21 @@ def site_name(registry: Optional[str]) -> str:
     return registry.strip().strip("/").replace(":", "_").replace("/", "_") if registry else "docker"
 
 
-def shell_line(command: dict) -> str:
+def shell_line(command: DeployCommand) -> str:
     """One command as a shell line: every argument quoted, so a path with spaces or `$(...)` stays one inert word."""
-    env = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted((command.get("env") or {}).items())]
-    return " ".join(env + [shlex.quote(a) for a in command["argv"]])
+    env = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted(command.env.items())]
+    return " ".join(env + [shlex.quote(a) for a in command.argv])
 
 
-def helm_command(chart, registry: Optional[str], version_dir: str, values: str, namespace: str) -> dict:
+def helm_command(chart: Chart, registry: Optional[str], version_dir: str, values: str,
+                 namespace: str) -> DeployCommand:
     """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
     if registry:
         source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci.digest)
     else:
         source = os.path.join(version_dir, *chart.path.split("/"))
-    return {"argv": ["helm", "upgrade", "--install", chart.name, source, "--namespace", namespace,
-                     "--create-namespace", "-f", values]}
+    return DeployCommand(["helm", "upgrade", "--install", chart.name, source, "--namespace", namespace,
+                          "--create-namespace", "-f", values])
 
 
 def compose_env(deploy: Optional[DeploySpec], folders: Dict[str, str]) -> Dict[str, str]:
@@ -109,9 +134,9 @@ def compose_env(deploy: Optional[DeploySpec], folders: Dict[str, str]) -> Dict[s
     return {name: folders[folder] for name, folder in deploy.env} if deploy is not None else {}
 
 
-def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], prefix_host: Optional[str], prefix: str,
-           strip: bool, extra: Optional[Callable] = None, tls_dir: Optional[str] = None,
-           loaded_ids: Optional[Dict[str, str]] = None) -> dict:
+def render(kit: Kit, meta: BundleHead, version_dir: str, registry: Optional[str], prefix_host: Optional[str],
+           prefix: str, strip: bool, extra: Optional[Extra] = None, tls_dir: Optional[str] = None,
+           loaded_ids: Optional[Dict[str, str]] = None) -> Rendered:
     """Write the site outputs; returns what was written (paths relative to the kit) and the commands."""
     site = site_name(registry)
     refs = SiteRefs(meta, prefix_host, prefix, strip, loaded_ids)
@@ -128,7 +153,7 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
         text = _member_text(version_dir, path, meta.sizes[path])
         _write(tmp, path, rewrite_compose(text, refs, version_dir, path).encode())
         written.append(path)
-    commands: List[dict] = []
+    commands: List[DeployCommand] = []
     for chart in meta.charts:
         base = json.loads(_member_text(version_dir, chart.values, meta.sizes[chart.values])) if chart.values else {}
         if not isinstance(base, dict):
@@ -141,10 +166,7 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
                                     "token": os.path.join(kit.secrets, "token")})
     for path in compose:
-        command: Dict[str, Any] = {"argv": ["docker", "compose", "-f", os.path.join(final, path), "up", "-d"]}
-        if env:
-            command["env"] = env
-        commands.append(command)
+        commands.append(DeployCommand(["docker", "compose", "-f", os.path.join(final, path), "up", "-d"], env))
     if extra is not None:
         more_files, more_commands = extra(tmp, final)
         written += more_files
@@ -159,8 +181,7 @@ def render(kit, meta: BundleHead, version_dir: str, registry: Optional[str], pre
     os.rename(tmp, final)
     fsync_dir(os.path.dirname(final))
     remove_tree(old)
-    return {"site": site, "folder": os.path.relpath(final, kit.root), "files": sorted(written), "commands": lines,
-            "argv": commands}
+    return Rendered(site, os.path.relpath(final, kit.root), sorted(written), lines, commands)
 
 
 def _member_text(version_dir: str, path: str, size: int) -> str:

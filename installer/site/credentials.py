@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import subprocess
-from typing import Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from installer.errors import UsageError
 
@@ -24,7 +24,7 @@ def _config_path() -> str:
     return os.path.join(folder, "config.json")
 
 
-def _load_config() -> dict:
+def _load_config() -> Dict[str, Any]:
     path = _config_path()
     try:
         with open(path, encoding="utf-8") as fh:

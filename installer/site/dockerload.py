@@ -14,15 +14,19 @@ import os
 import platform as host
 import socket
 import urllib.parse
-from typing import Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from installer.errors import DeployError
 from installer.fsutil import open_installed
-from installer.format.imagecheck import blob_path, read_blob
+from installer.format.imagecheck import read_blob
 from installer.format.model import BundleHead, Image
 from installer.format.oci import config_platform, parse_manifest, platform_matches, platform_string
+from installer.format.paths import blob_path
 from installer.format.reference import parse
 from installer.format.tarstream import BLOCK, member_header
+from installer.progress import Progress
+from installer.site.push import image_manifest
 
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
              "armv6l": "arm/v6", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
@@ -38,6 +42,24 @@ def docker_socket() -> str:
     if url.scheme != "unix":
         raise DeployError("DOCKER_HOST=%s: --docker talks to a local engine over a unix socket only" % value)
     return url.path
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """One image Docker holds after the load: its ID is its config digest, tagged with ``tags``."""
+
+    ref: str                   # the image's reference in the bundle
+    id: str                    # the config digest, which Docker reports as the image ID
+    tags: List[str]            # the source tag, and the site registry's when there is one
+    platform: str
+
+
+@dataclass(frozen=True)
+class DockerLoadReport:
+    """What `install --docker` loaded into the local engine (phase 3)."""
+
+    platform: str              # linux/amd64 ...: the platform chosen for every image
+    images: List[LoadedImage]
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -61,7 +83,8 @@ class Docker:
     def __init__(self, path: Optional[str] = None) -> None:
         self.path = path or docker_socket()
 
-    def _call(self, method: str, url: str, body=None, headers=None) -> Tuple[int, bytes]:
+    def _call(self, method: str, url: str, body: Union[None, bytes, Iterable[bytes]] = None,
+              headers: Optional[Mapping[str, str]] = None) -> Tuple[int, bytes]:
         conn = _UnixConnection(self.path)
         try:
             conn.request(method, url, body=body, headers=headers or {},
@@ -96,13 +119,16 @@ class Docker:
             raise DeployError("docker load failed with HTTP %d: %s" % (status, data[:300].decode("utf-8", "replace")))
         return messages
 
-    def inspect(self, name: str) -> Optional[dict]:
+    def inspect(self, name: str) -> Optional[Dict[str, Any]]:
         status, data = self._call("GET", "/images/%s/json" % urllib.parse.quote(name, safe=""))
         if status == 404:
             return None
         if status != 200:
             raise DeployError("docker could not inspect %s (HTTP %d)" % (name, status))
-        return json.loads(data)
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise DeployError("docker answered the inspection of %s with something other than an object" % name)
+        return doc
 
     def tag(self, image_id: str, target: str) -> None:
         ref = parse(target)
@@ -141,7 +167,7 @@ def _archive(tree: str, config_digest: str, layers: List[str], tags: List[str]) 
 class DockerLoad:
     def __init__(self, tree: str, meta: BundleHead, platform: Optional[str] = None,
                  site_refs: Optional[Dict[str, str]] = None, docker: Optional[Docker] = None,
-                 progress_factory=None) -> None:
+                 progress_factory: Optional[Callable[[int, str], Progress]] = None) -> None:
         self.progress_factory = progress_factory
         self.tree = tree
         self.meta = meta
@@ -162,7 +188,7 @@ class DockerLoad:
                 offered = ", ".join(sorted({platform_string(c.platform) for c in children}))
                 raise DeployError("%s has no %s image (it offers %s); choose one with --platform"
                                   % (image.ref, self.platform, offered))
-            config, children = parse_manifest(self._read(match.digest), match.media_type or kinds.get(match.digest, ""),
+            config, children = image_manifest(self._read(match.digest), match.media_type or kinds.get(match.digest, ""),
                                               image.ref)
         else:
             own = config_platform(self._read(config.digest))
@@ -175,7 +201,7 @@ class DockerLoad:
         total = sum(os.lstat(os.path.join(self.tree, blob_path(d))).st_size for d in set(layers) | {config_digest})
         progress = self.progress_factory(total, "load %s" % ref) if self.progress_factory else None
 
-        def counted(stream):
+        def counted(stream: Iterator[bytes]) -> Iterator[bytes]:
             for chunk in stream:
                 if progress:
                     progress.update(len(chunk))
@@ -186,7 +212,7 @@ class DockerLoad:
             if progress:
                 progress.close()
 
-    def load_all(self) -> dict:
+    def load_all(self) -> DockerLoadReport:
         self.docker.ping()
         loaded = []
         for image in self.meta.images:
@@ -206,5 +232,5 @@ class DockerLoad:
             for tag in tags:
                 if str(parse(tag)) not in have:
                     self.docker.tag(config_digest, tag)
-            loaded.append({"ref": image.ref, "id": config_digest, "tags": tags, "platform": self.platform})
-        return {"platform": self.platform, "images": loaded}
+            loaded.append(LoadedImage(image.ref, config_digest, tags, self.platform))
+        return DockerLoadReport(self.platform, loaded)

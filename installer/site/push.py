@@ -10,19 +10,22 @@ A second run writes nothing: everything is checked with HEAD first.
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
 
 from installer.site import credentials
 from installer import faults
 from installer.errors import InvalidInput, UsageError
 from installer.fsutil import open_installed
-from installer.format.imagecheck import blob_path, read_blob
-from installer.format.model import BundleHead, Image
-from installer.format.oci import parse_manifest
+from installer.format.imagecheck import read_blob
+from installer.format.model import BundleHead, Chart, Image
+from installer.format.oci import Descriptor, parse_manifest
+from installer.format.paths import blob_path
 from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
 from installer.site.registry import Registry
 from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
+from installer.progress import Progress
 
 PARALLEL = 4
 CHUNKED_ABOVE = 512 * 1024 * 1024  # larger blobs go up in PATCH chunks of this size
@@ -59,10 +62,40 @@ def planned_tags(meta: BundleHead, prefix: str, strip: bool) -> List[Tuple[str, 
     """(repository, tag, digest, media type) of every tag phase 6 points on the site: the images' tags, and
     each chart's version (Helm writes '+' as '_' in OCI tags)."""
     repos = site_repositories(meta, prefix, strip)
-    tags = [(repos[i.ref], parse(i.ref).tag, i.digest, i.media_type) for i in meta.images if parse(i.ref).tag]
+    tags: List[Tuple[str, str, str, str]] = []
+    for image in meta.images:
+        tag = parse(image.ref).tag
+        if tag:
+            tags.append((repos[image.ref], tag, image.digest, image.media_type))
     tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci.digest, c.oci.media_type)
              for c in meta.charts]
     return tags
+
+
+def image_manifest(data: bytes, media_type: str, where: str) -> Tuple[Descriptor, List[Descriptor]]:
+    """(config, layers) of a manifest that must be an image manifest (a platform's, or a chart's), not an index."""
+    config, layers = parse_manifest(data, media_type, where)
+    if config is None:
+        raise InvalidInput("%s: an image index where an image manifest was expected" % where)
+    return config, layers
+
+
+@dataclass
+class PushReport:
+    """What a push did on one site: counters that phase 3 (blobs, manifests) and phase 6 (tags) add to, and
+    where the images and charts are on the site, pinned by digest."""
+
+    site: str                  # the --registry value
+    images: List[str]          # SITE/repo[:tag]@digest, one per image of the bundle
+    charts: List[str]          # oci://SITE/[PREFIX/]charts/<name>@digest
+    blobs_pushed: int = 0
+    bytes_pushed: int = 0
+    blobs_mounted: int = 0     # from another repository of the site, not sent again
+    blobs_present: int = 0
+    manifests_pushed: int = 0
+    manifests_present: int = 0
+    tags_moved: int = 0
+    tags_current: int = 0
 
 
 class _Item:
@@ -79,7 +112,7 @@ class _Item:
 class SitePush:
     def __init__(self, tree: str, meta: BundleHead, site: str, *, strip_source_host: bool = False,
                  registry_ca: Optional[str] = None, insecure: Tuple[str, ...] = (),
-                 progress_factory: Optional[Callable] = None, hashed_this_run: bool = False,
+                 progress_factory: Optional[Callable[[int, str], Progress]] = None, hashed_this_run: bool = False,
                  transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None) -> None:
         # hashed_this_run: the caller has hashed every file of ``tree`` in this run, under the kit lock (install's
         # phase 1 while writing them, or its check of an installed tree): blobs are then not hashed a second time
@@ -98,15 +131,13 @@ class SitePush:
                                  transport=transport, policy=retry)
         self.progress_factory = progress_factory
         self.repos = self._repositories()
-        self.report = {"site": site, "blobs_pushed": 0, "blobs_mounted": 0, "blobs_present": 0,
-                       "manifests_pushed": 0, "manifests_present": 0, "tags_moved": 0, "tags_current": 0,
-                       "bytes_pushed": 0, "images": [self.target(i) for i in meta.images],
-                       "charts": ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci.digest)
-                                  for c in meta.charts]}
+        self.report = PushReport(site, [self.target(i) for i in meta.images],
+                                 ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci.digest)
+                                  for c in meta.charts])
         self._lock = threading.Lock()
         self._placed: Dict[str, str] = {}  # digest -> a repository on the site that holds it
 
-    def chart_repo(self, chart) -> str:
+    def chart_repo(self, chart: Chart) -> str:
         return chart_repository(self.prefix, chart.name)
 
     def _repositories(self) -> Dict[str, str]:
@@ -124,7 +155,7 @@ class SitePush:
 
     def site_tags(self) -> Dict[str, str]:
         """ref -> SITE/repo:tag, for images that have a tag (Docker tags the loaded image with it too)."""
-        out = {}
+        out: Dict[str, str] = {}
         for image in self.meta.images:
             tag = parse(image.ref).tag
             if tag:
@@ -147,7 +178,7 @@ class SitePush:
                 _Item(repo, c.digest, c.size, c.media_type or kinds.get(c.digest, ""), blob_path(c.digest))
                 for c in children]
             for leaf in leaves:
-                cfg, layers = parse_manifest(self._read(leaf.digest), leaf.media_type, image.ref)
+                cfg, layers = image_manifest(self._read(leaf.digest), leaf.media_type, image.ref)
                 for b in [cfg] + layers:
                     blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
                 manifests.setdefault((repo, leaf.digest), leaf)
@@ -155,13 +186,13 @@ class SitePush:
         for chart in self.meta.charts:
             repo = self.chart_repo(chart)
             top = _Item(repo, chart.oci.digest, chart.oci.size, chart.oci.media_type, blob_path(chart.oci.digest))
-            cfg, layers = parse_manifest(self._read(chart.oci.digest), chart.oci.media_type, "chart " + chart.name)
+            cfg, layers = image_manifest(self._read(chart.oci.digest), chart.oci.media_type, "chart " + chart.name)
             for b in [cfg] + layers:
                 blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
             manifests.setdefault((repo, top.digest), top)
         return list(blobs.values()), list(manifests.values())
 
-    def push_content(self) -> dict:
+    def push_content(self) -> PushReport:
         """Phase 3: every blob and manifest by digest, image by image (a progress bar each)."""
         blobs, manifests = self._plan()
         by_repo: Dict[str, List[_Item]] = {}
@@ -179,45 +210,47 @@ class SitePush:
                     progress.close()
         for m in manifests:
             if self.registry.head_manifest(m.repo, m.digest, ["repository:%s:pull,push" % m.repo]) == m.digest:
-                self.report["manifests_present"] += 1
+                self.report.manifests_present += 1
                 continue
             self.registry.put_manifest(m.repo, m.digest, self._read(m.digest), m.media_type)
-            self.report["manifests_pushed"] += 1
+            self.report.manifests_pushed += 1
         return self.report
 
     def _exists(self, b: _Item) -> bool:
         if self.registry.blob_exists(b.repo, b.digest):
             with self._lock:
-                self.report["blobs_present"] += 1
+                self.report.blobs_present += 1
                 self._placed.setdefault(b.digest, b.repo)
             return True
         return False
 
-    def _upload(self, b: _Item, progress) -> None:
+    def _upload(self, b: _Item, progress: Optional[Progress]) -> None:
         source = self._placed.get(b.digest)
         location = None
         if source and source != b.repo:
             location = self.registry.mount_blob(b.repo, b.digest, source)
             if location is None:
                 with self._lock:
-                    self.report["blobs_mounted"] += 1
+                    self.report.blobs_mounted += 1
                 return
         # Opened without following a link and re-hashed while it is sent (registry._BlobCheck).
-        opener = lambda: os.fdopen(open_installed(self.tree, b.path, b.size), "rb")  # noqa: E731
+        def opener() -> BinaryIO:
+            return os.fdopen(open_installed(self.tree, b.path, b.size), "rb")
+
         self.registry.upload_blob(b.repo, b.digest, b.size, opener, location,
                                   CHUNKED_ABOVE, progress.update if progress else None, self.rehash)
         faults.point("mid-push")
         with self._lock:
-            self.report["blobs_pushed"] += 1
-            self.report["bytes_pushed"] += b.size
+            self.report.blobs_pushed += 1
+            self.report.bytes_pushed += b.size
             self._placed.setdefault(b.digest, b.repo)
 
-    def move_tags(self) -> dict:
+    def move_tags(self) -> PushReport:
         """Phase 6: point each tag at its digest (only where it points elsewhere)."""
         for repo, tag, digest, media_type in planned_tags(self.meta, self.prefix, self.strip):
             if self.registry.head_manifest(repo, tag, ["repository:%s:pull,push" % repo]) == digest:
-                self.report["tags_current"] += 1
+                self.report.tags_current += 1
                 continue
             self.registry.put_manifest(repo, tag, self._read(digest), media_type)
-            self.report["tags_moved"] += 1
+            self.report.tags_moved += 1
         return self.report

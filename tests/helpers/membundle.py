@@ -4,7 +4,7 @@ pull and the install phases: no registry process, no subprocess, a build of a fe
     source = MemRegistry("src.test")
     app = source.seed_image("team/app", "1.0", [b"layer"])
     archive = build_bundle(source, tmp_path, key, images=["src.test/team/app:1.0"])
-    kit, inst = install_into(archive, tmp_path / "kit", pub)          # no registry: the tree and its meta
+    result, inst = install_into(archive, tmp_path / "kit", pub)  # no registry: result.path, result.meta
 """
 
 import gzip
@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 from bundler.build import build
 from bundler.stage.stage import SourceOptions
-from installer.install import DeployOptions, Installer
+from installer.install import DeployOptions, Installer, InstallResult
 
 from .memregistry import MemRegistry
 
@@ -85,7 +85,8 @@ def build_bundle(source: MemRegistry, folder: Path, key: Path, images: Sequence[
     return Path(result["archive"])
 
 
-def install_into(archive: Path, kit: Path, pub: Path, deploy: Optional[DeployOptions] = None) -> Tuple[dict, Installer]:
+def install_into(archive: Path, kit: Path, pub: Path,
+                 deploy: Optional[DeployOptions] = None) -> Tuple[InstallResult, Installer]:
     """Install in-process (the CLI's install without its argument parsing); (result, the Installer)."""
     inst = Installer(str(archive), str(kit), trust=[str(pub)], show_progress=False, deploy=deploy)
     return inst.run(), inst

@@ -71,7 +71,7 @@ def phase(receipt, number):
 
 def test_install_pushes_in_phase_3_and_moves_tags_in_phase_6(bundle, site, sleeps, tmp_path):
     result = install(bundle, tmp_path / "kit", site, sleeps)
-    assert result["outcome"] == "installed" and result["current"] == "1.0.0"
+    assert result.outcome == "installed" and result.current == "1.0.0"
     assert site_tags(site) == wanted_tags(bundle)
     writes = site.writes()
     first_tag = next(i for i, s in enumerate(writes) if s.method == "PUT" and "/manifests/" in s.path
@@ -92,9 +92,9 @@ def test_installing_again_writes_nothing_to_the_site(bundle, site, sleeps, tmp_p
     install(bundle, tmp_path / "kit", site, sleeps)
     before = len(site.writes())
     result = install(bundle, tmp_path / "kit", site, sleeps)
-    assert result["outcome"] == "already-installed"
+    assert result.outcome == "already-installed"
     assert site.writes()[before:] == []
-    assert (result["deploy"]["tags_moved"], result["deploy"]["tags_current"]) == (0, 2)
+    assert (result.push.tags_moved, result.push.tags_current) == (0, 2)
     assert phase(last_receipt(tmp_path / "kit"), 3)["detail"].startswith("site.test: 0 blobs pushed, 0 mounted")
 
 
@@ -109,7 +109,7 @@ def test_a_fault_once_in_phase_3_or_6_is_retried_and_the_install_completes(bundl
                                                                            method, path, waits):
     site.fail(fault, method=method, path=path, nth=1)
     result = install(bundle, tmp_path / "kit", site, sleeps)
-    assert result["outcome"] == "installed" and sleeps.calls == waits
+    assert result.outcome == "installed" and sleeps.calls == waits
     assert site_tags(site) == wanted_tags(bundle)
 
 
@@ -128,7 +128,7 @@ def test_phase_3_failing_is_exit_7_and_leaves_current_and_the_site_tags_untouche
     # the same install again, the site healthy: it finishes the job
     site.clear_faults()
     result = install(bundle, tmp_path / "kit", site, sleeps)
-    assert result["outcome"] == "already-installed" and result["current"] == "1.0.0"
+    assert result.outcome == "already-installed" and result.current == "1.0.0"
     assert site_tags(site) == wanted_tags(bundle)
 
 
@@ -149,7 +149,7 @@ def test_phase_6_failing_leaves_the_version_current_and_deploy_incomplete_until_
     assert all(site.manifests(repo) for repo in site.repositories())
     site.clear_faults()
     result = install(bundle, tmp_path / "kit", site, sleeps)
-    assert result["outcome"] == "already-installed" and result["deploy"]["tags_moved"] == 2
+    assert result.outcome == "already-installed" and result.push.tags_moved == 2
     assert site_tags(site) == wanted_tags(bundle)
     assert phase(last_receipt(tmp_path / "kit"), 6)["status"] == "done"
 
@@ -165,6 +165,6 @@ def test_a_site_refusing_access_in_phase_3_fails_at_once(bundle, site, sleeps, t
 def test_without_a_registry_the_site_is_never_contacted(bundle, site, sleeps, tmp_path):
     archive, pub, _ = bundle
     result = install_into(archive, tmp_path / "kit", pub, DeployOptions(transport=site, retry=quick_policy(sleeps)))[0]
-    assert result["outcome"] == "installed" and site.log == []
+    assert result.outcome == "installed" and site.log == []
     receipt = last_receipt(tmp_path / "kit")
     assert phase(receipt, 3)["status"] == phase(receipt, 6)["status"] == "skipped"

@@ -10,7 +10,7 @@ from tests.helpers.memregistry import (MemRegistry, Sleeps, digest_header, quick
                                  untrusted)
 
 from installer.errors import ContentMismatch, RegistryError
-from installer.site.push import SitePush, planned_tags, site_repositories
+from installer.site.push import PushReport, SitePush, planned_tags, site_repositories
 
 SITE = "site.test"
 
@@ -39,7 +39,7 @@ def installed(tmp_path_factory, keydir):
                                        "src.test/team/pinned@" + pinned.digest],
                                charts=[("oci://src.test/charts/web", "0.3.0")])
         result, inst = install_into(archive, base / "kit", keydir / "ed" / "bundle.pub")
-    return result["path"], inst.verified.meta, source
+    return result.path, result.meta, source
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def content(site: MemRegistry):
     return {repo: (site.blobs(repo), site.manifests(repo), site.tags(repo)) for repo in site.repositories()}
 
 
-def full_push(p: SitePush) -> dict:
+def full_push(p: SitePush) -> PushReport:
     p.push_content()
     return p.move_tags()
 
@@ -99,9 +99,9 @@ def test_a_push_puts_blobs_then_manifests_children_first_all_by_digest_and_no_ta
     children = installed[2].manifests("team/multi") - {index}
     assert len(children) == 2 and all(order.index(c) < order.index(index) for c in children)  # index last
     blobs = sum(len(b) for b, _, _ in want.values())
-    assert report["blobs_pushed"] + report["blobs_mounted"] == blobs and report["blobs_present"] == 0
-    assert report["manifests_pushed"] == sum(len(m) for _, m, _ in want.values())
-    assert report["blobs_mounted"] == 1  # the base layer team/app and team/multi share: mounted, not sent twice
+    assert report.blobs_pushed + report.blobs_mounted == blobs and report.blobs_present == 0
+    assert report.manifests_pushed == sum(len(m) for _, m, _ in want.values())
+    assert report.blobs_mounted == 1  # the base layer team/app and team/multi share: mounted, not sent twice
     assert [s for s in site.requests("POST") if "mount=" in s.target and s.status == 201]
     assert sleeps.calls == []
 
@@ -116,7 +116,7 @@ def test_tags_move_last_and_only_there(installed, site, sleeps):
     assert content(site) == expected(installed)
     assert site.tags("src.test/team/pinned") == {}  # a digest-only reference has no tag to move
     assert site.tags("charts/web") == {"0.3.0": installed[1].charts[0].oci.digest}
-    assert (report["tags_moved"], report["tags_current"]) == (3, 0)
+    assert (report.tags_moved, report.tags_current) == (3, 0)
 
 
 def test_a_second_push_writes_nothing(installed, site, sleeps):
@@ -124,9 +124,9 @@ def test_a_second_push_writes_nothing(installed, site, sleeps):
     before = len(site.writes())
     report = full_push(pusher(installed, site, sleeps))
     assert site.writes()[before:] == []
-    assert report["blobs_pushed"] == report["blobs_mounted"] == report["manifests_pushed"] == report["tags_moved"] == 0
-    assert report["blobs_present"] == sum(len(b) for b, _, _ in expected(installed).values())
-    assert report["tags_current"] == 3
+    assert report.blobs_pushed == report.blobs_mounted == report.manifests_pushed == report.tags_moved == 0
+    assert report.blobs_present == sum(len(b) for b, _, _ in expected(installed).values())
+    assert report.tags_current == 3
 
 
 def test_a_tag_moved_elsewhere_is_moved_back_and_only_it(installed, site, sleeps):
@@ -134,7 +134,7 @@ def test_a_tag_moved_elsewhere_is_moved_back_and_only_it(installed, site, sleeps
     intruder = site.seed_image("src.test/team/app", "1.0", [b"someone else's image\n"])
     assert site.tags("src.test/team/app")["1.0"] == intruder.digest
     report = pusher(installed, site, sleeps).move_tags()
-    assert (report["tags_moved"], report["tags_current"]) == (1, 2)
+    assert (report.tags_moved, report.tags_current) == (1, 2)
     assert content(site)["src.test/team/app"][2] == expected(installed)["src.test/team/app"][2]
 
 
@@ -144,7 +144,7 @@ def test_a_prefix_and_strip_source_host(installed, site, sleeps):
                  retry=quick_policy(sleeps))
     full_push(p)
     assert site.repositories() == ["corp/charts/web", "corp/team/app", "corp/team/multi", "corp/team/pinned"]
-    assert p.report["images"][0].startswith(SITE + "/corp/team/")
+    assert p.report.images[0].startswith(SITE + "/corp/team/")
 
 
 @pytest.mark.parametrize("fault, method, path, waits", [
@@ -199,7 +199,7 @@ def test_an_upload_finished_but_its_answer_lost_fails_and_the_next_run_completes
     report = full_push(pusher(installed, site, sleeps))
     assert content(site) == expected(installed)
     assert not [s for s in site.writes()[before:] if s.method == "PUT" and digest in s.target]  # not sent again
-    assert report["blobs_present"] >= 1
+    assert report.blobs_present >= 1
 
 
 def test_a_site_that_stores_a_manifest_under_another_digest_is_exit_5(installed, site, sleeps):

@@ -22,6 +22,10 @@ TYPED = [
     "installer/kit/layout.py", "installer/kit/admission.py", "installer/kit/staging.py", "installer/kit/receipts.py",
     "installer/kit/lifecycle.py", "installer/kit/check.py", "installer/kit/deltaindex.py",
     "installer/site/transport.py", "installer/site/retry.py", "installer/site/auth.py", "installer/site/registry.py",
+    "installer/site/credentials.py", "installer/site/owners.py", "installer/site/push.py",
+    "installer/site/dockerload.py",
+    "installer/deploy/render.py", "installer/deploy/k8s.py", "installer/deploy/apply.py", "installer/deploy/devtls.py",
+    "installer/rollback.py", "installer/cli/rollback.py", "installer/cli/gc.py", "installer/cli/tls.py",
     "installer/runtime.py",
     # cli/main.py and cli/commands.py pass too, but import every command (install, rollback, site, deploy)
     "installer/cli/options.py", "installer/cli/verify.py", "installer/cli/inspect.py", "installer/cli/status.py",

@@ -7,6 +7,7 @@ import pytest
 from tests.helpers.membundle import build_bundle, install_into
 from tests.helpers.memregistry import MemRegistry
 
+from installer.cli.install import install_json
 from installer.cli.verify import ArchiveVerified, json_verify, report_json, text_verify
 from installer.format.tarstream import TarReader
 from installer.format.zstd import open_decompressed
@@ -47,12 +48,12 @@ def test_verify_file_returns_a_frozen_report_rendered_in_cli(bundle):
 
 
 def test_install_result_carries_the_same_verify_fields(bundle, tmp_path):
-    """install.py renders the verify part of its result itself until the install result moves to cli/install.py:
-    the two must agree."""
+    """install --json starts with the fields verify --json gives the same archive (one renderer, in cli/)."""
     archive, pub = bundle
     result, _ = install_into(archive, tmp_path / "kit", pub)
     report = verify_file(str(archive), load_trust_paths([str(pub)]), show_progress=False)
-    assert {k: result[k] for k in VERIFY_KEYS} == report_json(report)
+    shown = install_json(result)
+    assert {k: shown[k] for k in VERIFY_KEYS} == report_json(report)
 
 
 def test_read_head_without_trust_gives_claims(bundle):
