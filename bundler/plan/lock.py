@@ -73,7 +73,7 @@ class LockCheck:
         self.warnings: List[str] = []
         if mode == "locked" and self.lock is None:
             raise ContentMismatch("--locked: there is no lock file %s; run `offline-bundle lock` first" % self.path)
-        self.stale = bool(self.lock) and self.lock["manifest_sha256"] != manifest_sha256(manifest.path)
+        self.stale = bool(self.lock and self.lock["manifest_sha256"] != manifest_sha256(manifest.path))
         if self.stale:
             self._note("the lock file %s was made for another version of the manifest (stale)" % self.path)
 

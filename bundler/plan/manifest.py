@@ -105,15 +105,15 @@ def load_manifest(path: str) -> Manifest:
                 problems.append("%s: %s is not listed in spec.images, so the site would not have it" % (where, ref))
     files: List[FileEntry] = []
     for i, item in enumerate(spec.get("files", [])):
-        where = ("spec", "files", i)
+        at = ("spec", "files", i)
         target = item["target"]
         why = path_problem(target)
         if why:
-            problems.append("%s: %s" % (doc.where(where + ("target",)), why))
+            problems.append("%s: %s" % (doc.where(at + ("target",)), why))
         elif is_reserved(target):
             problems.append("%s: target %r falls under a name the bundle reserves (%s)"
-                            % (doc.where(where + ("target",)), target, reserved_names()))
-        full, errs = _resolve_source(base, item["source"], doc, where + ("source",))
+                            % (doc.where(at + ("target",)), target, reserved_names()))
+        full, errs = _resolve_source(base, item["source"], doc, at + ("source",))
         problems += errs
         files.append(FileEntry(item["source"], full, target, item.get("sha256"), bool(item.get("executable", False))))
     tenants: List[TenantEntry] = []

@@ -20,9 +20,12 @@ import http.cookiejar
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence
 
 from installer.errors import RegistryError
+
+if TYPE_CHECKING:  # imported when first used: requests is not loaded by builds without HTTP chart repositories
+    import requests
 
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -67,9 +70,9 @@ class ChartRepoClient:
     def __init__(self, registry_ca: Optional[str], insecure: Sequence[str]) -> None:
         self.registry_ca = registry_ca
         self.insecure = set(insecure)
-        self._session = None
+        self._session: Optional["requests.Session"] = None
 
-    def _http(self):
+    def _http(self) -> "requests.Session":
         if self._session is None:
             import requests
             import urllib3

@@ -23,8 +23,8 @@ def passphrase_from_env() -> Optional[bytes]:
         except OSError as exc:
             raise UsageError("cannot read BUNDLE_KEY_PASSPHRASE_FILE %s: %s" % (path, exc.strerror)) from exc
         return value.rstrip(b"\r\n") or None
-    value = os.environ.get("BUNDLE_KEY_PASSPHRASE")
-    return value.encode() if value else None
+    text = os.environ.get("BUNDLE_KEY_PASSPHRASE")
+    return text.encode() if text else None
 
 
 def _public_of(private) -> PublicKey:
