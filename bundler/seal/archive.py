@@ -60,7 +60,8 @@ class ArchiveWriter:
         # zstandard's stub asks for a whole IO[bytes], but its stream writer only ever calls write() and flush()
         # on the destination (close() too, but only with closefd=True, which is not used here): the stub is
         # wider than the library's need, so the hashing wrapper is cast rather than given a dozen dummy methods.
-        self._z = cctx.stream_writer(cast(IO[bytes], self._out), closefd=False)
+        # Held as the BinaryIO its class derives from: the stub leaves ZstdCompressionWriter.close unannotated.
+        self._z: BinaryIO = cctx.stream_writer(cast(IO[bytes], self._out), closefd=False)
         self._mtime = mtime
         self._tar_size = 0
 

@@ -23,6 +23,11 @@ TYPED = [
     "installer/kit/lifecycle.py", "installer/kit/check.py", "installer/kit/deltaindex.py",
     "installer/site/transport.py", "installer/site/retry.py", "installer/site/auth.py", "installer/site/registry.py",
     "installer/runtime.py",
+    "bundler/__init__.py", "bundler/resources.py",
+    "bundler/plan/yamlsrc.py", "bundler/plan/schemas.py", "bundler/plan/manifest.py", "bundler/plan/tenants.py",
+    "bundler/plan/lock.py",
+    "bundler/seal/archive.py", "bundler/seal/keys.py",
+    "bundler/pull/chartrepo.py",
 ]
 
 
