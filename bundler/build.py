@@ -21,16 +21,16 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
           opts: Optional[SourceOptions] = None, split_size: int = 0, unsigned: bool = False,
           delta_from: Optional[str] = None) -> dict:
     manifest = load_manifest(manifest_path)
-    if not unsigned:
-        signer = signer or load_signer(key_path)
+    # The key is loaded (and its passphrase checked) before anything is pulled; --unsigned needs none.
+    signing = None if unsigned else (signer or load_signer(key_path))
     base = load_delta_base(delta_from) if delta_from else None
     staged = stage(manifest, opts)
     if base is not None:
         staged = make_delta(staged, *base)
     make_out_dir(out_dir)
-    if unsigned:
+    if signing is None:
         return write_staged(staged, out_dir, split_size)
-    return emit(staged, signer.sign(staged.sums), out_dir, split_size, signer.public.fingerprint)
+    return emit(staged, signing.sign(staged.sums), out_dir, split_size, signing.public.fingerprint)
 
 
 def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:

@@ -5,7 +5,7 @@ specs as the standalone argparse CLI and call the same functions (installer.cli.
 """
 
 import sys
-from typing import List
+from typing import Any, Dict, List
 
 import click
 
@@ -36,7 +36,7 @@ def _opt_decorator(opt: Opt):
         return click.argument(opt.dest, metavar=opt.metavar, required=opt.required)
     if opt.is_flag:
         return click.option(*opt.flags, opt.dest, is_flag=True, help=opt.help)
-    extra = {}
+    extra: Dict[str, Any] = {}  # click's own default unless one is given
     if opt.multiple:
         extra["default"] = ()
     elif opt.default is not None:  # click >= 8.3 treats an explicit None as a value, defeating required=

@@ -6,7 +6,7 @@ import json
 import os
 from typing import List, Tuple
 
-from installer.errors import InvalidInput, UsageError
+from installer.errors import InternalError, InvalidInput, UsageError
 from installer.format.model import DeltaBase, DeltaDoc
 from installer.format.reference import strict_hex
 from installer.format.delta import INVENTORY_KIND, delta_document
@@ -36,6 +36,8 @@ def load_delta_base(path: str) -> Tuple[List[DeltaBase], set]:
             v = read_head(TarReader(stream), [], require_trust=False)
         finally:
             stream.close()
+    if v.meta is None:  # read_head reads bundle.json or raises when, as here, no size cap is given
+        raise InternalError("the base bundle %s was read without its bundle.json" % path)
     return [DeltaBase(v.meta.name, v.meta.version, v.bundle_id)], set(v.sums_entries.values())
 
 

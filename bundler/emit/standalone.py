@@ -21,7 +21,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import installer
 from installer.fsutil import copy_hashed
@@ -123,20 +123,23 @@ def _write(path: str, data: bytes) -> None:
     os.chmod(path, FILE_MODE)  # whatever the umask said
 
 
-def _copy_hashed(src: str, dst: str) -> Dict[str, object]:
+def _copy_hashed(src: str, dst: str) -> Tuple[str, int]:
+    """Copy ``src`` to a new file ``dst``, durably; (hex sha256, size)."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
         hexdigest, size = copy_hashed(fin, fout)
         fout.flush()
         os.fsync(fout.fileno())
     os.chmod(dst, FILE_MODE)
-    return {"sha256": hexdigest, "size": size}
+    return hexdigest, size
 
 
-def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = None, signer=None) -> dict:
+def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = None,
+                     signer: Optional[keys.Signer] = None) -> dict:
     """Write ``out_dir/offline-bundle-installer-<ver>/`` (replacing an older copy whole); returns what was written."""
     signer = signer or keys.load_signer(key_path)
-    wheel_names = _wheel_files(wheels_dir) if wheels_dir else []
+    wheels_from = wheels_dir or ""
+    wheel_names = _wheel_files(wheels_from) if wheels_from else []
     pyz = build_pyz(installer_sources())
     os.makedirs(out_dir, exist_ok=True)
     final = os.path.join(os.path.abspath(out_dir), folder_name())
@@ -145,15 +148,15 @@ def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = No
         os.chmod(tmp, 0o755)
         _write(os.path.join(tmp, PYZ_NAME), pyz)
         entries = {PYZ_NAME: hashlib.sha256(pyz).hexdigest()}
-        wheels = []
+        wheels: List[Dict[str, object]] = []
         if wheel_names:
             os.mkdir(os.path.join(tmp, WHEELS_DIR))
             os.chmod(os.path.join(tmp, WHEELS_DIR), 0o755)
         for name in wheel_names:
             rel = "%s/%s" % (WHEELS_DIR, name)
-            info = _copy_hashed(os.path.join(wheels_dir, name), os.path.join(tmp, WHEELS_DIR, name))
-            entries[rel] = info["sha256"]
-            wheels.append(dict(path=rel, **info))
+            sha256, size = _copy_hashed(os.path.join(wheels_from, name), os.path.join(tmp, WHEELS_DIR, name))
+            entries[rel] = sha256
+            wheels.append({"path": rel, "sha256": sha256, "size": size})
         sums = format_sums(entries)
         signature = signer.sign(sums)
         _write(os.path.join(tmp, SUMS_NAME), sums)

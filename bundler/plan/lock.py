@@ -10,14 +10,44 @@ builds from the manifest alone and says so in bundle.json. Lock files are never 
 import hashlib
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from installer.errors import ContentMismatch, InvalidInput, UsageError
 from installer.fsutil import write_atomic
 from installer.format.meta import canonical_json
-from installer.format.reference import parse, strict_digest, strict_hex
+from installer.format.model import Image
+from installer.format.reference import Reference, parse, strict_digest, strict_hex
 
+from bundler.plan.manifest import Manifest
 from bundler.plan.schemas import validator
+
+LockDoc = Dict[str, Any]  # a lock file, as lock.schema.json and _digest_problems checked it
+
+
+class LockedImage(Protocol):
+    """What the lock records of a pulled image (bundler.pull.images.PulledImage, a layer above)."""
+
+    @property
+    def ref(self) -> Reference: ...
+
+    @property
+    def entry(self) -> Image: ...
+
+    @property
+    def resolved_digest(self) -> str: ...
+
+
+class LockedChart(Protocol):
+    """What the lock records of a pulled chart (bundler.pull.charts.PulledChart, a layer above)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def lock_digest(self) -> str: ...
 
 
 def lock_path(manifest_path: str) -> str:
@@ -30,12 +60,12 @@ def manifest_sha256(manifest_path: str) -> str:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
-def load_lock(path: str) -> Optional[dict]:
+def load_lock(path: str) -> Optional[LockDoc]:
     if not os.path.isfile(path):
         return None
     try:
         with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+            doc: LockDoc = json.load(fh)  # an object once the schema below has passed
     except ValueError as exc:
         raise InvalidInput("the lock file %s is not JSON; regenerate it with `offline-bundle lock`" % path) from exc
     errors = [e.message for e in validator("lock.schema.json").iter_errors(doc)] or _digest_problems(doc)
@@ -44,9 +74,10 @@ def load_lock(path: str) -> Optional[dict]:
     return doc
 
 
-def _digest_problems(doc: dict) -> List[str]:
+def _digest_problems(doc: LockDoc) -> List[str]:
     """Every digest re-checked in code, whatever the schema's patterns allow: pins become cache paths."""
-    checks = [(strict_hex, "manifest_sha256", doc["manifest_sha256"])]
+    checks: List[Tuple[Callable[[object, str], str], str, object]] = [
+        (strict_hex, "manifest_sha256", doc["manifest_sha256"])]
     checks += [(strict_digest, "images[%s].digest" % ref, e["digest"]) for ref, e in doc["images"].items()]
     checks += [(strict_digest, "charts[%s].digest" % name, e["digest"]) for name, e in doc["charts"].items()]
     checks += [(strict_hex, "files[%s]" % target, value) for target, value in doc["files"].items()]
@@ -62,18 +93,18 @@ def _digest_problems(doc: dict) -> List[str]:
 class LockCheck:
     """Applies a lock during a build and collects what does not match."""
 
-    def __init__(self, manifest, mode: str) -> None:
+    def __init__(self, manifest: Manifest, mode: str) -> None:
         if mode not in ("default", "locked", "ignore"):
             raise UsageError("--locked and --ignore-lock cannot be used together")
         self.manifest = manifest
         self.mode = mode
         self.path = lock_path(manifest.path)
-        self.lock = None if mode == "ignore" else load_lock(self.path)
+        self.lock: Optional[LockDoc] = None if mode == "ignore" else load_lock(self.path)
         self.problems: List[str] = []
         self.warnings: List[str] = []
         if mode == "locked" and self.lock is None:
             raise ContentMismatch("--locked: there is no lock file %s; run `offline-bundle lock` first" % self.path)
-        self.stale = bool(self.lock) and self.lock["manifest_sha256"] != manifest_sha256(manifest.path)
+        self.stale = bool(self.lock and self.lock["manifest_sha256"] != manifest_sha256(manifest.path))
         if self.stale:
             self._note("the lock file %s was made for another version of the manifest (stale)" % self.path)
 
@@ -87,7 +118,8 @@ class LockCheck:
         if entry is None:
             self._note("%s is not in the lock file" % ref_text)
             return None
-        return entry["digest"]
+        digest: str = entry["digest"]  # a strict digest: load_lock checked it
+        return digest
 
     def tag_moved(self, ref_text: str, now: Optional[str], pinned: str) -> None:
         if now is not None and now != pinned:
@@ -113,7 +145,7 @@ class LockCheck:
         elif pinned != sha256:
             self._note("%s has changed since the lock file was made" % target)
 
-    def finish(self) -> dict:
+    def finish(self) -> Dict[str, str]:
         if self.problems:
             raise ContentMismatch("the build does not match the lock file %s" % self.path, self.problems)
         if self.mode == "ignore":
@@ -125,8 +157,9 @@ class LockCheck:
         return {"status": "stale" if self.stale or self.warnings else "used", "sha256": digest}
 
 
-def write_lock(manifest, images, charts, files: Dict[str, str]) -> dict:
-    doc = {
+def write_lock(manifest: Manifest, images: Sequence[LockedImage], charts: Sequence[LockedChart],
+               files: Dict[str, str]) -> Dict[str, Any]:
+    doc: LockDoc = {
         "manifest_sha256": manifest_sha256(manifest.path),
         "images": {str(i.ref): {"digest": i.resolved_digest, "platforms": i.entry.platforms} for i in images},
         "charts": {c.name: {"version": c.version, "digest": c.lock_digest} for c in charts},

@@ -2,7 +2,7 @@
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from installer.errors import InvalidInput, UsageError
 from installer.format.deployspec import DEFAULT_CA, DEFAULT_CLIENT, DEFAULT_SHARED, DeploySpec, namespace_of
@@ -10,7 +10,8 @@ from installer.format.paths import case_duplicates, is_reserved, path_problem, r
 from installer.format.reference import parse as parse_ref
 
 from bundler.plan.schemas import problems as schema_problems
-from bundler.plan.yamlsrc import Located, format_path, load_yaml
+from bundler.plan.yamlsrc import Located, Path, format_path, load_yaml
+
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -40,8 +41,8 @@ class Manifest:
     created: Optional[str]
     files: Tuple[FileEntry, ...]
     tenants: Tuple[TenantEntry, ...]
-    images: Tuple[dict, ...]
-    charts: Tuple[dict, ...]
+    images: Tuple[Dict[str, Any], ...]   # spec.images and spec.charts entries, as the schema checked them
+    charts: Tuple[Dict[str, Any], ...]
     doc: Located
     deploy: Optional[DeploySpec] = None   # spec.deploy: how the installer names what it deploys
 
@@ -51,7 +52,7 @@ class Manifest:
         return namespace_of(self.deploy, self.name)
 
 
-def _resolve_source(base: str, source: str, doc: Located, path) -> Tuple[str, List[str]]:
+def _resolve_source(base: str, source: str, doc: Located, path: Path) -> Tuple[str, List[str]]:
     """A source stays inside the manifest's folder; symlinks are followed and checked too."""
     if "\0" in source:
         return "", ["%s: source %r contains a NUL character" % (doc.where(path), source)]
@@ -85,7 +86,7 @@ def load_manifest(path: str) -> Manifest:
 
     meta, spec = data["metadata"], data["spec"]
     base = os.path.dirname(os.path.abspath(path))
-    bundled = set()
+    bundled: Set[str] = set()
     for i, image in enumerate(spec.get("images", [])):
         try:
             bundled.add(str(parse_ref(image["ref"])))
@@ -105,15 +106,15 @@ def load_manifest(path: str) -> Manifest:
                 problems.append("%s: %s is not listed in spec.images, so the site would not have it" % (where, ref))
     files: List[FileEntry] = []
     for i, item in enumerate(spec.get("files", [])):
-        where = ("spec", "files", i)
+        at = ("spec", "files", i)
         target = item["target"]
         why = path_problem(target)
         if why:
-            problems.append("%s: %s" % (doc.where(where + ("target",)), why))
+            problems.append("%s: %s" % (doc.where(at + ("target",)), why))
         elif is_reserved(target):
             problems.append("%s: target %r falls under a name the bundle reserves (%s)"
-                            % (doc.where(where + ("target",)), target, reserved_names()))
-        full, errs = _resolve_source(base, item["source"], doc, where + ("source",))
+                            % (doc.where(at + ("target",)), target, reserved_names()))
+        full, errs = _resolve_source(base, item["source"], doc, at + ("source",))
         problems += errs
         files.append(FileEntry(item["source"], full, target, item.get("sha256"), bool(item.get("executable", False))))
     tenants: List[TenantEntry] = []
@@ -134,13 +135,14 @@ def load_manifest(path: str) -> Manifest:
                     tuple(spec.get("images", [])), tuple(spec.get("charts", [])), doc, deploy)
 
 
-def _deploy_problems(deploy: Optional[dict], doc: Located, tenants: Set[str], targets: Set[str]) -> List[str]:
+def _deploy_problems(deploy: Optional[Dict[str, Any]], doc: Located, tenants: Set[str], targets: Set[str]
+                     ) -> List[str]:
     """What the schema cannot see: names unique where they must be, and every bundle file an object takes
     declared in spec.tenants or spec.files."""
     if not deploy:
         return []
     problems: List[str] = []
-    seen: Dict[str, tuple] = {}
+    seen: Dict[str, Path] = {}
     kube = deploy.get("kubernetes") or {}
     for kind in ("configmaps", "secrets"):
         for i, obj in enumerate(kube.get(kind) or []):
@@ -163,7 +165,7 @@ def _deploy_problems(deploy: Optional[dict], doc: Located, tenants: Set[str], ta
     if tls is not None:
         base = ("spec", "deploy", "tls")
         defaults = {"ca": DEFAULT_CA[0], "shared": DEFAULT_SHARED[0], "client": DEFAULT_CLIENT[0]}
-        stems: List[Tuple[tuple, str]] = [(base + (role, "file"), tls[role]["file"]) if role in tls
+        stems: List[Tuple[Path, str]] = [(base + (role, "file"), tls[role]["file"]) if role in tls
                                           else (base, defaults[role]) for role in ("ca", "shared", "client")]
         stems += [(base + ("services", i), name) for i, name in enumerate(tls.get("services") or [])]
         used: Set[str] = set()

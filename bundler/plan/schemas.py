@@ -3,15 +3,17 @@
 import json
 import re
 from functools import lru_cache
-from typing import List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import jsonschema
 
 from bundler.resources import schema_path
-from bundler.plan.yamlsrc import Located
+from bundler.plan.yamlsrc import Located, Path
+
+# jsonschema ships no types (pyproject: ignore_missing_imports): its validators and errors are Any here.
 
 
-def _strict_pattern(validator, pattern, instance, schema):
+def _strict_pattern(validator: Any, pattern: str, instance: object, schema: Any) -> Iterator[Any]:
     """`pattern` as JSON Schema means it: a final `$` is the end of the string.
 
     Python's `$` also matches before a trailing newline, so "demo\n" would pass "^[a-z]+$".
@@ -27,15 +29,16 @@ _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pat
 
 
 @lru_cache(maxsize=None)
-def validator(*parts: str):
+def validator(*parts: str) -> Any:
     with open(schema_path(*parts), encoding="utf-8") as fh:
         schema = json.load(fh)
     return _Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def _message(error: jsonschema.ValidationError) -> str:
+    message: str = error.message
     if error.validator == "required":
-        return error.message.replace(" is a required property", " is required")
+        return message.replace(" is a required property", " is required")
     if error.validator == "pattern":
         desc = error.schema.get("description")
         return "%r does not match the required form%s" % (error.instance, " (%s)" % desc if desc else "")
@@ -44,12 +47,12 @@ def _message(error: jsonschema.ValidationError) -> str:
         if len(keys) == len(error.validator_value):  # each branch is one key: e.g. tenant, file or site
             return "needs exactly one of: %s" % ", ".join(keys)
         return "needs exactly one of: name+repo+version, ref (oci://)+version, or path"
-    return error.message
+    return message
 
 
-def _expand(error: jsonschema.ValidationError):
+def _expand(error: jsonschema.ValidationError) -> Iterator[Tuple[Path, str]]:
     """(path, message) pairs; unknown keys and bad key names point at the key's own line."""
-    path = tuple(error.absolute_path)
+    path: Path = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set(error.schema.get("properties", {}))
         patterns = error.schema.get("patternProperties", {})
@@ -68,9 +71,9 @@ def _expand(error: jsonschema.ValidationError):
     yield path, _message(error)
 
 
-def located_errors(doc: Located, *schema: str) -> List[Tuple[int, tuple, str]]:
+def located_errors(doc: Located, *schema: str) -> List[Tuple[int, Path, str]]:
     """Every schema violation in ``doc`` as (line, key path, message), in document order."""
-    found = []
+    found: List[Tuple[int, Path, str]] = []
     for error in validator(*schema).iter_errors(doc.data):
         for path, message in _expand(error):
             found.append((doc.line(path), path, message))

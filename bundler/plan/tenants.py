@@ -1,9 +1,10 @@
 """Per-tenant override files, checked against the component's schema before they are bundled."""
 
-from typing import List
+from typing import Iterable, List
 
 from installer.errors import InvalidInput
 
+from bundler.plan.manifest import TenantEntry
 from bundler.plan.schemas import located_errors
 from bundler.plan.yamlsrc import format_path, load_yaml
 
@@ -23,7 +24,7 @@ def tenant_problems(component: str, path: str, label: str) -> List[str]:
     return found
 
 
-def check_tenant_files(entries) -> None:
+def check_tenant_files(entries: Iterable[TenantEntry]) -> None:
     problems: List[str] = []
     for entry in entries:
         problems += tenant_problems(entry.component, entry.source_path, entry.source)

@@ -83,7 +83,8 @@ def parse_yaml(text: str, label: str) -> Located:
     return Located(data, lines, label)
 
 
-def _build(loader, node, path: Path, lines: Dict[Path, int], label: str, count: list) -> Any:
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: Dict[Path, int], label: str,
+           count: List[int]) -> Any:
     count[0] += 1
     if count[0] > MAX_NODES:
         raise InvalidInput("%s: more than %d values (aliases expanding?); refused" % (label, MAX_NODES))
@@ -109,7 +110,7 @@ def _build(loader, node, path: Path, lines: Dict[Path, int], label: str, count: 
     return _scalar(loader, node, label)
 
 
-def _scalar(loader, node, label: str) -> Any:
+def _scalar(loader: yaml.SafeLoader, node: yaml.Node, label: str) -> Any:
     """PyYAML's constructors raise plain Python errors for values like `2026-13-01` or `!!int ''`."""
     try:
         value = loader.construct_object(node, deep=True)

@@ -20,9 +20,12 @@ import http.cookiejar
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence, Type
 
-from installer.errors import RegistryError
+from installer.errors import BundleError, RegistryError
+
+if TYPE_CHECKING:  # imported when first used: requests is not loaded by builds without HTTP chart repositories
+    import requests
 
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -67,9 +70,9 @@ class ChartRepoClient:
     def __init__(self, registry_ca: Optional[str], insecure: Sequence[str]) -> None:
         self.registry_ca = registry_ca
         self.insecure = set(insecure)
-        self._session = None
+        self._session: Optional["requests.Session"] = None
 
-    def _http(self):
+    def _http(self) -> "requests.Session":
         if self._session is None:
             import requests
             import urllib3
@@ -82,7 +85,8 @@ class ChartRepoClient:
             self._session = session
         return self._session
 
-    def check_url(self, url: str, where: str, error=RegistryError, via: str = "") -> urllib.parse.SplitResult:
+    def check_url(self, url: str, where: str, error: Type[BundleError] = RegistryError, via: str = ""
+                  ) -> urllib.parse.SplitResult:
         """(1) for the manifest's own URL (``error`` InvalidInput) and, with ``via``, for each redirect."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -97,7 +101,7 @@ class ChartRepoClient:
                                 % (where, what, host))
         return parts
 
-    def open(self, url: str, where: str):
+    def open(self, url: str, where: str) -> "requests.Response":
         """(2) GET ``url`` following redirects here; the unread 200 response (streaming)."""
         import requests
 

@@ -10,11 +10,15 @@ is the image ID); layers are kept as the uncompressed tars Docker exported (an O
 import hashlib
 import json
 import tarfile
-from typing import Dict
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterable, Optional, Sequence, Tuple, cast
 
-from installer.errors import ContentMismatch, DeployError, InvalidInput
+from installer.errors import ContentMismatch, DeployError, InternalError, InvalidInput
 from installer.format.oci import OCI_MANIFEST, Descriptor, config_platform, platform_matches, platform_string
 from installer.format.reference import Reference
+
+if TYPE_CHECKING:  # images.py imports this module: the cache's class is named for the checker only
+    from bundler.pull.images import BlobCache
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -24,7 +28,7 @@ CHUNK = 1 << 20
 class _Iter:
     """A file-like view of the SDK's chunk generator, for tarfile's stream mode."""
 
-    def __init__(self, chunks) -> None:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._buf = b""
 
@@ -41,7 +45,7 @@ class _Iter:
         return out
 
 
-def _client():
+def _client() -> Any:
     try:
         import docker
     except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -54,7 +58,8 @@ def _client():
     return client
 
 
-def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
+def save_to_cache(cache: "BlobCache", ref: Reference, wanted: Optional[Sequence[str]], where: str,
+                  client: Any = None) -> Tuple[Descriptor, Dict[str, int], Dict[str, str]]:
     """Export ``ref`` from Docker into the cache; return (manifest descriptor, blobs, platform)."""
     import docker.errors
 
@@ -66,13 +71,17 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
         raise InvalidInput("%s: %s is not in the local Docker engine" % (where, name)) from exc
     except docker.errors.APIError as exc:
         raise DeployError("%s: Docker failed to find %s: %s" % (where, name, exc.explanation or exc)) from exc
-    files: Dict[str, tuple] = {}  # archive path -> (digest, size)
-    manifest_json = None
-    stream = tarfile.open(fileobj=_Iter(image.save(named=False)), mode="r|")
+    files: Dict[str, Tuple[str, int]] = {}  # archive path -> (digest, size)
+    manifest_json: Any = None  # as json.loads gives it (None if absent): the try below guards every use
+    # typeshed wants a seekable, writable file object for every mode; the stream mode "r|" only ever calls read()
+    # (tarfile's _Stream), which is all _Iter has: the stub is wider than the library's need here.
+    stream = tarfile.open(fileobj=cast(IO[bytes], _Iter(image.save(named=False))), mode="r|")
     for member in stream:
         if not member.isfile():
             continue
         fh = stream.extractfile(member)
+        if fh is None:  # extractfile gives None only for what is not a regular file, skipped above
+            raise InternalError("%s: a regular file in docker save's output for %s cannot be read" % (where, name))
         if member.name == "manifest.json":
             try:
                 manifest_json = json.loads(fh.read(1 << 20))
@@ -80,7 +89,7 @@ def save_to_cache(cache, ref: Reference, wanted, where: str, client=None):
                 raise DeployError("%s: docker save produced a manifest.json that is not JSON" % where) from exc
             continue
         # Digests are computed here from the bytes Docker streams; nothing Docker names becomes a path.
-        files[member.name] = cache.put_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))
+        files[member.name] = cache.put_stream(iter(partial(fh.read, CHUNK), b""))
     try:
         entry = manifest_json[0]
         config_digest, config_size = files[entry["Config"]]

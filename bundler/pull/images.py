@@ -280,7 +280,10 @@ class Puller:
                 lockcheck.tag_moved(str(ref), reg.head_manifest(repo, ref.tag), pin)
             data, media_type, digest = self._manifest(reg, repo, pin)
         else:
-            data, media_type, digest = self._manifest(reg, repo, ref.digest or ref.tag)
+            reference = ref.digest or ref.tag
+            if reference is None:  # parse() gives a reference without either the tag "latest"
+                raise InternalError("%s: %s has neither a tag nor a digest" % (where, ref))
+            data, media_type, digest = self._manifest(reg, repo, reference)
         top = Descriptor(media_type, digest, len(data))
         source, platforms = entry.get("source", "registry"), sorted(wanted) if wanted else "all"
         config, children = parse_manifest(data, media_type, "%s (%s)" % (where, ref))
@@ -374,7 +377,7 @@ def derived_index(media_type: str, chosen: List[Descriptor]) -> bytes:
 
 def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller, lockcheck=None,
                 fetch: bool = True) -> List[PulledImage]:
-    seen = {}
+    seen: Dict[str, str] = {}  # reference -> where it is listed
     for entry, w in zip(entries, where):
         ref = str(parse(entry["ref"]))
         if ref in seen:

@@ -6,7 +6,7 @@ time give the same bytes (docs/FORMAT.md "Reproducibility").
 
 import hashlib
 import os
-from typing import BinaryIO, Iterable
+from typing import IO, BinaryIO, Iterable, List, Optional, Protocol, Tuple, cast
 
 import zstandard
 
@@ -26,15 +26,23 @@ def zstd_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+class BinarySink(Protocol):
+    """Where the compressed archive goes: an open binary file, or a PartsWriter. zstandard calls only these."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class _HashingFile:
     """Forwards writes to ``fh`` and hashes them: the sidecar costs no second read."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinarySink) -> None:
         self._fh = fh
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
         return self._fh.write(data)
@@ -44,12 +52,16 @@ class _HashingFile:
 
 
 class ArchiveWriter:
-    def __init__(self, fh: BinaryIO, mtime: int) -> None:
+    def __init__(self, fh: BinarySink, mtime: int) -> None:
         self._out = _HashingFile(fh)
         params = zstandard.ZstdCompressionParameters.from_level(
             ZSTD_LEVEL, threads=zstd_threads(), job_size=ZSTD_JOB_SIZE, write_checksum=True)
         cctx = zstandard.ZstdCompressor(compression_params=params)
-        self._z = cctx.stream_writer(self._out, closefd=False)
+        # zstandard's stub asks for a whole IO[bytes], but its stream writer only ever calls write() and flush()
+        # on the destination (close() too, but only with closefd=True, which is not used here): the stub is
+        # wider than the library's need, so the hashing wrapper is cast rather than given a dozen dummy methods.
+        # Held as the BinaryIO its class derives from: the stub leaves ZstdCompressionWriter.close unannotated.
+        self._z: BinaryIO = cctx.stream_writer(cast(IO[bytes], self._out), closefd=False)
         self._mtime = mtime
         self._tar_size = 0
 
@@ -111,33 +123,36 @@ class PartsWriter:
         self.final_base = final_base
         self.folder = os.path.dirname(final_base) or "."
         self.size = size
-        self.parts = []  # [(tmp path, final path, sha256 object)]
-        self._fh = None
+        self.parts: List[Tuple[str, str, "hashlib._Hash"]] = []  # [(tmp path, final path, sha256 object)]
+        self._fh: Optional[BinaryIO] = None
         self._left = 0
 
-    def _open_next(self) -> None:
+    def _open_next(self) -> BinaryIO:
         if self._fh is not None:
-            self._close_current()
+            self._close_current(self._fh)
         number = len(self.parts)
         final = "%s.%03d" % (self.final_base, number)
         tmp = os.path.join(self.folder, ".building-%s" % os.path.basename(final))
-        self._fh = open(tmp, "wb", buffering=1 << 20)
+        fh = self._fh = open(tmp, "wb", buffering=1 << 20)
         self.parts.append((tmp, final, hashlib.sha256()))
         self._left = self.size
+        return fh
 
-    def _close_current(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+    def _close_current(self, fh: BinaryIO) -> None:
+        """Close ``fh``, the open part (self._fh), durably; self._fh stays set until it is closed (abort closes it)."""
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
         self._fh = None
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         view = memoryview(data)
         while view:
-            if self._fh is None or self._left == 0:
-                self._open_next()
+            fh = self._fh
+            if fh is None or self._left == 0:
+                fh = self._open_next()
             n = min(self._left, len(view))
-            self._fh.write(view[:n])
+            fh.write(view[:n])
             self.parts[-1][2].update(view[:n])
             self._left -= n
             view = view[n:]
@@ -147,10 +162,10 @@ class PartsWriter:
         if self._fh is not None:
             self._fh.flush()
 
-    def finish(self) -> list:
+    def finish(self) -> List[Tuple[str, str]]:
         """Rename every part into place; returns [(final path, sha256 hex)]."""
         if self._fh is not None:
-            self._close_current()
+            self._close_current(self._fh)
         out = []
         for tmp, final, h in self.parts:
             os.chmod(tmp, 0o644)

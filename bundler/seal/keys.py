@@ -2,7 +2,7 @@
 
 import os
 import stat
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -11,6 +11,8 @@ from installer.errors import TrustError, UsageError
 from installer.trust.signing import ECDSA_P256, ED25519, PublicKey, openssl_verify_command
 
 ALGORITHMS = (ED25519, ECDSA_P256)
+# What a bundle key can be: load_signer refuses any other key (an EC key on another curve among them).
+PrivateKey = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey]
 
 
 def passphrase_from_env() -> Optional[bytes]:
@@ -23,11 +25,11 @@ def passphrase_from_env() -> Optional[bytes]:
         except OSError as exc:
             raise UsageError("cannot read BUNDLE_KEY_PASSPHRASE_FILE %s: %s" % (path, exc.strerror)) from exc
         return value.rstrip(b"\r\n") or None
-    value = os.environ.get("BUNDLE_KEY_PASSPHRASE")
-    return value.encode() if value else None
+    text = os.environ.get("BUNDLE_KEY_PASSPHRASE")
+    return text.encode() if text else None
 
 
-def _public_of(private) -> PublicKey:
+def _public_of(private: PrivateKey) -> PublicKey:
     der = private.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
     algorithm = ED25519 if isinstance(private, ed25519.Ed25519PrivateKey) else ECDSA_P256
@@ -37,7 +39,8 @@ def _public_of(private) -> PublicKey:
 def keygen(out_dir: str, algorithm: str = ED25519) -> Tuple[str, str, PublicKey]:
     if algorithm not in ALGORITHMS:
         raise UsageError("--algorithm takes ed25519 or ecdsa-p256, not %r" % algorithm)
-    private = ed25519.Ed25519PrivateKey.generate() if algorithm == ED25519 else ec.generate_private_key(ec.SECP256R1())
+    private: PrivateKey = (ed25519.Ed25519PrivateKey.generate() if algorithm == ED25519
+                           else ec.generate_private_key(ec.SECP256R1()))
     passphrase = passphrase_from_env()
     encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
                   else serialization.NoEncryption())
@@ -65,12 +68,12 @@ def keygen(out_dir: str, algorithm: str = ED25519) -> Tuple[str, str, PublicKey]
 class Signer:
     """A loaded private key that signs SHA256SUMS bytes deterministically."""
 
-    def __init__(self, private) -> None:
+    def __init__(self, private: PrivateKey) -> None:
         self._private = private
         self.public = _public_of(private)
 
     def sign(self, data: bytes) -> bytes:
-        if self.public.algorithm == ED25519:
+        if isinstance(self._private, ed25519.Ed25519PrivateKey):  # self.public.algorithm == ED25519
             return self._private.sign(data)  # Ed25519 is deterministic by construction
         # RFC 6979: the same key and bytes always give the same signature (reproducible archives).
         return self._private.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
@@ -103,7 +106,7 @@ def load_signer(path: str) -> Signer:
     return Signer(private)
 
 
-def describe_public(pub: PublicKey) -> dict:
+def describe_public(pub: PublicKey) -> Dict[str, str]:
     return {
         "fingerprint": pub.fingerprint,
         "algorithm": pub.algorithm,

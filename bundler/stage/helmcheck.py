@@ -14,13 +14,16 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import Dict, Iterator, List, Optional
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 
-from installer.errors import InvalidInput
+from installer.errors import InternalError, InvalidInput
 from installer.format.chartvalues import PlacedImage, chart_values
 from installer.format.reference import parse
+
+from bundler.pull.charts import PulledChart
+from bundler.pull.images import BlobCache, PulledImage
 
 # What `helm template` may print for one chart. Kubernetes keeps no object over 1.5 MiB (etcd's request
 # limit); 64 MiB is far beyond any real chart and keeps a hostile one's output off our memory.
@@ -38,7 +41,7 @@ POD_PATHS = {
 class _Canonical:
     """Image lookups for the check: the canonical reference, pinned by the bundle's digest."""
 
-    def __init__(self, images) -> None:
+    def __init__(self, images: Sequence[PulledImage]) -> None:
         self.by_ref: Dict[str, PlacedImage] = {}
         for image in images:
             ref = image.ref
@@ -49,9 +52,10 @@ class _Canonical:
         return self.by_ref.get(str(parse(text)))
 
 
-def pod_images(doc: dict) -> List[str]:
+def pod_images(doc: Dict[str, Any]) -> List[Tuple[str, str, str]]:
+    """(field, container name, image) for every container of the pod template a rendered object holds."""
     path = POD_PATHS.get(doc.get("kind", ""))
-    node = doc
+    node: object = doc
     for key in path or ():
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict):
@@ -60,11 +64,13 @@ def pod_images(doc: dict) -> List[str]:
     for field in ("initContainers", "containers", "ephemeralContainers"):
         for container in node.get(field) or []:
             if isinstance(container, dict) and container.get("image"):
-                out.append((field, container.get("name", "?"), str(container["image"])))
+                # str(): the name is whatever the template rendered, and only ever shown with %s
+                out.append((field, str(container.get("name", "?")), str(container["image"])))
     return out
 
 
-def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict, namespace: str) -> Iterator[object]:
+def _rendered(helm: str, chart: PulledChart, tgz: str, values_path: str, env: Dict[str, str], namespace: str
+              ) -> Iterator[object]:
     """The documents `helm template` renders for one chart into ``namespace``, parsed from a temporary file."""
     with tempfile.TemporaryFile() as out:
         _render([helm, "template", chart.name, tgz, "-f", values_path, "--namespace", namespace],
@@ -77,17 +83,27 @@ def _rendered(helm: str, chart, tgz: str, values_path: str, env: dict, namespace
                                % (chart.name, type(exc).__name__)) from exc
 
 
-def _render(argv: List[str], name: str, env: dict, out) -> None:
+def _render(argv: List[str], name: str, env: Dict[str, str], out: IO[bytes]) -> None:
     """Run helm with its output copied into ``out`` under MAX_RENDERED_BYTES and RENDER_SECONDS: a chart
     from an untrusted repository can render without end, and must fill neither our memory nor the disk."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        timed_out = []
-        timer = threading.Timer(RENDER_SECONDS, lambda: (timed_out.append(True), proc.kill()))
+        stdout = proc.stdout
+        if stdout is None:  # stdout=PIPE always gives one
+            proc.kill()
+            proc.wait()
+            raise InternalError("helm's output pipe for chart %s is missing" % name)
+        timed_out: List[bool] = []
+
+        def time_out() -> None:
+            timed_out.append(True)
+            proc.kill()
+
+        timer = threading.Timer(RENDER_SECONDS, time_out)
         timer.start()
         written = 0
         try:
-            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+            for chunk in iter(lambda: stdout.read(1 << 20), b""):
                 written += len(chunk)
                 if written > MAX_RENDERED_BYTES:
                     proc.kill()
@@ -96,7 +112,7 @@ def _render(argv: List[str], name: str, env: dict, out) -> None:
                 out.write(chunk)
         finally:
             timer.cancel()
-            proc.stdout.close()
+            stdout.close()
             proc.wait()
         if timed_out:
             raise InvalidInput("chart %s takes more than %d s to render; refused" % (name, RENDER_SECONDS))
@@ -107,7 +123,8 @@ def _render(argv: List[str], name: str, env: dict, out) -> None:
             raise InvalidInput("chart %s does not render with its values: %s" % (name, errors[-1]))
 
 
-def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
+def check_charts(charts: Sequence[PulledChart], images: Sequence[PulledImage], cache: BlobCache, namespace: str
+                 ) -> Dict[str, str]:
     """{chart: "ok" | "skipped: why"}; raises InvalidInput listing every image a chart runs that is not bundled.
 
     ``namespace`` is the one the installer deploys into (the manifest's spec.deploy, installer/format/deployspec.py)."""
@@ -119,7 +136,7 @@ def check_charts(charts, images, cache, namespace: str) -> Dict[str, str]:
     refs = _Canonical(images)
     bundled = {(str(parse(i.pinned).repository), i.digest) for i in refs.by_ref.values()}
     problems: List[str] = []
-    results = {}
+    results: Dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="offline-bundle-helm-") as tmp:
         env = dict(os.environ, HELM_CONFIG_HOME=tmp, HELM_CACHE_HOME=tmp, HELM_DATA_HOME=tmp)
         for chart in charts:

@@ -5,7 +5,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, UsageError
@@ -80,10 +80,10 @@ def plan_members(manifest: Manifest) -> Tuple[List[PlannedMember], List[BundleFi
     if mismatches:
         raise ContentMismatch("a file differs from its pinned sha256", mismatches)
     tenants: List[Tenant] = []
-    for entry in manifest.tenants:
-        digest, size = sha256_file(entry.source_path)
-        members.append(PlannedMember(entry.target, entry.source_path, size, digest, False))
-        tenants.append(Tenant(entry.component, entry.target, source=entry.source, sha256=digest, size=size))
+    for tenant in manifest.tenants:
+        digest, size = sha256_file(tenant.source_path)
+        members.append(PlannedMember(tenant.target, tenant.source_path, size, digest, False))
+        tenants.append(Tenant(tenant.component, tenant.target, source=tenant.source, sha256=digest, size=size))
     members.sort(key=lambda m: c_key(m.path))
     return members, sorted(files, key=lambda f: c_key(f.target)), tenants
 
@@ -128,10 +128,21 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         deploy=manifest.deploy)  # signed with the rest; the installer parses it strictly (format/deployspec.py)
 
 
+class Named(Protocol):
+    """What writing a staged version needs of its manifest: a Manifest, or the name and version a staged plan
+    records (`seal` has no manifest)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
 class Staged:
     """Everything but the signature: what `build --unsigned` stops at and `seal` finishes."""
 
-    def __init__(self, manifest: Manifest, epoch: int, meta_bytes: bytes, sums: bytes,
+    def __init__(self, manifest: Named, epoch: int, meta_bytes: bytes, sums: bytes,
                  members: List[PlannedMember]) -> None:
         self.manifest = manifest
         self.epoch = epoch
