@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from installer.errors import TrustError, UsageError
 from installer.trust.signing import verify as verify_sig
 from installer.format.sums import META_NAME, SUMS_NAME
+from installer.format.meta import parse_meta
 
 
 from bundler.seal.keys import Signer, load_signer
@@ -65,7 +66,9 @@ def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:
     for m in plan["members"]:
         source = os.path.join(staged_dir, "inline", m["inline"]) if "inline" in m else m["source"]
         members.append(PlannedMember(m["path"], source, m["size"], m["sha256"], m["executable"]))
-    staged = Staged(_Named(plan["name"], plan["version"]), plan["epoch"], meta_bytes, sums, members)
+    # bundle.json through the installer's strict parser: what comes back from the signer is checked before use
+    staged = Staged(_Named(plan["name"], plan["version"]), plan["epoch"], parse_meta(meta_bytes), meta_bytes, sums,
+                    members)
     out_dir = os.path.dirname(os.path.abspath(staged_dir))
     return emit(staged, signature, out_dir, plan.get("split_size", 0), signer_fp)
 

@@ -62,12 +62,13 @@ def _load_inventory(path: str) -> Tuple[List[DeltaBase], set]:
 def make_delta(staged: Staged, base: List[DeltaBase], digests: set) -> Staged:
     """Keep only the files the base lacks; SHA256SUMS and bundle.json still describe the full version."""
     omitted = {m.path: m.size for m in staged.members if m.sha256 in digests}
-    delta_bytes = delta_document(DeltaDoc.of(base, omitted))
+    doc = DeltaDoc.of(base, omitted)
+    delta_bytes = delta_document(doc)
     entries = parse_sums(staged.sums)
     entries[DELTA_NAME] = hashlib.sha256(delta_bytes).hexdigest()
-    delta = Staged(staged.manifest, staged.epoch, staged.meta_bytes, format_sums(entries),
+    delta = Staged(staged.manifest, staged.epoch, staged.head, staged.meta_bytes, format_sums(entries),
                     [m for m in staged.members if m.path not in omitted])
-    delta.delta_bytes = delta_bytes
+    delta.delta, delta.delta_bytes = doc, delta_bytes
     delta.helm_check, delta.warnings = staged.helm_check, staged.warnings
     delta.omitted = omitted
     delta.cache = staged.cache

@@ -1,7 +1,6 @@
 """Writing a staged, signed version out: the archive (whole or in parts), its sidecar and warm-rebuild stamp,
 or, for offline signing, the staged folder `seal` finishes."""
 
-import json
 import os
 import shutil
 import tempfile
@@ -222,7 +221,7 @@ def emit(staged: Staged, signature: bytes, out_dir: str, split_size: int, signer
                 _write_stamp(archive, archive_sha)
     except OSError as exc:
         raise LocalEnvironmentError("cannot write the bundle into %s: %s" % (out_dir, exc.strerror or exc)) from exc
-    meta = json.loads(staged.meta_bytes)
+    head = staged.head
     return {
         "archive": parts[0][0] if parts else archive,
         "parts": [{"path": p, "sha256": s} for p, s in parts],
@@ -234,12 +233,12 @@ def emit(staged: Staged, signature: bytes, out_dir: str, split_size: int, signer
         "signer": signer_fp,
         "files": len(staged.members) + 1,
         "total_size": sum(m.size for m in staged.members),
-        "images": len(meta["images"]),
-        "charts": len(meta["charts"]),
+        "images": len(head.images),
+        "charts": len(head.charts),
         "helm_check": staged.helm_check,
-        "lock": meta["lock"],
+        "lock": head.lock,
         "warnings": staged.warnings,
         "reused": bool(reused),
         "delta": {"omitted": len(staged.omitted), "omitted_bytes": sum(staged.omitted.values()),
-                  "base": json.loads(staged.delta_bytes)["base"]} if staged.delta_bytes is not None else None,
+                  "base": [b.to_dict() for b in staged.delta.base]} if staged.delta is not None else None,
     }

@@ -11,7 +11,7 @@ from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, UsageError
 from installer.fsutil import file_chunks, sha256_file
 from installer.format.meta import canonical_json
-from installer.format.model import BundleFile, BundleHead, Json, Member, Tenant, Tool
+from installer.format.model import BundleFile, BundleHead, DeltaDoc, Json, Member, Tenant, Tool
 from installer.format.oci import LAYOUT_FILE
 from installer.format.paths import INDEX_PATH, LAYOUT_PATH, blob_path, c_key
 from installer.progress import Progress
@@ -142,16 +142,18 @@ class Named(Protocol):
 class Staged:
     """Everything but the signature: what `build --unsigned` stops at and `seal` finishes."""
 
-    def __init__(self, manifest: Named, epoch: int, meta_bytes: bytes, sums: bytes,
+    def __init__(self, manifest: Named, epoch: int, head: BundleHead, meta_bytes: bytes, sums: bytes,
                  members: List[PlannedMember]) -> None:
         self.manifest = manifest
         self.epoch = epoch
+        self.head = head  # bundle.json as the model; meta_bytes is its canonical JSON, as signed
         self.meta_bytes = meta_bytes
         self.sums = sums
         self.members = members
         self.helm_check: Dict[str, str] = {}
         self.warnings: List[str] = []
-        self.delta_bytes: Optional[bytes] = None  # a delta's DELTA.json (written fourth)
+        self.delta: Optional[DeltaDoc] = None  # a delta's DELTA.json (written fourth, as delta_bytes)
+        self.delta_bytes: Optional[bytes] = None
         self.omitted: Dict[str, int] = {}
         self.cache: Optional[BlobCache] = None  # where images/blobs/ come from; None when sealing a plan
 
@@ -218,7 +220,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     meta_bytes = canonical_json(head.to_dict())
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
-    staged = Staged(manifest, epoch, meta_bytes, format_sums(entries), members)
+    staged = Staged(manifest, epoch, head, meta_bytes, format_sums(entries), members)
     staged.helm_check = helm_check
     staged.warnings = lockcheck.warnings
     staged.cache = cache
