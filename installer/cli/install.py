@@ -115,12 +115,13 @@ def text_install(r: InstallResult) -> List[str]:
         lines.append("to deploy:")
         lines += ["  %s" % c for c in out.commands]
         lines += ["  (not written: %s)" % s for s in r.outputs.kubernetes_skipped]
-    applied = apply_json(r.apply) if r.apply is not None else {}
-    if applied:
-        lines.append("apply: %s" % "; ".join("%s: %s"
-                                             % (k, applied[k]) for k in ("kubernetes", "compose") if k in applied))
-        if applied.get("kubernetes", "").startswith("no kubeconfig"):
-            lines += ["  %s" % c for c in applied.get("commands", [])]
+    if r.apply is not None:
+        done = [("kubernetes", r.apply.kubernetes), ("compose", r.apply.compose)]
+        if any(a is not None for _, a in done):
+            lines.append("apply: %s" % "; ".join("%s: %s" % (k, a.status) for k, a in done if a is not None))
+        k8s = r.apply.kubernetes
+        if k8s is not None and k8s.status.startswith("no kubeconfig"):
+            lines += ["  %s" % c for c in k8s.commands or []]  # Kubernetes' own, even when compose ran too
     if r.docker is not None:
         lines.append("docker (%s): %d images loaded, each ID equal to its config digest"
                      % (r.docker.platform, len(r.docker.images)))

@@ -66,3 +66,26 @@ def test_read_head_without_trust_gives_claims(bundle):
             stream.close()
     assert isinstance(claims, HeadClaims) and claims.signer is None and claims.too_large == ()
     assert claims.meta is not None and claims.meta.name == "demo" and len(claims.bundle_id) == 64
+
+
+def test_install_text_with_docker_and_apply_but_no_site_registry(bundle, tmp_path):
+    """--docker --apply without --registry: the text names what compose did (it used to fail on a missing site)."""
+    from installer.deploy.apply import ApplyReport, ComposeApplied, KubernetesApplied
+    from installer.site.dockerload import DockerLoadReport, LoadedImage
+    from installer.cli.install import text_install
+
+    archive, pub = bundle
+    result, _ = install_into(archive, tmp_path / "kit", pub)
+    loaded = DockerLoadReport("linux/amd64", [LoadedImage("src.test/team/app:1.0", "sha256:" + "a" * 64,
+                                                          ["src.test/team/app:1.0"], "linux/amd64")])
+    with_docker = dataclasses.replace(result, push=None, docker=loaded,
+                                      apply=ApplyReport(compose=ComposeApplied("up", ["docker-compose up -d"])))
+    lines = text_install(with_docker)
+    assert "apply: compose: up" in lines and any(line.startswith("docker (linux/amd64): 1 images") for line in lines)
+    assert install_json(with_docker)["deploy"] == {"apply": {"compose": "up", "commands": ["docker-compose up -d"]}}
+    # Both, with no kubeconfig: the commands shown are the ones to run where the cluster is, not compose's.
+    both = dataclasses.replace(with_docker, apply=ApplyReport(
+        KubernetesApplied("no kubeconfig: run these where the cluster is", ["kubectl apply -f k8s/"]),
+        ComposeApplied("up", ["docker-compose up -d"])))
+    lines = text_install(both)
+    assert "  kubectl apply -f k8s/" in lines and "  docker-compose up -d" not in lines
