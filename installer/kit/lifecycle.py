@@ -6,7 +6,8 @@ by SemVer and never the current one. rollback itself (installer/rollback.py) als
 
 import os
 import stat
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 from installer.errors import UsageError
 from installer.kit.layout import Kit, remove_tree
@@ -37,7 +38,16 @@ def _size_of(folder: str) -> int:
     return total
 
 
-def gc(kit_dir: str, keep: int = 3) -> Dict[str, object]:
+@dataclass(frozen=True)
+class GcResult:
+    """What gc removed: "name version" labels, the bytes they held, and how many versions of each name it keeps."""
+
+    removed: List[str]
+    bytes_freed: int
+    kept_per_name: int
+
+
+def gc(kit_dir: str, keep: int = 3) -> GcResult:
     if keep < 1:
         raise UsageError("--keep takes a number of versions of at least 1")
     kit = Kit.existing(kit_dir)
@@ -59,7 +69,7 @@ def gc(kit_dir: str, keep: int = 3) -> Dict[str, object]:
                 freed += _size_of(folder)
                 remove_tree(folder)
             removed.append(label)
-    return {"removed": removed, "bytes_freed": freed, "kept_per_name": keep}
+    return GcResult(removed, freed, keep)
 
 
 def _inside_kit(kit: Kit, root: str, name: str, version: str) -> Optional[str]:
