@@ -35,7 +35,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 RSS_BOUND = 400 * MiB  # a normal build peaks near 100 MB; an unbounded read of an endless body does not stop
-KEY_TEXT = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n"
+KEY_TEXT = (b"-----BEGIN PRIVATE KEY-----\n"
+            b"MC4CAQAwBQYDK2VwBCIEIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE\n"
+            b"-----END PRIVATE KEY-----\n")
 
 
 def sha(data: bytes) -> str:
@@ -271,9 +273,9 @@ def test_a_registry_digest_that_is_not_a_digest_reads_and_deletes_nothing(ob, ke
     server.route("HEAD", r"/v2/team/app/manifests/1\.0",
                  lambda h: raw_header_reply(h, b"Content-Type: %s\r\n" % OCI_MANIFEST.encode() + header, manifest))
     if kind == "get header is a path":
-        server.route("GET", r"/v2/team/app/manifests/.*", lambda h: raw_header_reply(
-            h, b"Content-Type: %s\r\nDocker-Content-Digest: sha256:%s\r\n" % (OCI_MANIFEST.encode(), str(victim).encode()),
-            manifest))
+        get_header = (b"Content-Type: %s\r\nDocker-Content-Digest: sha256:%s\r\n"
+                      % (OCI_MANIFEST.encode(), str(victim).encode()))
+        server.route("GET", r"/v2/team/app/manifests/.*", lambda h: raw_header_reply(h, get_header, manifest))
     r = ob(*build_args(image_manifest(tmp_path), key, tmp_path, server), "--json")
     assert r.rc == 7, r
     assert "not a sha256 digest" in r.json["error"]["message"], r
@@ -439,7 +441,8 @@ def test_an_endless_index_is_exit_7_quickly_with_bounded_memory(key, tmp_path, h
 def test_an_endless_chart_archive_is_exit_7_quickly_with_bounded_memory(key, tmp_path, hostile, how):
     server = hostile()
     server.static("/index.yaml", index_yaml(server.url, b"whatever"))
-    server.route("GET", r"/web-1\.0\.0\.tgz", lambda h: endless(h, declared=10 << 30 if how != "close-delimited" else None))
+    declared = 10 << 30 if how != "close-delimited" else None
+    server.route("GET", r"/web-1\.0\.0\.tgz", lambda h: endless(h, declared=declared))
     r = run_measured(*build_from(server, key, tmp_path), timeout=90)
     assert r.rc == 7 and one_sentence(r), r
     assert "web-1.0.0.tgz" in r.err and "100 MiB" in r.err, r

@@ -411,7 +411,8 @@ class MemRegistry:
         else:
             declared = request.header("Content-Length")
             if declared is not None and int(declared) != len(body):
-                answer = _error(400, "BAD_REQUEST", "the body is %d bytes, Content-Length says %s" % (len(body), declared))
+                answer = _error(400, "BAD_REQUEST",
+                                "the body is %d bytes, Content-Length says %s" % (len(body), declared))
             else:
                 with self._lock:
                     answer = self._registry(request, body)
@@ -515,7 +516,8 @@ class MemRegistry:
             return _error(405, "UNSUPPORTED", "method not allowed")
         if name not in self._tags and name not in self._manifests:
             return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
-        return 200, [("Content-Type", "application/json")], _json({"name": name, "tags": sorted(self._tags.get(name, {}))})
+        tags = sorted(self._tags.get(name, {}))
+        return 200, [("Content-Type", "application/json")], _json({"name": name, "tags": tags})
 
     def _blob(self, request: Request, name: str, digest: str) -> Answer:
         if request.method not in ("GET", "HEAD"):
@@ -539,7 +541,8 @@ class MemRegistry:
             if method != "POST":
                 return _error(405, "UNSUPPORTED", "method not allowed")
             mount, source = params.get("mount"), params.get("from")
-            if mount and source and mount in self._links.get(source, set()) and not self._denied(request, source, "pull"):
+            if (mount and source and mount in self._links.get(source, set())
+                    and not self._denied(request, source, "pull")):
                 self._links.setdefault(name, set()).add(mount)
                 return 201, [("Location", "/v2/%s/blobs/%s" % (name, mount)), ("Docker-Content-Digest", mount),
                              ("Content-Length", "0")], b""

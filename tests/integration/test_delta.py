@@ -52,7 +52,8 @@ def test_delta_against_an_inventory_installs_onto_its_kit(ob, key, pub, tmp_path
     b = os.stat(kit / "bundles" / "demo" / "1.1.0" / "config" / "big.bin")
     assert (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)  # hard-linked, not copied
     # the full archive of the same version is now a no-op: same bundle_id
-    assert ob("install", full2["archive"], "--kit", kit, "--trust", pub, "--json").json["result"]["outcome"] == "already-installed"
+    again = ob("install", full2["archive"], "--kit", kit, "--trust", pub, "--json")
+    assert again.json["result"]["outcome"] == "already-installed"
 
 
 def test_delta_onto_an_empty_kit_is_exit_5(ob, key, pub, tmp_path, versions):

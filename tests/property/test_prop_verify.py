@@ -316,16 +316,19 @@ def compromised(draw, entries):
             json_doc_bytes,
             st.fixed_dictionaries({"schemaVersion": st.sampled_from([2, 1, "2"]),
                                    "config": descriptor, "layers": st.lists(descriptor, max_size=2),
-                                   "manifests": st.lists(descriptor, max_size=2)}).map(lambda d: json.dumps(d).encode())))
+                                   "manifests": st.lists(descriptor, max_size=2)})
+            .map(lambda d: json.dumps(d).encode())))
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         ref = "docker.io/library/busybox:1"
         index = draw(st.one_of(
             json_doc_bytes,
-            st.fixed_dictionaries({"schemaVersion": st.just(2), "manifests": st.lists(descriptor, min_size=1, max_size=2)})
+            st.fixed_dictionaries({"schemaVersion": st.just(2),
+                                   "manifests": st.lists(descriptor, min_size=1, max_size=2)})
             .map(lambda d: json.dumps(d).encode()),
             st.fixed_dictionaries({"schemaVersion": st.just(2),
                                    "manifests": st.lists(st.one_of(descriptor, st.just(
-                                       {"mediaType": MEDIA[0], "digest": "sha256:" + digest, "size": len(manifest_bytes),
+                                       {"mediaType": MEDIA[0], "digest": "sha256:" + digest,
+                                        "size": len(manifest_bytes),
                                         "annotations": {"org.opencontainers.image.ref.name": ref}})), max_size=3)})
             .map(lambda d: json.dumps(d).encode())))
         entries += [Entry("images/oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), Entry("images/index.json", index),

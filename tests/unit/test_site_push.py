@@ -62,7 +62,7 @@ def expected(installed):
     """What a complete push leaves on the site: {repo: (blobs, manifests, tags)}, from the source's own content."""
     _, meta, source = installed
     out = {}
-    for ref, repo in site_repositories(meta, "", False).items():
+    for repo in site_repositories(meta, "", False).values():
         upstream = repo[len("src.test/"):]
         out[repo] = (source.blobs(upstream), source.manifests(upstream), {})
     out["charts/web"] = (source.blobs("charts/web"), source.manifests("charts/web"), {})
