@@ -194,6 +194,30 @@ json_value = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, m
                                                                st.dictionaries(odd_text, inner, max_size=4)),
                           max_leaves=20)
 
+
+def json_paths(value, prefix=()):
+    """Every path (a tuple of keys and indexes) in a JSON value, depth first; the empty path (the value) first."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from json_paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from json_paths(v, prefix + (i,))
+
+
+def edit_json(draw, doc, odd_values: list) -> None:
+    """One edit of ``doc`` in place: a drawn path (not the whole document) is deleted, or its value replaced by a
+    drawn JSON value or one of ``odd_values``."""
+    path = draw(st.sampled_from([p for p in json_paths(doc) if p]))
+    parent = doc
+    for p in path[:-1]:
+        parent = parent[p]
+    if draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(st.one_of(json_value, st.sampled_from(odd_values)))
+
 # Raw YAML text: tokens that stress the parser and PyYAML's constructors.
 YAML_TOKENS = [
     "\n", "  ", "    ", "\t", "- ", ": ", "? ", ",", "{", "}", "[", "]", "'", '"', "#", "|\n", ">-\n",

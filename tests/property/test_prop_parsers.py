@@ -21,7 +21,7 @@ from installer.format.semver import Version, is_semver
 from installer.format.sums import format_sums, parse_sums
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
-from propkit import json_value, label, nested_text, odd_text, prop, typed
+from propkit import edit_json, json_value, label, nested_text, odd_text, prop, typed
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 component = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True).filter(lambda c: c not in (".", ".."))
@@ -177,27 +177,8 @@ VALID_META_IMAGES = dict(VALID_META, members=_CHART_MEMBERS, total_size=VALID_ME
 
 
 def _edit(doc, draw):
-    paths = []
-
-    def walk(v, pre):
-        paths.append(pre)
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, pre + (k,))
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(x, pre + (i,))
-    walk(doc, ())
-    path = draw(st.sampled_from([p for p in paths if p]))
-    parent = doc
-    for p in path[:-1]:
-        parent = parent[p]
-    if draw(st.booleans()):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(st.one_of(json_value, st.sampled_from(
-            [-1, 0, 2 ** 63, 1.0, True, None, "", "..", "a/../b", "1.0.0", "sha256:" + "a" * 64,
-             [], {}, [1], {"a": 1}])))
+    edit_json(draw, doc, [-1, 0, 2 ** 63, 1.0, True, None, "", "..", "a/../b", "1.0.0", "sha256:" + "a" * 64,
+                          [], {}, [1], {"a": 1}])
 
 
 @st.composite

@@ -14,12 +14,7 @@ from installer.kit.layout import Kit
 SITE = "site.test"
 TAG_PUT = r"/manifests/(?!sha256:)"
 
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    for name in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_credentials")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,7 @@ from installer.format.reference import parse_mirror
 
 PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("linux", "s390x")]
 
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    monkeypatch.delenv("BUNDLE_REGISTRY_HOSTS", raising=False)
+pytestmark = pytest.mark.usefixtures("no_credentials")
 
 
 @pytest.fixture
