@@ -200,7 +200,8 @@ def dir_size(path) -> int:
 
 class Measured:
     def __init__(self, wall: float, peak_kb: int, rc: int, polls: int, max_procs: int, stderr: str) -> None:
-        self.wall, self.peak_kb, self.rc, self.polls, self.max_procs, self.stderr = wall, peak_kb, rc, polls, max_procs, stderr
+        self.wall, self.peak_kb, self.rc = wall, peak_kb, rc
+        self.polls, self.max_procs, self.stderr = polls, max_procs, stderr
 
     def to_json(self) -> dict:
         return {"wall_s": round(self.wall, 3), "peak_rss_mb": round(self.peak_kb / 1024, 1),

@@ -40,11 +40,13 @@ def machine_info(args) -> dict:
         "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
         "python": platform.python_version(), "zstandard": zver,
         "zstd": out(["zstd", "--version"]).replace("*** ", "").split(",")[0],
-        "skopeo": out(["skopeo", "--version"]), "tar": out(["tar", "--version"]).splitlines()[0] if out(["tar", "--version"]) else "",
+        "skopeo": out(["skopeo", "--version"]),
+        "tar": out(["tar", "--version"]).splitlines()[0] if out(["tar", "--version"]) else "",
         "offline_bundle": out([args.ob, "--version"]).split()[-1:] and out([args.ob, "--version"]).split()[-1],
         "commit": commit + (" (bundler/ or installer/ modified)" if dirty else ""),
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
-        "skopeo_blob_cache": "private tmpfs per run (unshare -m)" if args.private_cache else "the machine's (no unshare)",
+        "skopeo_blob_cache": ("private tmpfs per run (unshare -m)" if args.private_cache
+                              else "the machine's (no unshare)"),
         "children_from": "/proc/PID/task/*/children" if HAVE_CHILDREN_FILE else "/proc/*/stat (ppid scan)",
     }
 
@@ -110,7 +112,8 @@ def evaluate(sizes: List[dict]) -> List[dict]:
         if len(peaks) >= 2:
             (s1, p1), (s2, p2) = peaks[0], peaks[-1]
             growth = p2 / p1 - 1 if p1 else 0.0
-            verdicts.append({"target": "peak RSS of %s flat from %d to %d MB (≤ +%d%%)" % (op, s1, s2, RSS_FLAT_GROWTH * 100),
+            verdicts.append({"target": "peak RSS of %s flat from %d to %d MB (≤ +%d%%)"
+                                       % (op, s1, s2, RSS_FLAT_GROWTH * 100),
                              "value": "%+.1f%%" % (100 * growth), "met": growth <= RSS_FLAT_GROWTH,
                              "by": "met" if growth <= RSS_FLAT_GROWTH else "**missed by %.0f points**"
                              % (100 * (growth - RSS_FLAT_GROWTH))})
@@ -133,15 +136,16 @@ def markdown(doc: dict) -> str:
                                             " ".join(m["loadavg_start"])), ""]
     if doc["params"].get("note"):
         lines += ["> " + doc["params"]["note"], ""]
-    lines += ["## Targets (issue 7 item 2)", "", "| target | measured | verdict | why (when missed) |", "|---|---|---|---|"]
+    lines += ["## Targets (issue 7 item 2)", "",
+              "| target | measured | verdict | why (when missed) |", "|---|---|---|---|"]
     for v in doc["verdicts"]:
         verdict = {True: "met", False: "MISSED", None: "—"}[v["met"]]
         lines.append("| %s | %s | %s — %s | %s |" % (v["target"], v["value"], verdict, v["by"], v.get("why", "")))
     for s in doc["sizes"]:
         seed = s["seed"]
         lines += ["", "## %d MB image set" % s["size_mb"], "",
-                  "%d images (one multi-arch index, two sharing a %d MiB base layer), %.0f MiB compressed, %.0f%% of it "
-                  "random bytes (the rest text-like, gzip about 2.3×)." % (
+                  "%d images (one multi-arch index, two sharing a %d MiB base layer), %.0f MiB compressed, "
+                  "%.0f%% of it random bytes (the rest text-like, gzip about 2.3×)." % (
                       seed["images"], seed["layers"]["base"]["size"] >> 20, seed["v1_compressed_bytes"] / MiB,
                       100.0 * seed["v1_random_bytes"] / seed["v1_compressed_bytes"]), "",
                   "| operation | ours (s) | baseline | baseline (s) | ratio | target | peak RSS ours / baseline (MB) |",
@@ -154,7 +158,8 @@ def markdown(doc: dict) -> str:
             b = e.get("baseline")
             target = TARGETS.get(op)
             ratio = e.get("ratio")
-            verdict = ("≤ %.2f×: %s" % (target, fmt_ratio_verdict(ratio, target))) if target and ratio is not None else "—"
+            verdict = ("≤ %.2f×: %s" % (target, fmt_ratio_verdict(ratio, target))
+                       if target and ratio is not None else "—")
             rss_b = "%.0f" % b["peak_rss_mb"] if b and op not in ("warm_rebuild",) else "—"
             lines.append("| %s | %.2f | %s | %s | %s | %s | %.0f / %s |" % (
                 label, e["ours"]["median_s"], base_label, "%.2f" % b["median_s"] if b else "—",

@@ -63,7 +63,8 @@ class Suite:
     def ob_build(self, label: str, manifest: Path, out: Path, cache: Path, *extra) -> Measured:
         out.mkdir(parents=True, exist_ok=True)
         argv = [self.ob, "build", manifest, "--key", self.key, "--out", out, "--cache", cache,
-                "--mirror", "docker.io=%s" % self.src.host, "--insecure-registry", self.src.host, "--quiet"] + list(extra)
+                "--mirror", "docker.io=%s" % self.src.host, "--insecure-registry", self.src.host,
+                "--quiet"] + list(extra)
         return run_measured(self.ws, label, argv)
 
     def archive_in(self, out: Path, delta: bool = False) -> Path:
@@ -155,8 +156,8 @@ class Suite:
             self.add("install", "ours", m)
             rmtree(kit)
             x = d / "x-install"
-            m = run_measured(ws, "install-base-%d-%d" % (n, rep),
-                             ["bash", "-euo", "pipefail", self.script("install", self.extract_lines(archive, x) + [("sync", "sync")])])
+            script = self.script("install", self.extract_lines(archive, x) + [("sync", "sync")])
+            m = run_measured(ws, "install-base-%d-%d" % (n, rep), ["bash", "-euo", "pipefail", script])
             self.add("install", "baseline", m)
             rmtree(x)
 
@@ -168,14 +169,19 @@ class Suite:
         oci = d / "base" / "images"
         lines = [("mkdir", "mkdir -p %s" % q(d / "base"))]
         for r in self.v1_refs:
-            lines.append(("skopeo", "skopeo copy --quiet --all --src-tls-verify=false --src-no-creds docker://%s/%s:%s oci:%s:%s"
-                          % (self.src.host, r["repository"], r["tag"], q(oci), "docker.io/%s:%s" % (r["repository"], r["tag"]))))
+            lines.append(("skopeo", "skopeo copy --quiet --all --src-tls-verify=false --src-no-creds "
+                          "docker://%s/%s:%s oci:%s:%s"
+                          % (self.src.host, r["repository"], r["tag"], q(oci),
+                             "docker.io/%s:%s" % (r["repository"], r["tag"]))))
         # the configs and tenant files travel too (a copy: they are a few KiB)
-        lines.append(("cp", "cp -r %s %s" % (q(self.ws.path("manifest", "telemetry-storage")), q(d / "base" / "config"))))
-        lines.append(("tar|zstd", "tar -c -C %s images config | zstd -T0 -3 -q > %s" % (q(d / "base"), q(d / "base.tar.zst"))))
+        lines.append(("cp", "cp -r %s %s"
+                      % (q(self.ws.path("manifest", "telemetry-storage")), q(d / "base" / "config"))))
+        lines.append(("tar|zstd", "tar -c -C %s images config | zstd -T0 -3 -q > %s"
+                      % (q(d / "base"), q(d / "base.tar.zst"))))
         lines.append(("sha256sum", "sha256sum %s > %s" % (q(d / "base.tar.zst"), q(d / "base.tar.zst.sha256"))))
         mark = self.src.mark()
-        m = run_measured(self.ws, "build-base-%d-%d" % (self.size_mb, rep), self.skopeo_wrap(self.script("build", lines)))
+        m = run_measured(self.ws, "build-base-%d-%d" % (self.size_mb, rep),
+                         self.skopeo_wrap(self.script("build", lines)))
         fetched = len(self.src.blob_fetches(self.src.requests_since(mark)))
         self.checks["baseline_blob_fetches"].append(fetched)
         self.add("build", "baseline", m, archive_mb=round((d / "base.tar.zst").stat().st_size / MiB, 1),
@@ -205,8 +211,8 @@ class Suite:
         x = d / "x-push"
         lines = self.extract_lines(archive, x) + [("sync", "sync")]
         for ref in meta_refs:
-            lines.append(("skopeo", "skopeo copy --quiet --all --preserve-digests --dest-tls-verify=false --dest-no-creds "
-                          "oci:%s:%s docker://%s/%s" % (q(x / "images"), ref, site.host, ref)))
+            lines.append(("skopeo", "skopeo copy --quiet --all --preserve-digests --dest-tls-verify=false "
+                          "--dest-no-creds oci:%s:%s docker://%s/%s" % (q(x / "images"), ref, site.host, ref)))
         m = run_measured(ws, "push-base-%d-%d" % (self.size_mb, rep), self.skopeo_wrap(self.script("push", lines)))
         ok_base = site_digests(site, expect)
         ws.drop_registry(site)
@@ -276,7 +282,7 @@ class Suite:
         # the warm rebuild is compared with the cold build of the same repetitions
         if "warm_rebuild" in ops and "build" in ops:
             ops["warm_rebuild"]["baseline"] = dict(ops["build"]["ours"], note="the cold build (ours) of the same run")
-        for op, entry in ops.items():
+        for entry in ops.values():
             if "ours" in entry and "baseline" in entry and entry["baseline"]["median_s"] > 0:
                 entry["ratio"] = round(entry["ours"]["median_s"] / entry["baseline"]["median_s"], 3)
         return {"size_mb": self.size_mb, "seed": {k: v for k, v in self.seed.items() if k != "stamp"},

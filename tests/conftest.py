@@ -83,6 +83,15 @@ def pub(keydir):
     return keydir / "ed" / "bundle.pub"
 
 
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No registry credentials reach the code under test: an empty Docker config folder and none of the
+    BUNDLE_REGISTRY_* variables. A module opts in with ``pytestmark = pytest.mark.usefixtures("no_credentials")``."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    for name in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def write_manifest(folder: Path, name="demo", version="1.0.0", files=None, tenants=True, extra="") -> Path:
     """A small manifest with two config files and the shipped tenant override files."""
     folder.mkdir(parents=True, exist_ok=True)

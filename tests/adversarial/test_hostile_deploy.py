@@ -48,8 +48,9 @@ CASES = {
     "env name with shell metacharacters": (
         lambda d: d["deploy"]["compose"]["env"].update({"X=1; touch /tmp/%s #" % MARK: "token"}),
         "deploy.compose.env has a variable whose name is not an environment variable name"),
-    "env name with a substitution": (lambda d: d["deploy"]["compose"]["env"].update({"$(touch %s)" % MARK: "tls"}),
-                                     "deploy.compose.env has a variable whose name is not an environment variable name"),
+    "env name with a substitution": (
+        lambda d: d["deploy"]["compose"]["env"].update({"$(touch %s)" % MARK: "tls"}),
+        "deploy.compose.env has a variable whose name is not an environment variable name"),
     "env pointing anywhere": (lambda d: d["deploy"]["compose"]["env"].update({"DEMO_X": "/etc/%s" % MARK}),
                               "deploy.compose.env.DEMO_X is neither tls nor token"),
     "namespace not a DNS label": (lambda d: d["deploy"].update(namespace="%s.example" % MARK.lower()),

@@ -35,7 +35,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 RSS_BOUND = 400 * MiB  # a normal build peaks near 100 MB; an unbounded read of an endless body does not stop
-KEY_TEXT = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n"
+KEY_TEXT = (b"-----BEGIN PRIVATE KEY-----\n"
+            b"MC4CAQAwBQYDK2VwBCIEIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE\n"
+            b"-----END PRIVATE KEY-----\n")
 
 
 def sha(data: bytes) -> str:
@@ -205,17 +207,23 @@ def one_sentence(r) -> bool:
 # --------------------------------------------------------------------------------------------------
 # a registry that lies about digests (item 10)
 
+def tar_of(files) -> bytes:
+    """An uncompressed tar (PAX, tarfile's default) of regular files, each (name, bytes), tarfile's defaults else."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
 def tiny_image():
     """(manifest bytes, {digest: blob}) of a valid one-layer linux/amd64 image."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        data = b"hello\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    layer = gzip.compress(raw.getvalue(), mtime=0)
+    raw = tar_of([("hello.txt", b"hello\n")])
+    layer = gzip.compress(raw, mtime=0)
     config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(raw.getvalue())]}}).encode()
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(raw)]}}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                       "digest": "sha256:" + sha(config), "size": len(config)},
@@ -271,9 +279,9 @@ def test_a_registry_digest_that_is_not_a_digest_reads_and_deletes_nothing(ob, ke
     server.route("HEAD", r"/v2/team/app/manifests/1\.0",
                  lambda h: raw_header_reply(h, b"Content-Type: %s\r\n" % OCI_MANIFEST.encode() + header, manifest))
     if kind == "get header is a path":
-        server.route("GET", r"/v2/team/app/manifests/.*", lambda h: raw_header_reply(
-            h, b"Content-Type: %s\r\nDocker-Content-Digest: sha256:%s\r\n" % (OCI_MANIFEST.encode(), str(victim).encode()),
-            manifest))
+        get_header = (b"Content-Type: %s\r\nDocker-Content-Digest: sha256:%s\r\n"
+                      % (OCI_MANIFEST.encode(), str(victim).encode()))
+        server.route("GET", r"/v2/team/app/manifests/.*", lambda h: raw_header_reply(h, get_header, manifest))
     r = ob(*build_args(image_manifest(tmp_path), key, tmp_path, server), "--json")
     assert r.rc == 7, r
     assert "not a sha256 digest" in r.json["error"]["message"], r
@@ -351,29 +359,14 @@ def test_a_delta_inventory_whose_digests_are_not_hex_is_exit_3(ob, key, tmp_path
 # --------------------------------------------------------------------------------------------------
 # chart repositories (item 11)
 
-def chart_tgz(name="web", version="1.0.0", filler: int = 0, chart_yaml: bytes = b"") -> bytes:
-    """A small valid chart archive; ``filler`` zero bytes in a file before Chart.yaml make it a bomb."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        def add(path: str, data: bytes) -> None:
-            info = tarfile.TarInfo("%s/%s" % (name, path))
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        add("Chart.yaml", chart_yaml or b"apiVersion: v2\nname: %s\nversion: %s\n" % (name.encode(), version.encode()))
-        add("values.yaml", b"{}\n")
-        add("templates/cm.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n")
-    return gzip.compress(raw.getvalue(), mtime=0)
+CHART_YAML = b"apiVersion: v2\nname: web\nversion: 1.0.0\n"
+CONFIGMAP_TEMPLATE = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
 
 
-def chart_tgz_with(template: bytes) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, data in (("Chart.yaml", b"apiVersion: v2\nname: web\nversion: 1.0.0\n"), ("values.yaml", b"{}\n"),
-                           ("templates/cm.yaml", template)):
-            info = tarfile.TarInfo("web/" + path)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
+def chart_tgz(template: bytes = CONFIGMAP_TEMPLATE) -> bytes:
+    """A small valid chart archive, web 1.0.0, whose one template is ``template``."""
+    return gzip.compress(tar_of([("web/Chart.yaml", CHART_YAML), ("web/values.yaml", b"{}\n"),
+                                 ("web/templates/cm.yaml", template)]), mtime=0)
 
 
 def bomb_tgz(gib: int) -> bytes:
@@ -381,14 +374,9 @@ def bomb_tgz(gib: int) -> bytes:
     head = tarfile.TarInfo("web/zeros")
     head.size = gib << 30
     zeros = gzip.compress(b"\0" * (64 * MiB), mtime=0)
-    tail = io.BytesIO()
-    with tarfile.open(fileobj=tail, mode="w") as tar:
-        data = b"apiVersion: v2\nname: web\nversion: 1.0.0\n"
-        info = tarfile.TarInfo("web/Chart.yaml")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    tail = tar_of([("web/Chart.yaml", CHART_YAML)])
     return (gzip.compress(head.tobuf(format=tarfile.USTAR_FORMAT), mtime=0) + zeros * (gib * 16)
-            + gzip.compress(tail.getvalue(), mtime=0))
+            + gzip.compress(tail, mtime=0))
 
 
 def index_yaml(base_url: str, tgz: bytes, digest=None, urls=None) -> bytes:
@@ -439,7 +427,8 @@ def test_an_endless_index_is_exit_7_quickly_with_bounded_memory(key, tmp_path, h
 def test_an_endless_chart_archive_is_exit_7_quickly_with_bounded_memory(key, tmp_path, hostile, how):
     server = hostile()
     server.static("/index.yaml", index_yaml(server.url, b"whatever"))
-    server.route("GET", r"/web-1\.0\.0\.tgz", lambda h: endless(h, declared=10 << 30 if how != "close-delimited" else None))
+    declared = 10 << 30 if how != "close-delimited" else None
+    server.route("GET", r"/web-1\.0\.0\.tgz", lambda h: endless(h, declared=declared))
     r = run_measured(*build_from(server, key, tmp_path), timeout=90)
     assert r.rc == 7 and one_sentence(r), r
     assert "web-1.0.0.tgz" in r.err and "100 MiB" in r.err, r
@@ -461,7 +450,7 @@ def test_a_gzip_bomb_chart_stops_at_the_unpacked_cap(key, tmp_path, hostile):
 
 def test_a_chart_that_renders_without_end_is_stopped_at_the_rendered_cap(key, tmp_path, hostile):
     """A small chart whose template prints 70 MB: helm's output is read under a cap, never whole into memory."""
-    tgz = chart_tgz_with(b'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n'
+    tgz = chart_tgz(b'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n'
                          b'  k: "{{ repeat 70000000 "x" }}"\n')
     server = hostile()
     serve_chart(server, tgz)

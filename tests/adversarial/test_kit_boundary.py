@@ -34,7 +34,7 @@ def test_a_world_writable_state_lets_nobody_swap_the_trust_store(ob, keydir, wor
     evil = build(ob, world_tmp, keydir / "other" / "bundle.key", "1.0.0", name="evil")
     os.chmod(evil, 0o644)
     # a careless `chmod -R o+w`: now any local user can write the kit's state
-    for root, dirs, files in os.walk(kit / ".state"):
+    for root, _, files in os.walk(kit / ".state"):
         for p in [root] + [os.path.join(root, f) for f in files]:
             os.chmod(p, os.stat(p).st_mode | 0o007)
     pub = world_tmp / "attacker.pub"
@@ -165,7 +165,8 @@ def test_a_umask_of_002_never_makes_the_kit_refuse_itself(ob, key, pub, tmp_path
     v1 = build(ob, tmp_path, key, "1.0.0")
     broken = tmp_path / "broken.bundle.tar.zst"
     m = write_manifest(tmp_path / "big", version="2.0.0", files={"cfg/big.bin": os.urandom(300_000)})
-    data = Path(ob("build", m, "--key", key, "--out", tmp_path / "out", "--json").json["result"]["archive"]).read_bytes()
+    built = ob("build", m, "--key", key, "--out", tmp_path / "out", "--json")
+    data = Path(built.json["result"]["archive"]).read_bytes()
     broken.write_bytes(data[:len(data) * 3 // 4])  # truncated: a failed install, its payload kept
     script = ("umask 002; %s install %s --kit %s --trust %s && %s install %s --kit %s --trust %s --keep-failed; "
               "test $? -ne 0" % (ob_path, v1, kit, pub, ob_path, broken, kit, pub))

@@ -55,7 +55,8 @@ def test_no_secret_leaks_anywhere(ob, tmp_path):
         install = ["install", archive, "--kit", kit, "--trust", pub, "--registry", site.host, "--registry-ca",
                    site.ca_file, "--dev-tls", "--json"]
         assert run(*install, env=site_env).rc == 0
-        assert run(*install, env=dict(site_env, BUNDLE_REGISTRY_PASSWORD="nope")).rc == 7  # refused, and says so plainly
+        # refused, and says so plainly
+        assert run(*install, env=dict(site_env, BUNDLE_REGISTRY_PASSWORD="nope")).rc == 7
         run("install", archive, "--kit", tmp_path / "kit2", "--trust", pub, "--registry", site.host, "--registry-ca",
             site.ca_file, "--json", env=dict(site_env, BUNDLE_REGISTRY_PASSWORD="wrong-site-pw"))
         run("status", "--kit", kit, "--json")

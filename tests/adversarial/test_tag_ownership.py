@@ -64,7 +64,8 @@ def test_a_sandbox_key_cannot_move_the_tags_of_another_bundle(ob, world):
     error = r.json["error"]
     assert "nothing was changed" in error["message"]
     text = " ".join(error["problems"])
-    assert "charts/obs:1.0.0 belongs to bundle obs" in text and "docker.io/team/app:stable belongs to bundle obs" in text
+    assert "charts/obs:1.0.0 belongs to bundle obs" in text
+    assert "docker.io/team/app:stable belongs to bundle obs" in text
     assert "sandbox-evil" in text  # both bundles are named
     # the tags still serve the real bundle's content, and nothing of the attacker's bundle was installed
     assert skopeo_inspect_digest("charts/obs:1.0.0", site) == chart_tag

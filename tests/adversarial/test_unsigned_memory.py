@@ -114,7 +114,8 @@ def _numbered_lines(size: int) -> bytes:
 
 def test_the_measurement_sees_a_big_child_and_not_its_parent():
     """The ceiling means something: a child that touches 300 MB is measured above it, a small one below."""
-    big = run_measured(argv=[sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"])
+    touch_300mb = "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    big = run_measured(argv=[sys.executable, "-c", touch_300mb])
     assert big.rc == 0 and big.max_rss_kb > CEILING_KB, big
     small = run_measured(argv=[sys.executable, "-c", "pass"])
     assert small.rc == 0 and small.max_rss_kb < 50 * 1024, small

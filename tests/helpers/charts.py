@@ -41,7 +41,8 @@ def make_chart(folder: Path, name: str, version: str, images: Dict[str, str], ap
     for key, ref in sorted(images.items()):
         repo, _, tag = ref.rpartition(":")
         values.append("%s:\n  image:\n    repository: %s\n    tag: \"%s\"\n" % (key, repo, tag))
-        containers.append('        - name: %s\n          image: "{{ .Values.%s.image.repository }}:{{ .Values.%s.image.tag }}"\n'
+        containers.append('        - name: %s\n'
+                          '          image: "{{ .Values.%s.image.repository }}:{{ .Values.%s.image.tag }}"\n'
                           % (key.lower(), key, key))
     inits = []
     for key, ref in sorted((init_images or {}).items()):

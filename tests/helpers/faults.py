@@ -48,6 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
+from tests.helpers.rules import Rule, header_value, pick, status_parts
+
 CHUNK = 64 * 1024
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "trailers", "transfer-encoding", "upgrade", "expect"}
@@ -84,13 +86,8 @@ def stall_after(nbytes: int, seconds: float) -> Action:
 
 def status(code: int, retry_after: Optional[Union[int, str]] = None, headers: Optional[Dict[str, str]] = None,
            body: bytes = b"") -> Action:
-    hdrs = dict(headers or {})
-    if retry_after is not None:
-        hdrs["Retry-After"] = str(retry_after)
-    if not body and code >= 400:
-        body = b'{"errors":[{"code":"INJECTED","message":"fault injected by test proxy"}]}'
-        hdrs.setdefault("Content-Type", "application/json")
-    return Action("status", code=code, headers=tuple(hdrs.items()), body=body)
+    hdrs, body = status_parts(code, retry_after, headers, body)
+    return Action("status", code=code, headers=hdrs, body=body)
 
 
 def corrupt(byte_offset: int) -> Action:
@@ -117,36 +114,6 @@ def _header_dict(msg) -> Dict[str, str]:
     return out
 
 
-class Rule:
-    """Applies ``action`` to requests matching method and path regex (``re.search`` on path+query).
-
-    nth: 1-based index (or collection of indexes) among the requests this rule matched;
-    times: apply to at most this many requests. Neither: every matching request.
-    """
-
-    def __init__(self, action: Action, method: Optional[str] = None, path: Optional[str] = None,
-                 nth: Union[int, Iterable[int], None] = None, times: Optional[int] = None) -> None:
-        self.action = action
-        self.method = method.upper() if method else None
-        self.path_re = re.compile(path) if path else None
-        self.nth = {nth} if isinstance(nth, int) else (set(nth) if nth is not None else None)
-        self.times = times
-        self.seen = 0      # matching requests so far
-        self.fired = 0     # times the action was applied
-
-    def _match(self, method: str, path: str) -> bool:
-        if self.method and method != self.method:
-            return False
-        if self.path_re and not self.path_re.search(path):
-            return False
-        return True
-
-    def __repr__(self) -> str:
-        return "Rule(%s, method=%s, path=%s, nth=%s, times=%s, seen=%d, fired=%d)" % (
-            self.action, self.method, self.path_re.pattern if self.path_re else None, self.nth, self.times,
-            self.seen, self.fired)
-
-
 @dataclass
 class Record:
     """One request as the proxy saw it, and what it did."""
@@ -161,16 +128,10 @@ class Record:
 
     @property
     def authorization(self) -> Optional[str]:
-        for k, v in self.headers.items():
-            if k.lower() == "authorization":
-                return v
-        return None
+        return self.header("Authorization")
 
     def header(self, name: str) -> Optional[str]:
-        for k, v in self.headers.items():
-            if k.lower() == name.lower():
-                return v
-        return None
+        return header_value(self.headers, name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,23 +264,8 @@ class FaultProxy:
     # -- internals
     def _pick(self, method: str, path: str) -> Tuple[List[Action], Optional[Action]]:
         """Delays (all that apply) and the first other action that applies; counts matches."""
-        delays, action = [], None
         with self._lock:
-            for rule in self.rules:
-                if not rule._match(method, path):
-                    continue
-                rule.seen += 1
-                if rule.nth is not None and rule.seen not in rule.nth:
-                    continue
-                if rule.times is not None and rule.fired >= rule.times:
-                    continue
-                if rule.action.kind == "delay":
-                    rule.fired += 1
-                    delays.append(rule.action)
-                elif action is None:
-                    rule.fired += 1
-                    action = rule.action
-        return delays, action
+            return pick(self.rules, method, path)
 
     @staticmethod
     def _request_body(h: BaseHTTPRequestHandler, counter: list) -> Iterator[bytes]:

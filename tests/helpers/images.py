@@ -421,8 +421,11 @@ def make_index(layout_dir, tag: Optional[str], platforms: Sequence[Platform] = D
     return info
 
 
+SHARED_BASE = RandomLayer.mb(8, seed=1)  # make_shared_pair's default base layer (8 MiB)
+
+
 def make_shared_pair(layout_dir, tags: Tuple[str, str] = ("app-a", "app-b"),
-                     base: LayerSpec = RandomLayer.mb(8, seed=1)) -> Tuple[ImageInfo, ImageInfo]:
+                     base: LayerSpec = SHARED_BASE) -> Tuple[ImageInfo, ImageInfo]:
     """Two images whose first layer is the same (large) blob; their top layers differ."""
     a = make_image(layout_dir, tags[0], [base, {"app/name": tags[0].encode()}])
     b = make_image(layout_dir, tags[1], [base, {"app/name": tags[1].encode()}])
@@ -631,8 +634,8 @@ def umoci_stat(layout_dir, tag: str) -> dict:
         raise ToolError(argv, proc)
     try:
         return json.loads(proc.stdout)
-    except ValueError:
-        raise ToolError(argv, proc)
+    except ValueError as exc:
+        raise ToolError(argv, proc) from exc
 
 
 # --------------------------------------------------------------------------------------------------

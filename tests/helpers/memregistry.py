@@ -27,8 +27,10 @@ repository and action (anonymous callers get pull only, and only with ``anonymou
 ``token_ttl`` seconds (``expire_tokens()`` ends them now). ``tls=False`` is a plain-HTTP registry (https to it
 raises NotTLS, like a real one); ``tls=True`` answers https only. Any other host: connection refused.
 
-Faults, as rules like helpers/faults.py's: ``reg.fail(action, method=, path=, nth=, times=)`` (``path`` is a
-regex searched in path+query; ``nth`` counts matching requests from 1; neither ``nth`` nor ``times``: always).
+Faults, as rules like helpers/faults.py's (both use helpers/rules.py): ``reg.fail(action, method=, path=, nth=,
+times=)`` (``path`` is a regex searched in path+query; ``nth`` counts matching requests from 1; neither ``nth`` nor
+``times``: always; a delay combines with the first other rule that applies, and only the rules applied count as
+fired).
 
 ========================= =========================================================================
 ``status(code, ...)``     answer ``code`` instead (``retry_after=`` adds Retry-After; ``headers=``, ``body=``)
@@ -67,6 +69,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from installer.site.retry import RetryPolicy
 from installer.site.transport import CertificateError, NotTLS, Request, Response, TransportError
+from tests.helpers.rules import Rule, header_value, pick, status_parts
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -116,13 +119,8 @@ class Action:
 
 def status(code: int, retry_after: Optional[Union[int, str]] = None, headers: Optional[Dict[str, str]] = None,
            body: bytes = b"") -> Action:
-    hdrs = dict(headers or {})
-    if retry_after is not None:
-        hdrs["Retry-After"] = str(retry_after)
-    if not body and code >= 400:
-        body = _json({"errors": [{"code": "INJECTED", "message": "fault injected by the test"}]})
-        hdrs.setdefault("Content-Type", "application/json")
-    return Action("status", code=code, headers=tuple(hdrs.items()), body=body)
+    hdrs, body = status_parts(code, retry_after, headers, body)
+    return Action("status", code=code, headers=hdrs, body=body)
 
 
 def reset(after: bool = False) -> Action:
@@ -157,37 +155,6 @@ def untrusted() -> Action:
     return Action("untrusted")
 
 
-class Rule:
-    """``action`` for requests matching ``method`` and ``path`` (re.search on path+query): the ``nth`` ones
-    (1-based, an int or several), or the first ``times`` ones, or every one."""
-
-    def __init__(self, action: Action, method: Optional[str] = None, path: Optional[str] = None,
-                 nth: Union[int, Iterable[int], None] = None, times: Optional[int] = None) -> None:
-        self.action = action
-        self.method = method.upper() if method else None
-        self.path_re = re.compile(path) if path else None
-        self.nth = {nth} if isinstance(nth, int) else (set(nth) if nth is not None else None)
-        self.times = times
-        self.seen = 0
-        self.fired = 0
-
-    def fires(self, method: str, target: str) -> bool:
-        if (self.method and method != self.method) or (self.path_re and not self.path_re.search(target)):
-            return False
-        self.seen += 1
-        if self.nth is not None and self.seen not in self.nth:
-            return False
-        if self.times is not None and self.fired >= self.times:
-            return False
-        self.fired += 1
-        return True
-
-    def __repr__(self) -> str:
-        return "Rule(%s, method=%s, path=%s, nth=%s, times=%s, seen=%d, fired=%d)" % (
-            self.action, self.method, self.path_re.pattern if self.path_re else None, self.nth, self.times,
-            self.seen, self.fired)
-
-
 @dataclass
 class Seen:
     """One request as the fake saw it, and what became of it."""
@@ -205,10 +172,7 @@ class Seen:
         return self.target.split("?", 1)[0]
 
     def header(self, name: str) -> Optional[str]:
-        for k, v in self.headers.items():
-            if k.lower() == name.lower():
-                return v
-        return None
+        return header_value(self.headers, name)
 
     @property
     def authorization(self) -> Optional[str]:
@@ -384,11 +348,9 @@ class MemRegistry:
             seen.fault = "refused"
             raise TransportError("%s %s: [Errno 111] Connection refused" % (request.method, request.netloc))
         with self._lock:
-            actions = [r.action for r in self._rules if r.fires(request.method, request.target)]
-        for each in actions:
-            if each.kind == "delay":
-                time.sleep(each.seconds)
-        action = next((a for a in actions if a.kind != "delay"), None)
+            delays, action = pick(self._rules, request.method, request.target)
+        for each in delays:
+            time.sleep(each.seconds)
         if action is not None:
             seen.fault = str(action)
             if action.kind == "reset" and not action.after:
@@ -411,7 +373,8 @@ class MemRegistry:
         else:
             declared = request.header("Content-Length")
             if declared is not None and int(declared) != len(body):
-                answer = _error(400, "BAD_REQUEST", "the body is %d bytes, Content-Length says %s" % (len(body), declared))
+                answer = _error(400, "BAD_REQUEST",
+                                "the body is %d bytes, Content-Length says %s" % (len(body), declared))
             else:
                 with self._lock:
                     answer = self._registry(request, body)
@@ -515,7 +478,8 @@ class MemRegistry:
             return _error(405, "UNSUPPORTED", "method not allowed")
         if name not in self._tags and name not in self._manifests:
             return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
-        return 200, [("Content-Type", "application/json")], _json({"name": name, "tags": sorted(self._tags.get(name, {}))})
+        tags = sorted(self._tags.get(name, {}))
+        return 200, [("Content-Type", "application/json")], _json({"name": name, "tags": tags})
 
     def _blob(self, request: Request, name: str, digest: str) -> Answer:
         if request.method not in ("GET", "HEAD"):
@@ -539,7 +503,8 @@ class MemRegistry:
             if method != "POST":
                 return _error(405, "UNSUPPORTED", "method not allowed")
             mount, source = params.get("mount"), params.get("from")
-            if mount and source and mount in self._links.get(source, set()) and not self._denied(request, source, "pull"):
+            if (mount and source and mount in self._links.get(source, set())
+                    and not self._denied(request, source, "pull")):
                 self._links.setdefault(name, set()).add(mount)
                 return 201, [("Location", "/v2/%s/blobs/%s" % (name, mount)), ("Docker-Content-Digest", mount),
                              ("Content-Length", "0")], b""

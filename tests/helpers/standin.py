@@ -68,7 +68,8 @@ def make_standin_chart(folder: Path, chart: dict) -> Path:
                                      "made offline for the offline-bundle demo and tests\n"
                                      % (chart["name"], chart["version"], chart["repo"], chart["name"]))
     (root / "values.yaml").write_text(yaml.safe_dump(_default_values(chart.get("images") or []), sort_keys=True))
-    containers = "".join('        - name: c%d\n          image: "%s"\n' % (i, _image_expr(s["values"], s.get("style", "repository-tag")))
+    containers = "".join('        - name: c%d\n          image: "%s"\n'
+                         % (i, _image_expr(s["values"], s.get("style", "repository-tag")))
                          for i, s in enumerate(chart.get("images") or []))
     (root / "templates" / "deployment.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
@@ -153,7 +154,8 @@ def serve(folder: Path, manifest: Path) -> None:
         seed(source, folder / "layout", manifest_refs(manifest))
         charts, chart_args = serve_charts(folder / "charts", manifest_charts(manifest), folder / "helm-home")
         args = ["--mirror", "docker.io=%s" % source.host, "--insecure-registry", source.host] + chart_args
-        (folder / "standin.env").write_text("SOURCE=%s\nSITE=%s\nBUILD_ARGS=\"%s\"\n" % (source.host, site.host, " ".join(args)))
+        (folder / "standin.env").write_text("SOURCE=%s\nSITE=%s\nBUILD_ARGS=\"%s\"\n"
+                                            % (source.host, site.host, " ".join(args)))
         while not stop:
             time.sleep(0.2)
     finally:

@@ -1,4 +1,7 @@
-"""A Docker-Hub-style bearer token server (the `auth.token` flow of distribution), on loopback, signed by the test CA."""
+"""A Docker-Hub-style bearer token server (the `auth.token` flow of distribution), on loopback.
+
+Its tokens are signed by the test CA.
+"""
 
 from __future__ import annotations
 

@@ -201,7 +201,8 @@ def test_an_invalid_tenant_file_stops_the_build_with_exit_3(ob, tmp_path, key):
     assert r.rc == 3
     err = r.json["error"]
     assert err["class"] == "invalid-input"
-    assert err["problems"] == [p for p in err["problems"] if p.startswith("tenants/loki.yaml:3: tenant 'tenant-a', key retention_period")]
+    assert err["problems"] == [p for p in err["problems"]
+                               if p.startswith("tenants/loki.yaml:3: tenant 'tenant-a', key retention_period")]
     assert err["problems"]
     assert not (tmp_path / "o").exists()
 
@@ -229,4 +230,5 @@ def test_a_warm_rebuild_keeps_the_identical_archive_and_rewrites_a_damaged_one(o
     other = ob("keygen", "--out", tmp_path / "k2")
     assert other.rc == 0
     fourth = ob("build", manifest, "--key", tmp_path / "k2" / "bundle.key", "--out", tmp_path / "o", "--json")
-    assert fourth.json["result"]["reused"] is False and fourth.json["result"]["sha256"] != first.json["result"]["sha256"]
+    assert fourth.json["result"]["reused"] is False
+    assert fourth.json["result"]["sha256"] != first.json["result"]["sha256"]

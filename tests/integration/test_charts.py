@@ -81,7 +81,8 @@ def test_http_repository_chart_through_a_url_mirror(ob, world, key, tmp_path):
     [chart] = meta["charts"]
     assert chart["source"] == "repo" and chart["origin"] == "https://charts.example.org/stable"
     assert chart["index_digest"] == hashlib.sha256(world["web_tgz"].read_bytes()).hexdigest()
-    assert json.loads(entries["charts/web-0.3.0.values.json"]) == {"replicas": 2, "main": {"image": {"pullPolicy": "IfNotPresent"}}}
+    assert json.loads(entries["charts/web-0.3.0.values.json"]) == {"replicas": 2,
+                                                                   "main": {"image": {"pullPolicy": "IfNotPresent"}}}
     assert {"source": "https://charts.example.org/stable", "mirror": world["repo"].url,
             "refs": ["chart web 0.3.0"]} in meta["mirrors"]
     # helm template and helm lint accept the bundled archive
@@ -165,7 +166,8 @@ def test_a_chart_running_an_image_not_in_the_bundle_is_exit_3(ob, world, key, tm
 def test_charts_reach_the_site_and_the_values_pin_the_site_images(ob, world, key, pub, tmp_path):
     m = manifest(tmp_path / "src", WEB)
     (tmp_path / "src" / "web-values.yaml").write_text("replicas: 2\n")
-    r = build(ob, world, m, key, tmp_path / "out", "--mirror", "https://charts.example.org/stable=%s" % world["repo"].url)
+    r = build(ob, world, m, key, tmp_path / "out",
+              "--mirror", "https://charts.example.org/stable=%s" % world["repo"].url)
     assert r.rc == 0, r
     site = start_registry(tmp_path / "site", kind="plain")
     try:

@@ -26,6 +26,17 @@ def versions(ob, key, tmp_path):
     return v1, v2
 
 
+@pytest.fixture
+def delta_onto_v1(ob, key, pub, tmp_path, versions):
+    """(a kit with 1.0.0 installed, the 1.1.0 delta built against the 1.0.0 archive)."""
+    v1, v2 = versions
+    full1, _ = build(ob, key, v1, tmp_path / "out")
+    kit = tmp_path / "kit"
+    assert ob("install", full1, "--kit", kit, "--trust", pub).rc == 0
+    delta, _ = build(ob, key, v2, tmp_path / "out", "--delta-from", full1)
+    return kit, delta
+
+
 def test_delta_against_an_inventory_installs_onto_its_kit(ob, key, pub, tmp_path, versions):
     v1, v2 = versions
     full1, _ = build(ob, key, v1, tmp_path / "out")
@@ -52,7 +63,8 @@ def test_delta_against_an_inventory_installs_onto_its_kit(ob, key, pub, tmp_path
     b = os.stat(kit / "bundles" / "demo" / "1.1.0" / "config" / "big.bin")
     assert (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)  # hard-linked, not copied
     # the full archive of the same version is now a no-op: same bundle_id
-    assert ob("install", full2["archive"], "--kit", kit, "--trust", pub, "--json").json["result"]["outcome"] == "already-installed"
+    again = ob("install", full2["archive"], "--kit", kit, "--trust", pub, "--json")
+    assert again.json["result"]["outcome"] == "already-installed"
 
 
 def test_delta_onto_an_empty_kit_is_exit_5(ob, key, pub, tmp_path, versions):
@@ -64,12 +76,8 @@ def test_delta_onto_an_empty_kit_is_exit_5(ob, key, pub, tmp_path, versions):
     assert not (tmp_path / "empty" / "current" / "demo").exists()
 
 
-def test_verify_reports_complete_false_without_the_kit(ob, key, pub, tmp_path, versions):
-    v1, v2 = versions
-    full1, _ = build(ob, key, v1, tmp_path / "out")
-    kit = tmp_path / "kit"
-    assert ob("install", full1, "--kit", kit, "--trust", pub).rc == 0
-    delta, _ = build(ob, key, v2, tmp_path / "out", "--delta-from", full1)
+def test_verify_reports_complete_false_without_the_kit(ob, pub, delta_onto_v1):
+    kit, delta = delta_onto_v1
     r = ob("verify", delta, "--trust", pub, "--json")
     assert r.rc == 0 and r.json["result"]["complete"] is False
     assert r.json["result"]["delta"]["omitted"] == 3  # the big file and the two unchanged tenant files
@@ -77,12 +85,8 @@ def test_verify_reports_complete_false_without_the_kit(ob, key, pub, tmp_path, v
     assert r.rc == 0 and r.json["result"]["complete"] is True
 
 
-def test_a_changed_kit_file_cannot_serve_a_delta(ob, key, pub, tmp_path, versions):
-    v1, v2 = versions
-    full1, _ = build(ob, key, v1, tmp_path / "out")
-    kit = tmp_path / "kit"
-    assert ob("install", full1, "--kit", kit, "--trust", pub).rc == 0
-    delta, _ = build(ob, key, v2, tmp_path / "out", "--delta-from", full1)
+def test_a_changed_kit_file_cannot_serve_a_delta(ob, pub, delta_onto_v1):
+    kit, delta = delta_onto_v1
     target = kit / "bundles" / "demo" / "1.0.0" / "config" / "big.bin"
     os.chmod(target, 0o644)
     with open(target, "r+b") as fh:

@@ -49,7 +49,7 @@ def test_compose_files_point_at_the_site_by_digest_and_parse(ob, default_bundle,
     seen = set()
     for compose in sorted((out / "compose").iterdir()):
         doc = yaml.safe_load(compose.read_text())
-        for name, service in doc["services"].items():
+        for service in doc["services"].values():
             image = service["image"]
             repo, digest = image.split("@")
             assert repo.startswith(site.host + "/corp/docker.io/") and digest.startswith("sha256:")
@@ -64,7 +64,8 @@ def test_compose_files_point_at_the_site_by_digest_and_parse(ob, default_bundle,
                         assert os.path.exists(host_path), volume  # mounts point into the installed version
         # Debian's docker-compose accepts the rendered file
         env = dict(os.environ, TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"), TELEMETRY_TOKEN_DIR=str(tmp_path))
-        check = subprocess.run(["docker-compose", "-f", str(compose), "config", "-q"], capture_output=True, text=True, env=env)
+        check = subprocess.run(["docker-compose", "-f", str(compose), "config", "-q"],
+                               capture_output=True, text=True, env=env)
         assert check.returncode == 0, check.stderr
     assert len(seen) == 4
     # the bundle's own compose files are untouched
@@ -107,13 +108,17 @@ def test_kubernetes_objects_carry_the_tenant_files_byte_for_byte_and_secrets_sta
     tree = kit / "current" / "telemetry-storage"
     cms = {json.loads(p.read_text())["metadata"]["name"]: json.loads(p.read_text())
            for p in (out / "kubernetes").glob("*-configmap-*.json")}
-    assert cms["stellaops-loki-tenant-overrides"]["data"]["overrides.yaml"] == (tree / "tenants" / "loki.yaml").read_text()
-    assert cms["tempo-tenant-overrides"]["data"]["tempo-overrides.yaml"] == (tree / "tenants" / "tempo.yaml").read_text()
+    assert (cms["stellaops-loki-tenant-overrides"]["data"]["overrides.yaml"]
+            == (tree / "tenants" / "loki.yaml").read_text())
+    assert (cms["tempo-tenant-overrides"]["data"]["tempo-overrides.yaml"]
+            == (tree / "tenants" / "tempo.yaml").read_text())
     secrets_dir = kit / "secrets" / "telemetry-storage" / "2026.11.0" / os.path.basename(out)
-    secrets = {json.loads(p.read_text())["metadata"]["name"]: json.loads(p.read_text()) for p in secrets_dir.glob("*.json")}
+    secrets = {json.loads(p.read_text())["metadata"]["name"]: json.loads(p.read_text())
+               for p in secrets_dir.glob("*.json")}
     assert set(secrets) == {"stellaops-otel-tls-stage", "stellaops-prometheus-token", "stellaops-prometheus-scrape"}
     assert base64.b64decode(secrets["stellaops-prometheus-token"]["data"]["token"]) == b"very-secret-bearer-token-42\n"
-    assert base64.b64decode(secrets["stellaops-otel-tls-stage"]["data"]["tls.key"]) == (kit / "secrets" / "tls" / "tls.key").read_bytes()
+    assert (base64.b64decode(secrets["stellaops-otel-tls-stage"]["data"]["tls.key"])
+            == (kit / "secrets" / "tls" / "tls.key").read_bytes())
     for folder in [kit / "secrets"] + [p for p in (kit / "secrets").rglob("*") if p.is_dir()]:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     for f in [p for p in secrets_dir.iterdir()] + [kit / "secrets" / "tls" / "tls.key"]:
@@ -127,9 +132,9 @@ def test_kubernetes_objects_carry_the_tenant_files_byte_for_byte_and_secrets_sta
         assert b"PRIVATE KEY" not in data, p
     assert "very-secret" not in r.out + r.err and "PRIVATE KEY" not in r.out + r.err
     # the equivalent kubectl create, for the same inputs, gives the same object
-    kubectl = subprocess.run(["kubectl", "create", "configmap", "stellaops-loki-tenant-overrides", "-n", "observability",
-                              "--from-file=overrides.yaml=%s" % (tree / "tenants" / "loki.yaml"), "--dry-run=client",
-                              "-o", "json"], capture_output=True, text=True, check=True)
+    kubectl = subprocess.run(["kubectl", "create", "configmap", "stellaops-loki-tenant-overrides",
+                              "-n", "observability", "--from-file=overrides.yaml=%s" % (tree / "tenants" / "loki.yaml"),
+                              "--dry-run=client", "-o", "json"], capture_output=True, text=True, check=True)
     assert json.loads(kubectl.stdout) == cms["stellaops-loki-tenant-overrides"]
 
 
@@ -169,7 +174,8 @@ def test_apply_without_a_kubeconfig_prints_the_commands(ob, default_bundle, pub,
                for c in applied["commands"])
 
 
-def test_apply_against_an_unreachable_cluster_is_exit_10_and_a_rerun_can_finish(ob, default_bundle, pub, tmp_path, site):
+def test_apply_against_an_unreachable_cluster_is_exit_10_and_a_rerun_can_finish(ob, default_bundle, pub, tmp_path,
+                                                                                 site):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "c",
@@ -193,7 +199,8 @@ def test_apply_with_missing_tools_is_exit_10(ob, default_bundle, pub, tmp_path, 
     empty = tmp_path / "empty-path"
     empty.mkdir()
     r = ob("install", default_bundle, "--kit", tmp_path / "kit", "--trust", pub, "--registry", site.host,
-           "--insecure-registry", site.host, "--apply", "--json", env={"KUBECONFIG": str(kubeconfig), "PATH": str(empty)})
+           "--insecure-registry", site.host, "--apply", "--json",
+           env={"KUBECONFIG": str(kubeconfig), "PATH": str(empty)})
     assert r.rc == 10 and "needs kubectl on PATH" in r.json["error"]["message"]
     r = ob("install", default_bundle, "--kit", tmp_path / "kit2", "--trust", pub, "--docker", "--apply", "--json",
            env={"PATH": str(empty), "DOCKER_HOST": "unix:///nonexistent.sock"})
@@ -209,7 +216,8 @@ def test_docker_only_compose_uses_the_loaded_image_ids_and_apply_runs_compose(ob
         assert r.rc == 0, r
         out = kit / r.json["result"]["outputs"]["folder"]
         assert out.name == "docker"
-        images = {s["image"] for f in (out / "compose").iterdir() for s in yaml.safe_load(f.read_text())["services"].values()}
+        images = {s["image"] for f in (out / "compose").iterdir()
+                  for s in yaml.safe_load(f.read_text())["services"].values()}
         # by image ID (the config digest Docker was proved to hold), never by a tag another load could move
         ids = {i["ref"]: i["id"] for i in r.json["result"]["docker"]["images"]}
         assert images == {ids[ref] for ref in ("docker.io/prom/prometheus:v3.5.0", "docker.io/grafana/tempo:2.8.2",

@@ -94,7 +94,8 @@ def test_the_outputs_carry_only_the_products_own_names(notes, tmp_path, ob, pub,
     secrets = kit / "secrets" / "notes" / "1.0.0" / deploy.name
     assert outputs["tls"] == "generated" and outputs["kubernetes_skipped"] == []
     assert sorted(outputs["files"]) == ["COMMANDS.txt", "compose/docker-compose.notes.yaml",
-                                        "kubernetes/00-namespace-notes.json", "kubernetes/01-configmap-notes-config.json",
+                                        "kubernetes/00-namespace-notes.json",
+                                        "kubernetes/01-configmap-notes-config.json",
                                         "values/notes.yaml"]
     assert sorted(os.listdir(secrets)) == ["02-secret-notes-tls.json", "03-secret-notes-api-key.json"]
     # dev TLS: the product's services, file names and common names, for its namespace

@@ -343,7 +343,8 @@ def test_memory_stays_flat_on_a_large_bundle(ob, pub, key, tmp_path):
     cli = [str(Path(sys.executable).parent / "offline-bundle")]
     peaks = {}
     for name, args in (("build", ["build", str(m), "--key", str(key), "--out", str(tmp_path / "o"), "--quiet"]),
-                       ("verify", ["verify", str(tmp_path / "o" / "demo-1.0.0.bundle.tar.zst"), "--trust", str(pub), "--quiet"]),
+                       ("verify", ["verify", str(tmp_path / "o" / "demo-1.0.0.bundle.tar.zst"), "--trust", str(pub),
+                                   "--quiet"]),
                        ("install", ["install", str(tmp_path / "o" / "demo-1.0.0.bundle.tar.zst"), "--kit",
                                     str(tmp_path / "kit"), "--trust", str(pub), "--quiet"])):
         proc = subprocess.run(probe + cli + args, capture_output=True, text=True)

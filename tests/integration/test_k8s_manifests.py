@@ -47,7 +47,8 @@ TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET = [o.name for o in KUBE.secrets]
 # Small dummy TLS material and token: the bytes are what matters, not their validity as PKI.
 TLS = {
     "tls.crt": b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUCollectorStage\n-----END CERTIFICATE-----\n",
-    "tls.key": b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49SECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
+    "tls.key": (b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49SECRETKEYMATERIAL\n"
+                b"-----END PRIVATE KEY-----\n"),
     "ca.crt": b"-----BEGIN CERTIFICATE-----\nMIIBrTCCAVOgAwIBAgIUCollectorCA\n-----END CERTIFICATE-----\n",
 }
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.dummy-prometheus-stage-token.c2lnbmF0dXJl"
@@ -280,7 +281,8 @@ def test_missing_secret_inputs_are_skipped_with_a_reason_and_no_content():
     assert len(skipped) == 2
     assert skipped[0] == ("secret %s: missing or empty: KIT/secrets/tls/tls.crt, KIT/secrets/tls/tls.key, "
                           "KIT/secrets/tls/ca.crt — add them and install again" % TLS_SECRET)
-    assert skipped[1] == "secret %s: missing or empty: KIT/secrets/token/token — add it and install again" % TOKEN_SECRET
+    assert skipped[1] == ("secret %s: missing or empty: KIT/secrets/token/token — add it and install again"
+                          % TOKEN_SECRET)
 
     partial = {"tls.crt": TLS["tls.crt"], "tls.key": b""}
     _cms, secrets, skipped = seed_objects(tenants, b"", partial, b"")

@@ -23,7 +23,8 @@ def world(tmp_path):
     (src / "cfg" / "app.yaml").write_text("a: 1\n")
     (src / "m.yaml").write_text(
         'apiVersion: offline-bundle/v1\nkind: Bundle\nmetadata: {name: locked, version: "1.0.0"}\nspec:\n'
-        "  images:\n    - ref: docker.io/team/app:1.0\n  files:\n    - {source: cfg/app.yaml, target: config/app.yaml}\n")
+        "  images:\n    - ref: docker.io/team/app:1.0\n"
+        "  files:\n    - {source: cfg/app.yaml, target: config/app.yaml}\n")
     yield {"reg": reg, "lay": lay, "first": first, "second": second, "m": src / "m.yaml", "tmp": tmp_path}
     reg.stop()
 
@@ -55,7 +56,8 @@ def test_lock_pins_the_resolution_even_after_the_tag_moves(ob, world, key):
     assert meta["images"][0]["digest"] == world["first"].digest  # pinned, not the moved tag
     assert meta["images"][0]["ref"] == "docker.io/team/app:1.0"
     locked = build(ob, world, key, "--locked")
-    assert locked.rc == 5 and any("now points at %s" % world["second"].digest in p for p in locked.json["error"]["problems"])
+    assert locked.rc == 5
+    assert any("now points at %s" % world["second"].digest in p for p in locked.json["error"]["problems"])
 
 
 def test_stale_and_missing_locks(ob, world, key):

@@ -44,7 +44,8 @@ def test_seal_refuses_a_signature_the_key_did_not_make(ob, keydir, tmp_path):
     # without --trust the archive is written; install is where the signature is judged
     r = ob("seal", folder, "--sig", sig)
     assert r.rc == 0
-    installed = ob("install", r.out.strip().splitlines()[-1], "--kit", tmp_path / "kit", "--trust", keydir / "ed" / "bundle.pub")
+    installed = ob("install", r.out.strip().splitlines()[-1], "--kit", tmp_path / "kit",
+                   "--trust", keydir / "ed" / "bundle.pub")
     assert installed.rc == 4
 
 

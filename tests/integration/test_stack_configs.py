@@ -290,7 +290,7 @@ def test_compose_file_structure(name):
         assert service["image"] in IMAGES, f"{name}:{svc_name} uses {service['image']}"
         assert service["volumes"], f"{name}:{svc_name} mounts nothing"
         assert service["networks"] == ["telemetry"]
-        for source, target in _mounts(service):
+        for source, _ in _mounts(service):
             if source.startswith("${"):
                 assert source.split(":")[0] in ("${TELEMETRY_TLS_DIR", "${TELEMETRY_TOKEN_DIR"), source
                 assert ":?" in source, f"{source}: an unset variable must be an error"
@@ -356,7 +356,7 @@ def test_every_path_a_config_names_is_mounted_into_its_container():
     """Each /etc/... path in a mounted config (and in the command line) exists in the container."""
     for name, svc_name, files, dirs, service in _service_configs():
         mounted_files = set(files)
-        for target, kit_path in files.items():
+        for kit_path in files.values():
             if not kit_path.startswith("config/"):
                 continue
             config = _load(_kit_files()[kit_path])

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from conftest import REPO
@@ -62,6 +63,12 @@ def wheels_dir(tmp_path) -> Path:
     make_wheel(d, "otherplatform", "1.0", {"otherplatform/__init__.py": b""}, tag="cp39-abi3-win_amd64")
     (d / "README.txt").write_text("not a wheel: not copied\n")
     return d
+
+
+def _export(keydir: Path, tmp_path: Path, wheels: Optional[Path] = None, sub: str = "ed") -> Path:
+    """The standalone installer folder exported to ``tmp_path/inst``, signed by ``keydir/sub``, with ``wheels``."""
+    return Path(export_installer(str(keydir / sub / "bundle.key"), str(tmp_path / "inst"),
+                                 str(wheels) if wheels else None)["folder"])
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -127,7 +134,7 @@ def test_export_refuses_what_the_installer_would_not_use(keydir, tmp_path):
 # --- running without any third-party package --------------------------------------------------
 def test_pyz_installs_verifies_and_reports_with_the_fallbacks(built, pub, keydir, bare_python, tmp_path):
     archive, res = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     kit = tmp_path / "kit"
     env = minimal_env(tmp_path / "home")
 
@@ -164,7 +171,7 @@ def test_pyz_installs_verifies_and_reports_with_the_fallbacks(built, pub, keydir
 
 def test_pyz_refuses_tampering_and_untrusted_keys_with_the_documented_codes(built, pub, keydir, bare_python, tmp_path):
     archive, _ = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     env = minimal_env(tmp_path / "home")
     entries = read_entries(archive)
     e = get(entries, "config/app.yaml")
@@ -194,14 +201,14 @@ def test_pyz_wins_over_another_installer_package_on_the_host(built, pub, keydir,
     site = next((tmp_path / "venv" / "lib").glob("python3.*/site-packages"))
     (site / "installer").mkdir()
     (site / "installer" / "__init__.py").write_text("__version__ = '0.7.0'  # pypa/installer\n")
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     r = pyz(python, folder, "verify", archive, "--trust", pub, env=minimal_env(tmp_path / "home"))
     assert r.returncode == 0 and "OK demo 1.0.0" in r.stdout, r
 
 
 def test_pyz_without_the_zstd_program_says_what_is_missing(built, pub, keydir, bare_python, tmp_path):
     archive, _ = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     os.symlink(tool("openssl"), bindir / "openssl")
@@ -216,7 +223,7 @@ def test_pyz_runs_on_the_oldest_supported_cpython(python, built, pub, keydir, tm
         pytest.skip("no CPython 3.9 or 3.10 on this machine (vermin checks installer/ statically)")
     archive, _ = built
     bare = make_bare_python(python, tmp_path / "venv")
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     env = minimal_env(tmp_path / "home")
     r = pyz(bare, folder, "install", archive, "--kit", tmp_path / "kit", "--trust", pub, env=env)
     assert r.returncode == 0, r
@@ -234,7 +241,7 @@ def _private(path: str, tmp: Path) -> str:
 def test_wheels_are_hash_checked_and_unpacked_for_this_run_only(built, pub, keydir, bare_python, tmp_path,
                                                                 wheels_dir):
     archive, _ = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
+    folder = _export(keydir, tmp_path, wheels_dir)
     kit = tmp_path / "kit"
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -269,7 +276,7 @@ def test_wheels_are_hash_checked_and_unpacked_for_this_run_only(built, pub, keyd
 
 
 def test_unpacked_files_are_the_verified_bytes_in_a_private_folder(keydir, bare_python, tmp_path, wheels_dir):
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
+    folder = _export(keydir, tmp_path, wheels_dir)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     code = ("import json, os, runpy, stat, sys\nsys.argv = [%r, '--version']\n"
@@ -281,7 +288,8 @@ def test_unpacked_files_are_the_verified_bytes_in_a_private_folder(keydir, bare_
             "    st = os.lstat(p)\n"
             "    out[p] = [stat.S_IMODE(st.st_mode), st.st_uid]\n"
             "out['bytes'] = open(obspeedup_probe.__file__).read()\n"
-            "out['record'] = os.path.isfile(os.path.join(os.path.dirname(pkg), 'obspeedup_probe-1.0.dist-info', 'RECORD'))\n"
+            "out['record'] = os.path.isfile(os.path.join(os.path.dirname(pkg), 'obspeedup_probe-1.0.dist-info',\n"
+            "                                            'RECORD'))\n"
             "print(json.dumps(out))\n" % str(folder / "installer.pyz"))
     r = run([bare_python, "-I", "-c", code], env=minimal_env(tmp_path / "home", TMPDIR=tmp))
     assert r.returncode == 0 and r.stderr == "", r
@@ -304,7 +312,7 @@ def real_wheels(tmp_path_factory) -> Path:
 
 def test_real_cryptography_and_zstandard_wheels_are_used(built, pub, keydir, bare_python, tmp_path, real_wheels):
     archive, res = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(real_wheels))["folder"])
+    folder = _export(keydir, tmp_path, real_wheels)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = minimal_env(tmp_path / "home", TMPDIR=tmp)
@@ -321,7 +329,7 @@ def test_real_cryptography_and_zstandard_wheels_are_used(built, pub, keydir, bar
 
 def test_a_wheel_whose_bytes_differ_is_not_used(built, pub, keydir, bare_python, tmp_path, wheels_dir):
     archive, _ = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
+    folder = _export(keydir, tmp_path, wheels_dir)
     wheel = folder / "wheels" / "obspeedup_probe-1.0-py3-none-any.whl"
     # same module, other bytes: still a valid wheel, but not the one that was signed
     make_wheel(tmp_path / "evil", "obspeedup_probe", "1.0", {"obspeedup_probe/__init__.py": PROBE + b"EVIL = 1\n"})
@@ -366,7 +374,7 @@ def _doc_blocks(kind: str, algorithm: str = "") -> str:
 
 @pytest.mark.parametrize("sub,algorithm", [("ed", "ed25519"), ("ec", "ecdsa-p256")])
 def test_the_documented_check_passes_and_catches_changes(keydir, tmp_path, wheels_dir, sub, algorithm):
-    folder = Path(export_installer(str(keydir / sub / "bundle.key"), str(tmp_path / "inst"), str(wheels_dir))["folder"])
+    folder = _export(keydir, tmp_path, wheels_dir, sub=sub)
     script = _doc_blocks("installer-check", algorithm)
     assert "openssl" in script and "sha256sum -c --strict INSTALLER.SHA256SUMS" in script
     env = minimal_env(tmp_path, I=folder, PUB=keydir / sub / "bundle.pub")
@@ -396,7 +404,7 @@ def test_the_documented_check_passes_and_catches_changes(keydir, tmp_path, wheel
 
 def test_the_documented_run_commands_work_on_a_bare_python(built, pub, keydir, bare_python, tmp_path):
     archive, _ = built
-    folder = Path(export_installer(str(keydir / "ed" / "bundle.key"), str(tmp_path / "inst"))["folder"])
+    folder = _export(keydir, tmp_path)
     script = _doc_blocks("installer-run")
     assert "python3 -I" in script
     kit = tmp_path / "kit"

@@ -96,7 +96,8 @@ def test_tampered_bundle_fails(signed, world_tmp, tamper, evidence):
     r = run_by_hand(bad, pub, alg, world_tmp / "w", trace=True)
     assert r.returncode != 0, r.stdout + r.stderr
     # the last command bash ran is the check that caught it
-    assert evidence in r.stdout + r.stderr.strip().splitlines()[-1] + "".join(r.stderr.splitlines()[-3:]), r.stderr[-2000:]
+    last_lines = r.stdout + r.stderr.strip().splitlines()[-1] + "".join(r.stderr.splitlines()[-3:])
+    assert evidence in last_lines, r.stderr[-2000:]
 
 
 def test_wrong_key_fails(signed, keydir, world_tmp):

@@ -163,7 +163,8 @@ class GuardedStream:
 # --- strategies ------------------------------------------------------------------------------------
 
 # Text that YAML and JSON must carry: odd unicode, controls, tabs/newlines, BOM, bidi, NEL, LS/PS.
-ODD_CHARS = "\t\n\r\x00\x01\x1b\x7f\x85\xa0\u2028\u2029\ufeff\u202e\u200b\U0001F600\u0661\uff10\u00b5\u03bc\\\"'#:&*!|>%@`{}[],?-"
+ODD_CHARS = ("\t\n\r\x00\x01\x1b\x7f\x85\xa0\u2028\u2029\ufeff\u202e\u200b"
+             "\U0001F600\u0661\uff10\u00b5\u03bc\\\"'#:&*!|>%@`{}[],?-")
 odd_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from(list(ODD_CHARS)),
                    max_size=40)
 long_text = st.builds(lambda c, n: c * n, st.sampled_from(["a", "1", "\u00e9", " ", "\t", "-", "é1"]),
@@ -193,6 +194,30 @@ json_value = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, m
                                                                st.dictionaries(odd_text, inner, max_size=4)),
                           max_leaves=20)
 
+
+def json_paths(value, prefix=()):
+    """Every path (a tuple of keys and indexes) in a JSON value, depth first; the empty path (the value) first."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from json_paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from json_paths(v, prefix + (i,))
+
+
+def edit_json(draw, doc, odd_values: list) -> None:
+    """One edit of ``doc`` in place: a drawn path (not the whole document) is deleted, or its value replaced by a
+    drawn JSON value or one of ``odd_values``."""
+    path = draw(st.sampled_from([p for p in json_paths(doc) if p]))
+    parent = doc
+    for p in path[:-1]:
+        parent = parent[p]
+    if draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(st.one_of(json_value, st.sampled_from(odd_values)))
+
 # Raw YAML text: tokens that stress the parser and PyYAML's constructors.
 YAML_TOKENS = [
     "\n", "  ", "    ", "\t", "- ", ": ", "? ", ",", "{", "}", "[", "]", "'", '"', "#", "|\n", ">-\n",
@@ -214,7 +239,10 @@ printable_text = st.text(alphabet=YAML_PRINTABLE, max_size=20)
 yaml_token_text = st.lists(st.one_of(st.sampled_from(YAML_TOKENS), printable_text), max_size=40).map("".join)
 
 
-def nested_text(draw_depth=st.sampled_from([2, 50, 300, 1000, 3000])):
+NESTING_DEPTHS = st.sampled_from([2, 50, 300, 1000, 3000])
+
+
+def nested_text(draw_depth=NESTING_DEPTHS):
     """Deep nesting in flow or block style (YAML and JSON)."""
     return st.builds(
         lambda style, n: {
@@ -318,7 +346,11 @@ def tar_mutation(draw, tar: bytes):
             value = draw(st.one_of(st.binary(max_size=hi - lo),
                                    st.sampled_from([b"../x", b"/etc/passwd", b"a/../b", b"\xff\xfe", b"A" * 100,
                                                     b"ustar\0", b"ustar ", b"x\0y", b"./", b"a//b"])))
-        value = value[:hi - lo].ljust(hi - lo, b"\0") if draw(st.booleans()) else value[:hi - lo] + bytes(buf[at + lo + len(value[:hi - lo]):at + hi])
+        value = value[:hi - lo]
+        if draw(st.booleans()):
+            value = value.ljust(hi - lo, b"\0")  # NUL-padded to the field's width
+        else:
+            value += bytes(buf[at + lo + len(value):at + hi])  # the rest of the field as it was
         buf[at + lo:at + hi] = value[:hi - lo]
         if name != "chksum" or draw(st.booleans()):
             if name != "chksum":

@@ -41,8 +41,9 @@ valid_doc = st.fixed_dictionaries({"namespace": label_text}, optional={
         "env": st.dictionaries(env_name, st.sampled_from(["tls", "token"]), max_size=4)}),
     "tls": st.fixed_dictionaries({}, optional={
         "services": st.lists(label_text, max_size=4, unique=True),
-        "ca": st.fixed_dictionaries({"file": label_text, "cn": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,20}[A-Za-z0-9]",
-                                                                              fullmatch=True)})}),
+        "ca": st.fixed_dictionaries({
+            "file": label_text,
+            "cn": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,20}[A-Za-z0-9]", fullmatch=True)})}),
     "kubernetes": st.fixed_dictionaries({}, optional={
         "configmaps": st.lists(st.builds(_obj, label_text, st.lists(entry.filter(lambda e: "site" not in e),
                                                                    min_size=1, max_size=3)), max_size=3),
@@ -127,7 +128,8 @@ def _in_step(doc) -> None:
 
 
 @prop(300)
-@given(st.one_of(json_value, valid_doc, st.builds(_mutate, valid_doc, st.one_of(odd_text, json_value), st.integers(0, 99))))
+@given(st.one_of(json_value, valid_doc,
+                 st.builds(_mutate, valid_doc, st.one_of(odd_text, json_value), st.integers(0, 99))))
 def test_value_or_invalid_input_and_in_step_with_the_schema(doc):
     _in_step(doc)
 

@@ -100,7 +100,8 @@ def schema_shaped(draw):
         "metadata": maybe({k: maybe(v) for k, v in (("name", "demo"), ("version", "1.0.0"),
                                                     ("created", "2026-11-26T00:00:00Z"))}),
         "spec": maybe({k: maybe(v) for k, v in (("files", [file_item]), ("images", [image]), ("charts", [chart]),
-                                                ("tenants", {"loki": "tenants/loki.yaml", "tempo": "tenants/tempo.yaml"}))}),
+                                                ("tenants", {"loki": "tenants/loki.yaml",
+                                                             "tempo": "tenants/tempo.yaml"}))}),
     }
     junk = draw(st.dictionaries(manifest_key, any_value, max_size=2))
     doc = _strip(doc)
@@ -210,8 +211,9 @@ BASE_DOC["spec"]["files"][0]["sha256"] = "0" * 64
 path_like = st.one_of(
     odd_text,
     st.sampled_from(["cfg/app.yaml", "cfg/run.sh", "../bundle.yaml", "/etc/passwd", "cfg/../cfg/app.yaml", "cfg",
-                     "missing.yaml", "tenants/loki.yaml", "cfg/app.yaml\x00x", "bundle.json", "images/x", "SHA256SUMS.x",
-                     "Config/App.yaml", "config/app.yaml", "a//b", "./a", "a/.", "x" * 300, "é", " cfg/app.yaml"]))
+                     "missing.yaml", "tenants/loki.yaml", "cfg/app.yaml\x00x", "bundle.json", "images/x",
+                     "SHA256SUMS.x", "Config/App.yaml", "config/app.yaml", "a//b", "./a", "a/.", "x" * 300, "é",
+                     " cfg/app.yaml"]))
 
 
 @st.composite

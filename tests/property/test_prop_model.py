@@ -122,10 +122,11 @@ def head(draw) -> BundleHead:
     mirrors = [{"source": draw(text), "mirror": draw(text), "refs": draw(st.lists(text, max_size=2))}
                for _ in range(draw(st.integers(0, 2)))]
     lock = draw(st.one_of(st.sampled_from([{"status": "none"}, {"status": "ignored"}]),
-                          st.builds(lambda s, h: {"status": s, "sha256": h}, st.sampled_from(["used", "stale"]), hex64)))
+                          st.builds(lambda s, h: {"status": s, "sha256": h},
+                                    st.sampled_from(["used", "stale"]), hex64)))
     return BundleHead(draw(name), draw(semver), draw(created), Tool("offline-bundle", draw(text)), members,
-                      sum(m.size for m in members), tuple(files), tuple(tenants), tuple(sorted(images, key=lambda i: i.ref)),
-                      tuple(charts), mirrors, lock)
+                      sum(m.size for m in members), tuple(files), tuple(tenants),
+                      tuple(sorted(images, key=lambda i: i.ref)), tuple(charts), mirrors, lock)
 
 
 # --- round trip -------------------------------------------------------------------------------------------
@@ -174,7 +175,8 @@ def _mutations(doc):
     objects += [(("files", i), ("target", "sha256", "size")) for i in range(len(doc["files"]))]
     objects += [(("images", i), ("ref", "digest", "media_type", "size", "derived", "source", "manifests"))
                 for i in range(len(doc["images"]))]
-    objects += [(("charts", i), ("name", "version", "path", "sha256", "oci", "images")) for i in range(len(doc["charts"]))]
+    objects += [(("charts", i), ("name", "version", "path", "sha256", "oci", "images"))
+                for i in range(len(doc["charts"]))]
     objects += [(("tenants", c), ("path",)) for c in doc["tenants"]]
     for parent, keys in objects:
         for key in keys:
@@ -183,22 +185,24 @@ def _mutations(doc):
     wrong = {"name": "Not-A-Name", "version": "1.0", "created": "2026-11-26", "total_size": "1"}
     for key, value in wrong.items():
         out.append(("bad " + key, lambda d, k=key, v=value: d.update({k: v}), key, True))
-    for i, m in enumerate(doc["members"]):
-        out.append(("bad path", lambda d, i=i: _at(d, ("members", i)).update(path="a//b"), "members[%d].path" % i, True))
-        out.append(("negative size", lambda d, i=i: _at(d, ("members", i)).update(size=-1), "members[%d].size" % i, True))
+    for i in range(len(doc["members"])):
+        out.append(("bad path", lambda d, i=i: _at(d, ("members", i)).update(path="a//b"),
+                    "members[%d].path" % i, True))
+        out.append(("negative size", lambda d, i=i: _at(d, ("members", i)).update(size=-1),
+                    "members[%d].size" % i, True))
         out.append(("executable 1", lambda d, i=i: _at(d, ("members", i)).update(executable=1),
                     "members[%d].executable" % i, True))
     if doc["members"]:
         out.append(("total_size + 1", lambda d: d.update(total_size=d["total_size"] + 1), "total_size", False))
     if len(doc["members"]) > 1:
         out.append(("members unsorted", lambda d: d["members"].reverse(), "members", False))
-    for i, f in enumerate(doc["files"]):
+    for i in range(len(doc["files"])):
         out.append(("file not a member", lambda d, i=i: _at(d, ("files", i)).update(target="zz/not-listed"),
                     "files[%d].target" % i, False))
         out.append(("file sha256", lambda d, i=i: _at(d, ("files", i)).update(sha256="A" * 64), "files[%d].sha256" % i,
                     True))
+    other = "tenants/zz.yaml"
     for c in doc["tenants"]:
-        other = "tenants/zz.yaml"
         out.append(("tenant elsewhere", lambda d, c=c: _at(d, ("tenants", c)).update(path=other), "tenants.%s.path" % c,
                     False))
     for i, image in enumerate(doc["images"]):
@@ -252,7 +256,8 @@ def test_another_format_is_refused_before_anything_else(fmt):
 # --- absent optional keys ------------------------------------------------------------------------------------
 
 OPTIONAL = {(): ("mirrors", "lock"), ("files",): ("source", "executable"), ("tenants",): ("source", "sha256", "size"),
-            ("images",): Image.INFORMATIVE, ("charts",): ("values",) + Chart.INFORMATIVE, ("charts", "images"): ("style",)}
+            ("images",): Image.INFORMATIVE, ("charts",): ("values",) + Chart.INFORMATIVE,
+            ("charts", "images"): ("style",)}
 
 
 @prop(150)
@@ -323,16 +328,20 @@ def test_a_delta_document_reads_back_equal(base, omitted):
 @st.composite
 def receipt(draw) -> ReceiptRecord:
     phases = tuple(PhaseRecord.new(p, draw(st.sampled_from([Status.DONE, Status.SKIPPED, Status.FAILED])), draw(text),
-                                   "2026-11-26T00:00:00Z") for p in draw(st.lists(st.sampled_from(list(Phase)), max_size=6)))
-    options = {draw(text): SiteOptions(tuple(draw(st.lists(text, max_size=2))), draw(st.sampled_from([None, "/ca.pem"])),
-                                       draw(st.booleans())) for _ in range(draw(st.integers(0, 2)))}
+                                   "2026-11-26T00:00:00Z")
+                   for p in draw(st.lists(st.sampled_from(list(Phase)), max_size=6)))
+    options = {draw(text): SiteOptions(tuple(draw(st.lists(text, max_size=2))),
+                                       draw(st.sampled_from([None, "/ca.pem"])), draw(st.booleans()))
+               for _ in range(draw(st.integers(0, 2)))}
     return ReceiptRecord(draw(text), "2026-11-26T00:00:00Z", draw(st.one_of(st.none(), text)),
                          draw(st.one_of(st.none(), name)), draw(st.one_of(st.none(), semver)),
                          draw(st.one_of(st.none(), hex64)), draw(st.one_of(st.none(), text)),
                          draw(st.one_of(st.none(), semver)), draw(st.one_of(st.none(), text)), phases,
-                         draw(st.sampled_from([Outcome.RUNNING, Outcome.INSTALLED, Outcome.FAILED, Outcome.ROLLED_BACK])),
+                         draw(st.sampled_from([Outcome.RUNNING, Outcome.INSTALLED, Outcome.FAILED,
+                                               Outcome.ROLLED_BACK])),
                          draw(st.one_of(st.none(), st.just({"class": "trust", "message": "m", "problems": []}))),
-                         draw(st.sampled_from([None, "rollback"])), draw(st.one_of(st.none(), st.just({"s": {"n": 1}}))),
+                         draw(st.sampled_from([None, "rollback"])),
+                         draw(st.one_of(st.none(), st.just({"s": {"n": 1}}))),
                          options, None, draw(st.one_of(st.none(), st.just({"folder": "deploy/x"}))))
 
 
@@ -350,7 +359,8 @@ def test_a_receipt_reads_back_equal(record):
     (lambda d: d.update(name="Bad Name"), "is damaged: name is not a bundle name"),
     (lambda d: d.update(version="1.0"), "is damaged: version is not SemVer"),
     (lambda d: d.update(phases={}), "is damaged: phases is not a list"),
-    (lambda d: d["phases"].append({"phase": "2", "status": "done"}), "is damaged: phases[1].phase is not a whole number"),
+    (lambda d: d["phases"].append({"phase": "2", "status": "done"}),
+     "is damaged: phases[1].phase is not a whole number"),
     (lambda d: d["phases"].append({"phase": 2, "status": None}), "is damaged: phases[1].status is not a string"),
     (lambda d: d.update(site_options={"127.0.0.1:5000/corp": {"insecure": "all"}}),
      "is damaged: site_options['127.0.0.1:5000/corp'] holds unreadable options"),

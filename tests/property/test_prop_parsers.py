@@ -21,7 +21,7 @@ from installer.format.semver import Version, is_semver
 from installer.format.sums import format_sums, parse_sums
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
-from propkit import json_value, label, nested_text, odd_text, prop, typed
+from propkit import edit_json, json_value, label, nested_text, odd_text, prop, typed
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 component = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True).filter(lambda c: c not in (".", ".."))
@@ -56,7 +56,8 @@ sums_line = st.one_of(
 
 @prop(300)
 @given(st.one_of(st.binary(max_size=300),
-                 st.lists(sums_line, max_size=6).map(lambda ls: "".join(l + "\n" for l in ls).encode("utf-8", "surrogatepass")),
+                 st.lists(sums_line, max_size=6).map(
+                     lambda lines: "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")),
                  st.lists(sums_line, max_size=6).map(lambda ls: "\r\n".join(ls).encode("utf-8", "surrogatepass"))))
 def test_parse_sums_value_or_typed_error(data):
     out = typed(parse_sums, data)
@@ -122,10 +123,11 @@ def test_version_order_is_total(texts):
 ref_like = st.one_of(
     st.builds(lambda host, path, tag, digest: (host + "/" if host else "") + path + (":" + tag if tag else "") +
               ("@sha256:" + digest if digest else ""),
-              st.sampled_from(["", "docker.io", "index.docker.io", "registry-1.docker.io", "localhost", "localhost:5000",
-                               "registry.example", "Registry.Example:443", "[::1]:5000", "a-b.c", "127.0.0.1:1",
-                               "x" * 300 + ".io"]),
-              st.lists(st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)*", fullmatch=True), min_size=1, max_size=3).map("/".join),
+              st.sampled_from(["", "docker.io", "index.docker.io", "registry-1.docker.io", "localhost",
+                               "localhost:5000", "registry.example", "Registry.Example:443", "[::1]:5000", "a-b.c",
+                               "127.0.0.1:1", "x" * 300 + ".io"]),
+              st.lists(st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)*", fullmatch=True), min_size=1, max_size=3)
+              .map("/".join),
               st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", fullmatch=True)),
               st.one_of(st.none(), hex64)),
     odd_text, st.text(max_size=600),
@@ -165,7 +167,8 @@ VALID_META = _valid_meta()
 _CHART_MEMBERS = sorted(VALID_META["members"] + [{"path": "charts/c-1.0.0.tgz", "size": 1, "executable": False}],
                         key=lambda m: m["path"].encode())
 VALID_META_IMAGES = dict(VALID_META, members=_CHART_MEMBERS, total_size=VALID_META["total_size"] + 1, images=[{
-    "ref": "docker.io/library/busybox:1", "digest": "sha256:" + "a" * 64, "media_type": "application/vnd.oci.image.index.v1+json",
+    "ref": "docker.io/library/busybox:1", "digest": "sha256:" + "a" * 64,
+    "media_type": "application/vnd.oci.image.index.v1+json",
     "size": 10, "manifests": [{"digest": "sha256:" + "b" * 64, "media_type": "m", "platform": "linux/amd64"}],
     "derived": False, "source": "registry", "platforms": ["linux/amd64"]}],
     charts=[{"name": "c", "version": "1.0.0", "path": "charts/c-1.0.0.tgz", "sha256": "c" * 64,
@@ -174,26 +177,8 @@ VALID_META_IMAGES = dict(VALID_META, members=_CHART_MEMBERS, total_size=VALID_ME
 
 
 def _edit(doc, draw):
-    paths = []
-
-    def walk(v, pre):
-        paths.append(pre)
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, pre + (k,))
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(x, pre + (i,))
-    walk(doc, ())
-    path = draw(st.sampled_from([p for p in paths if p]))
-    parent = doc
-    for p in path[:-1]:
-        parent = parent[p]
-    if draw(st.booleans()):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(st.one_of(json_value, st.sampled_from(
-            [-1, 0, 2 ** 63, 1.0, True, None, "", "..", "a/../b", "1.0.0", "sha256:" + "a" * 64, [], {}, [1], {"a": 1}])))
+    edit_json(draw, doc, [-1, 0, 2 ** 63, 1.0, True, None, "", "..", "a/../b", "1.0.0", "sha256:" + "a" * 64,
+                          [], {}, [1], {"a": 1}])
 
 
 @st.composite

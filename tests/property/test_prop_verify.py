@@ -29,8 +29,8 @@ from installer.format.meta import canonical_json
 from installer.format.zstd import open_decompressed as real_open_decompressed
 
 from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated known bugs)
-from propkit import (Unbounded, build_tar, json_value, label, nested_text, odd_text, prop, tar_entries, tar_mutation,
-                     typed, write_manifest)
+from propkit import (Unbounded, build_tar, edit_json, json_value, label, nested_text, odd_text, prop, tar_entries,
+                     tar_mutation, typed, write_manifest)
 
 
 # --- the real signed bundle (built once per module with the real CLI) ------------------------------
@@ -233,16 +233,6 @@ def _set_meta(entries, doc_or_bytes):
     e.data = doc_or_bytes if isinstance(doc_or_bytes, bytes) else canonical_json(doc_or_bytes)
 
 
-def _json_paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _json_paths(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _json_paths(v, prefix + (i,))
-
-
 def _sums_member(entries, path, data):
     entries.append(Entry(path, data))
 
@@ -288,16 +278,8 @@ def compromised(draw, entries):
     meta = json.loads(get(entries, "bundle.json").data)
     if kind == "meta-edit":
         for _ in range(draw(st.integers(1, 3))):
-            paths = [p for p in _json_paths(meta) if p]
-            path = draw(st.sampled_from(paths))
-            parent = meta
-            for p in path[:-1]:
-                parent = parent[p]
-            if draw(st.booleans()):
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = draw(st.one_of(json_value, st.sampled_from(
-                    [-1, 2 ** 64, True, "", "../x", "SHA256SUMS", "1.0.0-rc.1", "2026-02-30T00:00:00Z", [], {}])))
+            edit_json(draw, meta, [-1, 2 ** 64, True, "", "../x", "SHA256SUMS", "1.0.0-rc.1", "2026-02-30T00:00:00Z",
+                                   [], {}])
         _set_meta(entries, meta)
     elif kind == "meta-raw":
         _set_meta(entries, draw(json_doc_bytes))
@@ -316,16 +298,19 @@ def compromised(draw, entries):
             json_doc_bytes,
             st.fixed_dictionaries({"schemaVersion": st.sampled_from([2, 1, "2"]),
                                    "config": descriptor, "layers": st.lists(descriptor, max_size=2),
-                                   "manifests": st.lists(descriptor, max_size=2)}).map(lambda d: json.dumps(d).encode())))
+                                   "manifests": st.lists(descriptor, max_size=2)})
+            .map(lambda d: json.dumps(d).encode())))
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         ref = "docker.io/library/busybox:1"
         index = draw(st.one_of(
             json_doc_bytes,
-            st.fixed_dictionaries({"schemaVersion": st.just(2), "manifests": st.lists(descriptor, min_size=1, max_size=2)})
+            st.fixed_dictionaries({"schemaVersion": st.just(2),
+                                   "manifests": st.lists(descriptor, min_size=1, max_size=2)})
             .map(lambda d: json.dumps(d).encode()),
             st.fixed_dictionaries({"schemaVersion": st.just(2),
                                    "manifests": st.lists(st.one_of(descriptor, st.just(
-                                       {"mediaType": MEDIA[0], "digest": "sha256:" + digest, "size": len(manifest_bytes),
+                                       {"mediaType": MEDIA[0], "digest": "sha256:" + digest,
+                                        "size": len(manifest_bytes),
                                         "annotations": {"org.opencontainers.image.ref.name": ref}})), max_size=3)})
             .map(lambda d: json.dumps(d).encode())))
         entries += [Entry("images/oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), Entry("images/index.json", index),

@@ -68,7 +68,8 @@ def test_unreadable_config_is_a_usage_error(docker_config, tmp_path):
 
 @pytest.mark.parametrize("header,kind,params", [
     ('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull"',
-     "bearer", {"realm": "https://auth.docker.io/token", "service": "registry.docker.io", "scope": "repository:a/b:pull"}),
+     "bearer",
+     {"realm": "https://auth.docker.io/token", "service": "registry.docker.io", "scope": "repository:a/b:pull"}),
     ('Basic realm="Registry Realm"', "basic", {"realm": "Registry Realm"}),
     ('Bearer realm="http://127.0.0.1:1/t",service=svc,error="insufficient_scope"', "bearer",
      {"realm": "http://127.0.0.1:1/t", "service": "svc", "error": "insufficient_scope"}),

@@ -107,7 +107,8 @@ HOSTILE = [
      "is not a Kubernetes name"),
     (("kubernetes", "secrets", 1, "name"), "a/b", "deploy.kubernetes.secrets[1].name", "is not a Kubernetes name"),
     (("kubernetes", "secrets", 1, "name"), "x" * 201, "deploy.kubernetes.secrets[1].name", "is not a Kubernetes name"),
-    (("kubernetes", "secrets", 1, "name"), "$(reboot)", "deploy.kubernetes.secrets[1].name", "is not a Kubernetes name"),
+    (("kubernetes", "secrets", 1, "name"), "$(reboot)", "deploy.kubernetes.secrets[1].name",
+     "is not a Kubernetes name"),
     (("kubernetes", "configmaps", 0, "data", 0, "key"), "../k", "deploy.kubernetes.configmaps[0].data[0].key",
      "is not a Kubernetes key"),
     (("kubernetes", "configmaps", 0, "data", 0, "key"), "a b", "deploy.kubernetes.configmaps[0].data[0].key",
@@ -150,7 +151,8 @@ HOSTILE = [
     (("tls", "ca", "cn"), "x/CN=evil", "deploy.tls.ca.cn", "is not a common name"),
     (("tls", "ca", "cn"), "x\ny", "deploy.tls.ca.cn", "is not a common name"),
     (("tls", "ca", "file"), "../ca", "deploy.tls.ca.file", "is not a file stem"),
-    (("tls", "client"), {"file": "root", "cn": "c"}, "deploy.tls.client.file", "repeats the certificate file name root"),
+    (("tls", "client"), {"file": "root", "cn": "c"}, "deploy.tls.client.file",
+     "repeats the certificate file name root"),
     (("kubernetes", "jobs"), [], "deploy.kubernetes", "has an unknown field jobs"),
     (("kubernetes", "cronjobs\n"), [], "deploy.kubernetes", "has an unknown field (allowed"),
     (("kubernetes",), [], "deploy.kubernetes", "is not an object"),
@@ -167,7 +169,8 @@ def test_hostile_values_are_refused_with_one_sentence(path, value, where, says):
         assert value not in message  # a bad value is never repeated
 
 
-@pytest.mark.parametrize("path,limit", [(("kubernetes", "configmaps"), MAX_OBJECTS), (("kubernetes", "secrets"), MAX_OBJECTS),
+@pytest.mark.parametrize("path,limit", [(("kubernetes", "configmaps"), MAX_OBJECTS),
+                                        (("kubernetes", "secrets"), MAX_OBJECTS),
                                         (("kubernetes", "configmaps", 0, "data"), MAX_DATA),
                                         (("tls", "services"), MAX_SERVICES)])
 def test_oversized_lists_are_refused(path, limit):

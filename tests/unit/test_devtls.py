@@ -419,7 +419,8 @@ def test_neither_backend_available(tmp_path, monkeypatch):
 def test_the_default_set_names_no_service(tmp_path):
     """Without a `deploy.tls` (or `tls` without --service): a CA, a shared certificate for localhost, a client."""
     result = devtls.generate(str(tmp_path / "tls"))
-    assert sorted(os.listdir(tmp_path / "tls")) == ["ca.crt", "ca.key", "client.crt", "client.key", "tls.crt", "tls.key"]
+    assert sorted(os.listdir(tmp_path / "tls")) == ["ca.crt", "ca.key", "client.crt", "client.key",
+                                                    "tls.crt", "tls.key"]
     assert result["certificates"]["tls"]["sans"] == ["DNS:localhost", "IP:127.0.0.1"]
     assert result["certificates"]["ca"]["subject"] == "O=offline-bundle development,CN=offline-bundle dev CA"
     assert result["services"] == [] and result["namespace"] == "default"

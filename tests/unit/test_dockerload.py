@@ -10,8 +10,9 @@ from tests.helpers.fakeengine import fake_engine
 
 
 def test_an_error_inside_the_load_stream_is_exit_10(tmp_path):
-    server = fake_engine(tmp_path / "d.sock", [{"stream": "Loading layer"}, {"errorDetail": {"message": "no space"},
-                                                                          "error": "write /var/lib/docker: no space"}], "x")
+    server = fake_engine(tmp_path / "d.sock", [{"stream": "Loading layer"},
+                                               {"errorDetail": {"message": "no space"},
+                                                "error": "write /var/lib/docker: no space"}], "x")
     try:
         with pytest.raises(DeployError) as info:
             Docker(str(tmp_path / "d.sock")).load(iter([b"\0" * 1024]))

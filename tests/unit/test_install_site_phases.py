@@ -14,12 +14,7 @@ from installer.kit.layout import Kit
 SITE = "site.test"
 TAG_PUT = r"/manifests/(?!sha256:)"
 
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    for name in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_credentials")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +77,8 @@ def test_install_pushes_in_phase_3_and_moves_tags_in_phase_6(bundle, site, sleep
     assert receipt["outcome"] == "installed"
     assert phase(receipt, 3) == dict(phase(receipt, 3), status="done", detail="site.test: 8 blobs pushed, 0 mounted, "
                                      "0 already there; 4 manifests pushed, 0 already there")
-    assert phase(receipt, 6) == dict(phase(receipt, 6), status="done", detail="site.test: 2 tags moved, 0 already current")
+    assert phase(receipt, 6) == dict(phase(receipt, 6), status="done",
+                                     detail="site.test: 2 tags moved, 0 already current")
     assert receipt["site_options"][SITE] == {"insecure": [SITE], "registry_ca": None, "strip_source_host": False}
     assert set(Kit(str(tmp_path / "kit")).owners()[SITE]) == {"src.test/team/app:1.0", "src.test/team/multi:2.0"}
     assert sleeps.calls == []
@@ -144,7 +140,8 @@ def test_phase_6_failing_leaves_the_version_current_and_deploy_incomplete_until_
     assert kit.current_version("demo") == "1.0.0"
     receipt = last_receipt(tmp_path / "kit")
     assert receipt["outcome"] == "deploy-incomplete"
-    assert phase(receipt, 3)["status"] == phase(receipt, 5)["status"] == "done" and phase(receipt, 6)["status"] == "failed"
+    assert phase(receipt, 3)["status"] == phase(receipt, 5)["status"] == "done"
+    assert phase(receipt, 6)["status"] == "failed"
     assert all(site.tags(repo) == {} for repo in site.repositories())  # content by digest, no tag
     assert all(site.manifests(repo) for repo in site.repositories())
     site.clear_faults()
@@ -156,7 +153,8 @@ def test_phase_6_failing_leaves_the_version_current_and_deploy_incomplete_until_
 
 def test_a_site_refusing_access_in_phase_3_fails_at_once(bundle, site, sleeps, tmp_path):
     site.fail(status(403), method="HEAD", path=r"/blobs/")
-    with pytest.raises(RegistryError, match=r"site.test refused access \(HEAD site.test/v2/src.test/team/.*: HTTP 403\)"):
+    with pytest.raises(RegistryError,
+                       match=r"site.test refused access \(HEAD site.test/v2/src.test/team/.*: HTTP 403\)"):
         install(bundle, tmp_path / "kit", site, sleeps)
     assert sleeps.calls == [] and site.writes() == []
     assert Kit(str(tmp_path / "kit")).current_version("demo") is None

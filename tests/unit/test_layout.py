@@ -19,7 +19,8 @@ def _imports(path: Path):
     guarded = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) and any(
-                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError") for h in node.handlers):
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers):
             for inner in ast.walk(node):
                 guarded.add(id(inner))
     out = []
@@ -187,7 +188,8 @@ def test_the_layer_check_catches_a_wrong_way_import(tmp_path, monkeypatch):
     for d in (fake, fake / "format", fake / "kit"):
         (d / "__init__.py").write_text("")
     (fake / "kit" / "layout.py").write_text("X = 1\n")
-    (fake / "format" / "meta.py").write_text("import json\n\n\ndef f():\n    from ..kit.layout import X\n    return X\n")
+    (fake / "format" / "meta.py").write_text("import json\n\n\n"
+                                             "def f():\n    from ..kit.layout import X\n    return X\n")
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
     problems = layer_violations(fake, INSTALLER_LAYERS, "installer")
     assert problems == ["installer/format/meta.py:5: installer.format.meta (layer format) imports "

@@ -283,11 +283,15 @@ def test_a_deploy_section_loads_into_the_model(tmp_path):
 @pytest.mark.parametrize("body,line,path,says", [
     ("  namespace2: x\n", 12, "spec.deploy.namespace2", "unknown key (allowed: compose, kubernetes, namespace, tls)"),
     ("  kubernetes: {jobs: []}\n", 12, "spec.deploy.kubernetes.jobs", "unknown key (allowed: configmaps, secrets)"),
-    ("  compose: {env: {PATH: tls}}\n", 12, "spec.deploy.compose.env.PATH", "'PATH' is not allowed here (an environment"),
+    ("  compose: {env: {PATH: tls}}\n", 12, "spec.deploy.compose.env.PATH",
+     "'PATH' is not allowed here (an environment"),
     ("  compose: {env: {'A;B': tls}}\n", 12, "spec.deploy.compose.env.A;B", "'A;B' is not allowed here"),
-    ("  compose: {env: {SHOP_DIR: /etc}}\n", 12, "spec.deploy.compose.env.SHOP_DIR", "'/etc' is not one of ['tls', 'token']"),
-    ("  tls: {services: [Web]}\n", 12, "spec.deploy.tls.services[0]", "'Web' does not match the required form (a DNS label"),
-    ("  tls: {ca: {file: ca, cn: 'a/CN=b'}}\n", 12, "spec.deploy.tls.ca.cn", "'a/CN=b' does not match the required form"),
+    ("  compose: {env: {SHOP_DIR: /etc}}\n", 12, "spec.deploy.compose.env.SHOP_DIR",
+     "'/etc' is not one of ['tls', 'token']"),
+    ("  tls: {services: [Web]}\n", 12, "spec.deploy.tls.services[0]",
+     "'Web' does not match the required form (a DNS label"),
+    ("  tls: {ca: {file: ca, cn: 'a/CN=b'}}\n", 12, "spec.deploy.tls.ca.cn",
+     "'a/CN=b' does not match the required form"),
     ("  kubernetes:\n    configmaps:\n      - name: ../x\n        data: [{key: k, file: config/a.yaml}]\n", 14,
      "spec.deploy.kubernetes.configmaps[0].name", "'../x' does not match the required form (a Kubernetes object name"),
     ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, site: tls/tls.key}]\n", 15,
@@ -305,11 +309,13 @@ def test_a_deploy_section_loads_into_the_model(tmp_path):
      "spec.deploy.kubernetes.configmaps[0].data[0]", "file config/b.yaml is not the target of any spec.files entry"),
     ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, file: config/a.yaml}]\n"
      "    secrets:\n      - name: x\n        data: [{key: k, file: config/a.yaml}]\n", 17,
-     "spec.deploy.kubernetes.secrets[0].name", "x is also the name of spec.deploy.kubernetes.configmaps[0]; object names "
-                                               "are unique"),
+     "spec.deploy.kubernetes.secrets[0].name",
+     "x is also the name of spec.deploy.kubernetes.configmaps[0]; object names are unique"),
     ("  kubernetes:\n    configmaps:\n      - name: x\n        data: [{key: k, file: config/a.yaml},"
-     " {key: k, file: config/a.yaml}]\n", 15, "spec.deploy.kubernetes.configmaps[0].data[1]", "the key k is given twice in x"),
-    ("  tls:\n    services: [web, tls]\n", 13, "spec.deploy.tls.services[1]", "tls is already a certificate's file name"),
+     " {key: k, file: config/a.yaml}]\n", 15, "spec.deploy.kubernetes.configmaps[0].data[1]",
+     "the key k is given twice in x"),
+    ("  tls:\n    services: [web, tls]\n", 13, "spec.deploy.tls.services[1]",
+     "tls is already a certificate's file name"),
     ("  tls:\n    ca: {file: c, cn: c}\n    client: {file: c, cn: d}\n", 14, "spec.deploy.tls.client.file",
      "c is already a certificate's file name"),
 ])

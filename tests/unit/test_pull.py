@@ -18,11 +18,7 @@ from installer.format.reference import parse_mirror
 
 PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("linux", "s390x")]
 
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    monkeypatch.delenv("BUNDLE_REGISTRY_HOSTS", raising=False)
+pytestmark = pytest.mark.usefixtures("no_credentials")
 
 
 @pytest.fixture
@@ -62,7 +58,8 @@ def test_a_single_platform_image_lands_in_the_cache_verified(cache, src, sleeps)
     for digest in img.blobs:
         assert cache.has(digest) and open(cache.path(digest), "rb").read() == src.blob(digest)
     assert cache.read(img.digest) == img.data and cache.media_type(img.digest) == img.media_type
-    assert [m.to_dict() for m in pulled.entry.manifests] == [{"digest": img.digest, "media_type": img.media_type, "platform": "linux/amd64"}]
+    assert [m.to_dict() for m in pulled.entry.manifests] == [{"digest": img.digest, "media_type": img.media_type,
+                                                              "platform": "linux/amd64"}]
     # a second pull asks for the tag again (it may have moved) and downloads nothing
     before = len(src.requests("GET", r"/blobs/"))
     pull(puller(cache, src, sleeps), {"ref": "docker.io/team/app:1.0"})

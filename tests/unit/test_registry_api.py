@@ -6,8 +6,8 @@ import hashlib
 import io
 
 import pytest
-from tests.helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, delay, digest_header, quick_policy, reset, status,
-                                 timeout, truncate, untrusted)
+from tests.helpers.memregistry import (MemRegistry, Sleeps, corrupt, cut, delay, digest_header, quick_policy, reset,
+                                       status, timeout, truncate, untrusted)
 
 from installer.errors import ContentMismatch, InvalidInput, RegistryError
 from installer.site.registry import Registry

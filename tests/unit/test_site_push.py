@@ -14,12 +14,7 @@ from installer.site.push import PushReport, SitePush, planned_tags, site_reposit
 
 SITE = "site.test"
 
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    for name in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_credentials")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def expected(installed):
     """What a complete push leaves on the site: {repo: (blobs, manifests, tags)}, from the source's own content."""
     _, meta, source = installed
     out = {}
-    for ref, repo in site_repositories(meta, "", False).items():
+    for repo in site_repositories(meta, "", False).values():
         upstream = repo[len("src.test/"):]
         out[repo] = (source.blobs(upstream), source.manifests(upstream), {})
     out["charts/web"] = (source.blobs("charts/web"), source.manifests("charts/web"), {})

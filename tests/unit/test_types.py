@@ -83,3 +83,11 @@ def test_installer_and_bundler_pass_ruff():
                         *("--exclude=%s" % f for f in RUFF_EXCLUDED), "installer", "bundler"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_tests_and_bench_pass_ruff():
+    """The same rule set over the test suite and the benchmark: no exclusions and no per-file ignores, so a long line,
+    an unused loop variable or an unchained raise added there fails here too."""
+    r = subprocess.run([_tool("ruff"), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"),
+                        "tests", "bench"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
