@@ -13,7 +13,7 @@ Example::
         run_cmd(["docker", "-H", d.host, "images"])        # the CLI, against this engine only
         d.env  # {"DOCKER_HOST": "unix:///tmp/obd-.../docker.sock"} for subprocesses
 
-Notes (RECIPES.md): 127.0.0.0/8 registries are always insecure to dockerd, so CA errors can't be
+Notes: 127.0.0.0/8 registries are always insecure to dockerd, so CA errors can't be
 tested through it; ``docker load`` wants the docker-archive format (``images.make_docker_archive``).
 """
 

@@ -91,7 +91,7 @@ def test_values_render_with_helm_against_the_site(ob, default_bundle, pub, tmp_p
                   for c in d["spec"]["template"]["spec"]["containers"]]
         assert images and all(i.startswith(site.host + "/corp/docker.io/") and "@sha256:" in i for i in images)
     prom = json.loads((out / "values" / "prometheus.yaml").read_text())
-    assert prom["server"]["extraFlags"] == ["web.enable-lifecycle"]  # SEED.md section 3
+    assert prom["server"]["extraFlags"] == ["web.enable-lifecycle"]  # the seed's Prometheus settings
     assert prom["server"]["persistentVolume"] == {"enabled": True, "size": "200Gi"}
     assert json.loads((out / "values" / "loki.yaml").read_text())["loki"]["auth_enabled"] is True
     assert json.loads((out / "values" / "tempo.yaml").read_text())["tempo"]["multitenancyEnabled"] is True

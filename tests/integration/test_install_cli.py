@@ -86,7 +86,7 @@ def test_same_bundle_again_is_a_no_op(ob, built, pub, tmp_path):
     r = ob("install", archive, "--kit", kit, "--trust", pub, "--json")
     assert r.rc == 0 and r.json["result"]["outcome"] == "already-installed"
     phases = {p["phase"]: p["status"] for p in r.json["result"]["phases"]}
-    # the whole archive is read and verified again (PRODUCT.md), the installed tree found intact: nothing written
+    # the whole archive is read and verified again (docs/FORMAT.md), the installed tree found intact: nothing written
     assert phases[1] == "done" and phases[2] == "skipped" and r.json["result"]["repaired"] == []
     assert tree_snapshot(kit / "bundles") == before
 

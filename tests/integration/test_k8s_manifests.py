@@ -2,7 +2,7 @@
 
 Every object we build is compared, as parsed data, with what `kubectl create ... --dry-run=client`
 prints (both -o json and -o yaml) for the same input files: the seed's bootstrap commands
-(SEED.md section 3), as the default manifest's `spec.deploy` section declares them, with the bundle's
+(the seed's settings), as the default manifest's `spec.deploy` section declares them, with the bundle's
 real tenant and scrape files, plus text and binary edge cases.
 A missing kubectl is a FAILURE, not a skip.
 

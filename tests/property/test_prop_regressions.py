@@ -1,6 +1,6 @@
 """The bugs the property suite found, each as its smallest example, now regression tests.
 
-Each test asserts the behaviour PRODUCT.md asks for (a typed error, bounded time and memory). They were
+Each test asserts the documented behaviour (a typed error, bounded time and memory). They were
 strict xfails while the bugs were open; all are fixed.
 """
 

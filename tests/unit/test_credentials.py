@@ -1,4 +1,4 @@
-"""Credentials come from Docker's config for the host contacted; the environment only where PRODUCT.md allows."""
+"""Credentials come from Docker's config for the host contacted; the environment only where the README allows."""
 
 import base64
 import json

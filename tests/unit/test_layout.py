@@ -1,4 +1,4 @@
-"""Project layout rules of PRODUCT.md "Layout and names", checked on the source and the wheel."""
+"""The project's layout and names (docs/ARCHITECTURE.md), checked on the source and the wheel."""
 
 import ast
 import os
@@ -290,7 +290,7 @@ def test_the_builder_never_imports_the_installers_deploy_layer():
 
 def test_no_products_names_in_the_code():
     """The default stack's names are its manifest's data (spec.deploy): `grep -ri "stellaops|observability|telemetry"`
-    finds nothing in the code but the build command's default manifest file name (PRODUCT.md: MANIFEST defaults to
+    finds nothing in the code but the build command's default manifest file name (MANIFEST defaults to
     manifests/telemetry-storage.yaml)."""
     import re
 
