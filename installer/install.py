@@ -85,7 +85,9 @@ class DeployOptions:
             parse_site(registry)  # a usage error before anything is read
 
 
-def _apply_record(applied: ApplyReport) -> Dict[str, Json]:
+# The receipt's records of phases 3, 4 and 6. `install --json` shows the same objects (installer/cli/install.py uses
+# these): what an operator reads after an install is what the kit keeps of it.
+def apply_record(applied: ApplyReport) -> Dict[str, Json]:
     """--apply as the receipt records it (one object: a Kubernetes and a compose part share ``commands``)."""
     out: Dict[str, Json] = {}
     if applied.kubernetes is not None:
@@ -101,7 +103,7 @@ def _apply_record(applied: ApplyReport) -> Dict[str, Json]:
     return out
 
 
-def _site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str, Json]:
+def site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str, Json]:
     """What the receipt keeps of a site push (``sites``): its counters and where the images are."""
     out: Dict[str, Json] = {
         "site": report.site, "blobs_pushed": report.blobs_pushed, "blobs_mounted": report.blobs_mounted,
@@ -110,27 +112,27 @@ def _site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str
         "tags_current": report.tags_current, "bytes_pushed": report.bytes_pushed, "images": list(report.images),
         "charts": list(report.charts)}
     if applied is not None:
-        out["apply"] = _apply_record(applied)
+        out["apply"] = apply_record(applied)
     return out
 
 
-def _docker_record(report: DockerLoadReport) -> Dict[str, Json]:
+def docker_record(report: DockerLoadReport) -> Dict[str, Json]:
     return {"platform": report.platform,
             "images": [{"ref": i.ref, "id": i.id, "tags": list(i.tags), "platform": i.platform}
                        for i in report.images]}
 
 
-def _command_record(command: DeployCommand) -> Dict[str, Json]:
+def command_record(command: DeployCommand) -> Dict[str, Json]:
     out: Dict[str, Json] = {"argv": list(command.argv)}
     if command.env:
         out["env"] = dict(command.env)
     return out
 
 
-def _outputs_record(outputs: DeployOutputs) -> Dict[str, Json]:
+def outputs_record(outputs: DeployOutputs) -> Dict[str, Json]:
     r = outputs.rendered
     return {"site": r.site, "folder": r.folder, "files": list(r.files), "commands": list(r.commands),
-            "argv": [_command_record(c) for c in r.argv], "tls": outputs.tls,
+            "argv": [command_record(c) for c in r.argv], "tls": outputs.tls,
             "kubernetes_skipped": list(outputs.kubernetes_skipped)}
 
 
@@ -326,7 +328,7 @@ class Installer:
                               progress_factory=self._progress, hashed_this_run=True,
                               transport=self.deploy.transport, retry=self.deploy.retry)
             report = pusher.push_content()
-            self.receipt.record_site(self.deploy.registry, _site_record(report, None), self._site_options())
+            self.receipt.record_site(self.deploy.registry, site_record(report, None), self._site_options())
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report.blobs_pushed, report.blobs_mounted,
                               report.blobs_present, report.manifests_pushed, report.manifests_present))
@@ -334,7 +336,7 @@ class Installer:
             loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
                                 progress_factory=self._progress)
             docker = loader.load_all()
-            self.receipt.update(docker=_docker_record(docker))
+            self.receipt.update(docker=docker_record(docker))
             self._claim_docker(meta, bundle_id)
             details.append("docker: %d images loaded for %s, IDs equal their config digests"
                            % (len(docker.images), docker.platform))
@@ -411,7 +413,7 @@ class Installer:
                           extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final),
                           tls_dir=tls_dir, loaded_ids=loaded)
         outputs = DeployOutputs(rendered, tls, self.k8s_skipped)
-        self.receipt.update(deploy_outputs=_outputs_record(outputs))
+        self.receipt.update(deploy_outputs=outputs_record(outputs))
         self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (rendered.folder, len(rendered.files)))
         return outputs
 
@@ -480,7 +482,7 @@ class Installer:
             finally:  # the receipt's record of the site gets what phase 6 did there, even when it failed
                 if pusher is not None:
                     site = pusher.report.site
-                    self.receipt.record_site(site, _site_record(pusher.report, applied), self._site_options())
+                    self.receipt.record_site(site, site_record(pusher.report, applied), self._site_options())
         except BundleError as exc:
             self.receipt.phase(Phase.TAGS_AND_APPLY, Status.FAILED, exc.message)
             self.receipt.finish(Outcome.DEPLOY_INCOMPLETE, exc)  # recorded: fail() does not write over it

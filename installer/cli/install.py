@@ -4,11 +4,8 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from installer.cli.options import KIT_OPT, TRUST_OPT, Command, Opt
-from installer.deploy.apply import ApplyReport
-from installer.deploy.render import DeployCommand
-from installer.install import DeployOptions, DeployOutputs, InstallResult, install
-from installer.site.dockerload import DockerLoadReport
-from installer.site.push import PushReport
+from installer.install import (DeployOptions, InstallResult, apply_record, docker_record, install, outputs_record,
+                               site_record)
 from installer.cli.verify import report_json
 
 Json = Dict[str, Any]
@@ -26,59 +23,20 @@ def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgra
 
 
 # --- JSON: the `result` of `install --json` ------------------------------------------------------
-def push_json(p: PushReport) -> Json:
-    return {"site": p.site, "blobs_pushed": p.blobs_pushed, "blobs_mounted": p.blobs_mounted,
-            "blobs_present": p.blobs_present, "manifests_pushed": p.manifests_pushed,
-            "manifests_present": p.manifests_present, "tags_moved": p.tags_moved, "tags_current": p.tags_current,
-            "bytes_pushed": p.bytes_pushed, "images": list(p.images), "charts": list(p.charts)}
-
-
-def apply_json(a: ApplyReport) -> Json:
-    """One object for both parts; with both, compose's ``commands`` are the ones shown (as since --apply began)."""
-    out: Json = {}
-    if a.kubernetes is not None:
-        out["kubernetes"] = a.kubernetes.status
-        if a.kubernetes.commands is not None:
-            out["commands"] = list(a.kubernetes.commands)
-        if a.kubernetes.folder is not None:
-            out["folder"] = a.kubernetes.folder
-    if a.compose is not None:
-        out["compose"] = a.compose.status
-        if a.compose.commands is not None:
-            out["commands"] = list(a.compose.commands)
-    return out
-
-
-def docker_json(d: DockerLoadReport) -> Json:
-    return {"platform": d.platform,
-            "images": [{"ref": i.ref, "id": i.id, "tags": list(i.tags), "platform": i.platform} for i in d.images]}
-
-
-def command_json(c: DeployCommand) -> Json:
-    out: Json = {"argv": list(c.argv)}
-    if c.env:
-        out["env"] = dict(c.env)
-    return out
-
-
-def outputs_json(o: DeployOutputs) -> Json:
-    r = o.rendered
-    return {"site": r.site, "folder": r.folder, "files": list(r.files), "commands": list(r.commands),
-            "argv": [command_json(c) for c in r.argv], "tls": o.tls, "kubernetes_skipped": list(o.kubernetes_skipped)}
-
-
+# Its deploy, docker and outputs parts are the receipt's own records of them (installer/install.py).
 def verify_json(r: InstallResult) -> Json:
     """Phase 1's verify report: the same keys `verify --json` gives an archive."""
     return report_json(r.verified)
 
 
 def install_json(r: InstallResult) -> Json:
-    deploy = push_json(r.push) if r.push is not None else {}
-    if r.apply is not None:
-        deploy["apply"] = apply_json(r.apply)
+    if r.push is not None:
+        deploy = site_record(r.push, r.apply)
+    else:
+        deploy = {"apply": apply_record(r.apply)} if r.apply is not None else {}
     result = verify_json(r)
-    result.update(deploy=deploy, docker=docker_json(r.docker) if r.docker is not None else {},
-                  outputs=outputs_json(r.outputs) if r.outputs is not None else {}, repaired=list(r.repaired),
+    result.update(deploy=deploy, docker=docker_record(r.docker) if r.docker is not None else {},
+                  outputs=outputs_record(r.outputs) if r.outputs is not None else {}, repaired=list(r.repaired),
                   outcome=r.outcome, previous=r.previous, current=r.current, kit=r.kit, path=r.path,
                   receipt=r.receipt,
                   phases=[{"phase": p.phase, "name": p.name, "status": p.status, "detail": p.detail}
