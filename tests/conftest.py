@@ -162,3 +162,25 @@ def standin(tmp_path_factory):
     yield ["--mirror", "docker.io=%s" % reg.host, "--insecure-registry", reg.host] + chart_args
     stop_process(charts)
     reg.stop()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A plain docker-registry to install into (the air-gapped site), stopped after the test."""
+    from tests.helpers.registry import start_registry
+
+    reg = start_registry(tmp_path / "site", kind="plain")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def default_bundle(ob, keydir, standin, tmp_path_factory):
+    """The shipped default manifest built once per run through the stand-in registry and chart repository, signed
+    with keydir's ed25519 key; every chart renders with helm against the bundle's images."""
+    out = tmp_path_factory.mktemp("default-bundle")
+    r = ob("build", REPO / "manifests" / "telemetry-storage.yaml", "--key", keydir / "ed" / "bundle.key",
+           "--out", out, "--cache", out / "cache", "--json", *standin)
+    assert r.rc == 0, r
+    assert all(v == "ok" for v in r.json["result"]["helm_check"].values()), r.json["result"]["helm_check"]
+    return Path(r.json["result"]["archive"])

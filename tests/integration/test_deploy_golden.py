@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from tests.helpers.registry import start_registry
 
 GOLDEN = REPO / "tests" / "data" / "golden" / "telemetry-storage"
 WRITE = os.environ.get("OFFLINE_BUNDLE_WRITE_GOLDEN") == "1"
@@ -40,20 +39,10 @@ PKI = {
 TOKEN = b"golden-bearer-token\n"
 
 
-@pytest.fixture(scope="module")
-def default_build(ob, keydir, standin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("golden-build")
-    r = ob("build", REPO / "manifests" / "telemetry-storage.yaml", "--key", keydir / "ed" / "bundle.key",
-           "--out", out, "--cache", out / "cache", "--json", *standin)
-    assert r.rc == 0, r
-    return Path(r.json["result"]["archive"]), standin
-
-
 @pytest.fixture
-def site(tmp_path):
-    reg = start_registry(tmp_path / "site", kind="plain")
-    yield reg
-    reg.stop()
+def default_build(default_bundle, standin):
+    """The shared default bundle (tests/conftest.py), and the build arguments it was fetched with."""
+    return default_bundle, standin
 
 
 class Normaliser:

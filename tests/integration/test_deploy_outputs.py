@@ -5,31 +5,10 @@ import json
 import os
 import stat
 import subprocess
-from pathlib import Path
 
-import pytest
 import yaml
-from conftest import REPO
 from tests.helpers.charts import helm
 from tests.helpers.images import skopeo_inspect_digest
-from tests.helpers.registry import start_registry
-
-
-@pytest.fixture(scope="module")
-def default_bundle(ob, keydir, standin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("default")
-    r = ob("build", REPO / "manifests" / "telemetry-storage.yaml", "--key", keydir / "ed" / "bundle.key",
-           "--out", out, "--cache", out / "cache", "--json", *standin)
-    assert r.rc == 0, r
-    assert all(v == "ok" for v in r.json["result"]["helm_check"].values()), r.json["result"]["helm_check"]
-    return Path(r.json["result"]["archive"])
-
-
-@pytest.fixture
-def site(tmp_path):
-    reg = start_registry(tmp_path / "site", kind="plain")
-    yield reg
-    reg.stop()
 
 
 def install(ob, archive, kit, pub, site, *extra):

@@ -54,13 +54,6 @@ def notes(ob, keydir, source, tmp_path_factory):
     return Path(r.json["result"]["archive"])
 
 
-@pytest.fixture
-def site(tmp_path):
-    reg = start_registry(tmp_path / "site", kind="plain")
-    yield reg
-    reg.stop()
-
-
 def kubectl(*args, check=True):
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "KUBECONFIG": "/nonexistent/kubeconfig"}
     proc = subprocess.run([str(KUBECTL)] + [str(a) for a in args], capture_output=True, env=env, timeout=120)
