@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import pytest
 from bundler.build import build
 from bundler.stage.stage import SourceOptions
 from installer.install import DeployOptions, Installer, InstallResult
@@ -77,11 +78,16 @@ def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[str] =
 
 def build_bundle(source: MemRegistry, folder: Path, key: Path, images: Sequence[str] = (),
                  charts: Sequence[Tuple[str, str]] = (), name: str = "demo", version: str = "1.0.0") -> Path:
-    """Build a signed bundle whose images and charts come from ``source`` (named insecure); the archive path."""
+    """Build a signed bundle whose images and charts come from ``source`` (named insecure); the archive path.
+    No credentials of the machine's reach the build: an empty Docker config, no BUNDLE_REGISTRY_* variables."""
     m = manifest_yaml(folder / "src", name, version, images, charts)
     opts = SourceOptions(cache_dir=str(folder / "cache"), insecure=(source.host,), show_progress=False,
                          transport=source)
-    result = build(str(m), str(key), str(folder / "out"), opts=opts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCKER_CONFIG", str(folder / "no-docker-config"))
+        for variable in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):
+            mp.delenv(variable, raising=False)
+        result = build(str(m), str(key), str(folder / "out"), opts=opts)
     return Path(result["archive"])
 
 

@@ -20,14 +20,11 @@ pytestmark = pytest.mark.usefixtures("no_credentials")
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, keydir):
     """(archive, public key, the source registry): two images (one an index) built from an in-memory source."""
-    base = tmp_path_factory.mktemp("phases")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DOCKER_CONFIG", str(base / "no-docker-config"))
-        source = MemRegistry("src.test")
-        source.seed_image("team/app", "1.0", [b"base\n", b"app\n" * 50])
-        source.seed_index("team/multi", "2.0", [("linux", "amd64"), ("linux", "arm64")])
-        archive = build_bundle(source, base, keydir / "ed" / "bundle.key",
-                               images=["src.test/team/app:1.0", "src.test/team/multi:2.0"])
+    source = MemRegistry("src.test")
+    source.seed_image("team/app", "1.0", [b"base\n", b"app\n" * 50])
+    source.seed_index("team/multi", "2.0", [("linux", "amd64"), ("linux", "arm64")])
+    archive = build_bundle(source, tmp_path_factory.mktemp("phases"), keydir / "ed" / "bundle.key",
+                           images=["src.test/team/app:1.0", "src.test/team/multi:2.0"])
     return archive, keydir / "ed" / "bundle.pub", source
 
 

@@ -22,18 +22,16 @@ def installed(tmp_path_factory, keydir):
     """A bundle with a single-platform image, a two-platform index sharing its base layer, a digest-only image
     and an OCI chart, built from an in-memory source and installed (no registry): (tree, meta, source)."""
     base = tmp_path_factory.mktemp("site-push")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DOCKER_CONFIG", str(base / "no-docker-config"))
-        source = MemRegistry("src.test")
-        source.seed_image("team/app", "1.0", [b"shared base layer\n", b"the app\n" * 100])
-        source.seed_index("team/multi", "2.0", [("linux", "amd64"), ("linux", "arm64")])
-        pinned = source.seed_image("team/pinned", None, [b"pinned only by digest\n"])
-        seed_chart(source, "charts/web", "web", "0.3.0")
-        archive = build_bundle(source, base, keydir / "ed" / "bundle.key",
-                               images=["src.test/team/app:1.0", "src.test/team/multi:2.0",
-                                       "src.test/team/pinned@" + pinned.digest],
-                               charts=[("oci://src.test/charts/web", "0.3.0")])
-        result, inst = install_into(archive, base / "kit", keydir / "ed" / "bundle.pub")
+    source = MemRegistry("src.test")
+    source.seed_image("team/app", "1.0", [b"shared base layer\n", b"the app\n" * 100])
+    source.seed_index("team/multi", "2.0", [("linux", "amd64"), ("linux", "arm64")])
+    pinned = source.seed_image("team/pinned", None, [b"pinned only by digest\n"])
+    seed_chart(source, "charts/web", "web", "0.3.0")
+    archive = build_bundle(source, base, keydir / "ed" / "bundle.key",
+                           images=["src.test/team/app:1.0", "src.test/team/multi:2.0",
+                                   "src.test/team/pinned@" + pinned.digest],
+                           charts=[("oci://src.test/charts/web", "0.3.0")])
+    result, inst = install_into(archive, base / "kit", keydir / "ed" / "bundle.pub")
     return result.path, result.meta, source
 
 

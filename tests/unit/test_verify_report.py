@@ -20,12 +20,10 @@ VERIFY_KEYS = {"name", "version", "bundle_id", "signer", "files", "total_size", 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, keydir):
-    base = tmp_path_factory.mktemp("report")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DOCKER_CONFIG", str(base / "no-docker-config"))
-        source = MemRegistry("src.test")
-        source.seed_image("team/app", "1.0", [b"base\n", b"app\n" * 50])
-        archive = build_bundle(source, base, keydir / "ed" / "bundle.key", images=["src.test/team/app:1.0"])
+    source = MemRegistry("src.test")
+    source.seed_image("team/app", "1.0", [b"base\n", b"app\n" * 50])
+    archive = build_bundle(source, tmp_path_factory.mktemp("report"), keydir / "ed" / "bundle.key",
+                           images=["src.test/team/app:1.0"])
     return archive, keydir / "ed" / "bundle.pub"
 
 
