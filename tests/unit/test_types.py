@@ -18,7 +18,8 @@ TYPED = [
     "bundler/plan/yamlsrc.py", "bundler/plan/schemas.py", "bundler/plan/manifest.py", "bundler/plan/tenants.py",
     "bundler/plan/lock.py",
     "bundler/seal/archive.py", "bundler/seal/keys.py",
-    "bundler/pull/chartrepo.py",
+    "bundler/pull/chartrepo.py", "bundler/pull/charts.py", "bundler/pull/images.py", "bundler/pull/dockersource.py",
+    "bundler/delta.py", "bundler/stage/helmcheck.py", "bundler/stage/stage.py",
 ]
 
 
