@@ -3,7 +3,7 @@ delta → sign → emit)."""
 
 import json
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from installer.errors import TrustError, UsageError
 from installer.trust.signing import verify as verify_sig
@@ -20,7 +20,7 @@ from bundler.stage.stage import PlannedMember, SourceOptions, Staged, stage
 
 def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optional[Signer] = None,
           opts: Optional[SourceOptions] = None, split_size: int = 0, unsigned: bool = False,
-          delta_from: Optional[str] = None) -> dict:
+          delta_from: Optional[str] = None) -> Dict[str, Any]:
     manifest = load_manifest(manifest_path)
     # The key is loaded (and its passphrase checked) before anything is pulled; --unsigned needs none.
     signing = None if unsigned else (signer or load_signer(key_path))
@@ -34,7 +34,7 @@ def build(manifest_path: str, key_path: str, out_dir: str = ".", signer: Optiona
     return emit(staged, signing.sign(staged.sums), out_dir, split_size, signing.public.fingerprint)
 
 
-def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> dict:
+def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> Dict[str, Any]:
     """Write the archive beside STAGED from a signature made elsewhere; check it with --trust when given."""
     from installer.format.sums import MAX_SIG_BYTES
     from installer.trust.signing import canonical_signature

@@ -5,7 +5,7 @@ specs as the standalone argparse CLI and call the same functions (installer.cli.
 """
 
 import sys
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import click
 
@@ -31,7 +31,7 @@ from installer.cli.commands import COMMANDS, COMMON, Command, Opt  # noqa: E402
 from installer.errors import UsageError  # noqa: E402
 
 
-def _opt_decorator(opt: Opt):
+def _opt_decorator(opt: Opt) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if opt.positional:
         return click.argument(opt.dest, metavar=opt.metavar, required=opt.required)
     if opt.is_flag:
@@ -45,8 +45,8 @@ def _opt_decorator(opt: Opt):
                         multiple=opt.multiple, type=click.Choice(opt.choices) if opt.choices else None, **extra)
 
 
-def make_command(cmd: Command, name: str, last_line: str = "") -> click.Command:
-    def callback(**kwargs):
+def make_command(cmd: Command[Any], name: str, last_line: str = "") -> click.Command:
+    def callback(**kwargs: Any) -> None:
         as_json = kwargs.pop("json")
         quiet = kwargs.pop("quiet")
         for opt in cmd.opts:
@@ -65,8 +65,8 @@ def cli() -> None:
     """Build, verify and install signed offline bundles for air-gapped sites."""
 
 
-def _register(commands: List[Command]) -> None:
-    groups = {}
+def _register(commands: List[Command[Any]]) -> None:
+    groups: Dict[str, click.Group] = {}
     for cmd in commands:
         words = cmd.name.split()
         if len(words) == 1:
@@ -78,7 +78,7 @@ def _register(commands: List[Command]) -> None:
         groups[words[0]].add_command(make_command(cmd, words[1]))
 
 
-def _build_commands() -> List[Command]:
+def _build_commands() -> List[Command[Any]]:
     from bundler.commands import BUILD_COMMANDS
 
     return BUILD_COMMANDS
@@ -87,7 +87,7 @@ def _build_commands() -> List[Command]:
 _register(_build_commands() + COMMANDS)
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
     install_signal_handlers()
     args = sys.argv[1:] if argv is None else list(argv)
     try:

@@ -1,6 +1,6 @@
 """Build-side commands, described with the same specs as the installer's."""
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from installer.cli.commands import Command, Opt
 
@@ -14,14 +14,14 @@ from bundler.stage.stage import SourceOptions, lock
 from bundler.resources import default_manifest
 
 
-def run_keygen(out: str, algorithm: str = "ed25519", **_) -> dict:
+def run_keygen(out: str, algorithm: str = "ed25519", **_: Any) -> Dict[str, str]:
     key_path, pub_path, public = keys.keygen(out, algorithm or "ed25519")
     result = keys.describe_public(public)
     result.update(key=key_path, pub=pub_path)
     return result
 
 
-def text_keygen(r: dict) -> List[str]:
+def text_keygen(r: Dict[str, str]) -> List[str]:
     return ["wrote %s (private, 0600) and %s" % (r["key"], r["pub"]),
             "fingerprint %s (%s)" % (r["fingerprint"], r["algorithm"]),
             "reviewers verify SHA256SUMS with: %s" % r["openssl_verify"]]
@@ -37,8 +37,8 @@ SOURCE_OPTS = [
 ]
 
 
-def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
-                   insecure_registry=(), quiet: bool = False, locked: bool = False,
+def source_options(cache: Optional[str] = None, mirror: Sequence[str] = (), registry_ca: Optional[str] = None,
+                   insecure_registry: Sequence[str] = (), quiet: bool = False, locked: bool = False,
                    ignore_lock: bool = False) -> SourceOptions:
     if locked and ignore_lock:
         raise UsageError("--locked and --ignore-lock cannot be used together")
@@ -47,9 +47,11 @@ def source_options(cache: Optional[str] = None, mirror=(), registry_ca: Optional
 
 
 def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cache: Optional[str] = None,
-              mirror=(), registry_ca: Optional[str] = None, insecure_registry=(), quiet: bool = False,
+              mirror: Sequence[str] = (), registry_ca: Optional[str] = None, insecure_registry: Sequence[str] = (),
+              quiet: bool = False,
               locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None,
-              unsigned: bool = False, with_installer: bool = False, delta_from: Optional[str] = None, **_) -> dict:
+              unsigned: bool = False, with_installer: bool = False, delta_from: Optional[str] = None,
+              **_: Any) -> Dict[str, Any]:
     if with_installer and unsigned:
         raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, run "
                          "export-installer where the key is")
@@ -64,20 +66,21 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
     return standalone.with_installer(result, key, out or ".") if with_installer else result
 
 
-def run_seal(staged: str, sig: str, trust=(), **_) -> dict:
+def run_seal(staged: str, sig: str, trust: Sequence[str] = (), **_: Any) -> Dict[str, Any]:
     return seal(staged, sig, list(trust or ()))
 
 
-def run_lock(manifest: Optional[str] = None, cache: Optional[str] = None, mirror=(), registry_ca: Optional[str] = None,
-             insecure_registry=(), quiet: bool = False, **_) -> dict:
+def run_lock(manifest: Optional[str] = None, cache: Optional[str] = None, mirror: Sequence[str] = (),
+             registry_ca: Optional[str] = None, insecure_registry: Sequence[str] = (), quiet: bool = False,
+             **_: Any) -> Dict[str, Any]:
     return lock(manifest or default_manifest(), source_options(cache, mirror, registry_ca, insecure_registry, quiet))
 
 
-def text_lock(r: dict) -> List[str]:
+def text_lock(r: Dict[str, Any]) -> List[str]:
     return ["wrote %s: %d images, %d charts, %d files pinned" % (r["lock"], r["images"], r["charts"], r["files"])]
 
 
-def text_build(r: dict) -> List[str]:
+def text_build(r: Dict[str, Any]) -> List[str]:
     if "staged" in r:
         return ["staged %s %s in %s: sign %s elsewhere, then run" % (r["name"], r["version"], r["staged"], r["sign"]),
                 "  offline-bundle seal %s --sig SIGNATURE_FILE [--trust bundle.pub]" % r["staged"],
@@ -98,7 +101,7 @@ def text_build(r: dict) -> List[str]:
         standalone.installer_lines(r)
 
 
-BUILD_COMMANDS = [
+BUILD_COMMANDS: List[Command[Any]] = [
     Command("keygen", "create a signing key pair (bundle.key 0600, bundle.pub)",
             [Opt("--out", metavar="DIR", required=True, help="folder for bundle.key and bundle.pub"),
              Opt("--algorithm", metavar="ALG", choices=("ed25519", "ecdsa-p256"), default="ed25519",

@@ -4,7 +4,7 @@ down to the files the base lacks (SHA256SUMS and bundle.json still describe the 
 import hashlib
 import json
 import os
-from typing import List, Tuple
+from typing import List, Set, Tuple
 
 from installer.errors import InternalError, InvalidInput, UsageError
 from installer.format.model import DeltaBase, DeltaDoc
@@ -22,7 +22,7 @@ from bundler.stage.stage import Staged
 MAX_INVENTORY_BYTES = 64 * 1024 * 1024  # as SHA256SUMS: an inventory lists no more than the kit's sums
 
 
-def load_delta_base(path: str) -> Tuple[List[DeltaBase], set]:
+def load_delta_base(path: str) -> Tuple[List[DeltaBase], Set[str]]:
     """(base bundles, sha256 set) from a kit's inventory or from an old bundle's signed list."""
     if not os.path.isfile(path):
         raise UsageError("--delta-from %s does not exist" % path)
@@ -41,7 +41,7 @@ def load_delta_base(path: str) -> Tuple[List[DeltaBase], set]:
     return [DeltaBase(v.meta.name, v.meta.version, v.bundle_id)], set(v.sums_entries.values())
 
 
-def _load_inventory(path: str) -> Tuple[List[DeltaBase], set]:
+def _load_inventory(path: str) -> Tuple[List[DeltaBase], Set[str]]:
     """An inventory's bases and sha256 list; every sha256 and bundle_id strictly 64 lower-case hex (exit 3)."""
     with open(path, "rb") as fh:
         raw = fh.read(MAX_INVENTORY_BYTES + 1)
@@ -59,7 +59,7 @@ def _load_inventory(path: str) -> Tuple[List[DeltaBase], set]:
     return base, {strict_hex(d, source) for d in doc["sha256"]}
 
 
-def make_delta(staged: Staged, base: List[DeltaBase], digests: set) -> Staged:
+def make_delta(staged: Staged, base: List[DeltaBase], digests: Set[str]) -> Staged:
     """Keep only the files the base lacks; SHA256SUMS and bundle.json still describe the full version."""
     omitted = {m.path: m.size for m in staged.members if m.sha256 in digests}
     doc = DeltaDoc.of(base, omitted)

@@ -4,7 +4,7 @@ or, for offline signing, the staged folder `seal` finishes."""
 import os
 import shutil
 import tempfile
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict
 
 from installer.errors import BundleError, ContentMismatch, LocalEnvironmentError
 from installer.format.meta import MAX_META_BYTES
@@ -31,16 +31,29 @@ def make_out_dir(out_dir: str) -> None:
 STAGED_PLAN = "staged.json"
 
 
-def write_staged(staged: Staged, out_dir: str, split_size: int) -> dict:
+class _PlanEntryRequired(TypedDict):
+    path: str
+    size: int
+    sha256: str
+    executable: bool
+
+
+class PlanEntry(_PlanEntryRequired, total=False):
+    """A member in staged.json: its bytes in ``inline/<sha256>`` (``inline``), or a file to read (``source``)."""
+    inline: str
+    source: str
+
+
+def write_staged(staged: Staged, out_dir: str, split_size: int) -> Dict[str, Any]:
     """DIR/<name>-<version>.staged/: SHA256SUMS to sign elsewhere, bundle.json, and the plan `seal` follows."""
     name, version = staged.manifest.name, staged.manifest.version
     folder = os.path.join(out_dir, "%s-%s.staged" % (name, version))
     if os.path.exists(folder):
         shutil.rmtree(folder)
     os.makedirs(os.path.join(folder, "inline"))
-    plan = []
+    plan: List[PlanEntry] = []
     for m in staged.members:
-        entry = {"path": m.path, "size": m.size, "sha256": m.sha256, "executable": m.executable}
+        entry: PlanEntry = {"path": m.path, "size": m.size, "sha256": m.sha256, "executable": m.executable}
         if m.data is not None:
             with open(os.path.join(folder, "inline", m.sha256), "wb") as fh:
                 fh.write(m.data)
@@ -99,7 +112,7 @@ def _write_archive(staged: Staged, signature: bytes, final_path: str) -> str:
     return archive_sha
 
 
-def _write_parts(staged: Staged, signature: bytes, final_base: str, size: int) -> Tuple[str, list]:
+def _write_parts(staged: Staged, signature: bytes, final_base: str, size: int) -> Tuple[str, List[Tuple[str, str]]]:
     """The archive cut into parts while it is compressed: no whole-archive temporary copy."""
     sink = PartsWriter(final_base, size)
     try:
@@ -199,12 +212,12 @@ def _write_stamp(archive: str, sha256_hex: str) -> None:
         pass  # only an optimisation
 
 
-def emit(staged: Staged, signature: bytes, out_dir: str, split_size: int, signer_fp: Optional[str]) -> dict:
+def emit(staged: Staged, signature: bytes, out_dir: str, split_size: int, signer_fp: Optional[str]) -> Dict[str, Any]:
     """Write the signed archive (or its parts) and the sidecar."""
     manifest = staged.manifest
     kind = "delta.bundle" if staged.delta_bytes is not None else "bundle"
     archive = os.path.join(out_dir, "%s-%s.%s.tar.zst" % (manifest.name, manifest.version, kind))
-    parts: list = []
+    parts: List[Tuple[str, str]] = []
     reused = None if split_size else _reusable(archive, staged, signature)
     try:
         if reused:

@@ -21,7 +21,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import installer
 from installer.fsutil import copy_hashed
@@ -135,7 +135,7 @@ def _copy_hashed(src: str, dst: str) -> Tuple[str, int]:
 
 
 def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = None,
-                     signer: Optional[keys.Signer] = None) -> dict:
+                     signer: Optional[keys.Signer] = None) -> Dict[str, Any]:
     """Write ``out_dir/offline-bundle-installer-<ver>/`` (replacing an older copy whole); returns what was written."""
     signer = signer or keys.load_signer(key_path)
     wheels_from = wheels_dir or ""
@@ -190,11 +190,12 @@ def export_installer(key_path: str, out_dir: str, wheels_dir: Optional[str] = No
 
 
 # --- the command (wired in bundler/commands.py) ---------------------------------------------
-def run_export_installer(key: str = "", out: str = ".", wheels: Optional[str] = None, quiet: bool = False, **_) -> dict:
+def run_export_installer(key: str = "", out: str = ".", wheels: Optional[str] = None, quiet: bool = False,
+                         **_: Any) -> Dict[str, Any]:
     return export_installer(key, out or ".", wheels)
 
 
-def text_export_installer(r: dict) -> List[str]:
+def text_export_installer(r: Dict[str, Any]) -> List[str]:
     lines = ["wrote %s: %s (%d bytes), %d speed-up wheel%s, %s signed by %s" % (
         r["folder"], PYZ_NAME, r["installer_size"], len(r["wheels"]), "" if len(r["wheels"]) == 1 else "s",
         SUMS_NAME, r["signer"])]
@@ -204,7 +205,7 @@ def text_export_installer(r: dict) -> List[str]:
     return lines
 
 
-def with_installer(result: dict, key: str, out: str, wheels: Optional[str] = None) -> dict:
+def with_installer(result: Dict[str, Any], key: str, out: str, wheels: Optional[str] = None) -> Dict[str, Any]:
     """`build --with-installer`: export the installer next to the archive; the build result gains ``installer``."""
     if not key:
         raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, "
@@ -213,7 +214,7 @@ def with_installer(result: dict, key: str, out: str, wheels: Optional[str] = Non
     return result
 
 
-def installer_lines(result: dict) -> List[str]:
+def installer_lines(result: Dict[str, Any]) -> List[str]:
     """The lines `build --with-installer` adds to the build's text output (none without it)."""
     r = result.get("installer")
     return text_export_installer(r)[:1] if r else []

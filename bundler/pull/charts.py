@@ -18,19 +18,21 @@ import os
 import urllib.parse
 import zlib
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from installer.errors import ContentMismatch, InvalidInput, RegistryError, UnsafeMember, UsageError
+from installer.errors import ContentMismatch, InternalError, InvalidInput, RegistryError, UnsafeMember, UsageError
 from installer.format.model import Chart, ChartImage, ChartOci, document
 from installer.format.oci import OCI_MANIFEST, Descriptor, parse_manifest
 from installer.format.paths import chart_path, chart_values_path
-from installer.format.reference import parse, strict_hex
+from installer.format.reference import MirrorJSON, parse, strict_hex
 from installer.format.semver import is_semver
 from installer.format.tarstream import BLOCK, TarReader, member_header
+from installer.fsutil import Readable
 
 from bundler.pull.chartrepo import LIMITS, MiB, ChartRepoClient
+from bundler.pull.images import BlobCache, Puller
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -41,7 +43,7 @@ class UrlMirror:
     source: str
     dest: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> MirrorJSON:
         return {"source": self.source, "mirror": self.dest}
 
 
@@ -77,7 +79,7 @@ class PulledChart:
     entry: Chart
     blobs: Dict[str, int]           # its Helm OCI artifact: digest -> size
     values: Optional[bytes] = None  # the chart's base values, as canonical JSON (entry.values names the member)
-    mirror: Optional[dict] = None   # the --mirror rule used: {source, mirror}
+    mirror: Optional[MirrorJSON] = None  # the --mirror rule used: {source, mirror}
 
     @property
     def name(self) -> str:
@@ -103,7 +105,7 @@ class PulledChart:
 
 
 def pulled_chart(name: str, version: str, source: str, origin: str, fetched_from: str, tgz_digest: str, tgz_size: int,
-                 index_digest: Optional[str], oci: Descriptor, blobs: Dict[str, int], entry: dict, where: str
+                 index_digest: Optional[str], oci: Descriptor, blobs: Dict[str, int], entry: Dict[str, Any], where: str
                  ) -> PulledChart:
     """The chart's bundle.json entry. ``source`` is repo | oci | path, ``origin`` the repository URL, oci://
     reference or manifest-relative path; the manifest entry's image value paths are carried as they are."""
@@ -116,7 +118,7 @@ def pulled_chart(name: str, version: str, source: str, origin: str, fetched_from
 
 
 class ChartFetcher:
-    def __init__(self, cache, puller, url_mirrors: Sequence[UrlMirror], registry_ca: Optional[str],
+    def __init__(self, cache: BlobCache, puller: Puller, url_mirrors: Sequence[UrlMirror], registry_ca: Optional[str],
                  insecure: Sequence[str], epoch: int) -> None:
         self.cache = cache
         self.puller = puller
@@ -125,7 +127,7 @@ class ChartFetcher:
         self.http = ChartRepoClient(registry_ca, insecure)
 
     # --- HTTP repository ----------------------------------------------------------------------
-    def from_repo(self, entry: dict, where: str) -> PulledChart:
+    def from_repo(self, entry: Dict[str, Any], where: str) -> PulledChart:
         repo = entry["repo"].rstrip("/")
         url, mirror = apply_url_mirrors(repo, self.url_mirrors)
         for own in (repo, url):  # the manifest's and the --mirror's URL: the user's own input (exit 3);
@@ -150,7 +152,7 @@ class ChartFetcher:
         chart.mirror = mirror.to_json() if mirror else None
         return chart
 
-    def _index_entry(self, url: str, entry: dict, where: str) -> dict:
+    def _index_entry(self, url: str, entry: Dict[str, Any], where: str) -> Dict[str, Any]:
         """The index.yaml entry for the wanted version, its shape checked (a malformed index is exit 7)."""
         with self.http.spool(url + "/index.yaml", where, LIMITS.index_bytes, "a chart repository index") as fh:
             try:
@@ -174,11 +176,13 @@ class ChartFetcher:
         return found
 
     # --- OCI --------------------------------------------------------------------------------
-    def from_oci(self, entry: dict, where: str) -> PulledChart:
+    def from_oci(self, entry: Dict[str, Any], where: str) -> PulledChart:
         ref_text = entry["ref"][len("oci://"):]
         version = str(entry["version"])
         ref = parse("%s:%s" % (ref_text, version.replace("+", "_")))
         image, reg, repo = self.puller.resolve({"ref": str(ref)}, where)
+        if reg is None:  # only a docker-daemon image comes without a registry, and a chart's reference is not one
+            raise InternalError("%s: %s was resolved without a registry" % (where, entry["ref"]))
         data = self.cache.read(image.top.digest)
         config, layers = parse_manifest(data, image.top.media_type, where)
         if config is None or config.media_type != HELM_CONFIG:
@@ -202,7 +206,7 @@ class ChartFetcher:
         return chart
 
     # --- local ------------------------------------------------------------------------------
-    def from_path(self, entry: dict, where: str, base: str) -> PulledChart:
+    def from_path(self, entry: Dict[str, Any], where: str, base: str) -> PulledChart:
         root = os.path.realpath(os.path.join(base, entry["path"]))
         if os.path.commonpath([os.path.realpath(base), root]) != os.path.realpath(base):
             raise InvalidInput("%s: the chart path %r points outside the manifest's folder" % (where, entry["path"]))
@@ -212,7 +216,7 @@ class ChartFetcher:
         return self._artifact(self._put(data), len(data), entry, where, "path", entry["path"], entry["path"], None)
 
     # --- common -----------------------------------------------------------------------------
-    def _artifact(self, tgz_digest: str, tgz_size: int, entry: dict, where: str, source: str, origin: str,
+    def _artifact(self, tgz_digest: str, tgz_size: int, entry: Dict[str, Any], where: str, source: str, origin: str,
                   fetched_from: str, index_digest: Optional[str]) -> PulledChart:
         """Build the Helm OCI artifact for a chart (already in the cache) that did not come from a registry."""
         name, version, metadata = chart_metadata(self.cache.path(tgz_digest), where)
@@ -240,7 +244,7 @@ class ChartFetcher:
         return digest
 
 
-def chart_metadata(path: str, where: str) -> Tuple[str, str, dict]:
+def chart_metadata(path: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
     """(name, version, Chart.yaml as a dict) from a chart archive on disk, read through the caps."""
     try:
         doc = yaml.safe_load(_chart_yaml(path, where))
@@ -257,7 +261,7 @@ def chart_metadata(path: str, where: str) -> Tuple[str, str, dict]:
 class _Unpacked:
     """The decompressed stream of a chart archive, counted: past ``LIMITS.unpacked_bytes`` it stops."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self.count = 0
 
@@ -357,7 +361,8 @@ def package_chart(root: str, epoch: int, where: str) -> bytes:
     return raw.getvalue()
 
 
-def fetch_charts(entries: Sequence[dict], where: Sequence[str], fetcher: ChartFetcher, base: str) -> List[PulledChart]:
+def fetch_charts(entries: Sequence[Dict[str, Any]], where: Sequence[str], fetcher: ChartFetcher, base: str
+                 ) -> List[PulledChart]:
     charts: List[PulledChart] = []
     seen: Dict[str, str] = {}
     for entry, w in zip(entries, where):

@@ -16,18 +16,20 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from installer.site import credentials
 from installer.errors import ContentMismatch, InternalError, InvalidInput, RegistryError
-from installer.format.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descriptor, config_platform, parse_manifest,
-                           platform_matches, platform_string)
+from installer.format.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descriptor, Platform, config_platform,
+                           parse_manifest, platform_matches, platform_string)
 from installer.format.model import Image, Json, PlatformManifest
 from installer.format.reference import Mirror, Reference, apply_mirrors, parse, strict_digest
 from installer.site.registry import Registry
 from installer.site.retry import RetryPolicy
+from installer.progress import Progress
 from installer.site.transport import Transport
 
+from bundler.plan.lock import LockCheck
 from bundler.pull.dockersource import save_to_cache
 
 PARALLEL_BLOBS = 4
@@ -138,7 +140,8 @@ class BlobCache:
         self.put_bytes(digest, data)
         _replace_into(self.types, self._hex(digest), media_type.encode("ascii", "replace"))
 
-    def download(self, registry: Registry, repo: str, digest: str, size: int, progress=None) -> None:
+    def download(self, registry: Registry, repo: str, digest: str, size: int,
+                 progress: Optional[Callable[[int], None]] = None) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".part-")
         try:
             with os.fdopen(fd, "w+b") as fh:
@@ -207,7 +210,8 @@ def pulled(ref: Reference, source: str, fetched_from: str, mirror: Optional[Mirr
 
 class Puller:
     def __init__(self, cache: BlobCache, mirrors: Sequence[Mirror] = (), registry_ca: Optional[str] = None,
-                 insecure: Sequence[str] = (), progress_factory=None, transport: Optional[Transport] = None,
+                 insecure: Sequence[str] = (), progress_factory: Optional[Callable[[int, str], Progress]] = None,
+                 transport: Optional[Transport] = None,
                  retry: Optional[RetryPolicy] = None) -> None:
         self.cache = cache
         self.transport = transport  # None: the real one (http.client); tests pass an in-memory registry
@@ -244,7 +248,7 @@ class Puller:
         self.cache.put_manifest(actual, data, media_type)
         return data, media_type, actual
 
-    def _image_blobs(self, reg: Registry, repo: str, desc: Descriptor, where: str, blobs: Dict[str, int]) -> Dict:
+    def _image_blobs(self, reg: Registry, repo: str, desc: Descriptor, where: str, blobs: Dict[str, int]) -> Platform:
         """Add one image manifest, its config and layers to ``blobs``; return its platform."""
         data, media_type, digest = self._manifest(reg, repo, desc.digest, desc)
         if len(data) != desc.size:
@@ -258,8 +262,8 @@ class Puller:
             blobs[blob.digest] = blob.size
         return desc.platform or {}
 
-    def resolve(self, entry: dict, where: str, pin: Optional[str] = None,
-                lockcheck=None) -> Tuple[PulledImage, Optional[Registry], str]:
+    def resolve(self, entry: Dict[str, Any], where: str, pin: Optional[str] = None,
+                lockcheck: Optional[LockCheck] = None) -> Tuple[PulledImage, Optional[Registry], str]:
         ref = parse(entry["ref"])
         wanted = entry.get("platforms")
         if entry.get("source") == "docker-daemon":
@@ -328,7 +332,7 @@ class Puller:
         return pulled(ref, source, fetched_from, mirror, Descriptor(media_type, d_digest, len(derived)), digest,
                       platforms, kept, True, blobs, digest), reg, repo
 
-    def _from_docker(self, ref: Reference, wanted, where: str) -> PulledImage:
+    def _from_docker(self, ref: Reference, wanted: Optional[Sequence[str]], where: str) -> PulledImage:
         top, blobs, platform = save_to_cache(self.cache, ref, wanted, where)
         if ref.digest and ref.digest != top.digest:
             raise ContentMismatch("%s: the image built from the local Docker engine has digest %s, not the pinned %s"
@@ -375,8 +379,8 @@ def derived_index(media_type: str, chosen: List[Descriptor]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def pull_images(entries: Sequence[dict], where: Sequence[str], puller: Puller, lockcheck=None,
-                fetch: bool = True) -> List[PulledImage]:
+def pull_images(entries: Sequence[Dict[str, Any]], where: Sequence[str], puller: Puller,
+                lockcheck: Optional[LockCheck] = None, fetch: bool = True) -> List[PulledImage]:
     seen: Dict[str, str] = {}  # reference -> where it is listed
     for entry, w in zip(entries, where):
         ref = str(parse(entry["ref"]))

@@ -5,7 +5,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple, TypedDict
 
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, UsageError
@@ -15,7 +15,7 @@ from installer.format.model import BundleFile, BundleHead, DeltaDoc, Json, Membe
 from installer.format.oci import LAYOUT_FILE
 from installer.format.paths import INDEX_PATH, LAYOUT_PATH, blob_path, c_key
 from installer.progress import Progress
-from installer.format.reference import parse_mirror
+from installer.format.reference import MirrorJSON, parse_mirror
 from installer.format.sums import META_NAME, format_sums
 
 from installer.site.transport import Transport
@@ -158,6 +158,17 @@ class Staged:
         self.cache: Optional[BlobCache] = None  # where images/blobs/ come from; None when sealing a plan
 
 
+class MirrorUse(TypedDict):
+    """A --mirror rule that was used, in bundle.json's informative ``mirrors``: the rule and what went through it."""
+    source: str
+    mirror: str
+    refs: List[str]
+
+
+def _mirror_use(rule: MirrorJSON) -> MirrorUse:
+    return {"source": rule["source"], "mirror": rule["mirror"], "refs": []}
+
+
 @dataclass
 class SourceOptions:
     """Where images come from (cache, mirrors, TLS trust, insecure hosts) and how the lock file applies."""
@@ -171,7 +182,7 @@ class SourceOptions:
 
 
 def pull_all(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Optional[LockCheck] = None,
-          fetch: bool = True) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[dict]]:
+          fetch: bool = True) -> Tuple[List[PulledImage], List[PulledChart], BlobCache, List[MirrorUse]]:
     cache = BlobCache(opts.cache_dir or default_cache_dir())
     if not manifest.images and not manifest.charts:
         return [], [], cache, []
@@ -191,13 +202,13 @@ def pull_all(manifest: Manifest, opts: SourceOptions, epoch: int, lockcheck: Opt
     if lockcheck is not None:
         for chart in charts:
             lockcheck.chart(chart.name, chart.version, chart.lock_digest)
-    used: Dict[str, dict] = {}
+    used: Dict[str, MirrorUse] = {}
     for image in images:
         if image.mirror is not None:
-            used.setdefault(image.mirror.source, dict(image.mirror.to_json(), refs=[]))["refs"].append(str(image.ref))
+            used.setdefault(image.mirror.source, _mirror_use(image.mirror.to_json()))["refs"].append(str(image.ref))
     for chart in charts:
         if chart.mirror is not None:
-            used.setdefault(chart.mirror["source"], dict(chart.mirror, refs=[]))["refs"].append(
+            used.setdefault(chart.mirror["source"], _mirror_use(chart.mirror))["refs"].append(
                 "chart %s %s" % (chart.name, chart.version))
     for entry in used.values():
         entry["refs"].sort()
@@ -227,7 +238,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     return staged
 
 
-def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> dict:
+def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> Dict[str, Any]:
     """Resolve every image, chart and file of the manifest and write <stem>.lock.json beside it."""
     manifest = load_manifest(manifest_path)
     opts = opts or SourceOptions()
