@@ -113,6 +113,15 @@ def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[D
     return Descriptor.parse(doc.get("config"), where), [Descriptor.parse(layer, where) for layer in layers]
 
 
+
+def image_manifest(data: bytes, media_type: str, where: str) -> Tuple[Descriptor, List[Descriptor]]:
+    """(config, layers) of a manifest that must be an image manifest (a platform's, or a chart's), not an index."""
+    config, layers = parse_manifest(data, media_type, where)
+    if config is None:
+        raise InvalidInput("%s: an image index where an image manifest was expected" % where)
+    return config, layers
+
+
 def kind_of(media_type: str) -> str:
     """A media type in words, for people."""
     return {OCI_MANIFEST: "OCI manifest", OCI_INDEX: "OCI index", DOCKER_MANIFEST: "Docker manifest",

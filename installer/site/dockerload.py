@@ -21,12 +21,11 @@ from installer.errors import DeployError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import read_blob
 from installer.format.model import BundleHead, Image
-from installer.format.oci import config_platform, parse_manifest, platform_matches, platform_string
+from installer.format.oci import config_platform, image_manifest, parse_manifest, platform_matches, platform_string
 from installer.format.paths import blob_path
 from installer.format.reference import parse
 from installer.format.tarstream import BLOCK, member_header
 from installer.progress import Progress
-from installer.site.push import image_manifest
 
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
              "armv6l": "arm/v6", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}

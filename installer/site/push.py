@@ -19,7 +19,7 @@ from installer.errors import InvalidInput, UsageError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import read_blob
 from installer.format.model import BundleHead, Chart, Image
-from installer.format.oci import Descriptor, parse_manifest
+from installer.format.oci import image_manifest, parse_manifest
 from installer.format.paths import blob_path
 from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
 from installer.site.registry import Registry
@@ -70,14 +70,6 @@ def planned_tags(meta: BundleHead, prefix: str, strip: bool) -> List[Tuple[str, 
     tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci.digest, c.oci.media_type)
              for c in meta.charts]
     return tags
-
-
-def image_manifest(data: bytes, media_type: str, where: str) -> Tuple[Descriptor, List[Descriptor]]:
-    """(config, layers) of a manifest that must be an image manifest (a platform's, or a chart's), not an index."""
-    config, layers = parse_manifest(data, media_type, where)
-    if config is None:
-        raise InvalidInput("%s: an image index where an image manifest was expected" % where)
-    return config, layers
 
 
 @dataclass
