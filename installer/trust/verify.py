@@ -266,8 +266,11 @@ def read_head(reader: TarReader, keys: Sequence[TrustedKey], require_trust: bool
     member above ``unverified_cap`` bytes is not read at all (listed in ``too_large``; reading stops).
     """
     v = _Head()
-    _read_head(reader, v, keys, require_trust, unverified_cap)
-    return v.proven() if require_trust else v.claims()
+    if require_trust:
+        _read_head(reader, v, keys, True, None)  # a head that must be signed is read whole (within the format's caps)
+        return v.proven()
+    _read_head(reader, v, keys, False, unverified_cap)
+    return v.claims()
 
 
 def _read_head(reader: TarReader, v: _Head, keys: Sequence[TrustedKey], require_trust: bool,

@@ -87,3 +87,18 @@ def test_install_text_with_docker_and_apply_but_no_site_registry(bundle, tmp_pat
         ComposeApplied("up", ["docker-compose up -d"])))
     lines = text_install(both)
     assert "  kubectl apply -f k8s/" in lines and "  docker-compose up -d" not in lines
+
+
+def test_a_head_that_must_be_signed_ignores_the_unverified_cap(bundle):
+    """The cap is for inspect's unverified reads: with require_trust and no key, the answer is the trust error
+    (exit 4), not a head left unread."""
+    from installer.errors import TrustError
+
+    archive, _ = bundle
+    with open_archive(str(archive)) as fh:
+        stream = open_decompressed(fh)
+        try:
+            with pytest.raises(TrustError):
+                read_head(TarReader(stream), [], require_trust=True, unverified_cap=1)
+        finally:
+            stream.close()
