@@ -285,7 +285,7 @@ class Puller:
             data, media_type, digest = self._manifest(reg, repo, pin)
         else:
             reference = ref.digest or ref.tag
-            if reference is None:  # parse() gives a reference without either the tag "latest"
+            if reference is None:  # never: parse() gives a reference without a digest the tag "latest"
                 raise InternalError("%s: %s has neither a tag nor a digest" % (where, ref))
             data, media_type, digest = self._manifest(reg, repo, reference)
         top = Descriptor(media_type, digest, len(data))
