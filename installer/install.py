@@ -257,7 +257,6 @@ class Installer:
     def _phase1(self, keys: Sequence[TrustedKey]) -> VerifyReport:
         """Verify and stage in one streaming pass; admission (``decide``) runs once the signed head is read."""
         v = verify_file(self.archive, keys, self.decide, self.show_progress)
-        self.verified = v.head
         if self.already_installed:
             self.receipt.phase(Phase.VERIFY_AND_STAGE, Status.DONE, "bundle_id already installed; the archive "
                                "verified again (%d files, %d bytes)" % (v.members_seen + 1, v.bytes_seen))
