@@ -4,10 +4,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from installer.errors import InvalidInput, UsageError
+from installer.errors import InvalidInput, TrustError, UsageError
 from installer.format.deployspec import DEFAULT_CA, DEFAULT_CLIENT, DEFAULT_SHARED, DeploySpec, namespace_of
 from installer.format.paths import case_duplicates, is_reserved, path_problem, reserved_names, tenant_path
 from installer.format.reference import parse as parse_ref
+from installer.trust.signing import load_public_key
 
 from bundler.plan.schemas import problems as schema_problems
 from bundler.plan.yamlsrc import Located, Path, format_path, load_yaml
@@ -87,11 +88,16 @@ def load_manifest(path: str) -> Manifest:
     meta, spec = data["metadata"], data["spec"]
     base = os.path.dirname(os.path.abspath(path))
     bundled: Set[str] = set()
+    images: List[Dict[str, Any]] = []
     for i, image in enumerate(spec.get("images", [])):
         try:
             bundled.add(str(parse_ref(image["ref"])))
         except InvalidInput as exc:
             problems.append("%s: %s" % (doc.where(("spec", "images", i, "ref")), exc.message))
+        image = dict(image)
+        if "signed-by" in image:
+            problems += _signed_by(base, image, doc, ("spec", "images", i, "signed-by"))
+        images.append(image)
     for i, chart in enumerate(spec.get("charts", [])):
         if chart.get("values"):
             problems += _resolve_source(base, chart["values"], doc, ("spec", "charts", i, "values"))[1]
@@ -132,7 +138,23 @@ def load_manifest(path: str) -> Manifest:
     if "deploy" in spec:  # the model's own strict checks, after the schema's (a bundle carries only what it parses)
         deploy = DeploySpec.from_dict(spec["deploy"], "%s: spec.deploy" % path)
     return Manifest(path, meta["name"], meta["version"], meta.get("created"), tuple(files), tuple(tenants),
-                    tuple(spec.get("images", [])), tuple(spec.get("charts", [])), doc, deploy)
+                    tuple(images), tuple(spec.get("charts", [])), doc, deploy)
+
+
+def _signed_by(base: str, image: Dict[str, Any], doc: Located, at: Path) -> List[str]:
+    """``signed-by``: a public key file beside the manifest (resolved to its full path in ``image``), read now so
+    a wrong path or a key of an unsupported type is said before anything is pulled."""
+    if image.get("source") == "docker-daemon":
+        return ["%s: an image from the local Docker engine has no upstream signature to check" % doc.where(at)]
+    full, errs = _resolve_source(base, image["signed-by"], doc, at)
+    if errs:
+        return errs
+    try:
+        load_public_key(full)
+    except TrustError as exc:
+        return ["%s: %s" % (doc.where(at), exc.message)]
+    image["signed-by"] = full
+    return []
 
 
 def _deploy_problems(deploy: Optional[Dict[str, Any]], doc: Located, tenants: Set[str], targets: Set[str]

@@ -180,7 +180,7 @@ class ChartFetcher:
         ref_text = entry["ref"][len("oci://"):]
         version = str(entry["version"])
         ref = parse("%s:%s" % (ref_text, version.replace("+", "_")))
-        image, reg, repo = self.puller.resolve({"ref": str(ref)}, where)
+        image, reg, repo = self.puller.resolve({"ref": str(ref), "referrers": False}, where)
         if reg is None:  # only a docker-daemon image comes without a registry, and a chart's reference is not one
             raise InternalError("%s: %s was resolved without a registry" % (where, entry["ref"]))
         data = self.cache.read(image.top.digest)

@@ -5,7 +5,13 @@ Rules that keep digests intact:
 - an index is kept whole (all children) unless `platforms` names a strict subset; then the chosen
   per-platform manifests keep their upstream digests and a tag serving several of them gets a
   derived index, marked as derived in bundle.json; a digest-pinned index with a subset is refused;
-- Docker schema 1 is refused; tag and digest given together must agree.
+- Docker schema 1 is refused; tag and digest given together must agree;
+- a subset keeps the chosen platforms' buildx attestation manifests (in the derived index, or as referrers of a
+  single chosen manifest);
+- supply-chain referrers of every kept manifest travel with it unless ``referrers: false`` (referrers.py);
+  ``signed-by`` checks the upstream cosign signature first (signedby.py);
+- foreign (non-distributable) layers are left out and listed (``foreign-layers: skip``) or fetched from their
+  URLs (``include``, foreign.py); the manifests and their digests never change.
 """
 
 import hashlib
@@ -15,14 +21,14 @@ import stat
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from installer.site import credentials
 from installer.errors import ContentMismatch, InternalError, InvalidInput, RegistryError
 from installer.format.oci import (MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME, Descriptor, Platform, config_platform,
                            parse_manifest, platform_matches, platform_string)
-from installer.format.model import Image, Json, PlatformManifest
+from installer.format.model import Image, Json, PlatformManifest, Referrer, SkippedLayer, UpstreamSignature
 from installer.format.reference import Mirror, Reference, apply_mirrors, parse, strict_digest
 from installer.site.registry import Registry
 from installer.site.retry import RetryPolicy
@@ -30,7 +36,11 @@ from installer.progress import Progress
 from installer.site.transport import Transport
 
 from bundler.plan.lock import LockCheck
+from bundler.pull.chartrepo import ChartRepoClient
 from bundler.pull.dockersource import save_to_cache
+from bundler.pull.foreign import fetch_foreign_layer
+from bundler.pull.referrers import Found, ReferrerFinder
+from bundler.pull.signedby import check_signed_by
 
 PARALLEL_BLOBS = 4
 # An image config is read whole (for its platform): the cap containers/image (skopeo, Podman, CRI-O)
@@ -190,6 +200,7 @@ class PulledImage:
     blobs: Dict[str, int]                # every blob this image needs: digest -> size
     mirror: Optional[Mirror]
     resolved_digest: str                 # what the reference resolved to upstream (the lock records it)
+    notes: Tuple[str, ...] = ()          # what the build says about it (referrers or foreign layers left out)
 
     @property
     def top(self) -> Descriptor:
@@ -199,13 +210,61 @@ class PulledImage:
 
 def pulled(ref: Reference, source: str, fetched_from: str, mirror: Optional[Mirror], top: Descriptor,
            index_digest: Optional[str], platforms: Json, manifests: Sequence[Tuple[Descriptor, str]],
-           derived: bool, blobs: Dict[str, int], resolved_digest: str) -> PulledImage:
+           derived: bool, blobs: Dict[str, int], resolved_digest: str, referrers: Tuple[Referrer, ...] = (),
+           signatures: Tuple[UpstreamSignature, ...] = (), skipped: Tuple[SkippedLayer, ...] = (),
+           notes: Tuple[str, ...] = ()) -> PulledImage:
     """The image's bundle.json entry: what ``top`` is, the per-platform manifests kept (each with its platform),
-    and where it came from. ``platforms`` is "all" or the chosen list."""
+    what travels beside them, and where it came from. ``platforms`` is "all" or the chosen list."""
     kept = tuple(PlatformManifest(d.digest, d.media_type, platform) for d, platform in manifests)
+    lists = {"referrers": referrers, "signatures": signatures, "skipped_layers": skipped}
     entry = Image(str(ref), top.digest, top.media_type, top.size, kept, derived, source, repository=ref.repository,
-                  tag=ref.tag, index_digest=index_digest, platforms=platforms, fetched_from=fetched_from)
-    return PulledImage(entry, ref, blobs, mirror, resolved_digest)
+                  tag=ref.tag, index_digest=index_digest, platforms=platforms, fetched_from=fetched_from,
+                  referrers=tuple(sorted(referrers, key=lambda r: (r.subject, r.kind, r.digest))),
+                  signatures=signatures, skipped_layers=tuple(sorted(skipped, key=lambda s: s.digest)),
+                  absent=frozenset(k for k, v in lists.items() if not v))
+    return PulledImage(entry, ref, blobs, mirror, resolved_digest, notes)
+
+
+class Graph:
+    """What one image needs from the registry, gathered while its manifests are read: blobs (digest -> size),
+    the foreign layers left out (foreign-layers: skip) or to fetch from their URLs (include)."""
+
+    def __init__(self, foreign_layers: str = "skip") -> None:
+        self.foreign_layers = foreign_layers
+        self.blobs: Dict[str, int] = {}
+        self.skipped: List[SkippedLayer] = []
+        self.foreign: List[Descriptor] = []
+
+    def add_manifest(self, digest: str, size: int, config: Descriptor, layers: Sequence[Descriptor]) -> None:
+        self.blobs[digest] = size
+        self.blobs[config.digest] = config.size
+        for layer in layers:
+            if not layer.foreign:
+                self.blobs[layer.digest] = layer.size
+            elif self.foreign_layers == "include":
+                if layer.digest not in {f.digest for f in self.foreign}:
+                    self.foreign.append(layer)
+            elif layer.digest not in {s.digest for s in self.skipped}:
+                urls = [u for u in layer.urls if isinstance(u, str)][:8] if isinstance(layer.urls, list) else []
+                self.skipped.append(SkippedLayer(layer.digest, layer.size, layer.media_type, urls))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the bundle keeps of an image: ``top`` (what images/index.json points at), the upstream index when
+    there is one, the manifests kept with their platforms, whether ``top`` is a derived index, and the buildx
+    attestation manifests that travel as referrers of a single chosen platform."""
+
+    top: Descriptor
+    index_digest: Optional[str]
+    kept: List[Tuple[Descriptor, str]]
+    derived: bool
+    attestations: List[Descriptor] = field(default_factory=list)
+
+    def kept_digests(self) -> List[str]:
+        """The manifests whose referrers are looked for: the top and every kept manifest but attestations."""
+        return [self.top.digest] + [d.digest for d, _p in self.kept if d.attestation_of is None
+                                    and d.digest != self.top.digest]
 
 
 class Puller:
@@ -223,6 +282,7 @@ class Puller:
         self._lock = threading.Lock()
         self.progress_factory = progress_factory
         self.downloaded: List[str] = []
+        self._web: Optional[ChartRepoClient] = None  # foreign layers' own URLs (foreign-layers: include)
 
     def registry(self, host: str) -> Registry:
         with self._lock:
@@ -233,7 +293,7 @@ class Puller:
             return self._registries[host]
 
     # --- manifests -------------------------------------------------------------------------------
-    def _manifest(self, reg: Registry, repo: str, reference: str, known: Optional[Descriptor] = None
+    def manifest(self, reg: Registry, repo: str, reference: str, known: Optional[Descriptor] = None
                   ) -> Tuple[bytes, str, str]:
         """(bytes, media type, digest); by digest from the cache when we have it."""
         digest = reference if reference.startswith("sha256:") else reg.head_manifest(repo, reference)
@@ -248,18 +308,16 @@ class Puller:
         self.cache.put_manifest(actual, data, media_type)
         return data, media_type, actual
 
-    def _image_blobs(self, reg: Registry, repo: str, desc: Descriptor, where: str, blobs: Dict[str, int]) -> Platform:
-        """Add one image manifest, its config and layers to ``blobs``; return its platform."""
-        data, media_type, digest = self._manifest(reg, repo, desc.digest, desc)
+    def _image_blobs(self, reg: Registry, repo: str, desc: Descriptor, where: str, graph: "Graph") -> Platform:
+        """Add one image manifest, its config and layers to ``graph``; return its platform."""
+        data, media_type, digest = self.manifest(reg, repo, desc.digest, desc)
         if len(data) != desc.size:
             raise ContentMismatch("%s: manifest %s is %d bytes, its descriptor says %d"
                                   % (where, digest, len(data), desc.size))
         config, layers = parse_manifest(data, desc.media_type or media_type, where)
         if config is None:
             raise InvalidInput("%s: an index nested inside an index is not supported" % where)
-        blobs[digest] = len(data)
-        for blob in [config] + layers:
-            blobs[blob.digest] = blob.size
+        graph.add_manifest(digest, len(data), config, layers)
         return desc.platform or {}
 
     def resolve(self, entry: Dict[str, Any], where: str, pin: Optional[str] = None,
@@ -282,26 +340,68 @@ class Puller:
             # The lock pins this resolution: fetch that digest even if the tag has moved since.
             if lockcheck is not None and lockcheck.mode == "locked" and ref.tag:
                 lockcheck.tag_moved(str(ref), reg.head_manifest(repo, ref.tag), pin)
-            data, media_type, digest = self._manifest(reg, repo, pin)
+            data, media_type, digest = self.manifest(reg, repo, pin)
         else:
             reference = ref.digest or ref.tag
             if reference is None:  # never: parse() gives a reference without a digest the tag "latest"
                 raise InternalError("%s: %s has neither a tag nor a digest" % (where, ref))
-            data, media_type, digest = self._manifest(reg, repo, reference)
-        top = Descriptor(media_type, digest, len(data))
+            data, media_type, digest = self.manifest(reg, repo, reference)
+        graph = Graph(entry.get("foreign-layers", "skip"))
+        shape = self._select(reg, repo, ref, wanted, Descriptor(media_type, digest, len(data)), data, where, graph)
+        what = "%s (%s)" % (where, ref)
+        carry, signed_by = entry.get("referrers", True), entry.get("signed-by")
+        kept = shape.kept_digests()
+        found: List[Found] = []
+        notes: List[str] = []
+        if carry or signed_by:
+            finder = ReferrerFinder(reg, repo, self, what)
+            # signed-by: what the reference resolved to is what must be signed, kept or not (a platform subset)
+            subjects = kept if carry else []
+            if signed_by and digest not in subjects:
+                subjects = subjects + [digest]
+            found = finder.find(subjects, shape.attestations)
+            notes += finder.notes
+        signatures: List[UpstreamSignature] = []
+        if signed_by:
+            signatures, found = check_signed_by(signed_by, found, digest, kept, what,
+                                                lambda d, s: self._small_blob(reg, repo, d, s), bool(carry))
+        found = [f for f in found if f.referrer.subject in kept]
+        for item in found:
+            graph.blobs.update(item.blobs)
+        self._fetch_foreign(graph, what)
+        if graph.skipped:
+            notes.append("%s: %d foreign layer%s not carried (foreign-layers: skip); the site fetches %s from "
+                         "%s" % (what, len(graph.skipped), "" if len(graph.skipped) == 1 else "s",
+                                 "it" if len(graph.skipped) == 1 else "them", "its publisher's URLs"))
         source, platforms = entry.get("source", "registry"), sorted(wanted) if wanted else "all"
-        config, children = parse_manifest(data, media_type, "%s (%s)" % (where, ref))
-        blobs: Dict[str, int] = {}
+        image = pulled(ref, source, fetched_from, mirror, shape.top, shape.index_digest, platforms, shape.kept,
+                       shape.derived, graph.blobs, digest, tuple(f.referrer for f in found), tuple(signatures),
+                       tuple(graph.skipped), tuple(notes))
+        return image, reg, repo
+
+    def _small_blob(self, reg: Registry, repo: str, digest: str, size: int) -> bytes:
+        """A signature payload: into the cache (even for `lock`, which fetches no layers) and read back whole."""
+        if not self.cache.has(digest, size):
+            self.cache.download(reg, repo, digest, size)
+            self.downloaded.append(digest)
+        return self.cache.read(digest, size)
+
+    def put_manifest(self, digest: str, data: bytes, media_type: str) -> None:
+        self.cache.put_manifest(digest, data, media_type)
+
+    def _select(self, reg: Registry, repo: str, ref: Reference, wanted: Optional[Sequence[str]], top: Descriptor,
+                data: bytes, where: str, graph: "Graph") -> "Shape":
+        """What the bundle keeps of what ``ref`` resolved to (``top``, served as ``data``): the whole graph, or
+        the chosen platforms (one manifest, or a derived index over them and their buildx attestations)."""
+        what = "%s (%s)" % (where, ref)
+        config, children = parse_manifest(data, top.media_type, what)
         if config is not None:  # a single-platform manifest
-            blobs[digest] = len(data)
-            for blob in [config] + children:
-                blobs[blob.digest] = blob.size
+            graph.add_manifest(top.digest, top.size, config, children)
             platform = self._config_platform(reg, repo, config)
             if wanted and not any(platform_matches(w, platform) for w in wanted):
                 raise InvalidInput("%s: %s is %s only; platforms asks for %s"
                                    % (where, ref, platform_string(platform), ", ".join(wanted)))
-            return pulled(ref, source, fetched_from, mirror, top, None, platforms, [(top, platform_string(platform))],
-                          False, blobs, digest), reg, repo
+            return Shape(top, None, [(top, platform_string(platform))], False)
         real = [c for c in children if c.platform and platform_string(c.platform) != "unknown/unknown"]
         missing = [w for w in wanted or [] if not any(platform_matches(w, c.platform) for c in real)]
         if missing:
@@ -310,27 +410,45 @@ class Puller:
         chosen = [c for c in children if not wanted or any(platform_matches(w, c.platform) for w in wanted)]
         whole = not wanted or all(c in chosen for c in real)
         if whole:
-            blobs[digest] = len(data)
+            graph.blobs[top.digest] = top.size
             for child in children:
-                self._image_blobs(reg, repo, child, "%s (%s)" % (where, ref), blobs)
-            return pulled(ref, source, fetched_from, mirror, top, digest, platforms,
-                          [(c, platform_string(c.platform)) for c in children], False, blobs, digest), reg, repo
+                self._image_blobs(reg, repo, child, what, graph)
+            return Shape(top, top.digest, [(c, platform_string(c.platform)) for c in children], False)
         if ref.digest:
             raise InvalidInput("%s: %s pins an index by digest but platforms selects a subset; the digest could not "
                                "be kept (drop platforms, or pin the per-platform manifest digests)" % (where, ref))
-        for child in chosen:
-            self._image_blobs(reg, repo, child, "%s (%s)" % (where, ref), blobs)
-        kept = [(c, platform_string(c.platform)) for c in chosen]
+        # buildx's attestation manifests of the chosen platforms stay with them (issue 12, point 5)
+        picked = {c.digest for c in chosen}
+        attestations = [c for c in children if c.attestation_of in picked and c not in chosen]
+        for child in chosen + attestations:
+            self._image_blobs(reg, repo, child, what, graph)
         if len(chosen) == 1:
-            return pulled(ref, source, fetched_from, mirror, Descriptor(chosen[0].media_type, chosen[0].digest,
-                                                                        chosen[0].size),
-                          digest, platforms, kept, False, blobs, digest), reg, repo
-        derived = derived_index(media_type, chosen)
+            # One platform: its manifest is the top; its attestations travel as its referrers.
+            only = Descriptor(chosen[0].media_type, chosen[0].digest, chosen[0].size)
+            return Shape(only, top.digest, [(chosen[0], platform_string(chosen[0].platform))], False, attestations)
+        kept = [c for c in children if c in chosen or c in attestations]  # in the upstream order
+        derived = derived_index(top.media_type, kept)
         d_digest = "sha256:" + hashlib.sha256(derived).hexdigest()
-        self.cache.put_manifest(d_digest, derived, media_type)
-        blobs[d_digest] = len(derived)
-        return pulled(ref, source, fetched_from, mirror, Descriptor(media_type, d_digest, len(derived)), digest,
-                      platforms, kept, True, blobs, digest), reg, repo
+        self.cache.put_manifest(d_digest, derived, top.media_type)
+        graph.blobs[d_digest] = len(derived)
+        return Shape(Descriptor(top.media_type, d_digest, len(derived)), top.digest,
+                     [(c, platform_string(c.platform)) for c in kept], True)
+
+    def _fetch_foreign(self, graph: "Graph", where: str) -> None:
+        """foreign-layers: include: each foreign layer from its own URLs, verified by digest and size, never with
+        credentials (chartrepo.ChartRepoClient's rules: checked redirects, https unless the host is named
+        insecure, capped at the declared size)."""
+        for layer in graph.foreign:
+            if self.cache.has(layer.digest, layer.size):
+                continue
+            fetch_foreign_layer(self.web(), self.cache, layer, where)
+            self.downloaded.append(layer.digest)
+
+    def web(self) -> ChartRepoClient:
+        with self._lock:
+            if self._web is None:
+                self._web = ChartRepoClient(self.registry_ca, self.insecure)
+            return self._web
 
     def _from_docker(self, ref: Reference, wanted: Optional[Sequence[str]], where: str) -> PulledImage:
         top, blobs, platform = save_to_cache(self.cache, ref, wanted, where)

@@ -233,7 +233,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     staged = Staged(manifest, epoch, head, meta_bytes, format_sums(entries), members)
     staged.helm_check = helm_check
-    staged.warnings = lockcheck.warnings
+    staged.warnings = lockcheck.warnings + [note for image in images for note in image.notes]
     staged.cache = cache
     return staged
 

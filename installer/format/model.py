@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
 from installer.format.paths import c_sorted, chart_path, chart_values_path, is_reserved, path_problem, tenant_path
 from installer.format.deployspec import DeploySpec, parse_deploy
+from installer.format.oci import NONDISTRIBUTABLE_TYPES
 from installer.format.reference import DIGEST_RE, HEX64_RE, parse as parse_ref
 from installer.format.semver import is_semver
 
@@ -257,6 +258,136 @@ class PlatformManifest:
         return {"digest": self.digest, "media_type": self.media_type, "platform": self.platform}
 
 
+REFERRER_TAG_RE = re.compile(r"sha256-[0-9a-f]{64}\.(sig|att|sbom)")  # cosign's tags: sha256-<hex of subject>.sig
+REFERRER_KINDS = ("signature", "attestation", "sbom", "artifact")
+FOUND_BY = ("tag", "referrers-api", "fallback-tag", "index")
+
+
+def referrer_tag(subject: str, suffix: str) -> str:
+    """cosign's tag for ``subject``'s signature (sig), attestation (att) or SBOM (sbom): sha256-<hex>.<suffix>."""
+    return "sha256-%s.%s" % (subject[len("sha256:"):], suffix)
+
+
+def fallback_tag(subject: str) -> str:
+    """The OCI 1.1 referrers tag schema: the index of ``subject``'s referrers is tagged sha256-<hex>."""
+    return "sha256-" + subject[len("sha256:"):]
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """A supply-chain artifact carried with an image (a cosign signature, an attestation, an SBOM, an OCI 1.1
+    referrer): a manifest, kept byte-exact, that refers to one of the image's kept manifests (``subject``).
+
+    ``tag`` is the cosign tag it is pushed under on the site (sha256-<hex of subject>.sig/.att/.sbom), or None
+    for a referrer the site finds through the referrers API or the OCI fallback tag index; how it was found
+    upstream and its artifact type are informative."""
+
+    digest: str
+    media_type: str
+    size: int
+    subject: str
+    kind: str                   # signature | attestation | sbom | artifact
+    tag: Optional[str] = None
+    artifact_type: Json = None  # informative: artifactType, else the config's media type
+    found: Json = None          # informative: tag | referrers-api | fallback-tag | index
+    absent: FrozenSet[str] = field(default=frozenset(), repr=False)
+
+    INFORMATIVE = ("artifact_type", "found")
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "Referrer":
+        _object(obj, where)
+        for key in ("digest", "subject"):
+            if not DIGEST_RE.fullmatch(_want(obj, key, str, where)):
+                raise where.key(key).error("is not sha256:<64 hex>")
+        size = _want(obj, "size", int, where)
+        if size < 0:
+            raise where.key("size").error("is negative")
+        kind = _want(obj, "kind", str, where)
+        if kind not in REFERRER_KINDS:
+            raise where.key("kind").error("is not one of %s" % ", ".join(REFERRER_KINDS))
+        tag = obj.get("tag")
+        if tag is not None:
+            # The tag is pushed to the site: it must be cosign's own name for this very subject.
+            if not isinstance(tag, str) or not REFERRER_TAG_RE.fullmatch(tag) \
+                    or not tag.startswith(fallback_tag(obj["subject"]) + "."):
+                raise where.key("tag").error("is not sha256-<hex of its subject>.sig, .att or .sbom")
+        return cls(obj["digest"], _want(obj, "media_type", str, where), size, obj["subject"], kind, tag,
+                   obj.get("artifact_type"), obj.get("found"), _absent(obj, ("tag",) + cls.INFORMATIVE))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return _without({"digest": self.digest, "media_type": self.media_type, "size": self.size,
+                         "subject": self.subject, "kind": self.kind, "tag": self.tag,
+                         "artifact_type": self.artifact_type, "found": self.found}, self.absent)
+
+
+@dataclass(frozen=True)
+class SkippedLayer:
+    """A foreign (non-distributable) layer the bundle does not carry (foreign-layers: skip): its descriptor stays
+    in the manifest, whose digest is unchanged; the site fetches it from its URLs, as Windows hosts do."""
+
+    digest: str
+    size: int
+    media_type: str
+    urls: Json = None           # informative: where the layer's publisher serves it
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "SkippedLayer":
+        _object(obj, where)
+        if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+            raise where.key("digest").error("is not sha256:<64 hex>")
+        size = _want(obj, "size", int, where)
+        if size < 0:
+            raise where.key("size").error("is negative")
+        media_type = _want(obj, "media_type", str, where)
+        if media_type not in NONDISTRIBUTABLE_TYPES:
+            raise where.key("media_type").error("is not a foreign (non-distributable) layer type; only those may "
+                                                "be left out")
+        return cls(obj["digest"], size, media_type, obj.get("urls"))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"digest": self.digest, "size": self.size, "media_type": self.media_type, "urls": self.urls}
+
+
+@dataclass(frozen=True)
+class UpstreamSignature:
+    """A cosign key-based signature checked at build time (the image entry's ``signed-by``): the key that
+    verified it, the manifest digest its payload names, and the carried signature manifest that holds it.
+    ``public_key`` (PEM) lets ``verify`` check it again offline."""
+
+    key: str                    # the key's fingerprint, SHA256:<hex of its DER>
+    algorithm: str              # ed25519 | ecdsa-p256
+    public_key: str             # PEM SubjectPublicKeyInfo
+    digest: str                 # the manifest digest the signature covers (what the reference resolved to)
+    signature: Optional[str]    # the signature manifest, one of the image's referrers; None when its subject
+                                # is not kept (a platform subset of a signed index): checked at build time only
+    key_file: Json = None       # informative: the file the manifest named
+    identity: Json = None       # informative: the docker-reference the payload names
+
+    @classmethod
+    def from_dict(cls, obj: Json, where: Where) -> "UpstreamSignature":
+        _object(obj, where)
+        if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+            raise where.key("digest").error("is not sha256:<64 hex>")
+        signature = obj.get("signature")
+        if signature is not None and not (isinstance(signature, str) and DIGEST_RE.fullmatch(signature)):
+            raise where.key("signature").error("is neither null nor sha256:<64 hex>")
+        if not re.fullmatch(r"SHA256:[0-9a-f]{64}", _want(obj, "key", str, where)):
+            raise where.key("key").error("is not SHA256:<64 hex>")
+        algorithm = _want(obj, "algorithm", str, where)
+        if algorithm not in ("ed25519", "ecdsa-p256"):
+            raise where.key("algorithm").error("is neither ed25519 nor ecdsa-p256")
+        public_key = _want(obj, "public_key", str, where)
+        if len(public_key) > 4096 or "-----BEGIN PUBLIC KEY-----" not in public_key:
+            raise where.key("public_key").error("is not a PEM public key")
+        return cls(obj["key"], algorithm, public_key, obj["digest"], signature, obj.get("key_file"),
+                   obj.get("identity"))
+
+    def to_dict(self) -> Dict[str, Json]:
+        return {"key": self.key, "algorithm": self.algorithm, "public_key": self.public_key, "digest": self.digest,
+                "signature": self.signature, "key_file": self.key_file, "identity": self.identity}
+
+
 @dataclass(frozen=True)
 class Image:
     """One entry of images: what images/index.json points at for ``ref``, and the manifests kept."""
@@ -275,9 +406,20 @@ class Image:
     index_digest: Json = None
     platforms: Json = "all"
     fetched_from: Json = None
+    # what travels beside the graph: supply-chain referrers of its kept manifests, the cosign signatures checked
+    # at build time, and the foreign layers left out (each list absent from the document when the build made none)
+    referrers: Tuple[Referrer, ...] = ()
+    signatures: Tuple[UpstreamSignature, ...] = ()
+    skipped_layers: Tuple[SkippedLayer, ...] = ()
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
     INFORMATIVE = ("repository", "tag", "index_digest", "platforms", "fetched_from")
+    LISTS = ("referrers", "signatures", "skipped_layers")
+
+    @property
+    def kept_digests(self) -> FrozenSet[str]:
+        """The manifests of the image's own graph: what a referrer or a signature may refer to."""
+        return frozenset([self.digest] + [m.digest for m in self.manifests])
 
     @classmethod
     def from_dict(cls, obj: Json, where: Where) -> "Image":
@@ -301,9 +443,25 @@ class Image:
             raise where.key("source").error("is neither registry nor docker-daemon")
         manifests = tuple(PlatformManifest.from_dict(m, where.key("manifests").item(j))
                           for j, m in enumerate(_list(obj, "manifests", where)))
+        kept = frozenset([obj["digest"]] + [m.digest for m in manifests])
+        referrers = tuple(Referrer.from_dict(r, where.key("referrers").item(j))
+                          for j, r in enumerate(_list(obj, "referrers", where) if "referrers" in obj else []))
+        for j, r in enumerate(referrers):
+            if r.subject not in kept:
+                raise where.key("referrers").item(j).key("subject").error("is not a manifest this image keeps")
+        _unique([r.digest for r in referrers], where.key("referrers"))
+        signatures = tuple(UpstreamSignature.from_dict(g, where.key("signatures").item(j))
+                           for j, g in enumerate(_list(obj, "signatures", where) if "signatures" in obj else []))
+        carried = {r.digest for r in referrers if r.kind == "signature"}
+        for j, g in enumerate(signatures):
+            if g.signature is not None and g.signature not in carried:
+                raise where.key("signatures").item(j).key("signature").error("is not a signature this image carries")
+        skipped = tuple(SkippedLayer.from_dict(s, where.key("skipped_layers").item(j)) for j, s in
+                        enumerate(_list(obj, "skipped_layers", where) if "skipped_layers" in obj else []))
         return cls(ref, obj["digest"], media_type, size, manifests, derived, source,
                    obj.get("repository"), obj.get("tag"), obj.get("index_digest"), obj.get("platforms", "all"),
-                   obj.get("fetched_from"), _absent(obj, cls.INFORMATIVE))
+                   obj.get("fetched_from"), referrers, signatures, skipped,
+                   _absent(obj, cls.INFORMATIVE + cls.LISTS))
 
     def to_dict(self) -> Dict[str, Json]:
         return _without({
@@ -312,6 +470,9 @@ class Image:
             "index_digest": self.index_digest, "platforms": self.platforms,
             "manifests": [m.to_dict() for m in self.manifests],
             "derived": self.derived, "source": self.source, "fetched_from": self.fetched_from,
+            "referrers": [r.to_dict() for r in self.referrers],
+            "signatures": [g.to_dict() for g in self.signatures],
+            "skipped_layers": [s.to_dict() for s in self.skipped_layers],
         }, self.absent)
 
 

@@ -4,6 +4,7 @@ Manifests are kept byte-exact; this module only reads them to find their childre
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, TypedDict
 
 from installer.errors import InvalidInput
@@ -19,6 +20,22 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES + SCHEMA1)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Foreign (non-distributable) layers: their publisher serves them from the descriptor's urls (Windows base
+# layers); registries do not have to hold them. Docker's type, and the OCI ones image-spec 1.1 deprecates.
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+NONDISTRIBUTABLE_TYPES = (DOCKER_FOREIGN_LAYER,
+                          "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                          "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                          "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+# Supply-chain artifacts (docs/FORMAT.md "Referrers"): cosign's tag suffixes and layer types, buildx's
+# attestation manifests, the OCI 1.1 empty config and referrers tag schema.
+COSIGN_SIGNATURE_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+DOCKER_REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_MANIFEST = "attestation-manifest"
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -35,18 +52,39 @@ class _DescriptorRequired(TypedDict):
 class DescriptorJSON(_DescriptorRequired, total=False):
     platform: Platform
     annotations: object  # passed through as the manifest has it
+    urls: object
+    artifactType: object
 
 
 class Descriptor:
-    __slots__ = ("media_type", "digest", "size", "platform", "annotations")
+    __slots__ = ("media_type", "digest", "size", "platform", "annotations", "urls", "artifact_type")
 
     def __init__(self, media_type: str, digest: str, size: int, platform: Optional[Platform] = None,
-                 annotations: object = None) -> None:
+                 annotations: object = None, urls: object = None, artifact_type: object = None) -> None:
         self.media_type = media_type
         self.digest = digest
         self.size = size
         self.platform = platform
         self.annotations = annotations
+        self.urls = urls                    # as the manifest has them: checked where they are used
+        self.artifact_type = artifact_type
+
+    @property
+    def foreign(self) -> bool:
+        """A non-distributable layer (a Windows base layer): registries need not hold it."""
+        return self.media_type in NONDISTRIBUTABLE_TYPES
+
+    def annotation(self, key: str) -> Optional[str]:
+        value = self.annotations.get(key) if isinstance(self.annotations, dict) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def attestation_of(self) -> Optional[str]:
+        """The manifest digest a buildx attestation-manifest entry of an index describes, else None."""
+        if self.annotation(DOCKER_REFERENCE_TYPE) != ATTESTATION_MANIFEST:
+            return None
+        ref = self.annotation(DOCKER_REFERENCE_DIGEST)
+        return ref if ref is not None and DIGEST_RE.fullmatch(ref) else None
 
     @classmethod
     def parse(cls, obj: object, where: str) -> "Descriptor":
@@ -59,7 +97,8 @@ class Descriptor:
             raise InvalidInput("%s: descriptor size %r is not a non-negative integer" % (where, size))
         platform = obj.get("platform")
         return cls(media if isinstance(media, str) else "", digest, size,
-                   platform if isinstance(platform, dict) else None, obj.get("annotations"))
+                   platform if isinstance(platform, dict) else None, obj.get("annotations"), obj.get("urls"),
+                   obj.get("artifactType"))
 
     def to_json(self) -> DescriptorJSON:
         out: DescriptorJSON = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -67,6 +106,10 @@ class Descriptor:
             out["platform"] = self.platform
         if self.annotations:
             out["annotations"] = self.annotations
+        if self.urls:
+            out["urls"] = self.urls
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         return out
 
 
@@ -89,8 +132,28 @@ def media_type_of(data: bytes, header_type: str) -> str:
     return media or OCI_MANIFEST
 
 
-def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[Descriptor], List[Descriptor]]:
-    """(config, layers) for an image manifest; (None, children) for an index."""
+@dataclass(frozen=True)
+class OciDocument:
+    """What a manifest or an index says about its graph: an image manifest has a ``config`` and its layers as
+    ``children``; an index has ``config`` None and its manifests as ``children``. ``subject`` (OCI 1.1: the
+    manifest this one refers to), ``artifact_type`` and ``annotations`` are as given, checked where used."""
+
+    config: Optional[Descriptor]
+    children: List[Descriptor]
+    subject: Optional[Descriptor]
+    artifact_type: Optional[str]
+    annotations: Dict[str, str]
+
+    @property
+    def kind_type(self) -> str:
+        """The artifact type as the referrers API reports it: artifactType, else the config's media type."""
+        if self.artifact_type:
+            return self.artifact_type
+        return self.config.media_type if self.config is not None else ""
+
+
+def parse_document(data: bytes, media_type: str, where: str) -> OciDocument:
+    """Parse a manifest or an index of a supported media type (schema 1 and others are refused)."""
     if media_type in SCHEMA1:
         raise InvalidInput("%s is a Docker schema 1 manifest, which is not supported (re-push it as schema 2 or OCI)"
                            % where)
@@ -102,15 +165,28 @@ def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[D
         raise InvalidInput("%s is not valid JSON" % where) from exc
     if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
         raise InvalidInput("%s is not a schemaVersion 2 manifest" % where)
+    subject = Descriptor.parse(doc["subject"], where) if doc.get("subject") is not None else None
+    artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+    raw = doc.get("annotations")
+    annotations = {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(raw, dict) else {}
     if media_type in INDEX_TYPES:
         children = doc.get("manifests")
         if not isinstance(children, list):
             raise InvalidInput("%s: an index without a manifests list" % where)
-        return None, [Descriptor.parse(c, where) for c in children]
+        return OciDocument(None, [Descriptor.parse(c, where) for c in children], subject, artifact_type,
+                           annotations)
     layers = doc.get("layers")
     if not isinstance(layers, list):
         raise InvalidInput("%s: a manifest without a layers list" % where)
-    return Descriptor.parse(doc.get("config"), where), [Descriptor.parse(layer, where) for layer in layers]
+    return OciDocument(Descriptor.parse(doc.get("config"), where), [Descriptor.parse(layer, where) for layer in layers],
+                       subject, artifact_type, annotations)
+
+
+def parse_manifest(data: bytes, media_type: str, where: str) -> Tuple[Optional[Descriptor], List[Descriptor]]:
+    """(config, layers) for an image manifest; (None, children) for an index."""
+    doc = parse_document(data, media_type, where)
+    return doc.config, doc.children
 
 
 

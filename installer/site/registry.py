@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from installer import __version__
 from installer.errors import ContentMismatch, InvalidInput, RegistryError
-from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, SCHEMA1, media_type_of
+from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, OCI_INDEX, SCHEMA1, media_type_of
 from installer.format.reference import strict_digest
 from installer.site.auth import Auth, Credentials
 from installer.site.retry import RetryPolicy, Transient
@@ -49,6 +49,7 @@ class Registry:
         self.auth = Auth(host, credentials, self._plain_allowed)
         self._scheme: Optional[str] = None if insecure else "https"
         self.requests = 0  # counted, for tests and progress
+        self.has_referrers_api: Optional[bool] = None  # learned from the first referrers question
 
     def _plain_allowed(self, netloc: str) -> bool:
         return netloc in self.insecure_hosts or netloc.rsplit(":", 1)[0] in self.insecure_hosts
@@ -191,8 +192,18 @@ class Registry:
     # --- pulls ------------------------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> Tuple[bytes, str, str]:
         """(bytes, media type, digest) exactly as served; the digest is computed, not trusted."""
+        found = self.find_manifest(repo, reference, missing_ok=False)
+        assert found is not None  # missing_ok=False: a 404 raised
+        return found
+
+    def find_manifest(self, repo: str, reference: str, missing_ok: bool = True) -> Optional[Tuple[bytes, str, str]]:
+        """As get_manifest, or None when the registry answers 404 (a tag that may or may not exist: one GET, not a
+        HEAD and a GET)."""
         resp, data = self.call("GET", "/v2/%s/manifests/%s" % (repo, reference), [_pull(repo)],
-                               headers={"Accept": ACCEPT}, read_limit=MAX_MANIFEST_BYTES)
+                               headers={"Accept": ACCEPT}, read_limit=MAX_MANIFEST_BYTES,
+                               ok=(200, 404) if missing_ok else (200,))
+        if resp.status == 404:
+            return None
         media_type = media_type_of(data, resp.getheader("Content-Type") or "")
         if media_type in SCHEMA1:
             # Refused before any digest check: a registry's digest for schema 1 is not the sha256 of its bytes.
@@ -316,13 +327,31 @@ class Registry:
                   headers={"Content-Type": "application/octet-stream"}, body=body, length=length, ok=(201,))
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
+        return self.put_manifest_answer(repo, reference, data, media_type)[0]
+
+    def put_manifest_answer(self, repo: str, reference: str, data: bytes, media_type: str) -> Tuple[str, bool]:
+        """PUT a manifest; (its digest, whether the registry answered OCI-Subject: it indexes referrers itself)."""
         resp, _ = self.call("PUT", "/v2/%s/manifests/%s" % (repo, reference), [_push(repo)],
                             headers={"Content-Type": media_type}, body=lambda: data, length=len(data), ok=(201,))
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         served = self._served_digest(resp, repo, reference)
         if served is not None and served != digest:
             raise ContentMismatch("%s stored %s/%s as %s, not %s" % (self.host, repo, reference, served, digest))
-        return digest
+        return digest, resp.getheader("OCI-Subject") is not None
+
+    def referrers(self, repo: str, digest: str) -> Optional[bytes]:
+        """The OCI 1.1 referrers API: the index of the manifests whose subject is ``digest``, or None when the
+        registry does not have the API (it answers 404: a registry that has it never does, distribution-spec
+        v1.1 "Listing Referrers"); remembered per registry, so the question is asked once."""
+        if self.has_referrers_api is False:
+            return None
+        resp, data = self.call("GET", "/v2/%s/referrers/%s" % (repo, digest), [_pull(repo)],
+                               headers={"Accept": OCI_INDEX}, ok=(200, 404, 405), read_limit=MAX_MANIFEST_BYTES)
+        if resp.status != 200 or (resp.getheader("Content-Type") or "").split(";")[0].strip() != OCI_INDEX:
+            self.has_referrers_api = False
+            return None
+        self.has_referrers_api = True
+        return data
 
 
 def _pull(repo: str) -> str:

@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 from bundler.plan.schemas import validator
 from installer.errors import InvalidInput, LocalEnvironmentError
 from installer.format.meta import canonical_json, parse_meta
-from installer.format.model import (BundleFile, BundleHead, Chart, ChartImage, ChartOci, DeltaBase, DeltaDoc, Image,
-                                    Member, Outcome, Phase, PhaseRecord, PlatformManifest, ReceiptRecord, SiteOptions,
-                                    Status, Tenant, Tool, receipt_file)
+from installer.format.model import (FOUND_BY, REFERRER_KINDS, BundleFile, BundleHead, Chart, ChartImage, ChartOci,
+                                    DeltaBase, DeltaDoc, Image, Member, Outcome, Phase, PhaseRecord, PlatformManifest,
+                                    ReceiptRecord, Referrer, SiteOptions, SkippedLayer, Status, Tenant, Tool,
+                                    UpstreamSignature, receipt_file, referrer_tag)
+from installer.format.oci import NONDISTRIBUTABLE_TYPES
 from installer.format.paths import (blob_path, c_sorted, chart_path, chart_values_path, is_reserved, path_problem,
                                     tenant_path)
 from installer.format.reference import parse
@@ -34,6 +36,8 @@ from propkit import known_bug_report  # noqa: F401  (autouse: reports tolerated 
 from propkit import label, odd_text, prop, typed
 
 SCHEMA = validator("bundle.schema.json")
+OTHER = "sha256:" + "e" * 64  # a digest no generated image keeps
+OTHER_SIG = referrer_tag(OTHER, "sig")
 
 
 def schema_errors(doc) -> list:
@@ -75,11 +79,33 @@ def image(draw) -> Image:
     ref = parse(draw(image_ref()))
     manifests = tuple(PlatformManifest(draw(digest), draw(media_type), draw(platform))
                       for _ in range(draw(st.integers(0, 3))))
-    return Image(str(ref), draw(digest), draw(media_type), draw(size), manifests, draw(st.booleans()),
+    top = draw(digest)
+    kept = [top] + [m.digest for m in manifests]
+    referrers = []
+    for _ in range(draw(st.integers(0, 3))):
+        subject = draw(st.sampled_from(kept))
+        kind = draw(st.sampled_from(REFERRER_KINDS))
+        tag = draw(st.sampled_from([None, referrer_tag(subject, "sig"), referrer_tag(subject, "att")]))
+        referrers.append(Referrer(draw(digest), draw(media_type), draw(size), subject, kind, tag,
+                                  draw(st.sampled_from(["application/vnd.dev.cosign.artifact.sig.v1+json", None])),
+                                  draw(st.sampled_from(list(FOUND_BY))),
+                                  absent=frozenset(["tag"] if tag is None else [])))
+    referrers = list({r.digest: r for r in referrers}.values())
+    signatures = []
+    if draw(st.booleans()):
+        carried = [r.digest for r in referrers if r.kind == "signature"]
+        signatures.append(UpstreamSignature("SHA256:" + draw(hex64), draw(st.sampled_from(["ed25519", "ecdsa-p256"])),
+                                            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
+                                            top, draw(st.sampled_from(carried + [None])), draw(text), None))
+    skipped = tuple(SkippedLayer(draw(digest), draw(size), NONDISTRIBUTABLE_TYPES[0], [draw(text)])
+                    for _ in range(draw(st.integers(0, 2))))
+    lists = {"referrers": referrers, "signatures": signatures, "skipped_layers": skipped}
+    return Image(str(ref), top, draw(media_type), draw(size), manifests, draw(st.booleans()),
                  draw(st.sampled_from(["registry", "docker-daemon"])), repository=ref.repository, tag=ref.tag,
                  index_digest=draw(st.one_of(st.none(), digest)),
                  platforms=draw(st.one_of(st.just("all"), st.lists(platform, min_size=1, max_size=3, unique=True))),
-                 fetched_from=draw(text))
+                 fetched_from=draw(text), referrers=tuple(referrers), signatures=tuple(signatures),
+                 skipped_layers=skipped, absent=frozenset(k for k, v in lists.items() if not v))
 
 
 @st.composite
@@ -213,6 +239,26 @@ def _mutations(doc):
         out.append(("image twice", lambda d, i=i: d["images"].append(copy.deepcopy(d["images"][i])), "images", False))
         out.append(("image ref", lambda d, i=i: _at(d, ("images", i)).update(ref="Not A Ref"), "images[%d].ref" % i,
                     False))
+        for j in range(len(image.get("referrers", []))):
+            out.append(("referrer of a manifest not kept",
+                        lambda d, i=i, j=j: _at(d, ("images", i, "referrers", j)).update(subject=OTHER, tag=None),
+                        "images[%d].referrers[%d].subject" % (i, j), False))
+            out.append(("referrer kind", lambda d, i=i, j=j: _at(d, ("images", i, "referrers", j)).update(kind="x"),
+                        "images[%d].referrers[%d].kind" % (i, j), True))
+            out.append(("referrer tag of another subject",
+                        lambda d, i=i, j=j: _at(d, ("images", i, "referrers", j)).update(tag=OTHER_SIG),
+                        "images[%d].referrers[%d].tag" % (i, j), False))
+        for j in range(len(image.get("signatures", []))):
+            out.append(("signature not carried",
+                        lambda d, i=i, j=j: _at(d, ("images", i, "signatures", j)).update(signature=OTHER),
+                        "images[%d].signatures[%d].signature" % (i, j), False))
+            out.append(("signature key", lambda d, i=i, j=j: _at(d, ("images", i, "signatures", j)).update(key="k"),
+                        "images[%d].signatures[%d].key" % (i, j), True))
+        for j in range(len(image.get("skipped_layers", []))):
+            out.append(("skipped layer not foreign",
+                        lambda d, i=i, j=j: _at(d, ("images", i, "skipped_layers", j)).update(
+                            media_type="application/vnd.oci.image.layer.v1.tar+gzip"),
+                        "images[%d].skipped_layers[%d].media_type" % (i, j), False))
         for j in range(len(image["manifests"])):
             out.append(("manifest digest", lambda d, i=i, j=j: _at(d, ("images", i, "manifests", j)).update(digest=7),
                         "images[%d].manifests[%d].digest" % (i, j), True))

@@ -1,0 +1,93 @@
+"""Cosign key-based image signatures, checked offline with the primitives of signing.py (docs/VERIFY.md).
+
+cosign's signature of a manifest digest D is an image manifest tagged ``sha256-<hex of D>.sig`` (or, in OCI 1.1
+mode, a referrer of D with artifactType ``application/vnd.dev.cosign.artifact.sig.v1+json``). Each of its layers
+of type ``application/vnd.dev.cosign.simplesigning.v1+json`` is a "simple signing" payload::
+
+    {"critical": {"identity": {"docker-reference": "ghcr.io/acme/app"},
+                  "image": {"docker-manifest-digest": "sha256:<hex of D>"},
+                  "type": "cosign container image signature"},
+     "optional": {...}}
+
+with the signature, base64, in the layer's ``dev.cosignproject.cosign/signature`` annotation: ECDSA P-256 keys
+sign SHA-256 of the payload bytes (DER), Ed25519 keys the payload bytes themselves. What is signed is the payload;
+the payload names the digest: both must hold. Keyless (Fulcio certificate) signatures are not checked here.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from installer.format.oci import COSIGN_SIGNATURE_LAYER, parse_document
+from installer.format.reference import DIGEST_RE
+from installer.trust.signing import PublicKey, verify
+
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+SIMPLE_SIGNING_TYPE = "cosign container image signature"
+COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+MAX_PAYLOAD_BYTES = 64 * 1024       # a payload is a few hundred bytes; a larger one is not read
+MAX_SIGNATURE_CHARS = 1024          # base64 of a DER ECDSA P-256 or an Ed25519 signature is under 100
+MAX_LAYERS = 64                     # signatures in one .sig manifest (cosign appends one per signing)
+
+
+@dataclass(frozen=True)
+class CosignCheck:
+    """One signature that verified: the layer holding it and the identity its payload names (informative)."""
+
+    layer: str                          # the payload blob's digest
+    identity: Optional[str]             # critical.identity.docker-reference
+
+
+def payload_digest(payload: bytes) -> Optional[str]:
+    """The manifest digest a simple-signing payload names, or None when it is not one."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    critical = doc.get("critical") if isinstance(doc, dict) else None
+    if not isinstance(critical, dict) or critical.get("type") != SIMPLE_SIGNING_TYPE:
+        return None
+    image = critical.get("image")
+    digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    return digest if isinstance(digest, str) and DIGEST_RE.fullmatch(digest) else None
+
+
+def _identity(payload: bytes) -> Optional[str]:
+    doc = json.loads(payload)
+    identity = doc["critical"].get("identity")
+    ref = identity.get("docker-reference") if isinstance(identity, dict) else None
+    return ref[:512] if isinstance(ref, str) else None
+
+
+def check_signature_manifest(key: PublicKey, manifest: bytes, media_type: str, digest: str,
+                             read_blob: Callable[[str, int], bytes], where: str) -> Optional[CosignCheck]:
+    """The first layer of the signature manifest ``manifest`` whose payload names ``digest`` and whose signature
+    verifies with ``key``; None when no layer does. ``read_blob(digest, size)`` gives a layer's bytes (already
+    checked against its digest by the caller); a layer larger than MAX_PAYLOAD_BYTES is never read."""
+    doc = parse_document(manifest, media_type, where)
+    if doc.config is None:
+        return None
+    for layer in doc.children[:MAX_LAYERS]:
+        if layer.media_type != COSIGN_SIGNATURE_LAYER or layer.size > MAX_PAYLOAD_BYTES:
+            continue
+        encoded = layer.annotation(SIGNATURE_ANNOTATION)
+        if not encoded or len(encoded) > MAX_SIGNATURE_CHARS:
+            continue
+        try:
+            signature = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        payload = read_blob(layer.digest, layer.size)
+        if payload_digest(payload) != digest:
+            continue
+        if verify(key, payload, signature):
+            return CosignCheck(layer.digest, _identity(payload))
+    return None
+
+
+def signature_layers(manifest: bytes, media_type: str, where: str) -> List[str]:
+    """The payload digests of a signature manifest (what a reviewer fetches to check it by hand)."""
+    doc = parse_document(manifest, media_type, where)
+    return [layer.digest for layer in doc.children[:MAX_LAYERS] if layer.media_type == COSIGN_SIGNATURE_LAYER]
