@@ -13,7 +13,8 @@ from typing import Callable, List, Sequence, Tuple
 
 from installer.errors import TrustError
 from installer.format.model import UpstreamSignature
-from installer.trust.cosign import MAX_PAYLOAD_BYTES, check_signature_manifest
+from installer.format.oci import MAX_PAYLOAD_BYTES
+from installer.trust.cosign import CosignCheck, check_signature_manifest
 from installer.trust.signing import load_public_key
 
 from bundler.pull.referrers import Found
@@ -27,7 +28,7 @@ def check_signed_by(key_path: str, found: Sequence[Found], digest: str, kept: Se
     ``keep_all`` False (``referrers: false``) carries only the signature that verified."""
     key = load_public_key(key_path)
     checked = 0
-    good: List[Tuple[Found, str]] = []
+    good: List[Tuple[Found, CosignCheck]] = []
     for item in found:
         r = item.referrer
         if r.kind != "signature" or r.subject != digest:
@@ -41,18 +42,19 @@ def check_signed_by(key_path: str, found: Sequence[Found], digest: str, kept: Se
         check = check_signature_manifest(key, item.data, r.media_type,
                                          digest, read, "%s: the signature %s" % (where, r.digest))
         if check is not None:
-            good.append((item, check.identity or ""))
+            good.append((item, check))
     if not good:
         looked = ("%d signature%s looked at" % (checked, "" if checked == 1 else "s")) if checked else \
             "no cosign signature found (tag sha256-%s.sig, referrers)" % digest[len("sha256:"):][:12]
         raise TrustError("%s: no valid signature of %s by the key %s (%s, %s); refused"
                          % (where, digest, os.path.basename(key_path), key.fingerprint, looked))
     signatures = []
-    for item, identity in good:
+    for item, check in good:
         carried = item.referrer.subject in kept
         signatures.append(UpstreamSignature(key.fingerprint, key.algorithm, key.pem().decode("ascii"), digest,
                                             item.referrer.digest if carried else None,
-                                            os.path.basename(key_path), identity or None))
+                                            os.path.basename(key_path), check.identity,
+                                            check.layer if carried else None))
     subjects = set(kept)
     verified = {item.referrer.digest for item, _ in good}
     carry = [f for f in found if f.referrer.subject in subjects and (keep_all or f.referrer.digest in verified)]

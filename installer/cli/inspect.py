@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from installer.cli.options import TRUST_OPT, Command, Opt
-from installer.format.model import BundleHead, Json
+from installer.format.model import BundleHead, Image, Json
 from installer.format.oci import kind_of
 from installer.format.tarstream import TarReader
 from installer.format.zstd import open_decompressed
@@ -72,7 +72,7 @@ def _got(obj: Json, key: str, default: Json = "?") -> Json:
 
 def _inspect_images(meta: BundleHead) -> List[str]:
     lines = []
-    for image in (i.to_dict() for i in meta.images):
+    for model, image in ((i, i.to_dict()) for i in meta.images):
         platforms = _got(image, "platforms")
         listed = platforms if isinstance(platforms, list) else [platforms]
         platforms = "all platforms" if platforms == "all" else ", ".join(str(p) for p in listed)
@@ -80,6 +80,27 @@ def _inspect_images(meta: BundleHead) -> List[str]:
         lines.append("  %s  %s (%s%s; %s)" % (image["digest"], kind_of(image["media_type"]),
                                                platforms, ", derived index" if image["derived"] else "",
                                                "from %s" % _got(image, "fetched_from")))
+        lines += image_extras(model)
+    return lines
+
+
+def image_extras(image: Image) -> List[str]:
+    """What travels beside an image's graph, one line each: upstream signatures checked at build time, carried
+    referrers, foreign layers left out (inspect and verify show them)."""
+    lines = []
+    for g in image.signatures:
+        lines.append("  signed by %s (%s, %s): cosign signature of %s %s" % (
+            g.key, g.algorithm, g.key_file if isinstance(g.key_file, str) else "signed-by", g.digest,
+            "carried as %s" % g.signature if g.signature else "checked at build time (not carried: its subject is "
+            "the upstream index, of which a subset is kept)"))
+    for r in image.referrers:
+        how = "tag %s" % r.tag if r.tag else "found by %s" % (r.found if isinstance(r.found, str) else "?")
+        kind = "%s %s" % (r.kind, r.artifact_type) if isinstance(r.artifact_type, str) else r.kind
+        lines.append("  referrer %s  %s of %s (%s)" % (r.digest, kind, r.subject, how))
+    for layer in image.skipped_layers:
+        urls = layer.urls if isinstance(layer.urls, list) else []
+        lines.append("  foreign layer %s (%d bytes) not carried: the site fetches it from %s"
+                     % (layer.digest, layer.size, ", ".join(str(u) for u in urls[:2]) or "its URLs"))
     return lines
 
 

@@ -115,6 +115,10 @@ def json_verify(r: VerifyResult) -> Dict[str, Json]:
     result = report_json(r.report)
     result.update(archive=r.archive, checks={"signature": "ok", "bundle.json": "ok", "members": "ok",
                                              "structure": "ok", "sidecar": r.report.sidecar})
+    result["upstream_signatures"] = [
+        {"ref": i.ref, "digest": g.digest, "key": g.key, "signature": g.signature,
+         "checked": "now and at build time" if g.signature and r.report.complete else "at build time"}
+        for i in r.report.head.meta.images for g in i.signatures]
     return result
 
 
@@ -131,6 +135,11 @@ def text_verify(r: VerifyResult) -> List[str]:
             delta.omitted_bytes, delta.checked_in_kit,
             "" if v.complete else "; complete: false (pass --kit DIR to check the rest)")]
     verdict = "OK" if v.complete else "INCOMPLETE (a delta: signature and carried files good)"
+    for image in v.head.meta.images:
+        for g in image.signatures:
+            extra.append("upstream signature of %s (%s): cosign, key %s; %s" % (
+                image.ref, g.digest, g.key, "verified again from the archive" if g.signature and v.complete
+                else "verified at build time (the signature is not carried)"))
     return extra + ["%s %s %s: signature by %s; %d files (%d payload bytes) listed in SHA256SUMS" % (
                 verdict, v.name, v.version, v.signer, v.files, v.total_size),
             "bundle_id %s" % v.bundle_id,

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from installer.errors import ContentMismatch, InvalidInput
 from installer.fsutil import read_installed
 from installer.format.model import BundleHead
-from installer.format.oci import MAX_MANIFEST_BYTES, REF_NAME, parse_manifest
+from installer.format.oci import MANIFEST_TYPES, MAX_MANIFEST_BYTES, MAX_PAYLOAD_BYTES, REF_NAME, parse_manifest
 from installer.format.paths import BLOB_PREFIX, INDEX_PATH, LAYOUT_PATH, blob_path
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
@@ -39,16 +39,25 @@ class ImageGraph:
         for image in meta.images:
             self.manifest_digests.add(image.digest)
             self.manifest_digests.update(m.digest for m in image.manifests)
+            self.manifest_digests.update(r.digest for r in image.referrers)
         self.manifest_digests.update(c.oci.digest for c in meta.charts)
+        # the cosign payloads that verified at build time: small, kept to check the signatures again (check())
+        self.payloads = {g.payload for i in meta.images for g in i.signatures if g.payload is not None}
         self.captured: Dict[str, bytes] = {}
 
     def wants(self, path: str) -> bool:
         if path == INDEX_PATH:
             return True
-        return path.startswith(BLOB_PREFIX) and "sha256:" + path[len(BLOB_PREFIX):] in self.manifest_digests
+        if not path.startswith(BLOB_PREFIX):
+            return False
+        digest = "sha256:" + path[len(BLOB_PREFIX):]
+        return digest in self.manifest_digests or digest in self.payloads
 
     def cap(self, path: str) -> int:
-        return MAX_INDEX_BYTES if path == INDEX_PATH else MAX_MANIFEST_BYTES
+        if path == INDEX_PATH:
+            return MAX_INDEX_BYTES
+        digest = "sha256:" + path[len(BLOB_PREFIX):]
+        return MAX_MANIFEST_BYTES if digest in self.manifest_digests else MAX_PAYLOAD_BYTES
 
     def feed(self, path: str, data: bytes) -> None:
         self.captured[path] = data
@@ -78,10 +87,17 @@ class ImageGraph:
                 problems.append("%s: images/index.json says %s, bundle.json says %s"
                                 % (ref, entry.get("digest"), image.digest))
         for image in self.meta.images:
-            problems += self._closure(image.digest, image.size, image.media_type, image.ref)
+            skipped = {s.digest: s.size for s in image.skipped_layers}
+            problems += self._closure(image.digest, image.size, image.media_type, image.ref, skipped=skipped)
             for m in image.manifests:
                 if blob_path(m.digest) not in members:
                     problems.append("%s: manifest %s is missing" % (image.ref, m.digest))
+            for r in image.referrers:
+                what = "%s: referrer %s" % (image.ref, r.digest)
+                if r.media_type not in MANIFEST_TYPES:
+                    problems.append("%s is a %s, not an image manifest" % (what, r.media_type))
+                    continue
+                problems += self._closure(r.digest, r.size, r.media_type, what)
         for chart in self.meta.charts:
             what = "chart %s %s" % (chart.name, chart.version)
             problems += self._closure(chart.oci.digest, chart.oci.size, chart.oci.media_type, what)
@@ -114,8 +130,11 @@ class ImageGraph:
             out[ref] = entry
         return out
 
-    def _closure(self, digest: str, size: int, media_type: str, ref: str, depth: int = 0) -> List[str]:
-        """Every blob reachable from ``digest`` is a member of the declared size."""
+    def _closure(self, digest: str, size: int, media_type: str, ref: str, depth: int = 0,
+                 skipped: Optional[Dict[str, int]] = None) -> List[str]:
+        """Every blob reachable from ``digest`` is a member of the declared size, but the foreign layers bundle.json
+        lists as left out (``skipped``: digest -> size)."""
+        skipped = skipped or {}
         path = blob_path(digest)
         members = self.meta.sizes
         if path not in members:
@@ -131,10 +150,12 @@ class ImageGraph:
             if depth:
                 return ["%s: nested index %s" % (ref, digest)]
             for child in children:
-                problems += self._closure(child.digest, child.size, child.media_type, ref, depth + 1)
+                problems += self._closure(child.digest, child.size, child.media_type, ref, depth + 1, skipped)
             return problems
         for blob in [config] + children:
             bp = blob_path(blob.digest)
+            if blob is not config and blob.foreign and skipped.get(blob.digest) == blob.size and bp not in members:
+                continue  # a foreign layer the bundle says it leaves out (foreign-layers: skip)
             if bp not in members:
                 problems.append("%s: blob %s is missing" % (ref, blob.digest))
             elif members[bp] != blob.size:

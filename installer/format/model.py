@@ -363,6 +363,8 @@ class UpstreamSignature:
                                 # is not kept (a platform subset of a signed index): checked at build time only
     key_file: Json = None       # informative: the file the manifest named
     identity: Json = None       # informative: the docker-reference the payload names
+    payload: Optional[str] = None  # the signature manifest's layer (simple-signing payload) that verified:
+                                   # verify and install check it again from the archive
 
     @classmethod
     def from_dict(cls, obj: Json, where: Where) -> "UpstreamSignature":
@@ -372,6 +374,11 @@ class UpstreamSignature:
         signature = obj.get("signature")
         if signature is not None and not (isinstance(signature, str) and DIGEST_RE.fullmatch(signature)):
             raise where.key("signature").error("is neither null nor sha256:<64 hex>")
+        payload = obj.get("payload")
+        if (signature is None) != (payload is None) or (
+                payload is not None and not (isinstance(payload, str) and DIGEST_RE.fullmatch(payload))):
+            raise where.key("payload").error("must be the sha256:<64 hex> of the payload that verified when the "
+                                             "signature is carried, and null otherwise")
         if not re.fullmatch(r"SHA256:[0-9a-f]{64}", _want(obj, "key", str, where)):
             raise where.key("key").error("is not SHA256:<64 hex>")
         algorithm = _want(obj, "algorithm", str, where)
@@ -381,11 +388,12 @@ class UpstreamSignature:
         if len(public_key) > 4096 or "-----BEGIN PUBLIC KEY-----" not in public_key:
             raise where.key("public_key").error("is not a PEM public key")
         return cls(obj["key"], algorithm, public_key, obj["digest"], signature, obj.get("key_file"),
-                   obj.get("identity"))
+                   obj.get("identity"), payload)
 
     def to_dict(self) -> Dict[str, Json]:
         return {"key": self.key, "algorithm": self.algorithm, "public_key": self.public_key, "digest": self.digest,
-                "signature": self.signature, "key_file": self.key_file, "identity": self.identity}
+                "signature": self.signature, "payload": self.payload, "key_file": self.key_file,
+                "identity": self.identity}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES + SCHEMA1)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024  # a cosign simple-signing payload is a few hundred bytes; a larger one is not read
 # Foreign (non-distributable) layers: their publisher serves them from the descriptor's urls (Windows base
 # layers); registries do not have to hold them. Docker's type, and the OCI ones image-spec 1.1 deprecates.
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"

@@ -7,19 +7,20 @@ tags move last, in phase 6, so a site never sees a tag pointing at something inc
 A second run writes nothing: everything is checked with HEAD first.
 """
 
+import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
 
 from installer.site import credentials
 from installer import faults
-from installer.errors import InvalidInput, UsageError
+from installer.errors import InvalidInput, RegistryError, UsageError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import read_blob
-from installer.format.model import BundleHead, Chart, Image
-from installer.format.oci import image_manifest, parse_manifest
+from installer.format.model import REFERRER_TAG_RE, BundleHead, Chart, Image, Json, fallback_tag
+from installer.format.oci import OCI_INDEX, image_manifest, parse_document, parse_manifest
 from installer.format.paths import blob_path
 from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
 from installer.site.registry import Registry
@@ -67,6 +68,8 @@ def planned_tags(meta: BundleHead, prefix: str, strip: bool) -> List[Tuple[str, 
         tag = parse(image.ref).tag
         if tag:
             tags.append((repos[image.ref], tag, image.digest, image.media_type))
+        # cosign's tags (sha256-<hex>.sig/.att/.sbom) beside the image, owned like its own tag
+        tags += [(repos[image.ref], r.tag, r.digest, r.media_type) for r in image.referrers if r.tag]
     tags += [(chart_repository(prefix, c.name), c.version.replace("+", "_"), c.oci.digest, c.oci.media_type)
              for c in meta.charts]
     return tags
@@ -88,6 +91,10 @@ class PushReport:
     manifests_present: int = 0
     tags_moved: int = 0
     tags_current: int = 0
+    referrers_pushed: int = 0  # supply-chain referrers (signatures, attestations, SBOMs) put by digest
+    referrer_tags: int = 0     # cosign tags and OCI fallback tag indexes written or merged (phase 6)
+    foreign_skipped: List[str] = field(default_factory=list)  # foreign layers not carried: the site's hosts
+                                                              # fetch them from their URLs
 
 
 class _Item:
@@ -158,9 +165,21 @@ class SitePush:
         return read_blob(self.tree, digest)
 
     def _plan(self) -> Tuple[List[_Item], List[_Item]]:
-        """(blobs, manifests in push order: children before their index), deduplicated per repository."""
+        """(blobs, manifests in push order: children before their index, referrers after their subjects),
+        deduplicated per repository. Foreign layers the bundle left out are not pushed: they are listed."""
         blobs: Dict[Tuple[str, str], _Item] = {}
         manifests: Dict[Tuple[str, str], _Item] = {}
+        carried = self.meta.sizes
+
+        def add_blobs(repo: str, item: _Item, what: str) -> None:
+            cfg, layers = image_manifest(self._read(item.digest), item.media_type, what)
+            for b in [cfg] + layers:
+                if b.foreign and blob_path(b.digest) not in carried:
+                    if b.digest not in self.report.foreign_skipped:
+                        self.report.foreign_skipped.append(b.digest)
+                    continue
+                blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
+
         for image in self.meta.images:
             repo = self.repos[image.ref]
             kinds = {m.digest: m.media_type for m in image.manifests}
@@ -170,11 +189,13 @@ class SitePush:
                 _Item(repo, c.digest, c.size, c.media_type or kinds.get(c.digest, ""), blob_path(c.digest))
                 for c in children]
             for leaf in leaves:
-                cfg, layers = image_manifest(self._read(leaf.digest), leaf.media_type, image.ref)
-                for b in [cfg] + layers:
-                    blobs.setdefault((repo, b.digest), _Item(repo, b.digest, b.size, b.media_type, blob_path(b.digest)))
+                add_blobs(repo, leaf, image.ref)
                 manifests.setdefault((repo, leaf.digest), leaf)
             manifests.setdefault((repo, top.digest), top)  # after its children: dict order is insertion order
+            for r in image.referrers:  # after their subjects, which the site may check exist
+                item = _Item(repo, r.digest, r.size, r.media_type, blob_path(r.digest))
+                add_blobs(repo, item, "%s: referrer %s" % (image.ref, r.digest))
+                manifests.setdefault((repo, r.digest), item)
         for chart in self.meta.charts:
             repo = self.chart_repo(chart)
             top = _Item(repo, chart.oci.digest, chart.oci.size, chart.oci.media_type, blob_path(chart.oci.digest))
@@ -200,13 +221,36 @@ class SitePush:
             finally:
                 if progress:
                     progress.close()
+        referrers = {r.digest for i in self.meta.images for r in i.referrers}
         for m in manifests:
             if self.registry.head_manifest(m.repo, m.digest, ["repository:%s:pull,push" % m.repo]) == m.digest:
                 self.report.manifests_present += 1
                 continue
-            self.registry.put_manifest(m.repo, m.digest, self._read(m.digest), m.media_type)
+            data = self._read(m.digest)
+            try:
+                _digest, subject_seen = self.registry.put_manifest_answer(m.repo, m.digest, data, m.media_type)
+            except RegistryError as exc:
+                raise self._explain(exc, data, m) from exc
+            if subject_seen:
+                self.registry.has_referrers_api = True
             self.report.manifests_pushed += 1
+            if m.digest in referrers:
+                self.report.referrers_pushed += 1
         return self.report
+
+    def _explain(self, exc: RegistryError, data: bytes, m: _Item) -> RegistryError:
+        """A refused manifest with foreign layers: say which registry setting lets them in."""
+        try:
+            _cfg, layers = image_manifest(data, m.media_type, m.digest)
+        except InvalidInput:
+            return exc
+        if not any(layer.foreign for layer in layers):
+            return exc
+        return RegistryError("%s; the manifest %s names foreign layers with URLs (Windows base layers), which a "
+                             "distribution registry accepts only when its configuration allows those URLs "
+                             "(validation.manifests.urls.allow, e.g. [\"^https://mcr\\.microsoft\\.com/\"]; "
+                             "Harbor, Zot and others have their own setting)" % (exc.message, m.digest),
+                             exc.problems)
 
     def _exists(self, b: _Item) -> bool:
         if self.registry.blob_exists(b.repo, b.digest):
@@ -245,4 +289,55 @@ class SitePush:
                 continue
             self.registry.put_manifest(repo, tag, self._read(digest), media_type)
             self.report.tags_moved += 1
+            if REFERRER_TAG_RE.fullmatch(tag):
+                self.report.referrer_tags += 1
+        self._fallback_indexes()
         return self.report
+
+    def _fallback_indexes(self) -> None:
+        """OCI 1.1 referrers on a site without the referrers API (distribution 2.8, most on-premises registries):
+        the referrers tag schema's index, tagged sha256-<hex of the subject>, lists them; an index already there
+        (other referrers of the same image) is merged, never replaced. A referrer whose manifest names no subject
+        (buildx's attestation manifests) is listed that way on every site: the API could not find it."""
+        wanted: Dict[Tuple[str, str], List[Dict[str, Json]]] = {}
+        for image in self.meta.images:
+            repo = self.repos[image.ref]
+            for r in image.referrers:
+                if r.tag:
+                    continue
+                doc = parse_document(self._read(r.digest), r.media_type, "%s: referrer %s" % (image.ref, r.digest))
+                if doc.subject is not None and doc.subject.digest == r.subject and self._site_has_api(repo, r.subject):
+                    continue  # the site's API lists it already, from its subject field
+                desc: Dict[str, Json] = {"mediaType": r.media_type, "digest": r.digest, "size": r.size}
+                if doc.kind_type:
+                    desc["artifactType"] = doc.kind_type
+                if doc.annotations:
+                    desc["annotations"] = dict(doc.annotations)
+                wanted.setdefault((repo, r.subject), []).append(desc)
+        for (repo, subject), descs in sorted(wanted.items()):
+            tag = fallback_tag(subject)
+            got = self.registry.find_manifest(repo, tag)
+            listed: List[Json] = []
+            if got is not None:
+                data, media_type, _digest = got
+                if media_type != OCI_INDEX:
+                    raise RegistryError("%s/%s:%s is a %s, not the OCI index of the referrers of %s; the referrers "
+                                        "tag schema cannot be written there" % (self.host, repo, tag,
+                                                                               media_type, subject))
+                parse_document(data, OCI_INDEX, "%s/%s:%s" % (self.host, repo, tag))  # a valid index, or exit 3
+                listed = json.loads(data)["manifests"]  # kept verbatim: other tools' entries are theirs
+            have = {d.get("digest") for d in listed if isinstance(d, dict)}
+            merged = listed + [d for d in descs if d["digest"] not in have]
+            if got is not None and len(merged) == len(listed):
+                self.report.tags_current += 1
+                continue
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": merged},
+                               sort_keys=True, separators=(",", ":")).encode()
+            self.registry.put_manifest(repo, tag, index, OCI_INDEX)
+            self.report.tags_moved += 1
+            self.report.referrer_tags += 1
+
+    def _site_has_api(self, repo: str, subject: str) -> bool:
+        if self.registry.has_referrers_api is None:
+            self.registry.referrers(repo, subject)
+        return bool(self.registry.has_referrers_api)

@@ -18,16 +18,18 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
-from installer.format.oci import COSIGN_SIGNATURE_LAYER, parse_document
+from installer.errors import ContentMismatch, TrustError
+from installer.format.model import BundleHead
+from installer.format.oci import COSIGN_SIGNATURE_LAYER, MAX_PAYLOAD_BYTES, parse_document
+from installer.format.paths import blob_path
 from installer.format.reference import DIGEST_RE
-from installer.trust.signing import PublicKey, verify
+from installer.trust.signing import PublicKey, parse_public_key, verify
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIMPLE_SIGNING_TYPE = "cosign container image signature"
 COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
-MAX_PAYLOAD_BYTES = 64 * 1024       # a payload is a few hundred bytes; a larger one is not read
 MAX_SIGNATURE_CHARS = 1024          # base64 of a DER ECDSA P-256 or an Ed25519 signature is under 100
 MAX_LAYERS = 64                     # signatures in one .sig manifest (cosign appends one per signing)
 
@@ -91,3 +93,42 @@ def signature_layers(manifest: bytes, media_type: str, where: str) -> List[str]:
     """The payload digests of a signature manifest (what a reviewer fetches to check it by hand)."""
     doc = parse_document(manifest, media_type, where)
     return [layer.digest for layer in doc.children[:MAX_LAYERS] if layer.media_type == COSIGN_SIGNATURE_LAYER]
+
+
+def _only(digest: str, data: bytes) -> Callable[[str, int], bytes]:
+    """A blob reader that has one blob (any other reads as empty, which no payload check accepts)."""
+    def read(wanted: str, _size: int) -> bytes:
+        return data if wanted == digest else b""
+    return read
+
+
+def recheck_upstream_signatures(meta: BundleHead, captured: Dict[str, bytes]) -> None:
+    """Each upstream cosign signature bundle.json says was checked at build time (``signed-by``) is checked again
+    from the archive: the carried signature manifest and payload (``captured``: member path -> bytes, as
+    imagecheck.ImageGraph kept them while they streamed past, each already matched against SHA256SUMS) and the
+    public key bundle.json records. ContentMismatch (exit 5) when one does not hold."""
+    problems = []
+    for image in meta.images:
+        for g in image.signatures:
+            if g.signature is None or g.payload is None:
+                continue  # not carried (a platform subset of a signed index): checked at build time only
+            what = "%s: the cosign signature %s" % (image.ref, g.signature)
+            manifest = captured.get(blob_path(g.signature))
+            payload = captured.get(blob_path(g.payload))
+            media_type = next((r.media_type for r in image.referrers if r.digest == g.signature), "")
+            if manifest is None or payload is None:
+                problems.append("%s is not in the archive" % what)
+                continue
+            try:
+                key = parse_public_key(g.public_key.encode("ascii"), "the key of %s" % what)
+            except TrustError as exc:
+                problems.append(exc.message)
+                continue
+            if key.fingerprint != g.key:
+                problems.append("%s: the recorded key is %s, not %s" % (what, key.fingerprint, g.key))
+                continue
+            check = check_signature_manifest(key, manifest, media_type, g.digest, _only(g.payload, payload), what)
+            if check is None or check.layer != g.payload:
+                problems.append("%s does not verify %s with the key %s" % (what, g.digest, g.key))
+    if problems:
+        raise ContentMismatch("an upstream signature recorded in bundle.json does not hold", problems)

@@ -20,6 +20,7 @@ from typing import (BinaryIO, Callable, Dict, Iterator, List, Literal, Optional,
 from installer.errors import ContentMismatch, InternalError, InvalidInput, TrustError, UnsafeMember, UsageError
 from installer.format.delta import MAX_DELTA_BYTES, parse_delta
 from installer.format.imagecheck import MAX_INDEX_BYTES, ImageGraph
+from installer.trust.cosign import recheck_upstream_signatures
 from installer.format.meta import MAX_META_BYTES, parse_meta
 from installer.format.model import BundleHead, DeltaBase, DeltaDoc
 from installer.format.parts import PART_RE, PartsReader, find_parts, open_regular, read_capped
@@ -407,6 +408,7 @@ def read_payload(reader: TarReader, head: ProvenHead, sink: Sink, backend: str =
             graph.feed(path, data)
     if not not_in_archive:
         graph.check()
+        recheck_upstream_signatures(meta, graph.captured)
     return VerifyReport(head, backend, members_seen=members_seen, bytes_seen=bytes_seen,
                         not_in_archive=tuple(not_in_archive))
 

@@ -77,7 +77,7 @@ class Registry:
     def __init__(self, tmpdir, kind: str = "plain", accesslog: bool = False, ca: Optional[TestCA] = None,
                  username: str = "tester", password: str = "s3cret", token_ttl: int = 300,
                  anonymous_pull: bool = True, schema1: bool = False, service: str = "test-registry",
-                 issuer: str = "test-token-issuer") -> None:
+                 issuer: str = "test-token-issuer", urls_allow: Optional[List[str]] = None) -> None:
         if kind not in KINDS:
             raise ValueError("kind must be one of %s" % (KINDS,))
         self.kind = kind
@@ -89,6 +89,9 @@ class Registry:
         self.password = password if self.auth else None
         self._ca = ca or (default_ca() if (self.tls or self.auth == "token") else None)
         self.schema1 = schema1
+        # validation.manifests.urls.allow: the regexps of foreign-layer URLs the registry accepts in a manifest
+        # (None: the setting is absent, and distribution refuses every manifest with a foreign URL)
+        self.urls_allow = urls_allow
         self.service, self.issuer = service, issuer
         self._token_ttl, self._anonymous_pull = token_ttl, anonymous_pull
         base = Path(tmpdir)
@@ -225,6 +228,8 @@ class Registry:
                  "  maintenance: {uploadpurging: {enabled: false}}"]
         if self.schema1:
             lines += ["compatibility: {schema1: {enabled: true}}"]
+        if self.urls_allow is not None:
+            lines += ["validation:", "  manifests:", "    urls:", "      allow: %s" % json.dumps(self.urls_allow)]
         if self.tls or self.auth == "token":
             # token kinds need the CA even over plain HTTP: it is the registry's rootcertbundle
             certs = self._ca.write(self.dir / "certs")
@@ -314,6 +319,7 @@ def start_registry(tmpdir, kind: str = "plain", accesslog: bool = False, ca: Opt
     """Start a registry; returns it running. Also a context manager (``with start_registry(...) as r``).
 
     opts: username, password, token_ttl (s, default 300), anonymous_pull (token kinds, default True),
-    schema1 (accept signed schema-1 manifest PUTs; default False), service, issuer.
+    schema1 (accept signed schema-1 manifest PUTs; default False), service, issuer, urls_allow (foreign-layer
+    URL regexps the registry accepts; default: the setting absent).
     """
     return Registry(tmpdir, kind=kind, accesslog=accesslog, ca=ca, **opts).start()

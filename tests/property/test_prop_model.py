@@ -94,9 +94,10 @@ def image(draw) -> Image:
     signatures = []
     if draw(st.booleans()):
         carried = [r.digest for r in referrers if r.kind == "signature"]
+        sig = draw(st.sampled_from(carried + [None]))
         signatures.append(UpstreamSignature("SHA256:" + draw(hex64), draw(st.sampled_from(["ed25519", "ecdsa-p256"])),
                                             "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
-                                            top, draw(st.sampled_from(carried + [None])), draw(text), None))
+                                            top, sig, draw(text), None, draw(digest) if sig else None))
     skipped = tuple(SkippedLayer(draw(digest), draw(size), NONDISTRIBUTABLE_TYPES[0], [draw(text)])
                     for _ in range(draw(st.integers(0, 2))))
     lists = {"referrers": referrers, "signatures": signatures, "skipped_layers": skipped}
@@ -250,7 +251,8 @@ def _mutations(doc):
                         "images[%d].referrers[%d].tag" % (i, j), False))
         for j in range(len(image.get("signatures", []))):
             out.append(("signature not carried",
-                        lambda d, i=i, j=j: _at(d, ("images", i, "signatures", j)).update(signature=OTHER),
+                        lambda d, i=i, j=j: _at(d, ("images", i, "signatures", j)).update(signature=OTHER,
+                                                                                          payload=OTHER),
                         "images[%d].signatures[%d].signature" % (i, j), False))
             out.append(("signature key", lambda d, i=i, j=j: _at(d, ("images", i, "signatures", j)).update(key="k"),
                         "images[%d].signatures[%d].key" % (i, j), True))
