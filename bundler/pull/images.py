@@ -405,8 +405,7 @@ class Puller:
         real = [c for c in children if c.platform and platform_string(c.platform) != "unknown/unknown"]
         missing = [w for w in wanted or [] if not any(platform_matches(w, c.platform) for c in real)]
         if missing:
-            raise InvalidInput("%s: %s offers %s, not %s" % (
-                where, ref, ", ".join(sorted({platform_string(c.platform) for c in real})), ", ".join(missing)))
+            raise InvalidInput("%s: %s %s, not %s" % (where, ref, _offers(children, real), ", ".join(missing)))
         chosen = [c for c in children if not wanted or any(platform_matches(w, c.platform) for w in wanted)]
         whole = not wanted or all(c in chosen for c in real)
         if whole:
@@ -489,6 +488,15 @@ class Puller:
         finally:
             if progress:
                 progress.close()
+
+
+def _offers(children: Sequence[Descriptor], real: Sequence[Descriptor]) -> str:
+    """What an index offers, in words, for a platform it does not have."""
+    if real:
+        return "offers %s" % ", ".join(sorted({platform_string(c.platform) for c in real}))
+    kinds = sorted({c.artifact_type if isinstance(c.artifact_type, str) else c.media_type for c in children})
+    return "is an index of %d manifest%s with no platform to choose from (%s)" % (
+        len(children), "" if len(children) == 1 else "s", ", ".join(kinds[:4]) or "none")
 
 
 def derived_index(media_type: str, chosen: List[Descriptor]) -> bytes:

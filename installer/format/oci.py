@@ -214,14 +214,30 @@ def platform_string(platform: Optional[Platform]) -> str:
     return out
 
 
+# The variant an architecture has when none is written, as containerd normalises platforms: linux/arm64 is
+# linux/arm64/v8, linux/amd64 is linux/amd64/v1, linux/arm is linux/arm/v7 (containerd/platforms "Normalize").
+DEFAULT_VARIANT = {"arm64": "v8", "amd64": "v1", "arm": "v7"}
+_ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "armhf": "arm", "armel": "arm"}
+
+
+def normalize_platform(os_name: str, architecture: str, variant: str = "") -> Tuple[str, str, str]:
+    """(os, architecture, variant) as containerd compares them: lower-case, aliases resolved, default variants."""
+    arch = _ARCH_ALIASES.get(architecture.lower(), architecture.lower())
+    return os_name.lower(), arch, variant.lower() or DEFAULT_VARIANT.get(arch, "")
+
+
 def platform_matches(wanted: str, platform: Optional[Platform]) -> bool:
-    """'linux/arm64' matches any arm64 variant; 'linux/arm64/v8' only v8."""
+    """'linux/arm64' matches any arm64 variant; 'linux/arm64/v8' matches v8 and an arm64 entry that names no
+    variant (which is v8); 'linux/amd64/v1' matches plain amd64, 'linux/arm/v7' plain arm."""
     if not platform:
         return False
     parts = wanted.split("/")
-    if parts[0] != platform.get("os") or parts[1] != platform.get("architecture"):
+    have = normalize_platform(str(platform.get("os", "")), str(platform.get("architecture", "")),
+                              str(platform.get("variant", "") or ""))
+    want = normalize_platform(parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+    if want[:2] != have[:2]:
         return False
-    return len(parts) < 3 or parts[2] == platform.get("variant", "")
+    return len(parts) < 3 or want[2] == have[2]
 
 
 def config_platform(config_bytes: bytes) -> Dict[str, str]:

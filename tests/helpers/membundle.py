@@ -13,7 +13,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import pytest
 from bundler.build import build
@@ -56,9 +56,10 @@ def seed_chart(registry: MemRegistry, repo: str, name: str, version: str) -> str
     return registry.put_manifest(repo, manifest, OCI_MANIFEST, version.replace("+", "_"))
 
 
-def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[str] = (),
+def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[Union[str, Dict[str, object]]] = (),
                   charts: Sequence[Tuple[str, str]] = ()) -> Path:
-    """A bundle manifest with one small file, these image references and these OCI charts (ref, version)."""
+    """A bundle manifest with one small file, these images (a reference, or an entry with its options, e.g.
+    ``{"ref": ..., "signed-by": "cosign.pub", "referrers": False}``) and these OCI charts (ref, version)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.yaml").write_text("listen: 9090\n")
     lines = ["apiVersion: offline-bundle/v1", "kind: Bundle", "metadata:", "  name: %s" % name,
@@ -66,7 +67,10 @@ def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[str] =
              "    - source: app.yaml", "      target: config/app.yaml"]
     if images:
         lines.append("  images:")
-        lines += ["    - ref: %s" % ref for ref in images]
+        for entry in images:
+            entry = {"ref": entry} if isinstance(entry, str) else entry
+            lines.append("    - ref: %s" % entry["ref"])
+            lines += ["      %s: %s" % (k, json.dumps(v)) for k, v in entry.items() if k != "ref"]
     if charts:
         lines.append("  charts:")
         for ref, chart_version in charts:
@@ -76,7 +80,7 @@ def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[str] =
     return path
 
 
-def build_bundle(source: MemRegistry, folder: Path, key: Path, images: Sequence[str] = (),
+def build_bundle(source: MemRegistry, folder: Path, key: Path, images: Sequence[Union[str, Dict[str, object]]] = (),
                  charts: Sequence[Tuple[str, str]] = (), name: str = "demo", version: str = "1.0.0") -> Path:
     """Build a signed bundle whose images and charts come from ``source`` (named insecure); the archive path.
     No credentials of the machine's reach the build: an empty Docker config, no BUNDLE_REGISTRY_* variables."""

@@ -19,6 +19,12 @@ What it serves (distribution-spec v1.1, the part our client speaks):
 ``HEAD/GET/PUT /v2/<name>/manifests/<ref>``     by tag or digest; a PUT checks its digest and that every blob or
                                                 child manifest it names is in <name> (400 MANIFEST_BLOB_UNKNOWN)
 ``GET  /v2/<name>/tags/list``                   the tags, sorted
+``GET  /v2/<name>/referrers/<digest>``          ``referrers_api=True``: the OCI 1.1 referrers index (a PUT of a
+                                                manifest with a subject answers OCI-Subject); else 404 text, as
+                                                distribution 2.8 answers
+(foreign layers)                                a manifest whose foreign layers have URLs is refused (500,
+                                                UNKNOWN, as distribution 2.8) unless ``urls_allow`` (a regexp)
+                                                matches them all; their blobs are not required
 =============================================== ===============================================================
 
 ``auth="basic"``: 401 with a Basic challenge until the right ``username``/``password`` come. ``auth="bearer"``:
@@ -77,7 +83,9 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 INDEX_TYPES = (OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json")
 
-_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs/uploads/|blobs/|manifests/|tags/list)(?P<rest>.*)$")
+_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs/uploads/|blobs/|manifests/|tags/list|referrers/)(?P<rest>.*)$")
+FOREIGN_TYPES = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                 "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 Headers = List[Tuple[str, str]]
 Answer = Tuple[int, Headers, bytes]
@@ -209,11 +217,18 @@ class MemRegistry:
 
     def __init__(self, host: str = "registry.test", *, tls: bool = False, auth: Optional[str] = None,
                  username: str = "user", password: str = "secret-password", token_host: Optional[str] = None,
-                 token_ttl: float = 300.0, anonymous_pull: bool = False, blob_redirect: Optional[str] = None) -> None:
+                 token_ttl: float = 300.0, anonymous_pull: bool = False, blob_redirect: Optional[str] = None,
+                 referrers_api: bool = False, urls_allow: Optional[str] = None) -> None:
         if auth not in (None, "basic", "bearer"):
             raise ValueError("auth is None, 'basic' or 'bearer'")
         self.host = host
         self.tls = tls
+        # referrers_api: OCI 1.1's GET /v2/<name>/referrers/<digest> (else 404, as distribution 2.8 answers) and
+        # the OCI-Subject header on a PUT of a manifest with a subject
+        self.referrers_api = referrers_api
+        # urls_allow: a regexp foreign-layer URLs must match (distribution's validation.manifests.urls.allow);
+        # None: a manifest with a foreign layer is refused as distribution 2.8 refuses it (500, UNKNOWN errors)
+        self.urls_allow = re.compile(urls_allow) if urls_allow is not None else None
         self.auth = auth
         self.username = username
         self.password = password
@@ -474,6 +489,8 @@ class MemRegistry:
             return self._upload(request, name, rest, params, body)
         if kind == "manifests/":
             return self._manifest(request, name, rest, body)
+        if kind == "referrers/":
+            return self._referrers(request, name, rest)
         if method != "GET":
             return _error(405, "UNSUPPORTED", "method not allowed")
         if name not in self._tags and name not in self._manifests:
@@ -570,14 +587,51 @@ class MemRegistry:
             missing = [c.get("digest") for c in doc.get("manifests") or [] if c.get("digest") not in repo]
         else:
             named = [doc.get("config") or {}] + list(doc.get("layers") or [])
+            foreign = [b for b in named if b.get("mediaType") in FOREIGN_TYPES and b.get("urls")]
+            if foreign and (self.urls_allow is None or not all(
+                    self.urls_allow.search(u) for b in foreign for u in b["urls"])):
+                return 500, [("Content-Type", "application/json")], _json(
+                    {"errors": [{"code": "UNKNOWN", "message": "unknown error"},
+                                {"code": "UNKNOWN", "message": "unknown error", "detail": {}}]})
+            named = [b for b in named if b not in foreign]
             missing = [b.get("digest") for b in named if b.get("digest") not in self._links.get(name, set())]
         if missing:
             return _error(400, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry: %s" % missing[0])
         self._manifests.setdefault(name, {})[digest] = (bytes(body), media_type)
         if not reference.startswith("sha256:"):
             self._tags.setdefault(name, {})[reference] = digest
-        return 201, [("Location", "/v2/%s/manifests/%s" % (name, digest)), ("Docker-Content-Digest", digest),
-                     ("Content-Length", "0")], b""
+        headers = [("Location", "/v2/%s/manifests/%s" % (name, digest)), ("Docker-Content-Digest", digest),
+                   ("Content-Length", "0")]
+        subject = doc.get("subject")
+        if self.referrers_api and isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            headers.append(("OCI-Subject", subject["digest"]))
+        return 201, headers, b""
+
+    def _referrers(self, request: Request, name: str, digest: str) -> Answer:
+        if not self.referrers_api:
+            return 404, [("Content-Type", "text/plain; charset=utf-8")], b"404 page not found\n"
+        if request.method != "GET":
+            return _error(405, "UNSUPPORTED", "method not allowed")
+        if not _DIGEST.match(digest):
+            return _error(400, "DIGEST_INVALID", "invalid digest")
+        listed = []
+        for d, (data, media_type) in sorted(self._manifests.get(name, {}).items()):
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                continue
+            subject = doc.get("subject") if isinstance(doc, dict) else None
+            if not isinstance(subject, dict) or subject.get("digest") != digest:
+                continue
+            entry = {"mediaType": media_type, "digest": d, "size": len(data)}
+            kind = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+            if kind:
+                entry["artifactType"] = kind
+            if doc.get("annotations"):
+                entry["annotations"] = doc["annotations"]
+            listed.append(entry)
+        return 200, [("Content-Type", OCI_INDEX)], _json({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                                          "manifests": listed})
 
 
 @dataclass
