@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # python3: the system interpreter the standalone-installer tests run as an unprivileged user;
-# zstd/openssl/tar/coreutils: the reviewer's stock tools; prometheus: promtool checks the shipped config;
+# zstd/openssl/tar/coreutils/curl: the reviewer's stock tools (curl: the by-hand cosign check on the site);
+# prometheus: promtool checks the shipped config;
 # docker-compose: checks the shipped compose files; docker-registry/skopeo/umoci/apache2-utils: the real
 # registry and independent checkers of our image output; docker.io: the Docker engine --docker loads into.
-APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io)
+APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

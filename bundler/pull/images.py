@@ -242,6 +242,7 @@ class Graph:
             if not layer.foreign:
                 self.blobs[layer.digest] = layer.size
             elif self.foreign_layers == "include":
+                self.blobs[layer.digest] = layer.size  # carried; fetched from its URLs, never from the registry
                 if layer.digest not in {f.digest for f in self.foreign}:
                     self.foreign.append(layer)
             elif layer.digest not in {s.digest for s in self.skipped}:

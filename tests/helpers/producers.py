@@ -323,14 +323,23 @@ def sign_bytes(private_key: object, data: bytes) -> bytes:
     return private_key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
+def ggcr_desc(media_type: str, data: bytes, annotations: Optional[Dict[str, str]] = None) -> Dict[str, object]:
+    """go-containerregistry's v1.Descriptor field order (cosign, crane): mediaType, size, digest, annotations;
+    Go marshals the annotations map with its keys sorted."""
+    out: Dict[str, object] = {"mediaType": media_type, "size": len(data), "digest": sha(data)}
+    if annotations:
+        out["annotations"] = dict(sorted(annotations.items()))
+    return out
+
+
 def _cosign_manifest(layers: List[Tuple[str, bytes, Dict[str, str]]]) -> Artifact:
     """go-containerregistry's empty image plus layers, as cosign writes signatures and attestations."""
     config = go_json({"architecture": "", "created": "0001-01-01T00:00:00Z",
                       "history": [{"created": "0001-01-01T00:00:00Z"} for _ in layers],
                       "os": "", "rootfs": {"type": "layers", "diff_ids": [sha(b) for _, b, _ in layers]},
                       "config": {}})
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": desc(OCI_CONFIG, config),
-           "layers": [desc(mt, b, annotations=ann) for mt, b, ann in layers]}
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": ggcr_desc(OCI_CONFIG, config),
+           "layers": [ggcr_desc(mt, b, ann) for mt, b, ann in layers]}
     blobs = {sha(config): config}
     blobs.update((sha(b), b) for _, b, _ in layers)
     return Artifact(go_json(doc), OCI_MANIFEST, blobs, note="cosign")
