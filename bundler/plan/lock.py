@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tupl
 from installer.errors import ContentMismatch, InvalidInput, UsageError
 from installer.fsutil import write_atomic
 from installer.format.meta import canonical_json
-from installer.format.model import Image
+from installer.format.model import Image, Referrer, document
 from installer.format.reference import Reference, parse, strict_digest, strict_hex
 
 from bundler.plan.manifest import Manifest
@@ -79,9 +79,16 @@ def _digest_problems(doc: LockDoc) -> List[str]:
     checks: List[Tuple[Callable[[object, str], str], str, object]] = [
         (strict_hex, "manifest_sha256", doc["manifest_sha256"])]
     checks += [(strict_digest, "images[%s].digest" % ref, e["digest"]) for ref, e in doc["images"].items()]
+    problems = []
+    for ref, e in doc["images"].items():
+        where = document("the lock file").key("images").key(ref).key("referrers")
+        for j, r in enumerate(e.get("referrers", [])):
+            try:  # the model's own checks: strict digests, kinds, cosign tags of their very subject
+                Referrer.from_dict(r, where.item(j))
+            except InvalidInput as exc:
+                problems.append(exc.message)
     checks += [(strict_digest, "charts[%s].digest" % name, e["digest"]) for name, e in doc["charts"].items()]
     checks += [(strict_hex, "files[%s]" % target, value) for target, value in doc["files"].items()]
-    problems = []
     for check, key, value in checks:
         try:
             check(value, key)
@@ -120,6 +127,17 @@ class LockCheck:
             return None
         digest: str = entry["digest"]  # a strict digest: load_lock checked it
         return digest
+
+    def referrer_pins(self, ref_text: str) -> Optional[List[Referrer]]:
+        """The referrers the lock pins for this image (None: the lock has none to say, so they are looked for)."""
+        entry = self.lock["images"].get(str(parse(ref_text))) if self.lock else None
+        if entry is None or "referrers" not in entry:
+            return None
+        where = document("the lock file").key("images").key(str(parse(ref_text))).key("referrers")
+        return [Referrer.from_dict(r, where.item(j)) for j, r in enumerate(entry["referrers"])]
+
+    def referrer_missing(self, ref_text: str, digest: str, why: str) -> None:
+        self._note("%s: the referrer %s the lock pins %s" % (ref_text, digest, why))
 
     def tag_moved(self, ref_text: str, now: Optional[str], pinned: str) -> None:
         if now is not None and now != pinned:
@@ -161,10 +179,17 @@ def write_lock(manifest: Manifest, images: Sequence[LockedImage], charts: Sequen
                files: Dict[str, str]) -> Dict[str, Any]:
     doc: LockDoc = {
         "manifest_sha256": manifest_sha256(manifest.path),
-        "images": {str(i.ref): {"digest": i.resolved_digest, "platforms": i.entry.platforms} for i in images},
+        "images": {str(i.ref): _locked_image(i) for i in images},
         "charts": {c.name: {"version": c.version, "digest": c.lock_digest} for c in charts},
         "files": files,
     }
     path = lock_path(manifest.path)
     write_atomic(path, canonical_json(doc))  # a random temp name, O_EXCL|O_NOFOLLOW: no planted link is followed
     return {"lock": path, "images": len(doc["images"]), "charts": len(doc["charts"]), "files": len(doc["files"])}
+
+
+def _locked_image(image: LockedImage) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"digest": image.resolved_digest, "platforms": image.entry.platforms}
+    if image.entry.referrers:
+        out["referrers"] = [r.to_dict() for r in image.entry.referrers]
+    return out

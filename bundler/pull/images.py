@@ -356,11 +356,19 @@ class Puller:
         notes: List[str] = []
         if carry or signed_by:
             finder = ReferrerFinder(reg, repo, self, what)
+            pins = lockcheck.referrer_pins(entry["ref"]) if lockcheck is not None and pin and carry else None
             # signed-by: what the reference resolved to is what must be signed, kept or not (a platform subset)
-            subjects = kept if carry else []
-            if signed_by and digest not in subjects:
+            subjects = kept if carry and pins is None else []
+            if signed_by and digest not in kept:
                 subjects = subjects + [digest]
-            found = finder.find(subjects, shape.attestations)
+            found = finder.find(subjects, shape.attestations if pins is None else [])
+            if pins is not None:  # the lock says what travels: exactly those, by digest
+                locked, missing = finder.pinned([p for p in pins if p.subject in kept])
+                found += locked
+                for d, why in missing + [(p.digest, "refers to %s, which this build does not keep" % p.subject)
+                                         for p in pins if p.subject not in kept]:
+                    assert lockcheck is not None
+                    lockcheck.referrer_missing(str(ref), d, why)
             notes += finder.notes
         signatures: List[UpstreamSignature] = []
         if signed_by:

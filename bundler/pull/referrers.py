@@ -17,7 +17,7 @@ referrer; what is left out is said in a build warning, never silently.
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
-from installer.errors import InvalidInput
+from installer.errors import InvalidInput, RegistryError
 from installer.format.model import FOUND_BY, Referrer, fallback_tag, referrer_tag
 from installer.format.oci import (DSSE_ENVELOPE, IN_TOTO, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX,
                                   Descriptor, OciDocument, parse_document)
@@ -74,6 +74,28 @@ class ReferrerFinder:
             if of is not None:
                 self._add(att, of, None, "index", "attestation")
         return list(self._found.values())
+
+    def pinned(self, pins: Sequence[Referrer]) -> Tuple[List[Found], List[Tuple[str, str]]]:
+        """The referrers a lock file pins, fetched by digest (no looking: the build is what was locked); (found,
+        [(digest, why) for each that cannot be carried as pinned])."""
+        found, missing = [], []
+        for pin in pins:
+            try:
+                data, media_type, _d = self.cache.manifest(self.reg, self.repo, pin.digest,
+                                                            Descriptor(pin.media_type, pin.digest, pin.size))
+            except RegistryError as exc:
+                missing.append((pin.digest, "cannot be fetched (%s)" % exc.message))
+                continue
+            if len(data) != pin.size or media_type in INDEX_TYPES:
+                missing.append((pin.digest, "is not the manifest the lock describes"))
+                continue
+            blobs, problem = _blobs(pin.digest, len(data), parse_document(data, media_type, "%s: the referrer %s"
+                                                                              % (self.where, pin.digest)))
+            if problem:
+                missing.append((pin.digest, "cannot be carried: %s" % problem))
+                continue
+            found.append(Found(pin, blobs, data))
+        return found, missing
 
     # --- the three ways a referrer is found -------------------------------------------------------------------
     def _by_tag(self, subject: str, tag: str, kind: str) -> None:

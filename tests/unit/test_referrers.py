@@ -340,3 +340,41 @@ def test_a_platform_missing_from_an_index_of_artifacts_says_what_the_index_holds
     with pytest.raises(InvalidInput, match=r"is an index of 1 manifest with no platform to choose from "
                                            r"\(application/spdx\+json\), not linux/amd64"):
         build(src, tmp_path, keydir, {"ref": "src.test/acme/art:1.0", "platforms": ["linux/amd64"]})
+
+
+# --- the lock file pins the referrers --------------------------------------------------------------------------
+
+def test_the_lock_pins_referrers_so_a_locked_build_carries_exactly_those(src, tmp_path, keydir):
+    from bundler.build import build as do_build
+    from bundler.stage.stage import SourceOptions, lock
+    from tests.helpers.membundle import manifest_yaml
+
+    ec, ed = P.keys()
+    img = P.image("linux/amd64", "locked")
+    img.push(src, "acme/app", "1.0")
+    first = P.cosign_signature(img.digest, [ec])
+    first.push(src, "acme/app", P.cosign_tag(img.digest, "sig"))
+    m = manifest_yaml(tmp_path / "src", "demo", "1.0.0", ["src.test/acme/app:1.0"])
+
+    def opts(mode="default", cache="cache"):
+        return SourceOptions(cache_dir=str(tmp_path / cache), insecure=("src.test",), show_progress=False,
+                             transport=src, lock_mode=mode)
+    lock(str(m), opts())
+    locked = json.loads((tmp_path / "src" / "bundle.lock.json").read_text())
+    assert [r["digest"] for r in locked["images"]["src.test/acme/app:1.0"]["referrers"]] == [first.digest]
+    # upstream, cosign appends a second signing: the tag now names another manifest
+    second = P.cosign_signature(img.digest, [ec, ed])
+    second.push(src, "acme/app", P.cosign_tag(img.digest, "sig"))
+    before = len(src.requests("GET", r"/manifests/sha256-"))
+    out = do_build(str(m), str(keydir / "ed" / "bundle.key"), str(tmp_path / "out"), opts=opts("locked"))
+    [image] = meta_of(out["archive"], keydir).images
+    assert [r.digest for r in image.referrers] == [first.digest]  # what the lock says, fetched by digest
+    assert len(src.requests("GET", r"/manifests/sha256-")) == before  # no looking by tag
+    # the pinned manifest gone upstream (and not in a fresh cache): --locked is exit 5 naming it; without
+    # --locked, a warning and the build goes on without it
+    src._manifests["acme/app"].pop(first.digest)
+    with pytest.raises(ContentMismatch) as err:
+        do_build(str(m), str(keydir / "ed" / "bundle.key"), str(tmp_path / "out2"), opts=opts("locked", "c2"))
+    assert err.value.exit_code == 5 and first.digest in " ".join(err.value.problems)
+    out = do_build(str(m), str(keydir / "ed" / "bundle.key"), str(tmp_path / "out3"), opts=opts(cache="c3"))
+    assert any(first.digest in w for w in out["warnings"])
