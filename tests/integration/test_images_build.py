@@ -126,7 +126,8 @@ def test_skopeo_and_umoci_read_the_layout_and_copy_out_the_source_digests(ob, ke
     (["linux/arm64"], "one"),
     (["linux/amd64", "linux/arm64"], "derived"),
     (["linux/amd64", "linux/arm64", "linux/arm/v7"], "whole"),
-    (["linux/arm64/v8"], "missing"),
+    (["linux/arm64/v8"], "one"),          # containerd's name for an arm64 entry without a variant (issue 12)
+    (["linux/arm/v6"], "missing"),        # arm without a variant is v7
     (["linux/s390x"], "missing"),
 ])
 def test_platform_selection_never_changes_a_digest_silently(ob, key, tmp_path, src, platforms, expect):
