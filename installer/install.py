@@ -110,7 +110,8 @@ def site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str,
         "blobs_present": report.blobs_present, "manifests_pushed": report.manifests_pushed,
         "manifests_present": report.manifests_present, "tags_moved": report.tags_moved,
         "tags_current": report.tags_current, "bytes_pushed": report.bytes_pushed, "images": list(report.images),
-        "charts": list(report.charts)}
+        "charts": list(report.charts), "referrers_pushed": report.referrers_pushed,
+        "referrer_tags": report.referrer_tags, "foreign_skipped": list(report.foreign_skipped)}
     if applied is not None:
         out["apply"] = apply_record(applied)
     return out

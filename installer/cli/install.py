@@ -64,8 +64,17 @@ def text_install(r: InstallResult) -> List[str]:
                      "%d tags moved, %d already current" % (d.site, d.blobs_pushed,
                                                              d.bytes_pushed, d.blobs_mounted, d.blobs_present,
                                                              d.manifests_pushed, d.tags_moved, d.tags_current))
+        if d.referrers_pushed or d.referrer_tags:
+            lines.append("  %d referrers pushed (signatures, attestations, SBOMs), %d referrer tags written"
+                         % (d.referrers_pushed, d.referrer_tags))
         lines += ["  %s" % t for t in d.images]
         lines += ["  helm pull %s" % c for c in d.charts]
+    for image in meta.images:
+        if image.skipped_layers:
+            lines.append("%s: %d foreign layer%s not carried (foreign-layers: skip): hosts running it fetch %s "
+                         "from its publisher's URLs" % (image.ref, len(image.skipped_layers),
+                                                        "" if len(image.skipped_layers) == 1 else "s",
+                                                        "it" if len(image.skipped_layers) == 1 else "them"))
     if r.outputs is not None:
         out = r.outputs.rendered
         lines.append("deploy outputs in %s:" % os.path.join(r.kit, out.folder))

@@ -298,6 +298,8 @@ def test_foreign_layers_are_skipped_listed_and_the_site_refusal_names_the_regist
     allowing = MemRegistry(SITE, urls_allow=r"^https://mcr\.microsoft\.com/")
     result = install(archive, keydir, tmp_path, allowing, kit="kit2")
     assert result.push.foreign_skipped == [P.sha(base)]
+    from installer.cli.install import text_install
+    assert any("1 foreign layer not carried" in line and "acme/win" in line for line in text_install(result))
     assert allowing.manifest("src.test/acme/win", listing.children[0].digest)[0] == listing.children[0].data
 
 
