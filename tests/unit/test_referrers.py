@@ -380,3 +380,43 @@ def test_the_lock_pins_referrers_so_a_locked_build_carries_exactly_those(src, tm
     assert err.value.exit_code == 5 and first.digest in " ".join(err.value.problems)
     out = do_build(str(m), str(keydir / "ed" / "bundle.key"), str(tmp_path / "out3"), opts=opts(cache="c3"))
     assert any(first.digest in w for w in out["warnings"])
+
+
+# --- hostile answers -----------------------------------------------------------------------------------------
+
+def test_a_runaway_referrers_list_is_capped_and_the_build_says_so(src, tmp_path, keydir, monkeypatch):
+    import bundler.pull.referrers as referrers
+
+    monkeypatch.setattr(referrers, "MAX_REFERRERS", 2)
+    img = P.image("linux/amd64", "many")
+    img.push(src, "acme/app", "1.0")
+    many = [P.oci_referrer(img, content=b'{"n":%d}' % n) for n in range(5)]
+    for r in many:
+        r.push(src, "acme/app")
+    P.fallback_index(many).push(src, "acme/app", fallback_tag(img.digest))
+    from bundler.build import build as do_build
+    from bundler.stage.stage import SourceOptions
+    from tests.helpers.membundle import manifest_yaml
+
+    m = manifest_yaml(tmp_path / "src", "demo", "1.0.0", ["src.test/acme/app:1.0"])
+    out = do_build(str(m), str(keydir / "ed" / "bundle.key"), str(tmp_path / "out"),
+                   opts=SourceOptions(cache_dir=str(tmp_path / "cache"), insecure=("src.test",), show_progress=False,
+                                      transport=src))
+    [image] = meta_of(out["archive"], keydir).images
+    assert len(image.referrers) == 2
+    assert sum("more than 2 referrers" in w for w in out["warnings"]) == 3
+
+
+def test_a_site_tag_in_the_fallback_place_that_is_not_an_index_is_refused_not_overwritten(src, tmp_path, keydir):
+    img = P.image("linux/amd64", "squatted")
+    img.push(src, "acme/app", "1.0")
+    sbom = P.oci_referrer(img)
+    sbom.push(src, "acme/app")
+    P.fallback_index([sbom]).push(src, "acme/app", fallback_tag(img.digest))
+    archive = build(src, tmp_path, keydir, "src.test/acme/app:1.0")
+    site = MemRegistry(SITE)
+    squatter = P.image("linux/amd64", "squatter")
+    squatter.push(site, "src.test/acme/app", fallback_tag(img.digest))
+    with pytest.raises(RegistryError, match="not the OCI index of the referrers"):
+        install(archive, keydir, tmp_path, site)
+    assert site.tags("src.test/acme/app")[fallback_tag(img.digest)] == squatter.digest
