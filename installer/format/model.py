@@ -258,6 +258,17 @@ class PlatformManifest:
         return {"digest": self.digest, "media_type": self.media_type, "platform": self.platform}
 
 
+def _blob_fields(obj: Json, where: Where) -> int:
+    """An object naming a blob: ``digest`` a strict sha256 digest, ``size`` a non-negative integer (returned)."""
+    _object(obj, where)
+    if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
+        raise where.key("digest").error("is not sha256:<64 hex>")
+    size: int = _want(obj, "size", int, where)
+    if size < 0:
+        raise where.key("size").error("is negative")
+    return size
+
+
 REFERRER_TAG_RE = re.compile(r"sha256-[0-9a-f]{64}\.(sig|att|sbom)")  # cosign's tags: sha256-<hex of subject>.sig
 REFERRER_KINDS = ("signature", "attestation", "sbom", "artifact")
 FOUND_BY = ("tag", "referrers-api", "fallback-tag", "index")
@@ -296,13 +307,9 @@ class Referrer:
 
     @classmethod
     def from_dict(cls, obj: Json, where: Where) -> "Referrer":
-        _object(obj, where)
-        for key in ("digest", "subject"):
-            if not DIGEST_RE.fullmatch(_want(obj, key, str, where)):
-                raise where.key(key).error("is not sha256:<64 hex>")
-        size = _want(obj, "size", int, where)
-        if size < 0:
-            raise where.key("size").error("is negative")
+        size = _blob_fields(obj, where)
+        if not DIGEST_RE.fullmatch(_want(obj, "subject", str, where)):
+            raise where.key("subject").error("is not sha256:<64 hex>")
         kind = _want(obj, "kind", str, where)
         if kind not in REFERRER_KINDS:
             raise where.key("kind").error("is not one of %s" % ", ".join(REFERRER_KINDS))
@@ -333,12 +340,7 @@ class SkippedLayer:
 
     @classmethod
     def from_dict(cls, obj: Json, where: Where) -> "SkippedLayer":
-        _object(obj, where)
-        if not DIGEST_RE.fullmatch(_want(obj, "digest", str, where)):
-            raise where.key("digest").error("is not sha256:<64 hex>")
-        size = _want(obj, "size", int, where)
-        if size < 0:
-            raise where.key("size").error("is negative")
+        size = _blob_fields(obj, where)
         media_type = _want(obj, "media_type", str, where)
         if media_type not in NONDISTRIBUTABLE_TYPES:
             raise where.key("media_type").error("is not a foreign (non-distributable) layer type; only those may "

@@ -106,12 +106,19 @@ def test_an_oci_referrer_is_found_by_the_api_or_the_fallback_tag_and_lands_where
                                                                                     "application/spdx+json")]
 
 
-def test_the_fallback_index_on_the_site_is_merged_not_replaced(src, tmp_path, keydir):
-    img = P.image("linux/amd64", "merged")
+def referred(src, seed):
+    """An image acme/app:1.0 with one OCI 1.1 referrer behind the fallback tag, as oras leaves them on a registry
+    without the API; (image, referrer)."""
+    img = P.image("linux/amd64", seed)
     img.push(src, "acme/app", "1.0")
-    ours = P.oci_referrer(img)
-    ours.push(src, "acme/app")
-    P.fallback_index([ours]).push(src, "acme/app", fallback_tag(img.digest))
+    sbom = P.oci_referrer(img)
+    sbom.push(src, "acme/app")
+    P.fallback_index([sbom]).push(src, "acme/app", fallback_tag(img.digest))
+    return img, sbom
+
+
+def test_the_fallback_index_on_the_site_is_merged_not_replaced(src, tmp_path, keydir):
+    img, ours = referred(src, "merged")
     archive = build(src, tmp_path, keydir, "src.test/acme/app:1.0")
     site = MemRegistry(SITE)
     theirs = P.oci_referrer(img, "application/vnd.example.scan+json", b'{"scan":1}', "scan.json")
@@ -408,11 +415,7 @@ def test_a_runaway_referrers_list_is_capped_and_the_build_says_so(src, tmp_path,
 
 
 def test_a_site_tag_in_the_fallback_place_that_is_not_an_index_is_refused_not_overwritten(src, tmp_path, keydir):
-    img = P.image("linux/amd64", "squatted")
-    img.push(src, "acme/app", "1.0")
-    sbom = P.oci_referrer(img)
-    sbom.push(src, "acme/app")
-    P.fallback_index([sbom]).push(src, "acme/app", fallback_tag(img.digest))
+    img, _sbom = referred(src, "squatted")
     archive = build(src, tmp_path, keydir, "src.test/acme/app:1.0")
     site = MemRegistry(SITE)
     squatter = P.image("linux/amd64", "squatter")
