@@ -118,9 +118,10 @@ def site_record(report: PushReport, applied: Optional[ApplyReport]) -> Dict[str,
 
 
 def docker_record(report: DockerLoadReport) -> Dict[str, Json]:
-    return {"platform": report.platform,
+    return {"platform": report.platform, "engine": report.engine,
             "images": [{"ref": i.ref, "id": i.id, "tags": list(i.tags), "platform": i.platform}
-                       for i in report.images]}
+                       for i in report.images],
+            "skipped": [{"ref": k.ref, "reason": k.reason} for k in report.skipped]}
 
 
 def command_record(command: DeployCommand) -> Dict[str, Json]:
@@ -155,6 +156,7 @@ class Installer:
         self.staging: Optional[Staging] = None
         # A reinstall (the bundle_id is installed already): that tree checked against its signed list.
         self.damage: Optional[VersionCheck] = None
+        self.loader: Optional[DockerLoad] = None  # --docker: made once the signed head is read (decide)
         self.k8s_skipped: List[str] = []
 
     @property
@@ -190,8 +192,18 @@ class Installer:
             if self.damage.ok:
                 from installer.kit.deltaindex import KitIndex
 
+                self._docker_first(meta, kit.version_dir(meta.name, meta.version))
                 return DiscardSink(KitIndex(kit))
-        return self._staging(v, meta)
+        sink = self._staging(v, meta)
+        self._docker_first(meta, self._staged().tree)
+        return sink
+
+    def _docker_first(self, meta: BundleHead, tree: str) -> None:
+        """--docker: the engine is asked its version before a byte is staged (a missing engine fails here);
+        what it will load is decided from the verified manifests before anything is promoted (_phases)."""
+        if self.deploy.docker and meta.images:
+            self.loader = DockerLoad(tree, meta, self.deploy.platform, progress_factory=self._progress)
+            self.loader.engine()
 
     def _check_owners(self, meta: BundleHead, signer: TrustedKey) -> None:
         """Issue 10 point 2: the tags this install would move must not belong to a name its signer is not trusted
@@ -240,6 +252,8 @@ class Installer:
         """Phases 1-6 in order; 1-4 change nothing the site uses, 5 is one atomic switch, 6 moves tags last."""
         v = self._phase1(keys)
         meta, signer = v.head.meta, v.head.signer
+        if self.loader is not None:
+            self.loader.plan()  # an image this engine cannot load is refused now, before the kit changes
         repaired = self._phase2(v.head, meta)
         tree = self.kit.version_dir(meta.name, meta.version)
         pusher, docker = self._phase3(tree, meta, v.bundle_id)
@@ -332,14 +346,16 @@ class Installer:
             details.append("%s: %d blobs pushed, %d mounted, %d already there; %d manifests pushed, %d already there"
                            % (self.deploy.registry, report.blobs_pushed, report.blobs_mounted,
                               report.blobs_present, report.manifests_pushed, report.manifests_present))
-        if self.deploy.docker and meta.images:
-            loader = DockerLoad(tree, meta, self.deploy.platform, pusher.site_tags() if pusher else None,
-                                progress_factory=self._progress)
-            docker = loader.load_all()
+        if self.loader is not None:
+            self.loader.tree = tree  # the promoted tree: the plan was made on the same verified bytes, staged
+            self.loader.site_refs = pusher.site_tags() if pusher else {}
+            docker = self.loader.load_all()
             self.receipt.update(docker=docker_record(docker))
             self._claim_docker(meta, bundle_id)
-            details.append("docker: %d images loaded for %s, IDs equal their config digests"
-                           % (len(docker.images), docker.platform))
+            details.append("docker %s: %d images loaded for %s, IDs equal their config digests%s"
+                           % (docker.engine or "(version unknown)", len(docker.images), docker.platform,
+                              "; %d skipped (%s)" % (len(docker.skipped), "; ".join(
+                                  "%s: %s" % (k.ref, k.reason) for k in docker.skipped)) if docker.skipped else ""))
         self.receipt.phase(Phase.PUSH_AND_LOAD, Status.DONE, "; ".join(details))
         return pusher, docker
 

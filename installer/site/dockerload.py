@@ -14,14 +14,14 @@ import os
 import platform as host
 import socket
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from installer.errors import DeployError
 from installer.fsutil import open_installed
 from installer.format.imagecheck import read_blob
 from installer.format.model import BundleHead, Image
-from installer.format.oci import config_platform, image_manifest, parse_manifest, platform_matches, platform_string
+from installer.format.oci import config_platform, parse_document, platform_matches, platform_string
 from installer.format.paths import blob_path
 from installer.format.reference import parse
 from installer.format.tarstream import BLOCK, member_header
@@ -54,11 +54,52 @@ class LoadedImage:
 
 
 @dataclass(frozen=True)
+class SkippedImage:
+    """An image of the bundle that `install --docker` does not load, and why (it cannot run: an artifact, a
+    signature, an attestation, an image without a platform)."""
+
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class DockerLoadReport:
     """What `install --docker` loaded into the local engine (phase 3)."""
 
     platform: str              # linux/amd64 ...: the platform chosen for every image
     images: List[LoadedImage]
+    skipped: List[SkippedImage] = field(default_factory=list)
+    engine: str = ""           # the engine's version, as it reported it (GET /version)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The manifest of one image that will be loaded: its config and layers (digests)."""
+
+    ref: str
+    config: str
+    layers: List[str]
+
+
+# What a runnable image's manifest holds: an image config, and layers Docker can unpack.
+IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+ZSTD_LAYERS = ("application/vnd.oci.image.layer.v1.tar+zstd",
+               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+IMAGE_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar",
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip") + ZSTD_LAYERS
+ZSTD_SINCE = (23, 0)  # Docker Engine 23.0 is the first that unpacks zstd layers
+
+
+def engine_version(text: str) -> Optional[Tuple[int, int]]:
+    """(major, minor) of an engine version such as 20.10.24 or 24.0.7-1; None when it is not one."""
+    parts = text.split(".")
+    if len(parts) < 2 or not parts[0].isdigit():
+        return None
+    minor = "".join(ch for ch in parts[1].split("-")[0] if ch.isdigit())
+    return int(parts[0]), int(minor or "0")
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -99,6 +140,17 @@ class Docker:
         status, _ = self._call("GET", "/_ping")
         if status != 200:
             raise DeployError("the Docker engine at %s does not answer /_ping (HTTP %d)" % (self.path, status))
+
+    def version(self) -> str:
+        """The engine's version (GET /version: "Version"), "" when it does not say."""
+        self.ping()
+        status, data = self._call("GET", "/version")
+        try:
+            doc = json.loads(data) if status == 200 else {}
+        except ValueError:
+            doc = {}
+        value = doc.get("Version") if isinstance(doc, dict) else None
+        return value[:64] if isinstance(value, str) else ""
 
     def load(self, stream: Iterator[bytes]) -> List[str]:
         status, data = self._call("POST", "/images/load?quiet=1", body=stream,
@@ -173,28 +225,103 @@ class DockerLoad:
         self.platform = platform or host_platform()
         self.site_refs = site_refs or {}
         self.docker = docker or Docker()
+        self._engine: Optional[str] = None
+        self._plan: Optional[Tuple[List[Choice], List[SkippedImage]]] = None
 
     def _read(self, digest: str) -> bytes:
         return read_blob(self.tree, digest)
 
-    def _pick(self, image: Image) -> Tuple[str, List[str]]:
-        """(config digest, layer digests) of the manifest for our platform."""
-        config, children = parse_manifest(self._read(image.digest), image.media_type, image.ref)
-        if config is None:
-            kinds = {m.digest: m.media_type for m in image.manifests}
-            match = next((c for c in children if platform_matches(self.platform, c.platform)), None)
-            if match is None:
-                offered = ", ".join(sorted({platform_string(c.platform) for c in children}))
-                raise DeployError("%s has no %s image (it offers %s); choose one with --platform"
-                                  % (image.ref, self.platform, offered))
-            config, children = image_manifest(self._read(match.digest), match.media_type or kinds.get(match.digest, ""),
-                                              image.ref)
-        else:
-            own = config_platform(self._read(config.digest))
+    def engine(self) -> str:
+        """The engine's version, asked once (before anything is staged, then reused)."""
+        if self._engine is None:
+            self._engine = self.docker.version()
+        return self._engine
+
+    def zstd_ok(self) -> bool:
+        version = engine_version(self.engine())
+        return version is None or version >= ZSTD_SINCE  # an engine that does not say is given the benefit
+
+    def plan(self) -> Tuple[List[Choice], List[SkippedImage]]:
+        """What will be loaded and what is skipped, from the manifests alone: called after the archive is verified
+        and before anything is promoted, so an image this engine cannot load is refused before the kit changes."""
+        if self._plan is None:
+            choices, skipped = [], []
+            for image in self.meta.images:
+                pick = self._pick(image)
+                if isinstance(pick, SkippedImage):
+                    skipped.append(pick)
+                else:
+                    choices.append(pick)
+            self._plan = (choices, skipped)
+        return self._plan
+
+    def _runnable(self, data: bytes, media_type: str, where: str) -> Tuple[Optional[Choice], str]:
+        """(the choice, "") for a manifest Docker can run, else (None, why not)."""
+        doc = parse_document(data, media_type, where)
+        if doc.config is None:
+            return None, "an index nested in an index"
+        if doc.artifact_type or doc.config.media_type not in IMAGE_CONFIGS:
+            return None, "an artifact (%s), not a container image" % (doc.artifact_type or doc.config.media_type)
+        odd = sorted({layer.media_type for layer in doc.children if layer.media_type not in IMAGE_LAYERS})
+        if odd:
+            return None, "its layers are not container file systems (%s)" % ", ".join(odd[:3])
+        return Choice(where, doc.config.digest, [layer.digest for layer in doc.children]), ""
+
+    def _pick(self, image: Image) -> Union[Choice, SkippedImage]:
+        """The manifest of ``image`` to load for our platform, or why it is skipped; DeployError for an image
+        that should run but cannot here (no manifest for this platform; zstd layers on an engine before 23)."""
+        top = self._read(image.digest)
+        doc = parse_document(top, image.media_type, image.ref)
+        if doc.config is not None:  # one manifest
+            choice, why = self._runnable(top, image.media_type, image.ref)
+            if choice is None:
+                return SkippedImage(image.ref, why)
+            own = config_platform(self._read(choice.config))
+            if not own.get("os") or not own.get("architecture") or platform_string(own).startswith("unknown"):
+                return SkippedImage(image.ref, "its platform is unknown: not a runnable image")
             if not platform_matches(self.platform, own):
                 raise DeployError("%s has no %s image (it is %s only); choose another --platform"
                                   % (image.ref, self.platform, platform_string(own)))
-        return config.digest, [c.digest for c in children]
+            return self._loadable(image, [(choice, top, image.media_type)])
+        kinds = {m.digest: m.media_type for m in image.manifests}
+        candidates, runnable = [], False
+        for child in doc.children:
+            if child.attestation_of is not None or platform_string(child.platform).startswith("unknown"):
+                continue
+            media_type = child.media_type or kinds.get(child.digest, "")
+            data = self._read(child.digest)
+            choice, _why = self._runnable(data, media_type, image.ref)
+            if choice is None:
+                continue
+            runnable = True
+            if platform_matches(self.platform, child.platform):
+                candidates.append((choice, data, media_type))
+        if not runnable:
+            return SkippedImage(image.ref, "an index of %d manifests none of which is a runnable image "
+                                           "(signatures, attestations or artifacts)" % len(doc.children))
+        if not candidates:
+            offered = ", ".join(sorted({platform_string(c.platform) for c in doc.children
+                                        if not platform_string(c.platform).startswith("unknown")}))
+            raise DeployError("%s has no %s image (it offers %s); choose one with --platform"
+                              % (image.ref, self.platform, offered))
+        return self._loadable(image, candidates)
+
+    def _loadable(self, image: Image, candidates: List[Tuple[Choice, bytes, str]]) -> Choice:
+        """The first candidate this engine can load: with zstd layers only from Docker 23 on (podman's and
+        buildx's dual-compression indexes offer a gzip sibling for the same platform)."""
+        def zstd(data: bytes, media_type: str) -> bool:
+            return any(layer.media_type in ZSTD_LAYERS
+                       for layer in parse_document(data, media_type, image.ref).children)
+        for choice, data, media_type in candidates:
+            if self.zstd_ok() or not zstd(data, media_type):
+                missing = [d for d in choice.layers if not os.path.lexists(os.path.join(self.tree, blob_path(d)))]
+                if missing:
+                    raise DeployError("%s cannot be loaded: its foreign layers are not carried (foreign-layers: "
+                                      "skip); build with foreign-layers: include" % image.ref)
+                return Choice(image.ref, choice.config, choice.layers)
+        raise DeployError("%s has zstd-compressed layers, which Docker %s cannot load, and no gzip sibling for %s; "
+                          "Docker Engine %d.%d or later is needed (or rebuild the image with gzip layers)"
+                          % (image.ref, self.engine() or "(version unknown)", self.platform, *ZSTD_SINCE))
 
     def _load(self, ref: str, config_digest: str, layers: List[str], tags: List[str]) -> None:
         total = sum(os.lstat(os.path.join(self.tree, blob_path(d))).st_size for d in set(layers) | {config_digest})
@@ -212,24 +339,24 @@ class DockerLoad:
                 progress.close()
 
     def load_all(self) -> DockerLoadReport:
-        self.docker.ping()
+        choices, skipped = self.plan()
         loaded = []
-        for image in self.meta.images:
-            ref = parse(image.ref)
-            config_digest, layers = self._pick(image)
+        for choice in choices:
+            ref = parse(choice.ref)
+            config_digest, layers = choice.config, choice.layers
             tags = [str(parse("%s:%s" % (ref.repository, ref.tag)))] if ref.tag else []
-            if ref.tag and image.ref in self.site_refs:
-                tags.append(self.site_refs[image.ref])
+            if ref.tag and choice.ref in self.site_refs:
+                tags.append(self.site_refs[choice.ref])
             existing = self.docker.inspect(config_digest)
             if existing is None:
-                self._load(image.ref, config_digest, layers, tags)
+                self._load(choice.ref, config_digest, layers, tags)
                 existing = self.docker.inspect(config_digest)
             if existing is None or existing.get("Id") != config_digest:
                 raise DeployError("Docker holds %s under ID %s, not its config digest %s"
-                                  % (image.ref, (existing or {}).get("Id"), config_digest))
+                                  % (choice.ref, (existing or {}).get("Id"), config_digest))
             have = {str(parse(t)) for t in existing.get("RepoTags") or [] if t != "<none>:<none>"}
             for tag in tags:
                 if str(parse(tag)) not in have:
                     self.docker.tag(config_digest, tag)
-            loaded.append(LoadedImage(image.ref, config_digest, tags, self.platform))
-        return DockerLoadReport(self.platform, loaded)
+            loaded.append(LoadedImage(choice.ref, config_digest, tags, self.platform))
+        return DockerLoadReport(self.platform, loaded, skipped, self.engine())

@@ -12,7 +12,8 @@ class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-def fake_engine(path, load_lines, image_id):
+def fake_engine(path, load_lines, image_id, version=None):
+    """``version``: what GET /version answers as "Version" (None: an engine that does not say)."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
@@ -29,6 +30,8 @@ def fake_engine(path, load_lines, image_id):
         def do_GET(self):
             if self.path == "/_ping":
                 return self._send(200, b"OK")
+            if self.path == "/version" and version is not None:
+                return self._send(200, json.dumps({"Version": version, "ApiVersion": "1.43"}).encode())
             self._send(200, json.dumps({"Id": image_id, "RepoTags": []}).encode())
 
         def do_POST(self):

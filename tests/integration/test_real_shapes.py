@@ -267,3 +267,56 @@ def test_signed_by_with_the_wrong_key_refuses_the_build_naming_the_image(ob, key
     assert r.rc == 4, r
     assert "acme/buildx:1.0" in r.err and "no valid signature" in r.err and "ed.pub" in r.err
     assert not (folder / "out").exists() or not list((folder / "out").glob("*.bundle.tar.zst"))
+
+
+# --- issue 12 point 8: install --docker with the real engine (Docker 20.10: no zstd) -----------------------
+
+def test_install_docker_loads_what_runs_skips_what_cannot_and_prefers_gzip_on_an_old_engine(ob, world, keydir,
+                                                                                          tmp_path):
+    from tests.helpers.dockerd import start_dockerd
+
+    client = world["src"].client()
+    artifact = P.oci_referrer(world["shapes"]["sbom"], "application/vnd.example.config+json", b'{"a":1}', "a.json")
+    artifact.push(client, "acme/artifact", "1.0")
+    r = build(ob, world, tmp_path / "b", keydir / "ed" / "bundle.key",
+              [{"ref": "acme/buildx:1.0"}, {"ref": "acme/podman:1.0"}, {"ref": "acme/official:1.0"},
+               {"ref": "acme/artifact:1.0"}])
+    archive = r.json["result"]["archive"]
+    shapes = world["shapes"]
+    with start_dockerd() as d:
+        i = ob("install", archive, "--kit", tmp_path / "kit", "--trust", keydir / "ed" / "bundle.pub", "--docker",
+               "--platform", "linux/amd64", "--json", env=d.env)
+        assert i.rc == 0, i
+        docker = i.json["result"]["docker"]
+        assert docker["engine"].startswith("20.10")
+        loaded = {x["ref"]: x["id"] for x in docker["images"]}
+
+        def config_of(art):
+            return json.loads(art.data)["config"]["digest"]
+        assert loaded == {
+            "docker.io/acme/buildx:1.0": config_of(shapes["buildx"].child("linux/amd64")),
+            # podman's index lists the gzip manifest and its zstd sibling: Docker 20.10 gets the gzip one
+            "docker.io/acme/podman:1.0": config_of(shapes["podman"].child("linux/amd64")),
+            "docker.io/acme/official:1.0": config_of(shapes["official"].child("linux/amd64"))}
+        [skipped] = docker["skipped"]
+        assert skipped["ref"] == "docker.io/acme/artifact:1.0" and "artifact" in skipped["reason"]
+        ids = subprocess.run(["docker", "-H", d.host, "images", "-q", "--no-trunc"], capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert set(loaded.values()) <= set(ids)
+        text = ob("status", "--kit", tmp_path / "kit")
+        assert text.rc == 0, text
+
+
+def test_install_docker_refuses_zstd_only_images_on_docker_20_before_the_kit_changes(ob, world, keydir, tmp_path):
+    from tests.helpers.dockerd import start_dockerd
+
+    r = build(ob, world, tmp_path / "b", keydir / "ed" / "bundle.key", [{"ref": "acme/zstd:1.0"}])
+    archive = r.json["result"]["archive"]
+    kit = tmp_path / "kit"
+    with start_dockerd() as d:
+        i = ob("install", archive, "--kit", kit, "--trust", keydir / "ed" / "bundle.pub", "--docker",
+               "--platform", "linux/amd64", env=d.env)
+    assert i.rc == 10, i
+    assert "zstd" in i.err and "20.10" in i.err and "23.0 or later" in i.err and "Traceback" not in i.err
+    assert not (kit / "bundles" / "shapes").exists()  # nothing promoted, no current version
+    assert not (kit / "current").exists() or not any((kit / "current").iterdir())
