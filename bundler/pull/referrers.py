@@ -14,6 +14,7 @@ and layers. Hostile or runaway answers are bounded: at most MAX_REFERRERS per im
 referrer; what is left out is said in a build warning, never silently.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
@@ -27,6 +28,7 @@ from installer.trust.cosign import COSIGN_SIG_ARTIFACT
 MAX_REFERRERS = 256                       # per image, over all its kept manifests
 MAX_REFERRER_BYTES = 256 * 1024 * 1024    # one referrer's manifest, config and layers together
 MAX_LISTED = 1024                         # descriptors read from one referrers list
+LOOKUPS = 4                               # lookups in flight at once (as many as the blob pool)
 TAG_KINDS = (("sig", "signature"), ("att", "attestation"), ("sbom", "sbom"))
 
 
@@ -65,10 +67,23 @@ class ReferrerFinder:
         self._found: Dict[str, Found] = {}
 
     def find(self, subjects: Sequence[str], attestations: Sequence[Descriptor] = ()) -> List[Found]:
+        # The questions (cosign's three tags and the referrers list, per subject) go out together: most answers
+        # are 404s, and a warm rebuild asks them all again. The answers are then taken in a fixed order.
+        questions: List[Tuple[str, str, str]] = []
         for subject in subjects:
-            for suffix, kind in TAG_KINDS:
-                self._by_tag(subject, referrer_tag(subject, suffix), kind)
-            self._listed(subject)
+            questions += [(subject, referrer_tag(subject, suffix), kind) for suffix, kind in TAG_KINDS]
+            questions.append((subject, "", "listed"))
+        with ThreadPoolExecutor(max_workers=LOOKUPS) as pool:
+            answers = list(pool.map(self._ask, questions))
+        for (subject, tag, kind), answer in zip(questions, answers):
+            if answer is None:
+                continue
+            if kind == "listed":
+                self._take_listing(subject, *answer)
+            else:
+                data, media_type, digest = answer
+                self.cache.put_manifest(digest, data, media_type)
+                self._add(Descriptor(media_type, digest, len(data)), subject, tag, "tag", kind, data)
         for att in attestations:
             of = att.attestation_of
             if of is not None:
@@ -98,27 +113,23 @@ class ReferrerFinder:
         return found, missing
 
     # --- the three ways a referrer is found -------------------------------------------------------------------
-    def _by_tag(self, subject: str, tag: str, kind: str) -> None:
-        got = self.reg.find_manifest(self.repo, tag)
-        if got is None:
-            return
-        data, media_type, digest = got
-        self.cache.put_manifest(digest, data, media_type)
-        self._add(Descriptor(media_type, digest, len(data)), subject, tag, "tag", kind, data)
-
-    def _listed(self, subject: str) -> None:
+    def _ask(self, question: Tuple[str, str, str]) -> Optional[Tuple[bytes, str, str]]:
+        """One lookup: a cosign tag (bytes, media type, digest), or a subject's referrers list (bytes, media type,
+        how it was found); None when there is none."""
+        subject, tag, kind = question
+        if kind != "listed":
+            return self.reg.find_manifest(self.repo, tag)
         listing = self.reg.referrers(self.repo, subject)
-        found_by = "referrers-api"
-        if listing is None:
-            got = self.reg.find_manifest(self.repo, fallback_tag(subject))
-            if got is None:
-                return
-            listing, media_type, _digest = got
-            found_by = "fallback-tag"
-            if media_type != OCI_INDEX:
-                self.notes.append("%s: the tag %s is not an OCI index; not read as a referrers list"
-                                  % (self.where, fallback_tag(subject)))
-                return
+        if listing is not None:
+            return listing, OCI_INDEX, "referrers-api"
+        got = self.reg.find_manifest(self.repo, fallback_tag(subject))
+        return None if got is None else (got[0], got[1], "fallback-tag")
+
+    def _take_listing(self, subject: str, listing: bytes, media_type: str, found_by: str) -> None:
+        if media_type != OCI_INDEX:
+            self.notes.append("%s: the tag %s is not an OCI index; not read as a referrers list"
+                              % (self.where, fallback_tag(subject)))
+            return
         doc = parse_document(listing, OCI_INDEX, "%s: the referrers of %s" % (self.where, subject))
         for desc in doc.children[:MAX_LISTED]:
             if desc.media_type not in MANIFEST_TYPES or desc.size > MAX_MANIFEST_BYTES:
