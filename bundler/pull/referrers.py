@@ -69,10 +69,17 @@ class ReferrerFinder:
     def find(self, subjects: Sequence[str], attestations: Sequence[Descriptor] = ()) -> List[Found]:
         # The questions (cosign's three tags and the referrers list, per subject) go out together: most answers
         # are 404s, and a warm rebuild asks them all again. The answers are then taken in a fixed order.
+        # One tags list first, where the registry gives it: then only the tags that exist are read (a warm rebuild
+        # asks one question per repository, not four per manifest).
+        listed = self.reg.tags(self.repo) if subjects else None
+        tags = set(listed or ())
         questions: List[Tuple[str, str, str]] = []
         for subject in subjects:
-            questions += [(subject, referrer_tag(subject, suffix), kind) for suffix, kind in TAG_KINDS]
-            questions.append((subject, "", "listed"))
+            questions += [(subject, referrer_tag(subject, suffix), kind) for suffix, kind in TAG_KINDS
+                          if listed is None or referrer_tag(subject, suffix) in tags]
+            fallback = listed is None or fallback_tag(subject) in tags
+            if fallback or self.reg.has_referrers_api is not False:
+                questions.append((subject, "yes" if fallback else "", "listed"))
         with ThreadPoolExecutor(max_workers=LOOKUPS) as pool:
             answers = list(pool.map(self._ask, questions))
         for (subject, tag, kind), answer in zip(questions, answers):
@@ -115,13 +122,15 @@ class ReferrerFinder:
     # --- the three ways a referrer is found -------------------------------------------------------------------
     def _ask(self, question: Tuple[str, str, str]) -> Optional[Tuple[bytes, str, str]]:
         """One lookup: a cosign tag (bytes, media type, digest), or a subject's referrers list (bytes, media type,
-        how it was found); None when there is none."""
+        how it was found; ``tag`` "" when the tags list shows no fallback tag); None when there is none."""
         subject, tag, kind = question
         if kind != "listed":
             return self.reg.find_manifest(self.repo, tag)
         listing = self.reg.referrers(self.repo, subject)
         if listing is not None:
             return listing, OCI_INDEX, "referrers-api"
+        if not tag:  # the tags list says there is no fallback tag
+            return None
         got = self.reg.find_manifest(self.repo, fallback_tag(subject))
         return None if got is None else (got[0], got[1], "fallback-tag")
 

@@ -90,8 +90,8 @@ def text_install(r: InstallResult) -> List[str]:
         if k8s is not None and k8s.status.startswith("no kubeconfig"):
             lines += ["  %s" % c for c in k8s.commands or []]  # Kubernetes' own, even when compose ran too
     if r.docker is not None:
-        lines.append("docker %s (%s): %d images loaded, each ID equal to its config digest"
-                     % (r.docker.engine or "(version unknown)", r.docker.platform, len(r.docker.images)))
+        lines.append("docker (%s): %d images loaded, each ID equal to its config digest (engine %s)"
+                     % (r.docker.platform, len(r.docker.images), r.docker.engine or "version unknown"))
         lines += ["  %s  %s" % (i.id[:19], ", ".join(i.tags) or i.ref) for i in r.docker.images]
         lines += ["  not loaded: %s: %s" % (k.ref, k.reason) for k in r.docker.skipped]
     return lines

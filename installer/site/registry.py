@@ -16,8 +16,9 @@ through token auth. The client is four small modules, each with one concern:
 
 import hashlib
 import json
+import re
 import urllib.parse
-from typing import BinaryIO, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from installer import __version__
 from installer.errors import ContentMismatch, InvalidInput, RegistryError
@@ -286,6 +287,30 @@ class Registry:
                                   % (self.host, repo, digest, actual))
 
     # --- pushes -----------------------------------------------------------------------------------
+    def tags(self, repo: str, max_pages: int = 64) -> Optional[List[str]]:
+        """Every tag of ``repo`` (GET /v2/<repo>/tags/list, following its Link pages), or None when the registry
+        will not list them (401, 403, 404, 405) or lists more than ``max_pages`` pages: the caller then asks tag
+        by tag."""
+        path = "/v2/%s/tags/list?n=1000" % repo
+        found: List[str] = []
+        for _page in range(max_pages):
+            resp, data = self.call("GET", path, [_pull(repo)], ok=(200, 401, 403, 404, 405),
+                                   read_limit=MAX_MANIFEST_BYTES)
+            if resp.status != 200:
+                return None
+            try:
+                listed = json.loads(data).get("tags") or []
+            except (ValueError, AttributeError):
+                return None
+            if not isinstance(listed, list):
+                return None
+            found += [t for t in listed if isinstance(t, str)]
+            following = _next_page(resp.getheader("Link") or "", repo)
+            if following is None:
+                return found
+            path = following
+        return None
+
     def blob_exists(self, repo: str, digest: str) -> bool:
         resp, _ = self.call("HEAD", "/v2/%s/blobs/%s" % (repo, digest), [_push(repo)], ok=(200, 404), read_limit=0)
         return resp.status == 200
@@ -352,6 +377,18 @@ class Registry:
             return None
         self.has_referrers_api = True
         return data
+
+
+def _next_page(link: str, repo: str) -> Optional[str]:
+    """The next page of a tags list from its Link header (distribution-spec: </v2/<name>/tags/list?n=..&last=..>;
+    rel="next"); only a path on the same registry and repository is followed."""
+    match = re.match(r'\s*<([^>]*)>\s*;\s*rel="?next"?', link)
+    if match is None:
+        return None
+    target = urllib.parse.urlsplit(match.group(1))
+    if target.scheme or target.netloc or target.path != "/v2/%s/tags/list" % repo:
+        return None
+    return target.path + ("?" + target.query if target.query else "")
 
 
 def _pull(repo: str) -> str:

@@ -18,7 +18,8 @@ What it serves (distribution-spec v1.1, the part our client speaks):
                                                 404 BLOB_UPLOAD_UNKNOWN for an upload already finished
 ``HEAD/GET/PUT /v2/<name>/manifests/<ref>``     by tag or digest; a PUT checks its digest and that every blob or
                                                 child manifest it names is in <name> (400 MANIFEST_BLOB_UNKNOWN)
-``GET  /v2/<name>/tags/list``                   the tags, sorted
+``GET  /v2/<name>/tags/list``                   the tags, sorted; ``?n=`` (capped at ``tags_page``) and ``?last=``
+                                                page them, with a Link header to the next page
 ``GET  /v2/<name>/referrers/<digest>``          ``referrers_api=True``: the OCI 1.1 referrers index (a PUT of a
                                                 manifest with a subject answers OCI-Subject); else 404 text, as
                                                 distribution 2.8 answers
@@ -218,7 +219,8 @@ class MemRegistry:
     def __init__(self, host: str = "registry.test", *, tls: bool = False, auth: Optional[str] = None,
                  username: str = "user", password: str = "secret-password", token_host: Optional[str] = None,
                  token_ttl: float = 300.0, anonymous_pull: bool = False, blob_redirect: Optional[str] = None,
-                 referrers_api: bool = False, urls_allow: Optional[str] = None) -> None:
+                 referrers_api: bool = False, urls_allow: Optional[str] = None,
+                 tags_page: Optional[int] = None) -> None:
         if auth not in (None, "basic", "bearer"):
             raise ValueError("auth is None, 'basic' or 'bearer'")
         self.host = host
@@ -229,6 +231,7 @@ class MemRegistry:
         # urls_allow: a regexp foreign-layer URLs must match (distribution's validation.manifests.urls.allow);
         # None: a manifest with a foreign layer is refused as distribution 2.8 refuses it (500, UNKNOWN errors)
         self.urls_allow = re.compile(urls_allow) if urls_allow is not None else None
+        self.tags_page = tags_page  # the most tags one page of tags/list holds (None: all of them)
         self.auth = auth
         self.username = username
         self.password = password
@@ -496,7 +499,15 @@ class MemRegistry:
         if name not in self._tags and name not in self._manifests:
             return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
         tags = sorted(self._tags.get(name, {}))
-        return 200, [("Content-Type", "application/json")], _json({"name": name, "tags": tags})
+        # pages: ?n= (capped at tags_page, as Docker Hub caps it) after ?last=, a Link header to the next page
+        size = min(int(params["n"]) if params.get("n", "").isdigit() else len(tags) or 1,
+                   self.tags_page or len(tags) or 1)
+        rest = [t for t in tags if t > params["last"]] if params.get("last") else tags
+        page, more = rest[:size], len(rest) > size
+        headers = [("Content-Type", "application/json")]
+        if more:
+            headers.append(("Link", '</v2/%s/tags/list?n=%d&last=%s>; rel="next"' % (name, size, page[-1])))
+        return 200, headers, _json({"name": name, "tags": page})
 
     def _blob(self, request: Request, name: str, digest: str) -> Answer:
         if request.method not in ("GET", "HEAD"):

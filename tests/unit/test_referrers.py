@@ -423,3 +423,28 @@ def test_a_site_tag_in_the_fallback_place_that_is_not_an_index_is_refused_not_ov
     with pytest.raises(RegistryError, match="not the OCI index of the referrers"):
         install(archive, keydir, tmp_path, site)
     assert site.tags("src.test/acme/app")[fallback_tag(img.digest)] == squatter.digest
+
+
+def test_cosign_tags_are_found_through_paged_tag_lists_or_one_by_one_when_listing_is_refused(tmp_path, keydir):
+    from tests.helpers.memregistry import status
+
+    ec, _ = P.keys()
+    for case in ("paged", "refused"):
+        src = MemRegistry("src.test", tags_page=2)
+        img = P.image("linux/amd64", case)
+        img.push(src, "acme/app", "1.0")
+        for n in range(4):
+            P.image("linux/amd64", "%s-%d" % (case, n)).push(src, "acme/app", "z%d" % n)  # tags after cosign's
+        sig = P.cosign_signature(img.digest, [ec])
+        sig.push(src, "acme/app", P.cosign_tag(img.digest, "sig"))
+        if case == "refused":
+            src.fail(status(403), path=r"/tags/list")
+        archive = build(src, tmp_path / case, keydir, "src.test/acme/app:1.0")
+        [image] = meta_of(archive, keydir).images
+        assert [r.digest for r in image.referrers] == [sig.digest], case
+        asked = [s.path for s in src.requests("GET", r"/manifests/sha256-")]
+        if case == "paged":
+            assert len(src.requests("GET", r"/tags/list")) == 3  # 6 tags, 2 a page
+            assert asked == ["/v2/acme/app/manifests/" + P.cosign_tag(img.digest, "sig")]  # only what exists
+        else:
+            assert len(asked) == 4  # .sig, .att, .sbom and the fallback tag, one by one
