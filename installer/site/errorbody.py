@@ -5,9 +5,10 @@ The OCI distribution spec's error body is ``{"errors": [{"code": "...", "message
   more"), for the one-line error the user reads. A server may be hostile or broken: every character a terminal
   could act on is escaped (installer/textsafe.py) and the whole is cut to ``MAX_SAID`` characters.
 - ``names_request_invalid(body)``: the answer is about the request itself, so sending it again cannot
-  change it. Distribution 2.8 answers some of those with a 500: a repository name its storage cannot hold
-  ("filesystem: invalid path" in its log; in the body code UNKNOWN, message "unknown error" and a detail
-  naming the storage ``Path`` and ``DriverName``), an invalid manifest, and so on.
+  change it. Distribution 2.8 answers some of those with a 500, code UNKNOWN and message "unknown error": a
+  repository name its storage cannot hold (a ':' in it; "filesystem: invalid path" in its log, a detail naming
+  the storage ``Path`` and ``DriverName`` in the body), a name longer than 255 characters (a detail with the
+  ``Name`` and the ``Reason``: ErrRepositoryNameInvalid), an invalid manifest, and so on.
 Nothing here does I/O: the client (installer/site/registry.py) reads the body, capped at ``MAX_BODY``.
 """
 
@@ -60,9 +61,13 @@ def said(body: bytes) -> str:
     return _cut("; ".join(parts), MAX_SAID)
 
 
-def _storage_path(detail: object) -> bool:
-    """distribution's storage driver refusing a path (InvalidPathError: {"Path", "DriverName"})."""
-    return isinstance(detail, dict) and isinstance(detail.get("Path"), str) and "DriverName" in detail
+def _refused_name(detail: object) -> bool:
+    """distribution's detail for a name it cannot take: its storage driver refusing the path (InvalidPathError:
+    {"Path", "DriverName"}), or the name itself refused (ErrRepositoryNameInvalid: {"Name", "Reason"})."""
+    if not isinstance(detail, dict):
+        return False
+    return (isinstance(detail.get("Path"), str) and "DriverName" in detail) or (
+        isinstance(detail.get("Name"), str) and "Reason" in detail)
 
 
 def names_request_invalid(body: bytes) -> bool:
@@ -71,6 +76,6 @@ def names_request_invalid(body: bytes) -> bool:
     for code, message, detail in errors(body):
         if code.upper() in INVALID_CODES or code.upper().endswith("_INVALID") or "invalid" in message.lower():
             return True
-        if _storage_path(detail):
+        if _refused_name(detail):
             return True
     return False

@@ -18,6 +18,10 @@ DISTRIBUTION_INVALID_PATH = json.dumps({"errors": [{"code": "UNKNOWN", "message"
     "Path": "/docker/registry/v2/repositories/127.0.0.1:5000/acme/app/_uploads/c3e4/startedat",
     "DriverName": "filesystem"}}]}).encode()
 
+# distribution 2.8, asked for a repository name of more than 255 characters (ErrRepositoryNameInvalid)
+DISTRIBUTION_NAME_TOO_LONG = json.dumps({"errors": [{"code": "UNKNOWN", "message": "unknown error", "detail": {
+    "Name": "airgap/127.0.0.1_40000/team/" + "a" * 230, "Reason": {}}}]}).encode()
+
 
 @pytest.mark.parametrize("data, shown", [
     (body({"code": "NAME_INVALID", "message": "invalid repository name"}), "NAME_INVALID: invalid repository name"),
@@ -51,6 +55,7 @@ def test_control_characters_are_escaped_and_the_text_is_capped():
 
 @pytest.mark.parametrize("data, invalid", [
     (DISTRIBUTION_INVALID_PATH, True),
+    (DISTRIBUTION_NAME_TOO_LONG, True),
     (body({"code": "NAME_INVALID", "message": "invalid repository name"}), True),
     (body({"code": "name_invalid", "message": "x"}), True),
     (body({"code": "UNKNOWN", "message": "filesystem: invalid path: /docker/registry/v2/x"}), True),
@@ -66,6 +71,7 @@ def test_control_characters_are_escaped_and_the_text_is_capped():
     (body({"code": "UNAVAILABLE", "message": "service unavailable"}), False),
     (body({"code": "TOOMANYREQUESTS", "message": "too many requests"}), False),
     (body({"code": "UNKNOWN", "message": "x", "detail": {"Path": "/p"}}), False),  # no storage driver named
+    (body({"code": "UNKNOWN", "message": "x", "detail": {"Name": "a/b"}}), False),  # no reason given
     (b"", False),
     (b"internal server error", False),
 ])
