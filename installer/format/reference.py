@@ -227,7 +227,9 @@ def site_name_problem(host: str, repository: str) -> Optional[str]:
 
     The grammar (distribution/reference, and the OCI distribution spec's <name>): path components of
     ``[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`` joined by '/', at most 255 characters with the registry host.
-    A registry answers such a name with 400 NAME_INVALID, 404, or (distribution 2.8, for a ':') 500."""
+    Registries answer such a name with 400 NAME_INVALID or 404; distribution 2.8 with a 500, for a ':' and for
+    a name over 255 characters (it counts the name alone, but docker, skopeo and containerd count the host too:
+    a longer name could be pushed and never pulled)."""
     for component in repository.split("/"):
         if not COMPONENT_RE.fullmatch(component):
             return ("the path component %s is not lower-case letters and digits joined by '.', '_', '__' or '-'"

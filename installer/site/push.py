@@ -79,8 +79,8 @@ def site_name_problems(meta: BundleHead, host: str, prefix: str, strip: bool) ->
 
 
 def check_site_names(meta: BundleHead, site: str, strip: bool) -> None:
-    """Exit 3, listing every name the site registry would refuse, before anything is pushed (install runs it when
-    it decides, before the kit changes; SitePush again before its first request)."""
+    """Exit 3, listing every name the site registry would refuse, before anything is pushed: install runs it when
+    it decides (before the kit changes), rollback before it switches, SitePush again before its first request."""
     host, prefix = parse_site(site)
     try:
         problems = site_name_problems(meta, host, prefix, strip)
