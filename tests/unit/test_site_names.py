@@ -5,7 +5,7 @@ SITE/src.test_5000/team/app), rendered by one function (installer/format/referen
 push, the tags the kit owns, Docker's tags, compose files, chart values and COMMANDS.txt alike. Every site
 repository name and tag is checked against the distribution grammar when install decides, before the kit
 changes and before the site gets a single request (exit 3, listing each). In-process against in-memory
-registries; the same with the real CLI, docker-registry and skopeo: tests/integration/test_site_names.py,
+registries; the same with the real CLI, docker-registry and skopeo: tests/integration/test_ported_source.py,
 tests/adversarial/test_site_names_refused.py."""
 
 import dataclasses
