@@ -4,7 +4,7 @@ Against the in-memory registry (tests/helpers/memregistry.py), counting the requ
 other than 408 and 429 is asked once; a 500 whose body names the request as invalid (distribution's answer to a
 repository name its storage cannot hold) is asked once; 408, 429, 503 and a plain 500 are retried with the
 policy's waits. Every message carries the registry's ``code: message``, escaped. The real registry's answer to
-such a name: tests/integration/test_ported_source.py."""
+such names: tests/integration/test_registry_client.py."""
 
 import hashlib
 import io
