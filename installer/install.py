@@ -23,7 +23,7 @@ from installer.format.deployspec import DataEntry
 from installer.format.model import BundleHead, Json, Outcome, Phase, PhaseRecord, SiteOptions, Status
 from installer.kit.staging import Staging, StagingSink, clear_debris
 from installer.site.dockerload import DockerLoad, DockerLoadReport
-from installer.site.push import PushReport, SitePush, parse_site
+from installer.site.push import PushReport, SitePush, check_site_names, parse_site
 from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
 from installer.deploy.apply import ApplyReport
@@ -182,6 +182,8 @@ class Installer:
         admission = admit(head, kit_state(kit, meta.name, meta.version), self.options)
         if admission.downgrade_reason is not None:
             self.receipt.update(downgrade_reason=admission.downgrade_reason)
+        if self.deploy.registry:  # names the site would refuse: exit 3 now, not after the kit has changed
+            check_site_names(meta, self.deploy.registry, self.deploy.strip_source_host)
         self._check_owners(meta, signer)
         if admission.action == REINSTALL:
             final = kit.version_dir(meta.name, meta.version)

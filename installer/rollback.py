@@ -19,7 +19,7 @@ from installer.kit.lifecycle import previous_version
 from installer.format.meta import MAX_META_BYTES, parse_meta
 from installer.format.model import BundleHead, Outcome, Phase, SiteOptions, Status
 from installer.site.owners import claims, conflicts, refuse, registry_tags, site_key
-from installer.site.push import PushReport, SitePush
+from installer.site.push import PushReport, SitePush, check_site_names
 from installer.kit.receipts import Receipt
 from installer.trust.store import TrustedKey
 
@@ -80,6 +80,7 @@ def rollback(name: str, kit_dir: str, trust: Sequence[str] = ()) -> RollbackResu
         owned = kit.owners()
         problems: List[str] = []
         for site, options in sorted(sites.items()):
+            check_site_names(meta, site, options.strip_source_host)  # exit 3 before anything changes
             tags = registry_tags(meta, site, options.strip_source_host)
             problems += conflicts(owned.get(site_key(site), {}), tags, name, signer, site_key(site) + "/")
         refuse(problems, name, target)

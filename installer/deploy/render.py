@@ -1,7 +1,8 @@
 """Phase 4: site outputs under KIT/deploy/<name>/<version>/<site>/ (and secrets under KIT/secrets/).
 
 - compose/: the bundle's compose files with every image the bundle carries rewritten to the site
-  (SITE[/PREFIX]/<source host>/<path>@sha256:..., or with --docker and no --registry the loaded image ID)
+  (SITE[/PREFIX]/<source host>/<path>@sha256:..., named by installer/format/reference.py as the push names
+  it, or with --docker and no --registry the loaded image ID)
   and relative mounts (../config/x) pointing into the installed version, so `docker compose -f` works
   from the deploy folder;
 - values/<chart>.yaml: per chart, the base values the bundle carries with the chart's image value
@@ -29,7 +30,7 @@ from installer.kit.layout import Kit, make_read_only, remove_tree
 from installer.format.chartvalues import PlacedImage, chart_values
 from installer.format.deployspec import DeploySpec, namespace_of
 from installer.format.model import BundleHead, Chart
-from installer.format.reference import parse, site_repository
+from installer.format.reference import chart_repository, parse, site_reference, site_repository
 
 _IMAGE_LINE = re.compile(r"^(\s*(?:-\s+)?image:\s*)([\"']?)([^\"'#\s]+)\2(\s*(?:#.*)?)$")
 _RELATIVE_MOUNT = re.compile(r"^(\s*-\s*[\"']?)\.\./")
@@ -71,8 +72,8 @@ class SiteRefs:
         for image in meta.images:
             ref = parse(image.ref)
             if host:
-                repo = "/".join(p for p in (host, site_repository(ref, prefix, strip)) if p)
-                pinned = "%s@%s" % (repo, image.digest)
+                on_site = site_repository(ref, prefix, strip)
+                repo, pinned = site_reference(host, on_site), site_reference(host, on_site, digest=image.digest)
                 registry, path = host + ("/" + prefix if prefix else ""), site_repository(ref, "", strip)
             else:  # --docker only: the ID of the image Docker loaded
                 repo = ref.repository
@@ -117,11 +118,11 @@ def shell_line(command: DeployCommand) -> str:
     return " ".join(env + [shlex.quote(a) for a in command.argv])
 
 
-def helm_command(chart: Chart, registry: Optional[str], version_dir: str, values: str,
+def helm_command(chart: Chart, host: Optional[str], prefix: str, version_dir: str, values: str,
                  namespace: str) -> DeployCommand:
     """helm upgrade --install, the chart named by digest on the site (or the bundle's own archive)."""
-    if registry:
-        source = "oci://%s/charts/%s@%s" % (registry.strip().strip("/"), chart.name, chart.oci.digest)
+    if host:
+        source = "oci://" + site_reference(host, chart_repository(prefix, chart.name), digest=chart.oci.digest)
     else:
         source = os.path.join(version_dir, *chart.path.split("/"))
     return DeployCommand(["helm", "upgrade", "--install", chart.name, source, "--namespace", namespace,
@@ -162,7 +163,8 @@ def render(kit: Kit, meta: BundleHead, version_dir: str, registry: Optional[str]
         _write(tmp, out, (json.dumps(chart_values(base, chart.images, refs.lookup, chart.name), indent=2,
                                      sort_keys=True) + "\n").encode())
         written.append(out)
-        commands.append(helm_command(chart, registry, version_dir, os.path.join(final, out), namespace))
+        commands.append(helm_command(chart, prefix_host, prefix, version_dir, os.path.join(final, out),
+                                     namespace))
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
                                     "token": os.path.join(kit.secrets, "token")})
     for path in compose:

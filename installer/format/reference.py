@@ -184,10 +184,65 @@ def apply_mirrors(ref: Reference, mirrors: Sequence[Mirror]) -> Tuple[str, str, 
     return best.dest_host, path, best
 
 
+# --- names on the site registry ---------------------------------------------------------------
+# Every site repository and reference is rendered by the functions below and nowhere else: the push
+# (installer/site/push.py), the tags the kit records as owned (installer/site/owners.py), Docker's tags and
+# the deploy outputs (installer/deploy/render.py: compose, values, COMMANDS.txt) all agree by construction.
+SITE_NAME_MAX = 255  # distribution's NameTotalLengthMax: the registry host, "/" and the repository together
+COMPONENT_RE = re.compile(_COMPONENT)
+
+
+def site_host(host: str) -> str:
+    """A source registry host as one path component of a site repository: lower-cased, ':' written '_'
+    (``registry.corp:8443`` -> ``registry.corp_8443``, ``127.0.0.1:5000`` -> ``127.0.0.1_5000``).
+
+    A host name never holds '_' (DOMAIN_RE), so two hosts never meet in one component except by case, which
+    DNS ignores. An IPv6 literal loses its brackets and still does not fit the grammar: check_site_names
+    refuses it (exit 3) rather than inventing a name for it."""
+    return host.lower().replace("[", "").replace("]", "").replace(":", "_")
+
+
 def site_repository(ref: Reference, prefix: str, strip_source_host: bool) -> str:
-    """Where an image lands on the site registry: [PREFIX/]<source host>/<path> (or without the host)."""
+    """Where an image lands on the site registry: [PREFIX/]<source host>/<path> (or without the host), the host
+    written by ``site_host``."""
     parts: List[str] = [prefix] if prefix else []
     if not strip_source_host:
-        parts.append(ref.host)
+        parts.append(site_host(ref.host))
     parts.append(ref.path)
     return "/".join(parts)
+
+
+def chart_repository(prefix: str, name: str) -> str:
+    """Charts land as SITE[/PREFIX]/charts/<name>, so `helm pull oci://SITE[/PREFIX]/charts/<name>@DIGEST` works."""
+    return "/".join(p for p in (prefix, "charts", name) if p)
+
+
+def site_reference(host: str, repository: str, tag: Optional[str] = None, digest: Optional[str] = None) -> str:
+    """HOST/REPOSITORY[:TAG][@DIGEST]: a repository of the site as pull specs, compose and values name it."""
+    return "%s/%s" % (host, repository) + (":" + tag if tag else "") + ("@" + digest if digest else "")
+
+
+def site_name_problem(host: str, repository: str) -> Optional[str]:
+    """Why HOST/REPOSITORY is not a name the distribution reference grammar accepts, or None.
+
+    The grammar (distribution/reference, and the OCI distribution spec's <name>): path components of
+    ``[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`` joined by '/', at most 255 characters with the registry host.
+    Registries answer such a name with 400 NAME_INVALID or 404; distribution 2.8 with a 500, for a ':' and for
+    a name over 255 characters (it counts the name alone, but docker, skopeo and containerd count the host too:
+    a longer name could be pushed and never pulled)."""
+    for component in repository.split("/"):
+        if not COMPONENT_RE.fullmatch(component):
+            return ("the path component %s is not lower-case letters and digits joined by '.', '_', '__' or '-'"
+                    % _shown(component))
+    if len(host) + 1 + len(repository) > SITE_NAME_MAX:
+        return "%d characters with the registry host, more than the %d a repository name may have" % (
+            len(host) + 1 + len(repository), SITE_NAME_MAX)
+    return None
+
+
+def site_tag_problem(tag: str) -> Optional[str]:
+    """Why TAG cannot be a tag on a registry (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``), or None."""
+    if TAG_RE.fullmatch(tag):
+        return None
+    return ("the tag %s is not letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')"
+            % _shown(tag))

@@ -17,6 +17,7 @@ import urllib.parse
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from installer.errors import RegistryError
+from installer.site import errorbody
 
 Credentials = Optional[Tuple[str, str]]
 # (scheme, netloc, target, headers) -> (status, body): one small GET, retried by the caller's policy
@@ -136,7 +137,9 @@ class Auth:
             raise RegistryError("authentication to %s failed: the token service refused the credentials%s"
                                 % (self.host, "" if self._credentials else " (no credentials were found for it)"))
         if status != 200:
-            raise RegistryError("the token service of %s answered HTTP %d" % (self.host, status))
+            said = errorbody.said(body)
+            raise RegistryError("the token service of %s answered HTTP %d%s" % (self.host, status,
+                                                                              " (%s)" % said if said else ""))
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")

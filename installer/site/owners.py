@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 from installer.errors import TrustError
 from installer.format.model import BundleHead
 from installer.site.push import parse_site, planned_tags, site_repositories
-from installer.format.reference import parse
+from installer.format.reference import parse, site_reference
 from installer.trust.store import TrustedKey
 
 DOCKER_SITE = "docker"
@@ -41,7 +41,7 @@ def docker_tags(meta: BundleHead, registry: Optional[str], strip: bool) -> Dict[
             continue
         out["%s:%s" % (ref.repository, ref.tag)] = image.ref
         if host:
-            out["%s/%s:%s" % (host, repos[image.ref], ref.tag)] = image.ref
+            out[site_reference(host, repos[image.ref], ref.tag)] = image.ref
     return out
 
 

@@ -1,10 +1,12 @@
 """Phases 3 and 6 against a site registry: push by digest, then move tags.
 
-Images land as SITE[/PREFIX]/<source host>/<path> (or without the host with --strip-source-host,
-refused when two sources would collide). Order: blobs (HEAD to skip, cross-repo mount when this
-run already put the blob elsewhere), then per-platform manifests, then indexes, all by digest;
-tags move last, in phase 6, so a site never sees a tag pointing at something incomplete.
-A second run writes nothing: everything is checked with HEAD first.
+Images land as SITE[/PREFIX]/<source host>/<path>, the host a valid path component (127.0.0.1_5000), or
+without the host with --strip-source-host (refused when two sources would collide); charts as
+SITE[/PREFIX]/charts/<name> (installer/format/reference.py renders both). Every name and tag is checked
+against the distribution grammar before the first request (exit 3 listing them).
+Order: blobs (HEAD to skip, cross-repo mount when this run already put the blob elsewhere), then
+per-platform manifests, then indexes, all by digest; tags move last, in phase 6, so a site never sees
+a tag pointing at something incomplete. A second run writes nothing: everything is checked with HEAD first.
 """
 
 import json
@@ -22,7 +24,8 @@ from installer.format.imagecheck import read_blob
 from installer.format.model import REFERRER_TAG_RE, BundleHead, Chart, Image, Json, fallback_tag
 from installer.format.oci import OCI_INDEX, image_manifest, parse_document, parse_manifest
 from installer.format.paths import blob_path
-from installer.format.reference import DOMAIN_RE, PATH_RE, parse, site_repository
+from installer.format.reference import (DOMAIN_RE, PATH_RE, chart_repository, parse, site_name_problem,
+                                        site_reference, site_repository, site_tag_problem)
 from installer.site.registry import Registry
 from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
@@ -41,22 +44,55 @@ def parse_site(value: str) -> Tuple[str, str]:
 
 
 def site_repositories(meta: BundleHead, prefix: str, strip: bool) -> Dict[str, str]:
-    """ref -> repository on the site ([PREFIX/]<source host>/<path>); --strip-source-host collisions are exit 3."""
+    """ref -> repository on the site ([PREFIX/]<source host>/<path>); two sources in one repository are exit 3
+    (--strip-source-host, or hosts that differ only by case)."""
     out: Dict[str, str] = {}
     owner: Dict[str, str] = {}
     for image in meta.images:
         ref = parse(image.ref)
         repo = site_repository(ref, prefix, strip)
         if owner.setdefault(repo, ref.repository) != ref.repository:
-            raise InvalidInput("--strip-source-host would put %s and %s into the same repository %s"
-                               % (owner[repo], ref.repository, repo))
+            raise InvalidInput("%s %s and %s into the same repository %s"
+                               % ("--strip-source-host would put" if strip else "the site names would put",
+                                  owner[repo], ref.repository, repo))
         out[image.ref] = repo
     return out
 
 
-def chart_repository(prefix: str, name: str) -> str:
-    """Charts land as SITE[/PREFIX]/charts/<name>, so `helm pull oci://SITE[/PREFIX]/charts/<name>@DIGEST` works."""
-    return "/".join(p for p in (prefix, "charts", name) if p)
+def site_name_problems(meta: BundleHead, host: str, prefix: str, strip: bool) -> List[str]:
+    """One line per site repository name or tag of this bundle that a registry would refuse (the distribution
+    reference grammar): images and charts alike, each named by what the bundle calls it."""
+    repos = site_repositories(meta, prefix, strip)
+    named = [(repos[i.ref], "image " + i.ref) for i in meta.images]
+    named += [(chart_repository(prefix, c.name), "chart %s %s" % (c.name, c.version)) for c in meta.charts]
+    problems: List[str] = []
+    seen = set()
+    for repo, what in named:
+        why = site_name_problem(host, repo)
+        if why is not None and repo not in seen:
+            seen.add(repo)
+            problems.append("%s (%s): %s" % (site_reference(host, repo), what, why))
+    for repo, tag, _digest, _mt in planned_tags(meta, prefix, strip):
+        why = site_tag_problem(tag)
+        if why is not None:
+            problems.append("%s: %s" % (site_reference(host, repo, tag), why))
+    return problems
+
+
+def check_site_names(meta: BundleHead, site: str, strip: bool) -> None:
+    """Exit 3, listing every name the site registry would refuse, before anything is pushed: install runs it when
+    it decides (before the kit changes), rollback before it switches, SitePush again before its first request."""
+    host, prefix = parse_site(site)
+    try:
+        problems = site_name_problems(meta, host, prefix, strip)
+    except InvalidInput as exc:  # two sources in one repository: named as the site has it
+        raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/" % host)) from exc
+    if problems:
+        one = len(problems) == 1
+        raise InvalidInput("%s %s cannot be pushed to %s: %d repository %s not fit the distribution reference "
+                           "grammar; nothing was pushed" % (meta.name, meta.version, host, len(problems),
+                                                            "name or tag does" if one else "names or tags do"),
+                           problems)
 
 
 def planned_tags(meta: BundleHead, prefix: str, strip: bool) -> List[Tuple[str, str, str, str]]:
@@ -129,9 +165,10 @@ class SitePush:
                                  credentials=credentials.for_install(self.host), insecure_hosts=insecure,
                                  transport=transport, policy=retry)
         self.progress_factory = progress_factory
-        self.repos = self._repositories()
+        check_site_names(meta, site, strip_source_host)  # exit 3 before the first request
+        self.repos = site_repositories(meta, self.prefix, strip_source_host)
         self.report = PushReport(site, [self.target(i) for i in meta.images],
-                                 ["oci://%s/%s@%s" % (self.host, self.chart_repo(c), c.oci.digest)
+                                 ["oci://" + site_reference(self.host, self.chart_repo(c), digest=c.oci.digest)
                                   for c in meta.charts])
         self._lock = threading.Lock()
         self._placed: Dict[str, str] = {}  # digest -> a repository on the site that holds it
@@ -139,18 +176,9 @@ class SitePush:
     def chart_repo(self, chart: Chart) -> str:
         return chart_repository(self.prefix, chart.name)
 
-    def _repositories(self) -> Dict[str, str]:
-        try:
-            return site_repositories(self.meta, self.prefix, self.strip)
-        except InvalidInput as exc:
-            raise InvalidInput(exc.message.replace("the same repository ", "the same repository %s/"
-                                                   % self.host)) from exc
-
     def target(self, image: Image) -> str:
         """Where the image is on the site, pinned: SITE/repo[:tag]@digest."""
-        ref = parse(image.ref)
-        base = "%s/%s" % (self.host, self.repos[image.ref])
-        return base + (":" + ref.tag if ref.tag else "") + "@" + image.digest
+        return site_reference(self.host, self.repos[image.ref], parse(image.ref).tag, image.digest)
 
     def site_tags(self) -> Dict[str, str]:
         """ref -> SITE/repo:tag, for images that have a tag (Docker tags the loaded image with it too)."""
@@ -158,7 +186,7 @@ class SitePush:
         for image in self.meta.images:
             tag = parse(image.ref).tag
             if tag:
-                out[image.ref] = "%s/%s:%s" % (self.host, self.repos[image.ref], tag)
+                out[image.ref] = site_reference(self.host, self.repos[image.ref], tag)
         return out
 
     def _read(self, digest: str) -> bytes:

@@ -4,7 +4,10 @@ Why our own: the installer must run with the standard library only, and oras-py 
 through token auth. The client is four small modules, each with one concern:
 - transport.py: one HTTP request on the wire (http.client, a connection pool per thread, TLS verified
   unless the host is named insecure); the seam a test replaces with tests/helpers/memregistry.py;
-- retry.py: the one retry policy (connection errors, 5xx and 429 honouring Retry-After; backoff);
+- retry.py: the one retry policy (connection errors, 5xx, 408 and 429 honouring Retry-After; backoff; never
+  an answer that cannot change);
+- errorbody.py: the registry's own error (``errors[].code`` and ``message``), escaped and capped, which every
+  error of an HTTP answer shows;
 - auth.py: the WWW-Authenticate challenge, bearer tokens per scope, basic credentials;
 - this module: the API on top. What it does that a naive client would not:
   - https, or for a host named insecure: https without verification if it speaks TLS, else http;
@@ -24,6 +27,7 @@ from installer import __version__
 from installer.errors import ContentMismatch, InvalidInput, RegistryError
 from installer.format.oci import ACCEPT, MAX_MANIFEST_BYTES, OCI_INDEX, SCHEMA1, media_type_of
 from installer.format.reference import strict_digest
+from installer.site import errorbody
 from installer.site.auth import Auth, Credentials
 from installer.site.retry import RetryPolicy, Transient
 from installer.site.transport import (CHUNK, Body, CertificateError, HTTPTransport, NotTLS, Request, Response,
@@ -92,8 +96,8 @@ class Registry:
                 body = resp.read(SMALL_BODY)
             finally:
                 resp.close()
-            if self.policy.retries_status(resp.status):
-                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"))
+            if self.policy.retries_answer(resp.status, body):
+                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"), errorbody.said(body))
             return resp.status, body
         return self.policy.run(attempt, self._give_up)
 
@@ -143,10 +147,20 @@ class Registry:
                     method = "GET"
                 continue
             if self.policy.retries_status(resp.status):
-                self._drain(resp)
-                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"))
+                answer = self._error_body(resp)
+                if not self.policy.retries_answer(resp.status, answer):
+                    raise self._status_error(method, path, resp, answer)  # it will not change: not retried
+                raise self.policy.transient(netloc, resp.status, resp.getheader("Retry-After"), errorbody.said(answer))
             return resp
         raise RegistryError("%s redirected too many times" % self.host)
+
+    @staticmethod
+    def _error_body(resp: Response) -> bytes:
+        """The body of an error answer, up to errorbody.MAX_BODY (the rest is dropped with the connection)."""
+        try:
+            return resp.read(errorbody.MAX_BODY)
+        finally:
+            resp.close()
 
     @staticmethod
     def _drain(resp: Response) -> None:
@@ -175,20 +189,17 @@ class Registry:
         return resp, data
 
     def _status_error(self, method: str, path: str, resp: Response, data: bytes) -> RegistryError:
+        """The one-line error of an answer that is not what the request wanted, with the registry's own words
+        (``errors[].code`` and ``message``, escaped and capped: errorbody.said)."""
         what = "%s %s%s" % (method, self.host, path.split("?", 1)[0])
+        said = errorbody.said(data)
         if resp.status == 401:
-            return RegistryError("authentication to %s failed (%s)" % (self.host, what))
+            return RegistryError("authentication to %s failed (%s%s)" % (self.host, what, "; " + said if said else ""))
         if resp.status == 403:
-            return RegistryError("%s refused access (%s: HTTP 403)" % (self.host, what))
+            return RegistryError("%s refused access (%s: HTTP 403%s)" % (self.host, what, "; " + said if said else ""))
         if resp.status == 404:
-            return RegistryError("not found: %s" % what)
-        detail = ""
-        try:
-            errors = json.loads(data).get("errors") or []
-            detail = ": " + "; ".join(str(e.get("message") or e.get("code")) for e in errors[:3])
-        except (ValueError, AttributeError):
-            pass
-        return RegistryError("%s failed with HTTP %d%s" % (what, resp.status, detail))
+            return RegistryError("not found: %s%s" % (what, " (%s)" % said if said else ""))
+        return RegistryError("%s failed with HTTP %d%s" % (what, resp.status, ": " + said if said else ""))
 
     # --- pulls ------------------------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> Tuple[bytes, str, str]:

@@ -601,9 +601,11 @@ class MemRegistry:
             foreign = [b for b in named if b.get("mediaType") in FOREIGN_TYPES and b.get("urls")]
             if foreign and (self.urls_allow is None or not all(
                     self.urls_allow.search(u) for b in foreign for u in b["urls"])):
-                return 500, [("Content-Type", "application/json")], _json(
+                return 500, [("Content-Type", "application/json")], _json(  # distribution 2.8's very words
                     {"errors": [{"code": "UNKNOWN", "message": "unknown error"},
-                                {"code": "UNKNOWN", "message": "unknown error", "detail": {}}]})
+                                {"code": "UNKNOWN", "message": "unknown error", "detail": {}}] + [
+                        {"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry",
+                         "detail": b["digest"]} for b in foreign]})
             named = [b for b in named if b not in foreign]
             missing = [b.get("digest") for b in named if b.get("digest") not in self._links.get(name, set())]
         if missing:

@@ -242,14 +242,17 @@ def test_a_site_that_refuses_foreign_urls_is_named_with_the_setting_that_allows_
     folder = tmp_path / "win"
     r = build(ob, world, folder, keydir / "ed" / "bundle.key", [{"ref": "acme/windows:1.0"}])
     archive = r.json["result"]["archive"]
-    site = start_registry(tmp_path / "site", kind="plain")  # distribution's default: no URL allowed
+    site = start_registry(tmp_path / "site", kind="plain", accesslog=True)  # distribution's default: no URL
     try:
         i = ob("install", archive, "--kit", tmp_path / "kit", "--trust", keydir / "ed" / "bundle.pub",
                "--registry", site.host, "--insecure-registry", site.host)
+        puts = [q for q in site.requests() if q.method == "PUT" and "/manifests/" in q.path]
     finally:
         site.stop()
     assert i.rc == 7, i
     assert "validation.manifests.urls.allow" in i.err and "Traceback" not in i.err
+    assert "MANIFEST_BLOB_UNKNOWN" in i.err  # the registry's own words (point 2)
+    assert len(puts) == 1, puts  # its 500 names the request as invalid: asked once, not retried
 
 
 def test_signed_by_with_the_wrong_key_refuses_the_build_naming_the_image(ob, keydir, world, tmp_path):

@@ -1,4 +1,4 @@
-"""installer.site.registry against the real registry: chunked uploads, token refresh, mounts."""
+"""installer.site.registry against the real registry: chunked uploads, token refresh, mounts, its errors."""
 
 import hashlib
 import io
@@ -8,10 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from tests.helpers.images import make_image, push
 from tests.helpers.registry import start_registry
 
+from installer.errors import RegistryError
 from installer.site.registry import Registry
+from installer.site.retry import RetryPolicy
 
 
 def test_chunked_upload_is_byte_exact(tmp_path):
@@ -105,5 +108,45 @@ def test_a_plain_http_registry_must_be_named_insecure(ob, key, tmp_path):
                "docker.io=%s" % reg.host)
         assert r.rc == 7 and "--insecure-registry %s" % reg.host in r.err
         assert time.time() - started < 10  # refused at once, not after a round of retries
+    finally:
+        reg.stop()
+
+
+def test_the_real_registrys_errors_are_shown_and_those_that_will_not_change_are_asked_once(tmp_path):
+    """Issue 12, item 2, against distribution 2.8 itself: its 404 and its 500s for names it cannot take (a ':'
+    in the name: its storage refuses the path; more than 255 characters: the name is refused) carry a body the
+    client shows and does not retry; a HEAD's 500 has no body, so the client cannot tell and retries it."""
+    reg = start_registry(tmp_path / "r", kind="plain", accesslog=True)
+    waits: list = []
+    client = Registry(reg.host, insecure=True, policy=RetryPolicy(sleep=waits.append))
+    data = b"a layer\n"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    long_name = "team/" + "a" * 260
+    try:
+        cases = [
+            (lambda: client.get_manifest("team/app", "1.0"),
+             "not found: GET %s/v2/team/app/manifests/1.0 (MANIFEST_UNKNOWN: manifest unknown)" % reg.host),
+            (lambda: client.get_manifest("127.0.0.1:5000/acme/app", "1.0"),
+             "GET %s/v2/127.0.0.1:5000/acme/app/manifests/1.0 failed with HTTP 500: UNKNOWN: unknown error" % reg.host),
+            (lambda: client.upload_blob("127.0.0.1:5000/acme/app", digest, len(data), lambda: io.BytesIO(data)),
+             "POST %s/v2/127.0.0.1:5000/acme/app/blobs/uploads/ failed with HTTP 500: UNKNOWN: unknown error"
+             % reg.host),
+            (lambda: client.upload_blob(long_name, digest, len(data), lambda: io.BytesIO(data)),
+             "POST %s/v2/%s/blobs/uploads/ failed with HTTP 500: UNKNOWN: unknown error" % (reg.host, long_name)),
+        ]
+        for call, message in cases:
+            mark = reg.mark()
+            with pytest.raises(RegistryError) as caught:
+                call()
+            assert caught.value.message == message
+            asked = [r for r in reg.requests_since(mark) if r.path != "/v2/"]
+            assert len(asked) == 1, asked  # asked once: the answer will not change
+        assert waits == []
+        mark = reg.mark()
+        with pytest.raises(RegistryError) as caught:
+            client.head_manifest("127.0.0.1:5000/acme/app", "1.0")
+        assert caught.value.message == "%s is not reachable or keeps failing: %s answered HTTP 500" % (reg.host,
+                                                                                                     reg.host)
+        assert len([r for r in reg.requests_since(mark) if r.method == "HEAD"]) == 6 and len(waits) == 5
     finally:
         reg.stop()

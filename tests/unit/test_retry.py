@@ -20,7 +20,7 @@ def recorded(**kw):
 
 @pytest.mark.parametrize("status, retried", [
     (200, False), (201, False), (202, False), (206, False), (301, False), (307, False),
-    (400, False), (401, False), (403, False), (404, False), (405, False), (416, False),
+    (400, False), (401, False), (403, False), (404, False), (405, False), (408, True), (416, False),
     (429, True), (500, True), (501, False), (502, True), (503, True), (504, True), (505, False),
 ])
 def test_which_statuses_are_retried(status, retried):
@@ -130,7 +130,7 @@ def test_a_failure_not_retried_goes_through_at_once(error):
 def test_the_policy_is_configurable_and_the_default_is_the_documented_one():
     policy = RetryPolicy()
     assert (policy.retries, policy.backoff, policy.max_backoff, policy.max_retry_after) == (5, 0.5, 8.0, 60.0)
-    assert policy.statuses == frozenset({429, 500, 502, 503, 504})
+    assert policy.statuses == frozenset({408, 429, 500, 502, 503, 504})
     strict = RetryPolicy(statuses=frozenset({503}), max_retry_after=5.0, backoff=0.1, max_backoff=0.4)
     assert strict.retries_status(503) and not strict.retries_status(429)
     assert [strict.delay(n, Transient("x")) for n in range(4)] == [0.1, 0.2, 0.4, 0.4]
