@@ -8,7 +8,7 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from installer import faults
 from installer.errors import (BundleError, ContentMismatch, InternalError, Interrupted, LocalEnvironmentError,
@@ -353,7 +353,7 @@ class Installer:
             self.loader.site_refs = pusher.site_tags() if pusher else {}
             docker = self.loader.load_all()
             self.receipt.update(docker=docker_record(docker))
-            self._claim_docker(meta, bundle_id)
+            self._claim_docker(meta, bundle_id, {i.ref for i in docker.images})
             details.append("docker %s: %d images loaded for %s, IDs equal their config digests%s"
                            % (docker.engine or "(version unknown)", len(docker.images), docker.platform,
                               "; %d skipped (%s)" % (len(docker.skipped), "; ".join(
@@ -361,11 +361,13 @@ class Installer:
         self.receipt.phase(Phase.PUSH_AND_LOAD, Status.DONE, "; ".join(details))
         return pusher, docker
 
-    def _claim_docker(self, meta: BundleHead, bundle_id: str) -> None:
-        """Record that this bundle name now owns the tags it has just given the images loaded into Docker."""
+    def _claim_docker(self, meta: BundleHead, bundle_id: str, loaded: Set[str]) -> None:
+        """Record that this bundle name now owns the tags it has just given the images loaded into Docker (the
+        ``loaded`` references: a skipped image was given no tag)."""
         from installer.site.owners import DOCKER_SITE, claims, docker_tags
 
-        tags = docker_tags(meta, self.deploy.registry, self.deploy.strip_source_host)
+        tags = {tag: ref for tag, ref in docker_tags(meta, self.deploy.registry, self.deploy.strip_source_host).items()
+                if ref in loaded}
         self.kit.record_owners(DOCKER_SITE, claims(tags, meta, bundle_id))
 
     def _claim_registry(self, meta: BundleHead, bundle_id: str, registry: str) -> None:

@@ -308,6 +308,11 @@ def test_install_docker_loads_what_runs_skips_what_cannot_and_prefers_gzip_on_an
         assert set(loaded.values()) <= set(ids)
         text = ob("status", "--kit", tmp_path / "kit")
         assert text.rc == 0, text
+    from installer.kit.layout import Kit
+
+    owned = [tag for site in Kit(str(tmp_path / "kit")).owners().values() for tag in site]
+    assert any("acme/buildx" in tag for tag in owned)
+    assert not any("acme/artifact" in tag for tag in owned)  # skipped: given no Docker tag, so none is claimed
 
 
 def test_install_docker_refuses_zstd_only_images_on_docker_20_before_the_kit_changes(ob, world, keydir, tmp_path):
