@@ -234,6 +234,9 @@ class Installer:
     def run(self) -> InstallResult:
         if not os.path.exists(self.archive):
             raise UsageError("the archive %s does not exist" % self.archive)
+        if self.deploy.apply and not (self.deploy.registry or self.deploy.docker):
+            # said before anything is read or changed: there is no site to apply to
+            raise UsageError("--apply needs a site: give --registry (Kubernetes and compose) or --docker (compose)")
         self.kit.prepare()
         with self.kit.locked():
             clear_debris(self.kit)
@@ -519,11 +522,12 @@ class Installer:
         return applied
 
     def _apply(self, outputs: Optional[DeployOutputs]) -> ApplyReport:
-        from installer.deploy.apply import apply_compose, apply_kubernetes
+        from installer.deploy.apply import ComposeApplied, KubernetesApplied, apply_compose, apply_kubernetes
 
-        if outputs is None:
-            raise UsageError("--apply needs site outputs: give --registry (Kubernetes and compose) "
-                             "or --docker (compose)")
+        if outputs is None:  # a site was named (run() refuses --apply without one) and the bundle renders nothing
+            nothing = "nothing to apply: the bundle has no deploy outputs (charts, Kubernetes objects or compose files)"
+            return ApplyReport(KubernetesApplied(nothing) if self.deploy.registry else None,
+                               ComposeApplied(nothing) if self.deploy.docker else None)
         kubernetes = compose = None
         if self.deploy.registry:
             host = parse_site(self.deploy.registry)[0]

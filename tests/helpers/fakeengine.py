@@ -35,6 +35,11 @@ def fake_engine(path, load_lines, image_id, version=None):
             self._send(200, json.dumps({"Id": image_id, "RepoTags": []}).encode())
 
         def do_POST(self):
+            if "/tag?" in self.path:  # POST /images/<id>/tag?repo=..&tag=..: no body
+                return self._send(201, b"")
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return self._send(200, b"")
             # drain the chunked tar stream
             while True:
                 size = int(self.rfile.readline().strip() or b"0", 16)
