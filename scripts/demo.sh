@@ -30,8 +30,12 @@ step "keygen: an Ed25519 signing key (private key 0600)"
 step "build: manifests/telemetry-storage.yaml -> one signed archive (images and charts through the stand-ins)"
 echo "offline-bundle build manifests/telemetry-storage.yaml --key ... $BUILD_ARGS"
 # shellcheck disable=SC2086  # BUILD_ARGS holds the --mirror/--insecure-registry options, one word each
-ARCHIVE=$("$OB" build manifests/telemetry-storage.yaml --key "$DEMO/keys/bundle.key" --out "$DEMO/out" \
-    --cache "$DEMO/cache" --ignore-lock $BUILD_ARGS | tee /dev/stderr | tail -n 1)
+# (its stdout kept in a file and shown: `tee /dev/stderr` would reopen a log the demo is redirected to, from its
+# start, truncating it)
+"$OB" build manifests/telemetry-storage.yaml --key "$DEMO/keys/bundle.key" --out "$DEMO/out" \
+    --cache "$DEMO/cache" --ignore-lock $BUILD_ARGS > "$DEMO/build.out"
+cat "$DEMO/build.out"
+ARCHIVE=$(tail -n 1 "$DEMO/build.out")
 ls -l "$DEMO/out"
 
 step "verify: signature, every checksum, structure"
