@@ -461,7 +461,7 @@ class Installer:
             return read_installed(tree, path, meta.sizes[path])
 
         token_dir = self._secret_dir("token")
-        folders = {"tls": tls_dir, "token": token_dir}
+        folders = {"tls": tls_dir, "token": token_dir, "s3": self._secret_dir("s3")}
         used = set()
 
         def site_file(entry: DataEntry) -> Optional[bytes]:
@@ -474,8 +474,9 @@ class Installer:
             return data
         configmaps, secrets, skipped = k8s.build_objects(deploy.kubernetes, deploy.namespace, bundle_file, site_file,
                                                          self.kit.secrets)
-        if "token" in used:
-            os.chmod(token_dir, 0o700)  # a real folder (checked by _secret_dir)
+        for name in ("token", "s3"):
+            if name in used:
+                os.chmod(folders[name] or "", 0o700)  # a real folder (checked by _secret_dir)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,

@@ -20,7 +20,7 @@ grammar of the strictest place it goes, and every problem is one sentence naming
       secrets:    [{name, data: [{key, tenant | file | site: tls/FILE | token/FILE}]}]
 
 A ConfigMap is made from bundle files only (a tenant file, or a `files[].target`); a Secret may
-also take files the site supplies in KIT/secrets/tls or KIT/secrets/token. Which bundle files exist
+also take files the site supplies in KIT/secrets/tls, KIT/secrets/token or KIT/secrets/s3. Which bundle files exist
 is checked against the rest of the document by `check_sources` (bundle.json: tenants and files).
 """
 
@@ -38,14 +38,14 @@ MAX_SERVICES = 64         # dev-TLS services
 MAX_ENV = 16              # compose environment variables
 MAX_OBJECT_NAME = 200     # below Kubernetes' 253: the name is part of a file name (NN-secret-NAME.json <= 255 bytes)
 
-SITE_FOLDERS = ("tls", "token")  # KIT/secrets/<folder>: what the site supplies
+SITE_FOLDERS = ("tls", "token", "s3")  # KIT/secrets/<folder>: what the site supplies (s3: object store keys)
 DATA_SOURCES = ("tenant", "file", "site")
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")                   # Kubernetes IsConfigMapKey (and not . .. ..x)
 _COMPONENT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")            # a tenant component, as bundle.json's tenants
-_SITE_FILE = re.compile(r"(tls|token)/([A-Za-z0-9._-]{1,255})")
+_SITE_FILE = re.compile(r"(tls|token|s3)/([A-Za-z0-9._-]{1,255})")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 _PLAIN = re.compile(r"[A-Za-z0-9_-]{1,40}")                     # a field name safe to repeat in a message
 _COMMON_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?")  # no / = , + \ : safe in -subj
@@ -140,7 +140,7 @@ class DataEntry:
 
     key: str
     source: str     # tenant | file | site
-    ref: str        # a tenant component | a files[].target | tls/FILE or token/FILE
+    ref: str        # a tenant component | a files[].target | tls/FILE, token/FILE or s3/FILE
 
     @property
     def site_folder(self) -> str:
@@ -170,7 +170,8 @@ class DataEntry:
         else:
             match = _SITE_FILE.fullmatch(ref) if isinstance(ref, str) else None
             if match is None or match.group(2) in (".", ".."):
-                raise _bad(at, "is not tls/FILE or token/FILE (a file name in the site's TLS or token folder)")
+                raise _bad(at, "is not tls/FILE, token/FILE or s3/FILE (a file name in the site's TLS, token or "
+                               "object store credentials folder)")
         return cls(key, source, ref)
 
     def to_dict(self) -> Dict[str, str]:
@@ -304,7 +305,7 @@ class DeploySpec:
             for name, folder in variables.items():
                 check_env_name(name, where + ".compose.env")
                 if folder not in SITE_FOLDERS:
-                    raise _bad("%s.compose.env.%s" % (where, name), "is neither tls nor token (the site folders)")
+                    raise _bad("%s.compose.env.%s" % (where, name), "is not tls, token or s3 (the site folders)")
                 env.append((name, folder))
         tls = TlsSpec.from_dict(obj["tls"], where + ".tls") if "tls" in obj else None
         kube = KubernetesSpec.from_dict(obj["kubernetes"], where + ".kubernetes") if "kubernetes" in obj \

@@ -37,6 +37,7 @@ PKI = {
     "tls.key": b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49GoldenKey\n-----END PRIVATE KEY-----\n",
 }
 TOKEN = b"golden-bearer-token\n"
+S3 = {"access_key_id": b"GOLDENACCESSKEY", "secret_access_key": b"golden-secret-access-key"}  # Tempo's object store
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def _site_args(site):
 def test_registry_site_with_an_operator_pki_and_token(ob, default_build, pub, tmp_path, site):
     archive, standin = default_build
     kit = tmp_path / "kit"
-    for folder, files in (("tls", PKI), ("token", {"token": TOKEN})):
+    for folder, files in (("tls", PKI), ("token", {"token": TOKEN}), ("s3", S3)):
         (kit / "secrets" / folder).mkdir(parents=True)
         for name, data in files.items():
             (kit / "secrets" / folder / name).write_bytes(data)
@@ -160,7 +161,9 @@ def test_registry_site_with_dev_tls_and_no_token(ob, default_build, pub, tmp_pat
     result = _install(ob, archive, kit, pub, *_site_args(site), "--dev-tls")
     assert result["outputs"]["tls"] == "generated"
     skipped = result["outputs"]["kubernetes_skipped"]
-    assert len(skipped) == 1 and skipped[0].startswith("secret stellaops-prometheus-token: ")
+    assert len(skipped) == 2 and skipped[0].startswith("secret stellaops-prometheus-token: ")
+    assert skipped[1].startswith("secret stellaops-tempo-s3: missing or empty: ")
+    assert "/secrets/s3/access_key_id" in skipped[1]
     check("registry-devtls", snapshot(kit, result, Normaliser(kit, _host_order(site.host, standin))))
 
 

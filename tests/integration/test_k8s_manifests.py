@@ -42,7 +42,7 @@ DEPLOY = load_manifest(str(REPO / "manifests" / "telemetry-storage.yaml")).deplo
 KUBE = DEPLOY.kubernetes
 assert DEPLOY.namespace == NS
 TENANT_CONFIGMAPS = {e.ref: (o.name, e.key) for o in KUBE.configmaps for e in o.data if e.source == "tenant"}
-TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET = [o.name for o in KUBE.secrets]
+TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET, S3_SECRET = [o.name for o in KUBE.secrets]
 
 # Small dummy TLS material and token: the bytes are what matters, not their validity as PKI.
 TLS = {
@@ -52,6 +52,7 @@ TLS = {
     "ca.crt": b"-----BEGIN CERTIFICATE-----\nMIIBrTCCAVOgAwIBAgIUCollectorCA\n-----END CERTIFICATE-----\n",
 }
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.dummy-prometheus-stage-token.c2lnbmF0dXJl"
+S3 = {"access_key_id": b"TEMPOACCESSKEYSTAGE01", "secret_access_key": b"tempo-secret-access-key-stage/XYZ0123456789"}
 
 
 # --- running the real kubectl --------------------------------------------------------------------
@@ -104,15 +105,18 @@ def as_file_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def seed_objects(tenant_files, scrape_config, tls, token):
+def seed_objects(tenant_files, scrape_config, tls, token, s3=S3):
     """k8s.build_objects for the default manifest's deploy section, from bytes in memory: the tenant files by
-    component, the scrape file, the site's TLS folder (None: no folder) and token (None: no file)."""
+    component, the scrape file, the site's TLS folder (None: no folder), token (None: no file) and object store
+    credentials folder (None: no folder)."""
     def bundle_file(entry):
         return tenant_files[entry.ref] if entry.source == "tenant" else {SCRAPE_TARGET: scrape_config}[entry.ref]
 
     def site_file(entry):
         if entry.site_folder == "tls":
             return None if tls is None else tls.get(entry.site_file)
+        if entry.site_folder == "s3":
+            return None if s3 is None else s3.get(entry.site_file)
         return token
     return k8s.build_objects(KUBE, NS, bundle_file, site_file)
 
@@ -207,8 +211,11 @@ def test_seed_secrets_equal_the_seed_commands(kubectl, tmp_path):
                                           as_file_bytes(SCRAPE), TLS, TOKEN)
     assert skipped == []
     by_name = {s["metadata"]["name"]: s for s in secrets}
-    assert [s["metadata"]["name"] for s in secrets] == [TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET]
+    assert [s["metadata"]["name"] for s in secrets] == [TLS_SECRET, TOKEN_SECRET, SCRAPE_SECRET, S3_SECRET]
     (tmp_path / "tls").mkdir()
+    (tmp_path / "s3").mkdir()
+    for key, data in S3.items():
+        (tmp_path / "s3" / key).write_bytes(data)
     for key, data in TLS.items():
         (tmp_path / "tls" / key).write_bytes(data)
     (tmp_path / "prometheus-stage.token").write_bytes(TOKEN)
@@ -218,6 +225,9 @@ def test_seed_secrets_equal_the_seed_commands(kubectl, tmp_path):
                          "--from-file=ca.crt=%s" % (tmp_path / "tls" / "ca.crt")],
         TOKEN_SECRET: ["--from-file=token=%s" % (tmp_path / "prometheus-stage.token")],
         SCRAPE_SECRET: ["--from-file=prometheus-additional.yaml=%s" % SCRAPE],
+        # issue 13 point 2: the site's object store keys, as env variable names for Tempo's extraEnvFrom
+        S3_SECRET: ["--from-file=AWS_ACCESS_KEY_ID=%s" % (tmp_path / "s3" / "access_key_id"),
+                    "--from-file=AWS_SECRET_ACCESS_KEY=%s" % (tmp_path / "s3" / "secret_access_key")],
     }
     for name, args in seed_commands.items():
         expected = kubectl_object(kubectl, "-n", NS, "create", "secret", "generic", name, *args)
@@ -275,18 +285,21 @@ def test_names_the_api_server_would_refuse_are_refused_early():
 # --- build_objects: what is skipped and why -------------------------------------------------------
 def test_missing_secret_inputs_are_skipped_with_a_reason_and_no_content():
     tenants = {c: as_file_bytes(p) for c, p in TENANTS.items()}
-    cms, secrets, skipped = seed_objects(tenants, as_file_bytes(SCRAPE), None, None)
+    cms, secrets, skipped = seed_objects(tenants, as_file_bytes(SCRAPE), None, None, None)
     assert [c["metadata"]["name"] for c in cms] == ["stellaops-loki-tenant-overrides", "tempo-tenant-overrides"]
     assert [s["metadata"]["name"] for s in secrets] == [SCRAPE_SECRET]
-    assert len(skipped) == 2
+    assert len(skipped) == 3
     assert skipped[0] == ("secret %s: missing or empty: KIT/secrets/tls/tls.crt, KIT/secrets/tls/tls.key, "
                           "KIT/secrets/tls/ca.crt — add them and install again" % TLS_SECRET)
     assert skipped[1] == ("secret %s: missing or empty: KIT/secrets/token/token — add it and install again"
                           % TOKEN_SECRET)
+    assert skipped[2] == ("secret %s: missing or empty: KIT/secrets/s3/access_key_id, KIT/secrets/s3/secret_access_key"
+                          " — add them and install again" % S3_SECRET)
 
     partial = {"tls.crt": TLS["tls.crt"], "tls.key": b""}
-    _cms, secrets, skipped = seed_objects(tenants, b"", partial, b"")
+    _cms, secrets, skipped = seed_objects(tenants, b"", partial, b"", {"access_key_id": b"AK"})
     assert secrets == []
+    assert "secret_access_key" in "\n".join(skipped) and "AK" not in "\n".join(skipped)
     text = "\n".join(skipped)
     assert "tls.key" in text and "ca.crt" in text and "tls.crt" not in text
     assert "the bundle's config/prometheus-additional.yaml" in text  # an empty bundle file skips its Secret too
@@ -323,7 +336,8 @@ def _seed_set():
     return cms, secrets, k8s.namespace(NS)
 
 
-SECRET_NEEDLES = [v for v in TLS.values()] + [TOKEN] + [base64.b64encode(v) for v in list(TLS.values()) + [TOKEN]]
+SECRET_NEEDLES = [v for v in TLS.values()] + [TOKEN] + list(S3.values()) + [
+    base64.b64encode(v) for v in list(TLS.values()) + [TOKEN] + list(S3.values())]
 
 
 def _assert_no_secret_in(folder: Path):
@@ -354,8 +368,9 @@ def test_write_manifests_layout_modes_and_content(tmp_path, umask_000):
         "03-secret-stellaops-otel-tls-stage.json",
         "04-secret-stellaops-prometheus-token.json",
         "05-secret-stellaops-prometheus-scrape.json",
+        "06-secret-stellaops-tempo-s3.json",
     ]
-    assert [Path(p).parent for p in written] == [deploy] * 3 + [secret_dir] * 3
+    assert [Path(p).parent for p in written] == [deploy] * 3 + [secret_dir] * 4
     assert sorted(os.listdir(deploy)) == [Path(p).name for p in written[:3]]
     assert sorted(os.listdir(secret_dir)) == [Path(p).name for p in written[3:]]
     # modes under umask 000: every created secrets folder 0700, secret files 0600

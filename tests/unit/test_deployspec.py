@@ -56,7 +56,7 @@ def test_the_default_manifest_declares_what_the_code_used_to_hard_code():
         ("stellaops-loki-tenant-overrides", [("overrides.yaml", "tenant", "loki")]),
         ("tempo-tenant-overrides", [("tempo-overrides.yaml", "tenant", "tempo")])]
     assert [o.name for o in d.kubernetes.secrets] == [
-        "stellaops-otel-tls-stage", "stellaops-prometheus-token", "stellaops-prometheus-scrape"]
+        "stellaops-otel-tls-stage", "stellaops-prometheus-token", "stellaops-prometheus-scrape", "stellaops-tempo-s3"]
     assert [e.ref for e in d.kubernetes.secrets[0].data] == ["tls/tls.crt", "tls/tls.key", "tls/ca.crt"]
 
 
@@ -120,11 +120,11 @@ HOSTILE = [
     (("kubernetes", "configmaps", 0, "data", 1, "tenant"), "Web;", "deploy.kubernetes.configmaps[0].data[1].tenant",
      "is not a tenant component name"),
     (("kubernetes", "secrets", 0, "data", 0, "site"), "tls/../../tls.key", "deploy.kubernetes.secrets[0].data[0].site",
-     "is not tls/FILE or token/FILE"),
+     "is not tls/FILE, token/FILE or s3/FILE"),
     (("kubernetes", "secrets", 0, "data", 0, "site"), "tls/..", "deploy.kubernetes.secrets[0].data[0].site",
-     "is not tls/FILE or token/FILE"),
+     "is not tls/FILE, token/FILE or s3/FILE"),
     (("kubernetes", "secrets", 0, "data", 0, "site"), "etc/passwd", "deploy.kubernetes.secrets[0].data[0].site",
-     "is not tls/FILE or token/FILE"),
+     "is not tls/FILE, token/FILE or s3/FILE"),
     (("kubernetes", "configmaps", 0, "data", 0), {"key": "k", "site": "token/token"},
      "deploy.kubernetes.configmaps[0].data[0]", "has an unknown field site"),
     (("kubernetes", "secrets", 0, "data", 0), {"key": "k", "file": "config/shop.yaml", "site": "tls/x"},
@@ -143,7 +143,7 @@ HOSTILE = [
     (("compose", "env"), {"PATH": "tls"}, "deploy.compose.env", "has PATH, a variable the deploy tools"),
     (("compose", "env"), {"LD_PRELOAD": "token"}, "deploy.compose.env", "has LD_PRELOAD, a variable the deploy tools"),
     (("compose", "env"), {"DOCKER_HOST": "tls"}, "deploy.compose.env", "has DOCKER_HOST"),
-    (("compose", "env"), {"SHOP_DIR": "/etc"}, "deploy.compose.env.SHOP_DIR", "is neither tls nor token"),
+    (("compose", "env"), {"SHOP_DIR": "/etc"}, "deploy.compose.env.SHOP_DIR", "is not tls, token or s3"),
     (("tls", "services"), ["web", "Web"], "deploy.tls.services[1]", "is not a service name"),
     (("tls", "services"), ["web", "root"], "deploy.tls.services[1]", "repeats the certificate file name root"),
     (("tls", "services"), ["tls"], "deploy.tls.services[0]", "repeats the certificate file name tls"),
