@@ -52,7 +52,7 @@ CASES = {
         lambda d: d["deploy"]["compose"]["env"].update({"$(touch %s)" % MARK: "tls"}),
         "deploy.compose.env has a variable whose name is not an environment variable name"),
     "env pointing anywhere": (lambda d: d["deploy"]["compose"]["env"].update({"DEMO_X": "/etc/%s" % MARK}),
-                              "deploy.compose.env.DEMO_X is neither tls nor token"),
+                              "deploy.compose.env.DEMO_X is not tls, token or s3"),
     "namespace not a DNS label": (lambda d: d["deploy"].update(namespace="%s.example" % MARK.lower()),
                                   "deploy.namespace is not a DNS label"),
     "namespace with a newline": (lambda d: d["deploy"].update(namespace="demo\n%s" % MARK),
@@ -63,7 +63,7 @@ CASES = {
                                                       for i in range(70)]),
                        "deploy.kubernetes.secrets has 72 entries; at most 64 are allowed"),
     "site file traversal": (lambda d: _secrets(d)[1]["data"][0].update(site="token/../../%s" % MARK),
-                            "deploy.kubernetes.secrets[1].data[0].site is not tls/FILE or token/FILE"),
+                            "deploy.kubernetes.secrets[1].data[0].site is not tls/FILE, token/FILE or s3/FILE"),
     "a ConfigMap made from a site secret": (lambda d: _cm(d)[0]["data"][0].update(site="tls/tls.key"),
                                             "deploy.kubernetes.configmaps[0].data[0] has an unknown field site"),
     "a file the bundle does not have": (
