@@ -38,7 +38,7 @@ from installer.site.transport import Transport
 from bundler.plan.lock import LockCheck
 from bundler.pull.chartrepo import ChartRepoClient
 from bundler.pull.dockersource import save_to_cache
-from bundler.pull.foreign import fetch_foreign_layer
+from bundler.pull.foreign import fetch_foreign_layer, layer_urls
 from bundler.pull.referrers import Found, ReferrerFinder
 from bundler.pull.signedby import check_signed_by
 
@@ -232,8 +232,8 @@ class Graph:
     def __init__(self, foreign_layers: str = "skip") -> None:
         self.foreign_layers = foreign_layers
         self.blobs: Dict[str, int] = {}
-        self.skipped: List[SkippedLayer] = []
-        self.foreign: List[Descriptor] = []
+        self.skipped: Dict[str, SkippedLayer] = {}  # by digest, in the order first met
+        self.foreign: Dict[str, Descriptor] = {}
 
     def add_manifest(self, digest: str, size: int, config: Descriptor, layers: Sequence[Descriptor]) -> None:
         self.blobs[digest] = size
@@ -243,11 +243,10 @@ class Graph:
                 self.blobs[layer.digest] = layer.size
             elif self.foreign_layers == "include":
                 self.blobs[layer.digest] = layer.size  # carried; fetched from its URLs, never from the registry
-                if layer.digest not in {f.digest for f in self.foreign}:
-                    self.foreign.append(layer)
-            elif layer.digest not in {s.digest for s in self.skipped}:
-                urls = [u for u in layer.urls if isinstance(u, str)][:8] if isinstance(layer.urls, list) else []
-                self.skipped.append(SkippedLayer(layer.digest, layer.size, layer.media_type, urls))
+                self.foreign.setdefault(layer.digest, layer)
+            elif layer.digest not in self.skipped:
+                self.skipped[layer.digest] = SkippedLayer(layer.digest, layer.size, layer.media_type,
+                                                          layer_urls(layer))
 
 
 @dataclass(frozen=True)
@@ -385,7 +384,7 @@ class Puller:
         source, platforms = entry.get("source", "registry"), sorted(wanted) if wanted else "all"
         image = pulled(ref, source, fetched_from, mirror, shape.top, shape.index_digest, platforms, shape.kept,
                        shape.derived, graph.blobs, digest, tuple(f.referrer for f in found), tuple(signatures),
-                       tuple(graph.skipped), tuple(notes))
+                       tuple(graph.skipped.values()), tuple(notes))
         return image, reg, repo
 
     def _small_blob(self, reg: Registry, repo: str, digest: str, size: int) -> bytes:
@@ -446,7 +445,7 @@ class Puller:
         """foreign-layers: include: each foreign layer from its own URLs, verified by digest and size, never with
         credentials (chartrepo.ChartRepoClient's rules: checked redirects, https unless the host is named
         insecure, capped at the declared size)."""
-        for layer in graph.foreign:
+        for layer in graph.foreign.values():
             if self.cache.has(layer.digest, layer.size):
                 continue
             fetch_foreign_layer(self.web(), self.cache, layer, where)

@@ -13,7 +13,6 @@ from typing import Callable, List, Sequence, Tuple
 
 from installer.errors import TrustError
 from installer.format.model import UpstreamSignature
-from installer.format.oci import MAX_PAYLOAD_BYTES
 from installer.trust.cosign import CosignCheck, check_signature_manifest
 from installer.trust.signing import load_public_key
 
@@ -34,13 +33,9 @@ def check_signed_by(key_path: str, found: Sequence[Found], digest: str, kept: Se
         if r.kind != "signature" or r.subject != digest:
             continue
         checked += 1
-
-        def read(layer: str, size: int) -> bytes:
-            if size > MAX_PAYLOAD_BYTES:
-                raise TrustError("%s: a signature payload of %d bytes; refused" % (where, size))
-            return read_blob(layer, size)
-        check = check_signature_manifest(key, item.data, r.media_type,
-                                         digest, read, "%s: the signature %s" % (where, r.digest))
+        # check_signature_manifest reads no payload above MAX_PAYLOAD_BYTES (its descriptor says so first)
+        check = check_signature_manifest(key, item.data, r.media_type, digest, read_blob,
+                                         "%s: the signature %s" % (where, r.digest))
         if check is not None:
             good.append((item, check))
     if not good:

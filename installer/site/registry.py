@@ -38,6 +38,9 @@ REDIRECTS = (301, 302, 303, 307, 308)
 SMALL_BODY = 1 << 20  # what call() reads of an answer unless told otherwise
 
 
+MAX_TAGS = 100_000  # tags read from one repository's list (Docker Hub's busiest hold a few thousand)
+
+
 class Registry:
     """One registry host. Thread-safe (the transport keeps a connection per thread)."""
 
@@ -298,10 +301,10 @@ class Registry:
                                   % (self.host, repo, digest, actual))
 
     # --- pushes -----------------------------------------------------------------------------------
-    def tags(self, repo: str, max_pages: int = 64) -> Optional[List[str]]:
+    def tags(self, repo: str, max_pages: int = 64, max_tags: int = MAX_TAGS) -> Optional[List[str]]:
         """Every tag of ``repo`` (GET /v2/<repo>/tags/list, following its Link pages), or None when the registry
-        will not list them (401, 403, 404, 405) or lists more than ``max_pages`` pages: the caller then asks tag
-        by tag."""
+        will not list them (401, 403, 404, 405) or lists more than ``max_pages`` pages or ``max_tags`` tags (a
+        runaway list is not held in memory): the caller then asks tag by tag."""
         path = "/v2/%s/tags/list?n=1000" % repo
         found: List[str] = []
         for _page in range(max_pages):
@@ -316,6 +319,8 @@ class Registry:
             if not isinstance(listed, list):
                 return None
             found += [t for t in listed if isinstance(t, str)]
+            if len(found) > max_tags:
+                return None
             following = _next_page(resp.getheader("Link") or "", repo)
             if following is None:
                 return found

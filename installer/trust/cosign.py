@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from installer.errors import ContentMismatch, TrustError
 from installer.format.model import BundleHead
@@ -42,25 +42,23 @@ class CosignCheck:
     identity: Optional[str]             # critical.identity.docker-reference
 
 
-def payload_digest(payload: bytes) -> Optional[str]:
-    """The manifest digest a simple-signing payload names, or None when it is not one."""
+def read_payload(payload: bytes) -> Optional[Tuple[str, Optional[str]]]:
+    """(the manifest digest, the docker-reference) a simple-signing payload names, or None when it is not one
+    (not JSON, nested past the parser, another type, no strict digest)."""
     try:
         doc = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     critical = doc.get("critical") if isinstance(doc, dict) else None
     if not isinstance(critical, dict) or critical.get("type") != SIMPLE_SIGNING_TYPE:
         return None
     image = critical.get("image")
     digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
-    return digest if isinstance(digest, str) and DIGEST_RE.fullmatch(digest) else None
-
-
-def _identity(payload: bytes) -> Optional[str]:
-    doc = json.loads(payload)
-    identity = doc["critical"].get("identity")
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+        return None
+    identity = critical.get("identity")
     ref = identity.get("docker-reference") if isinstance(identity, dict) else None
-    return ref[:512] if isinstance(ref, str) else None
+    return digest, ref[:512] if isinstance(ref, str) else None
 
 
 def check_signature_manifest(key: PublicKey, manifest: bytes, media_type: str, digest: str,
@@ -82,10 +80,11 @@ def check_signature_manifest(key: PublicKey, manifest: bytes, media_type: str, d
         except (binascii.Error, ValueError):
             continue
         payload = read_blob(layer.digest, layer.size)
-        if payload_digest(payload) != digest:
+        named = read_payload(payload)
+        if named is None or named[0] != digest:
             continue
         if verify(key, payload, signature):
-            return CosignCheck(layer.digest, _identity(payload))
+            return CosignCheck(layer.digest, named[1])
     return None
 
 
@@ -120,7 +119,7 @@ def recheck_upstream_signatures(meta: BundleHead, captured: Dict[str, bytes]) ->
                 problems.append("%s is not in the archive" % what)
                 continue
             try:
-                key = parse_public_key(g.public_key.encode("ascii"), "the key of %s" % what)
+                key = parse_public_key(g.public_key.encode("utf-8"), "the key of %s" % what)
             except TrustError as exc:
                 problems.append(exc.message)
                 continue

@@ -448,3 +448,32 @@ def test_cosign_tags_are_found_through_paged_tag_lists_or_one_by_one_when_listin
             assert asked == ["/v2/acme/app/manifests/" + P.cosign_tag(img.digest, "sig")]  # only what exists
         else:
             assert len(asked) == 4  # .sig, .att, .sbom and the fallback tag, one by one
+
+
+def test_a_hostile_signature_payload_nested_past_the_parser_is_no_signature_not_a_traceback(src, tmp_path, keydir):
+    """A registry serves a .sig whose payload is 60 000 nested arrays (under the 64 KiB payload cap): json raises
+    RecursionError, not ValueError. It is not a signature of the image: exit 4, one sentence."""
+    ec, _ = P.keys()
+    img = P.image("linux/amd64", "nested")
+    img.push(src, "acme/app", "1.0")
+    payload = b"[" * 30000 + b"]" * 30000
+    sig = P._cosign_manifest([(P.SIMPLE_SIGNING, payload,
+                               {P.COSIGN_SIG_ANNOTATION: "MEUCIQDx" + "A" * 60 + "=="})])
+    sig.push(src, "acme/app", P.cosign_tag(img.digest, "sig"))
+    pub = write_pub(tmp_path, ec)
+    with pytest.raises(TrustError, match="no valid signature") as err:
+        build(src, tmp_path, keydir, {"ref": "src.test/acme/app:1.0", "signed-by": pub})
+    assert err.value.exit_code == 4
+
+
+def test_a_runaway_tags_list_is_not_held_the_caller_asks_tag_by_tag():
+    from installer.site.registry import Registry
+
+    src = MemRegistry("src.test", tags_page=2)
+    img = P.image("linux/amd64", "runaway")
+    for n in range(7):
+        img.push(src, "acme/app", "t%d" % n)
+    client = Registry("src.test", insecure=True, transport=src, policy=quick_policy(Sleeps()))
+    assert client.tags("acme/app") == ["t%d" % n for n in range(7)]
+    assert client.tags("acme/app", max_tags=3) is None      # more tags than it will hold
+    assert client.tags("acme/app", max_pages=2) is None     # more pages than it will follow
