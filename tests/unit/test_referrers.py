@@ -477,3 +477,25 @@ def test_a_runaway_tags_list_is_not_held_the_caller_asks_tag_by_tag():
     assert client.tags("acme/app") == ["t%d" % n for n in range(7)]
     assert client.tags("acme/app", max_tags=3) is None      # more tags than it will hold
     assert client.tags("acme/app", max_pages=2) is None     # more pages than it will follow
+
+
+def test_a_recorded_public_key_that_is_not_ascii_fails_verify_with_exit_5(src, tmp_path, keydir, monkeypatch):
+    import dataclasses
+
+    import bundler.pull.signedby as signedby
+
+    ec, _ = P.keys()
+    img = P.image("linux/amd64", "oddkey")
+    img.push(src, "acme/app", "1.0")
+    P.cosign_signature(img.digest, [ec]).push(src, "acme/app", P.cosign_tag(img.digest, "sig"))
+    pub = write_pub(tmp_path, ec)
+    real = signedby.UpstreamSignature
+
+    def odd(*args, **kw):
+        return dataclasses.replace(real(*args, **kw),
+                                   public_key="-----BEGIN PUBLIC KEY-----\nM\u00ffC\n-----END PUBLIC KEY-----\n")
+    monkeypatch.setattr(signedby, "UpstreamSignature", odd)
+    archive = build(src, tmp_path, keydir, {"ref": "src.test/acme/app:1.0", "signed-by": pub})
+    with pytest.raises(ContentMismatch, match="upstream signature recorded in bundle.json does not hold") as err:
+        meta_of(archive, keydir)
+    assert "is not a usable public key" in err.value.problems[0]
