@@ -28,6 +28,8 @@ from installer.site.retry import RetryPolicy
 from installer.site.transport import Transport
 from installer.deploy.apply import ApplyReport
 from installer.deploy.render import DeployCommand, Rendered, render
+from installer.format.deployspec import SITE_FOLDERS
+from installer.kit.secretsaccess import Granted, SecretsAccess, grant, granted_gid
 from installer.trust.store import TrustedKey
 from installer.trust.verify import DiscardSink, ProvenHead, VerifyReport, verify_file
 
@@ -62,6 +64,7 @@ class InstallResult:
     docker: Optional[DockerLoadReport]  # phase 3 with --docker
     outputs: Optional[DeployOutputs]  # phase 4
     apply: Optional[ApplyReport]     # phase 6 with --apply
+    secrets: Optional[Granted] = None  # phase 4 with --secrets-group/--secrets-owner: who may read the secrets
 
 
 class DeployOptions:
@@ -70,11 +73,13 @@ class DeployOptions:
     def __init__(self, registry: Optional[str] = None, registry_ca: Optional[str] = None,
                  insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
                  platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False,
-                 transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None) -> None:
+                 transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None,
+                 secrets: Optional[SecretsAccess] = None) -> None:
         self.transport = transport  # to the site registry; None: the real one (tests pass an in-memory registry)
         self.retry = retry
         self.dev_tls = dev_tls
         self.apply = apply
+        self.secrets = secrets  # --secrets-group / --secrets-owner (parsed by the CLI before anything is read)
         self.registry = registry
         self.registry_ca = registry_ca
         self.insecure = tuple(insecure)
@@ -138,6 +143,13 @@ def outputs_record(outputs: DeployOutputs) -> Dict[str, Json]:
             "kubernetes_skipped": list(outputs.kubernetes_skipped)}
 
 
+def secrets_record(granted: Optional[Granted]) -> Optional[Dict[str, Json]]:
+    """What --secrets-group/--secrets-owner made readable, and by whom (None: the secrets stayed 0600)."""
+    if granted is None:
+        return None
+    return {"group": granted.gid, "owner": granted.uid, "paths": list(granted.paths)}
+
+
 class Installer:
     def __init__(self, archive: str, kit_dir: str, trust: Sequence[str] = (), allow_downgrade: bool = False,
                  reason: Optional[str] = None, keep_failed: bool = False, show_progress: bool = True,
@@ -158,6 +170,7 @@ class Installer:
         self.damage: Optional[VersionCheck] = None
         self.loader: Optional[DockerLoad] = None  # --docker: made once the signed head is read (decide)
         self.k8s_skipped: List[str] = []
+        self.granted: Optional[Granted] = None
 
     @property
     def receipt(self) -> Receipt:
@@ -272,7 +285,7 @@ class Installer:
             current=meta.version, kit=self.kit.root, path=self.kit.version_dir(meta.name, meta.version),
             receipt=os.path.relpath(self.receipt.path, self.kit.root), phases=self.receipt.record.phases,
             repaired=repaired, push=pusher.report if pusher is not None else None, docker=docker, outputs=outputs,
-            apply=applied)
+            apply=applied, secrets=self.granted)
 
     def _phase1(self, keys: Sequence[TrustedKey]) -> VerifyReport:
         """Verify and stage in one streaming pass; admission (``decide``) runs once the signed head is read."""
@@ -395,8 +408,11 @@ class Installer:
             fd = open_regular(path, MAX_SECRET_BYTES)
         except PathRefused as exc:
             raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why)) from exc
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, 0o600)  # KIT/secrets holds 0600 files: an operator's copy is brought in line when used
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid():
+            # KIT/secrets holds 0600 files: an operator's copy is brought in line when used. Group read stays
+            # where --secrets-group granted it (installer/kit/secretsaccess.py); nothing else does.
+            os.fchmod(fd, 0o600 | (st.st_mode & 0o040))
         return read_fd(fd, MAX_SECRET_BYTES, path)
 
     def _tls(self, meta: BundleHead) -> Tuple[str, str]:
@@ -423,22 +439,49 @@ class Installer:
     def _phase4(self, tree: str, meta: BundleHead, docker: Optional[DockerLoadReport]) -> Optional[DeployOutputs]:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
         folder, tls = self._tls(meta)  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
+        granted = self.granted = self._grant_secrets(meta)
+        if granted is not None:
+            self.receipt.update(secrets_access=secrets_record(granted))
         objects = meta.deploy is not None and not meta.deploy.kubernetes.empty
         has_outputs = meta.charts or objects or any(p.startswith("compose/") for p in meta.sizes)
         if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
-            self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s"
-                               % ("; TLS material in secrets/tls (%s)" % tls if self.deploy.dev_tls else ""))
+            self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s%s"
+                               % ("; TLS material in secrets/tls (%s)" % tls if self.deploy.dev_tls else "",
+                                  "; secrets readable by group %d" % granted.gid if granted is not None else ""))
             return None
         host, prefix = parse_site(self.deploy.registry) if self.deploy.registry else (None, "")
         tls_dir = folder if tls != "missing" else None
         loaded = {i.ref: i.id for i in docker.images} if docker is not None else {}
         rendered = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
                           extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final),
-                          tls_dir=tls_dir, loaded_ids=loaded)
+                          tls_dir=tls_dir, loaded_ids=loaded,
+                          secrets_gid=granted_gid(self.kit.secrets, self._compose_folders(meta)))
         outputs = DeployOutputs(rendered, tls, self.k8s_skipped)
         self.receipt.update(deploy_outputs=outputs_record(outputs))
         self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (rendered.folder, len(rendered.files)))
         return outputs
+
+    @staticmethod
+    def _compose_folders(meta: BundleHead) -> List[str]:
+        """The site folders the bundle's compose files mount (deploy.compose.env); tls and token without one."""
+        if meta.deploy is None:
+            return ["tls", "token"]
+        return sorted({folder for _, folder in meta.deploy.env if folder in SITE_FOLDERS})
+
+    def _grant_secrets(self, meta: BundleHead) -> Optional[Granted]:
+        """--secrets-group/--secrets-owner: the files the compose containers mount become readable by that group
+        (installer/kit/secretsaccess.py): in tls/ only the CA certificate and the shared pair."""
+        access = self.deploy.secrets
+        if access is None:
+            return None
+        from installer.format.deployspec import TlsSpec
+
+        spec = meta.deploy.dev_tls if meta.deploy is not None else TlsSpec()
+        folders: Dict[str, Optional[Sequence[str]]] = {
+            name: (list(spec.in_use) if name == "tls" else None) for name in self._compose_folders(meta)}
+        if not folders:
+            return None
+        return grant(self.kit.secrets, folders, access, self.kit.root)
 
     def _kubernetes(self, tree: str, meta: BundleHead, tmp: str, tls_dir: Optional[str],
                     final: str) -> Tuple[List[str], List[DeployCommand]]:

@@ -28,7 +28,7 @@ from installer.errors import InvalidInput
 from installer.fsutil import fsync_dir, read_installed, write_atomic
 from installer.kit.layout import Kit, make_read_only, remove_tree
 from installer.format.chartvalues import PlacedImage, chart_values
-from installer.format.deployspec import DeploySpec, namespace_of
+from installer.format.deployspec import SECRETS_GID, DeploySpec, namespace_of
 from installer.format.model import BundleHead, Chart
 from installer.format.reference import chart_repository, parse, site_reference, site_repository
 
@@ -129,15 +129,19 @@ def helm_command(chart: Chart, host: Optional[str], prefix: str, version_dir: st
                           "--create-namespace", "-f", values])
 
 
-def compose_env(deploy: Optional[DeploySpec], folders: Dict[str, str]) -> Dict[str, str]:
+def compose_env(deploy: Optional[DeploySpec], folders: Mapping[str, Optional[str]]) -> Dict[str, str]:
     """The variables the deploy section names for compose, each set to the site folder it points at
-    (``folders``: tls and token -> their paths); none without a deploy section."""
-    return {name: folders[folder] for name, folder in deploy.env} if deploy is not None else {}
+    (``folders``: tls, token and s3 -> their paths; secrets-gid -> the group that may read them, or None when
+    no group may, and then the variable is left unset for compose to refuse by name); none without a
+    deploy section."""
+    if deploy is None:
+        return {}
+    return {name: value for name, value in ((n, folders.get(f)) for n, f in deploy.env) if value is not None}
 
 
 def render(kit: Kit, meta: BundleHead, version_dir: str, registry: Optional[str], prefix_host: Optional[str],
            prefix: str, strip: bool, extra: Optional[Extra] = None, tls_dir: Optional[str] = None,
-           loaded_ids: Optional[Dict[str, str]] = None) -> Rendered:
+           loaded_ids: Optional[Dict[str, str]] = None, secrets_gid: Optional[int] = None) -> Rendered:
     """Write the site outputs; returns what was written (paths relative to the kit) and the commands."""
     site = site_name(registry)
     refs = SiteRefs(meta, prefix_host, prefix, strip, loaded_ids)
@@ -166,7 +170,9 @@ def render(kit: Kit, meta: BundleHead, version_dir: str, registry: Optional[str]
         commands.append(helm_command(chart, prefix_host, prefix, version_dir, os.path.join(final, out),
                                      namespace))
     env = compose_env(meta.deploy, {"tls": tls_dir or os.path.join(kit.secrets, "tls"),
-                                    "token": os.path.join(kit.secrets, "token")})
+                                    "token": os.path.join(kit.secrets, "token"),
+                                    "s3": os.path.join(kit.secrets, "s3"),
+                                    SECRETS_GID: None if secrets_gid is None else str(secrets_gid)})
     for path in compose:
         commands.append(DeployCommand(["docker", "compose", "-f", os.path.join(final, path), "up", "-d"], env))
     if extra is not None:

@@ -9,7 +9,9 @@ grammar of the strictest place it goes, and every problem is one sentence naming
 
     namespace: shop                       a DNS label: the Kubernetes namespace of every object and of helm
     compose:
-      env: {SHOP_TLS_DIR: tls}             environment variable -> the site folder it points at (tls | token)
+      env: {SHOP_TLS_DIR: tls}             environment variable -> the site folder it points at (tls | token | s3),
+                                           or secrets-gid: the group install --secrets-group made able to read
+                                           the site's secrets (docs/TLS.md)
     tls:                                   what --dev-tls makes in KIT/secrets/tls
       services: [web, db]                  DNS labels: one certificate each, named after the service
       ca:     {file: ca, cn: ...}          file stem (ca.crt, ca.key) and common name of the CA
@@ -39,6 +41,8 @@ MAX_ENV = 16              # compose environment variables
 MAX_OBJECT_NAME = 200     # below Kubernetes' 253: the name is part of a file name (NN-secret-NAME.json <= 255 bytes)
 
 SITE_FOLDERS = ("tls", "token", "s3")  # KIT/secrets/<folder>: what the site supplies (s3: object store keys)
+SECRETS_GID = "secrets-gid"            # a compose variable set to the group that may read the site's secrets
+ENV_VALUES = SITE_FOLDERS + (SECRETS_GID,)
 DATA_SOURCES = ("tenant", "file", "site")
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -284,7 +288,7 @@ class TlsSpec:
 @dataclass(frozen=True)
 class DeploySpec:
     namespace: str
-    env: Tuple[Tuple[str, str], ...] = ()   # (variable, site folder), sorted by variable
+    env: Tuple[Tuple[str, str], ...] = ()   # (variable, site folder or secrets-gid), sorted by variable
     tls: Optional[TlsSpec] = None
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
 
@@ -304,8 +308,9 @@ class DeploySpec:
                 raise _bad(where + ".compose.env", "has %d entries; at most %d are allowed" % (len(variables), MAX_ENV))
             for name, folder in variables.items():
                 check_env_name(name, where + ".compose.env")
-                if folder not in SITE_FOLDERS:
-                    raise _bad("%s.compose.env.%s" % (where, name), "is not tls, token or s3 (the site folders)")
+                if folder not in ENV_VALUES:
+                    raise _bad("%s.compose.env.%s" % (where, name),
+                               "is not tls, token or s3 (the site folders) or secrets-gid")
                 env.append((name, folder))
         tls = TlsSpec.from_dict(obj["tls"], where + ".tls") if "tls" in obj else None
         kube = KubernetesSpec.from_dict(obj["kubernetes"], where + ".kubernetes") if "kubernetes" in obj \

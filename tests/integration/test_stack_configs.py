@@ -384,16 +384,21 @@ def test_compose_config_accepted_by_docker_compose(tmp_path):
     """Debian's docker-compose v1 (`docker-compose config`); scripts/setup.sh installs it."""
     tool = shutil.which("docker-compose")
     assert tool, "docker-compose is not installed (scripts/setup.sh installs Debian's docker-compose)"
-    env = dict(os.environ, TELEMETRY_TLS_DIR=str(tmp_path), TELEMETRY_TOKEN_DIR=str(tmp_path))
+    env = dict(os.environ, TELEMETRY_TLS_DIR=str(tmp_path), TELEMETRY_TOKEN_DIR=str(tmp_path),
+               TELEMETRY_SECRETS_GID="4242")
     for name in COMPOSE_FILES:
-        result = subprocess.run([tool, "-f", str(STACK / "compose" / name), "config", "-q"],
+        result = subprocess.run([tool, "-f", str(STACK / "compose" / name), "config"],
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 0, f"{name}: {result.stderr}"
-        unset = dict(env)
-        del unset["TELEMETRY_TLS_DIR"]
-        result = subprocess.run([tool, "-f", str(STACK / "compose" / name), "config", "-q"],
-                                capture_output=True, text=True, env=unset, timeout=60)
-        assert result.returncode != 0 and "TELEMETRY_TLS_DIR" in result.stderr, name
+        services = yaml.safe_load(result.stdout)["services"]
+        # issue 13 point 5: every container gets the group that may read the secrets, and keeps its own user
+        assert all(s.get("group_add") == ["4242"] and "user" not in s for s in services.values()), name
+        for variable in ("TELEMETRY_TLS_DIR", "TELEMETRY_SECRETS_GID"):
+            unset = dict(env)
+            del unset[variable]
+            result = subprocess.run([tool, "-f", str(STACK / "compose" / name), "config", "-q"],
+                                    capture_output=True, text=True, env=unset, timeout=60)
+            assert result.returncode != 0 and variable in result.stderr, (name, variable)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def test_a_deploy_section_loads_into_the_model(tmp_path):
      "'PATH' is not allowed here (an environment"),
     ("  compose: {env: {'A;B': tls}}\n", 12, "spec.deploy.compose.env.A;B", "'A;B' is not allowed here"),
     ("  compose: {env: {SHOP_DIR: /etc}}\n", 12, "spec.deploy.compose.env.SHOP_DIR",
-     "'/etc' is not one of ['tls', 'token', 's3']"),
+     "'/etc' is not one of ['tls', 'token', 's3', 'secrets-gid']"),
     ("  tls: {services: [Web]}\n", 12, "spec.deploy.tls.services[0]",
      "'Web' does not match the required form (a DNS label"),
     ("  tls: {ca: {file: ca, cn: 'a/CN=b'}}\n", 12, "spec.deploy.tls.ca.cn",
