@@ -518,8 +518,9 @@ class Installer:
         configmaps, secrets, skipped = k8s.build_objects(deploy.kubernetes, deploy.namespace, bundle_file, site_file,
                                                          self.kit.secrets)
         for name in ("token", "s3"):
-            if name in used:
-                os.chmod(folders[name] or "", 0o700)  # a real folder (checked by _secret_dir)
+            if name in used:  # a real folder (checked by _secret_dir): 0700, or 0750 where --secrets-group granted it
+                folder = folders[name] or ""
+                os.chmod(folder, 0o700 | (os.lstat(folder).st_mode & 0o050))
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,

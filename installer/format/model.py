@@ -867,8 +867,9 @@ class ReceiptRecord:
     site_options: Mapping[str, SiteOptions] = field(default_factory=dict)
     docker: Json = None         # what phase 3 loaded into Docker
     deploy_outputs: Json = None  # what phase 4 rendered
+    secrets_access: Json = None  # who --secrets-group/--secrets-owner let read the site's secrets
 
-    OPTIONAL = ("action", "sites", "docker", "deploy_outputs")
+    OPTIONAL = ("action", "sites", "docker", "deploy_outputs", "secrets_access")
 
     @classmethod
     def from_dict(cls, obj: Json, where: Where) -> "ReceiptRecord":
@@ -890,7 +891,7 @@ class ReceiptRecord:
         return cls(obj.get("archive"), obj.get("started"), obj.get("finished"), name, version, obj.get("bundle_id"),
                    obj.get("signer"), obj.get("previous"), obj.get("downgrade_reason"), phases, obj.get("outcome"),
                    obj.get("error"), obj.get("action"), obj.get("sites"), site_options, obj.get("docker"),
-                   obj.get("deploy_outputs"))
+                   obj.get("deploy_outputs"), obj.get("secrets_access"))
 
     def to_dict(self) -> Dict[str, Json]:
         doc: Dict[str, Json] = {
