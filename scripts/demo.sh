@@ -51,7 +51,12 @@ step "inspect: what is inside"
 "$OB" inspect "$ARCHIVE" --trust "$DEMO/keys/bundle.pub"
 
 step "install into the Offline Kit at $DEMO/kit, push images and charts to the site registry $SITE, render the deploy outputs"
-"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE" --dev-tls
+# What the site supplies: the bearer token Prometheus presents (Tempo's object store keys would go in secrets/s3:
+# the install names them as missing). --dev-tls makes the TLS set; --secrets-group lets the containers read them.
+mkdir -p -m 0700 "$DEMO/kit/secrets/token" && echo "demo-obs-read-token" > "$DEMO/kit/secrets/token/token"
+SECRETS_GID=4242   # a group for the stack's secrets: compose gives it to every container (group_add)
+"$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE" \
+    --dev-tls --secrets-group "$SECRETS_GID"
 
 step "install again: same bundle_id, the archive verified again and the kit's tree checked, nothing written anywhere"
 "$OB" install "$ARCHIVE" --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --registry "$SITE" --insecure-registry "$SITE"
@@ -91,3 +96,6 @@ step "the installed tree checks with coreutils alone, and with verify --kit (has
 (cd "$DEMO/kit/current/telemetry-storage" && sha256sum -c --strict --quiet SHA256SUMS && echo "sha256sum: all $(wc -l < SHA256SUMS) files OK")
 "$OB" verify --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub"
 ls -l "$DEMO/kit/current/telemetry-storage/" "$DEMO/kit/current/telemetry-storage/config"
+
+step "the stack's TLS, with the real Prometheus (Debian's package) and the kit's own web config, certificates and grant"
+scripts/stack-tls.sh "$DEMO/kit" "$SECRETS_GID"

@@ -39,5 +39,10 @@ def test_demo_runs_end_to_end(tmp_path):
     # the deploy outputs: a chart pulled from the air-gapped site renders the site's pinned image
     assert re.search(r'image: "127\.0\.0\.1:\d+/docker\.io/prom/prometheus:v3\.5\.0@sha256:[0-9a-f]{64}"', out)
     assert "kubernetes/01-configmap-stellaops-loki-tenant-overrides.json" in out
+    # issue 13 point 7: the stack's TLS against the real Prometheus, as the kit's files and grant set it up
+    assert "secrets readable by group 4242 (and no one else)" in out
+    tls = out[out.index("== the stack's TLS"):]
+    assert "Prometheus Server is Ready." in tls and "refused during the TLS handshake" in tls
+    assert re.search(r"^  prometheus +https://127\.0\.0\.1:\d+/metrics +up ", tls, re.M), tls
     kit = tmp_path / "demo" / "kit"
     assert os.readlink(kit / "current" / "telemetry-storage") == "../bundles/telemetry-storage/2026.11.0"
