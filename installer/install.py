@@ -7,6 +7,7 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 """
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -411,8 +412,8 @@ class Installer:
         st = os.fstat(fd)
         if st.st_uid == os.geteuid():
             # KIT/secrets holds 0600 files: an operator's copy is brought in line when used. Group read stays
-            # where --secrets-group granted it (installer/kit/secretsaccess.py); nothing else does.
-            os.fchmod(fd, 0o600 | (st.st_mode & 0o040))
+            # where --secrets-group granted it (0640: group read, nothing for others); nothing else does.
+            os.fchmod(fd, 0o640 if stat.S_IMODE(st.st_mode) & 0o047 == 0o040 else 0o600)
         return read_fd(fd, MAX_SECRET_BYTES, path)
 
     def _tls(self, meta: BundleHead) -> Tuple[str, str]:
@@ -520,7 +521,8 @@ class Installer:
         for name in ("token", "s3"):
             if name in used:  # a real folder (checked by _secret_dir): 0700, or 0750 where --secrets-group granted it
                 folder = folders[name] or ""
-                os.chmod(folder, 0o700 | (os.lstat(folder).st_mode & 0o050))
+                granted = stat.S_IMODE(os.lstat(folder).st_mode) & 0o057 == 0o050  # group r-x, others nothing
+                os.chmod(folder, 0o750 if granted else 0o700)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,

@@ -20,8 +20,12 @@ def install(ob, archive, kit, pub, site, *extra):
 
 def test_compose_files_point_at_the_site_by_digest_and_parse(ob, default_bundle, pub, tmp_path, site):
     kit = tmp_path / "kit"
-    r = install(ob, default_bundle, kit, pub, site, "--dev-tls")
+    r = install(ob, default_bundle, kit, pub, site, "--dev-tls", "--secrets-group", "4244")
     out = kit / r.json["result"]["outputs"]["folder"]
+    # the environment COMMANDS.txt gives compose: the kit's folders and the group they were granted to
+    (compose_env,) = {json.dumps(c["env"], sort_keys=True) for c in r.json["result"]["outputs"]["argv"]
+                      if c["argv"][:2] == ["docker", "compose"]}
+    assert json.loads(compose_env)["TELEMETRY_SECRETS_GID"] == "4244"
     meta = json.loads((kit / "current" / "telemetry-storage" / "bundle.json").read_text())
     digests = {i["repository"]: i["digest"] for i in meta["images"]}
     version_dir = os.path.realpath(kit / "current" / "telemetry-storage")
@@ -42,7 +46,7 @@ def test_compose_files_point_at_the_site_by_digest_and_parse(ob, default_bundle,
                     if host_path.startswith(version_dir):
                         assert os.path.exists(host_path), volume  # mounts point into the installed version
         # Debian's docker-compose accepts the rendered file
-        env = dict(os.environ, TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"), TELEMETRY_TOKEN_DIR=str(tmp_path))
+        env = dict(os.environ, **json.loads(compose_env))
         check = subprocess.run(["docker-compose", "-f", str(compose), "config", "-q"],
                                capture_output=True, text=True, env=env)
         assert check.returncode == 0, check.stderr
@@ -70,7 +74,8 @@ def test_values_render_with_helm_against_the_site(ob, default_bundle, pub, tmp_p
                   for c in d["spec"]["template"]["spec"]["containers"]]
         assert images and all(i.startswith(site.host + "/corp/docker.io/") and "@sha256:" in i for i in images)
     prom = json.loads((out / "values" / "prometheus.yaml").read_text())
-    assert prom["server"]["extraFlags"] == ["web.enable-lifecycle"]  # the seed's Prometheus settings
+    # the seed's Prometheus settings, and HTTPS with client certificates (issue 13 point 1)
+    assert prom["server"]["extraFlags"] == ["web.enable-lifecycle", "web.config.file=/etc/config/web.yml"]
     assert prom["server"]["persistentVolume"] == {"enabled": True, "size": "200Gi"}
     assert json.loads((out / "values" / "loki.yaml").read_text())["loki"]["auth_enabled"] is True
     assert json.loads((out / "values" / "tempo.yaml").read_text())["tempo"]["multitenancyEnabled"] is True
@@ -100,7 +105,8 @@ def test_kubernetes_objects_carry_the_tenant_files_byte_for_byte_and_secrets_sta
             == (kit / "secrets" / "tls" / "tls.key").read_bytes())
     for folder in [kit / "secrets"] + [p for p in (kit / "secrets").rglob("*") if p.is_dir()]:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
-    for f in [p for p in secrets_dir.iterdir()] + [kit / "secrets" / "tls" / "tls.key"]:
+    # the operator's 0644 token (and 0755 folder) are brought to 0600 (0700): no group grant was asked for
+    for f in list(secrets_dir.iterdir()) + [kit / "secrets" / "tls" / "tls.key", kit / "secrets" / "token" / "token"]:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     # never in bundles/ or deploy/, never printed, never in a receipt
     public = [p for base in (kit / "bundles", kit / "deploy", kit / ".state") for p in base.rglob("*") if p.is_file()]
@@ -207,7 +213,8 @@ def test_docker_only_compose_uses_the_loaded_image_ids_and_apply_runs_compose(ob
         check = subprocess.run(["docker-compose", "-f", str(next((out / "compose").iterdir())), "config", "-q"],
                                capture_output=True, text=True, env=dict(os.environ, **d.env,
                                                                         TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"),
-                                                                        TELEMETRY_TOKEN_DIR=str(tmp_path)))
+                                                                        TELEMETRY_TOKEN_DIR=str(tmp_path),
+                                                                        TELEMETRY_SECRETS_GID="4245"))
         assert check.returncode == 0, check.stderr
         # --apply runs the compose tool for real; the stand-in images have no program to start, so it fails: exit 10
         r = ob("install", default_bundle, "--kit", kit, "--trust", pub, "--docker", "--apply", "--json",
