@@ -134,3 +134,14 @@ def test_an_install_through_a_planted_link_fails_and_the_kit_keeps_no_current(ob
     assert r.rc == 9 and "symbolic link" in r.err, r
     assert _mode(elsewhere) == (0o700, 0) and _mode(elsewhere / "token") == (0o600, 0)
     assert not (kit / "current" / "demo").exists()
+
+
+def test_secrets_owner_gives_the_files_to_that_user_too(secrets):
+    access = SecretsAccess(GID, uid=65534)
+    granted = grant(str(secrets / "secrets"), {"tls": ["ca.crt", "tls.crt", "tls.key"], "token": None}, access,
+                    str(secrets))
+    for path in (secrets / "secrets" / "tls" / "tls.key", secrets / "secrets" / "token" / "token"):
+        st = os.lstat(path)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, GID, 0o640), path
+    assert os.lstat(secrets / "secrets" / "tls" / "ca.key").st_uid == 0    # not given away
+    assert granted.uid == 65534 and parse_access(None, "65534:%d" % GID) == access
