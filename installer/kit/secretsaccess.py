@@ -100,7 +100,11 @@ def _open_folder(path: str) -> Optional[int]:
     if not stat.S_ISDIR(st.st_mode):
         raise LocalEnvironmentError("%s is %s, not a folder; refusing to grant access through it"
                                     % (path, kind_of_file(st.st_mode)))
-    return os.open(path, _O_DIR)
+    try:
+        return os.open(path, _O_DIR)
+    except OSError as exc:  # swapped for a link (ELOOP) or removed since the lstat
+        raise LocalEnvironmentError("%s changed while it was being opened (%s); refusing to grant access through it"
+                                    % (path, exc.strerror)) from exc
 
 
 def _plan(folder: str, only: Optional[Sequence[str]]) -> Tuple[int, List[str]]:
@@ -161,6 +165,9 @@ def grant(secrets: str, folders: Dict[str, Optional[Sequence[str]]], access: Sec
                 raise LocalEnvironmentError("cannot give %s to %s: %s (run the install as root, or as the owner "
                                             "of the files and a member of the group)"
                                             % (folder, _who(access), exc.strerror)) from exc
+            except OSError as exc:  # a file swapped for a link (ELOOP) or removed after it was listed
+                raise LocalEnvironmentError("%s changed while access was being granted (%s); nothing in it was "
+                                            "followed" % (folder, exc.strerror)) from exc
             done.append(os.path.relpath(folder, kit_root) + "/")
         return Granted(access.gid, access.uid, done)
     finally:

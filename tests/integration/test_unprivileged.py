@@ -6,6 +6,7 @@ standard-library-only `installer` package, with the zstd program as decoder when
 """
 
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -121,3 +122,18 @@ def test_an_unreadable_key_in_a_trust_folder_is_exit_4(setup, world_tmp, as_user
     os.chmod(folder / "b.pub", 0o600)  # root's, unreadable for nobody
     r = as_user("verify", archives["1.0.0"], "--trust", folder)
     assert r.rc == 4 and "b.pub" in r.err and "Traceback" not in r.err
+
+
+def test_secrets_group_as_a_normal_user(setup, as_user):
+    """--secrets-group (issue 13 point 5) as nobody: its own group works; a group it is not in is one sentence,
+    exit 9, and the secrets stay owner-only."""
+    archives, pub, kit = setup
+    r = as_user("install", archives["1.0.0"], "--kit", kit, "--trust", pub, "--dev-tls", "--secrets-group", "4242")
+    assert r.rc == 9 and "cannot give" in r.err and "group 4242" in r.err and "Traceback" not in r.err, r
+    key = kit / "secrets" / "tls" / "tls.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert not (kit / "current" / "demo").exists()
+    own = str(pwd.getpwnam(USER).pw_gid)  # nobody's own group, which it may give its files to
+    r = as_user("install", archives["1.0.0"], "--kit", kit, "--trust", pub, "--secrets-group", own)
+    assert r.rc == 0, r
+    assert (stat.S_IMODE(key.stat().st_mode), key.stat().st_gid) == (0o640, int(own))
