@@ -515,6 +515,8 @@ class Installer:
             data = self._secret_file(folder, entry.site_file)
             if data is not None:
                 used.add(entry.site_folder)
+                if entry.site_folder == "s3":
+                    data = _one_line(data, os.path.join(folder, entry.site_file))
             return data
         configmaps, secrets, skipped = k8s.build_objects(deploy.kubernetes, deploy.namespace, bundle_file, site_file,
                                                          self.kit.secrets)
@@ -611,6 +613,19 @@ class Installer:
                 receipt.finish(Outcome.FAILED, error)
             except OSError:
                 pass
+
+
+def _one_line(data: bytes, path: str) -> bytes:
+    """An object store key (KIT/secrets/s3) becomes an environment variable (Secret -> envFrom): one line, whose one
+    trailing line break (`echo KEY > file` writes one) is dropped; any other control character is refused, by
+    name and never by content (exit 9)."""
+    value = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+    if not data:
+        return data  # empty: the Secret is not written, and the install names the file (k8s.build_objects)
+    if not value or any(b < 0x20 or b == 0x7F for b in value):
+        raise LocalEnvironmentError("%s must hold one line (the key itself); it holds only a line break, several "
+                                    "lines or another control character" % path)
+    return value
 
 
 def install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgrade: bool = False,

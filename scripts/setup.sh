@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # zstd/openssl/tar/coreutils/curl: the reviewer's stock tools (curl: the by-hand cosign check on the site);
 # prometheus: promtool checks the shipped config;
 # docker-compose: checks the shipped compose files; docker-registry/skopeo/umoci/apache2-utils: the real
-# registry and independent checkers of our image output; docker.io: the Docker engine --docker loads into.
-APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io)
+# registry and independent checkers of our image output; docker.io: the Docker engine --docker loads into;
+# busybox: the shell of the stack's distroless images, which runs the Tempo compose entrypoint in the tests.
+APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io busybox)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -214,6 +214,7 @@ def test_docker_only_compose_uses_the_loaded_image_ids_and_apply_runs_compose(ob
                                capture_output=True, text=True, env=dict(os.environ, **d.env,
                                                                         TELEMETRY_TLS_DIR=str(kit / "secrets" / "tls"),
                                                                         TELEMETRY_TOKEN_DIR=str(tmp_path),
+                                                                        TELEMETRY_S3_DIR=str(tmp_path),
                                                                         TELEMETRY_SECRETS_GID="4245"))
         assert check.returncode == 0, check.stderr
         # --apply runs the compose tool for real; the stand-in images have no program to start, so it fails: exit 10

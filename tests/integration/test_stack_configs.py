@@ -292,7 +292,8 @@ def test_compose_file_structure(name):
         assert service["networks"] == ["telemetry"]
         for source, _ in _mounts(service):
             if source.startswith("${"):
-                assert source.split(":")[0] in ("${TELEMETRY_TLS_DIR", "${TELEMETRY_TOKEN_DIR"), source
+                assert source.split(":")[0] in ("${TELEMETRY_TLS_DIR", "${TELEMETRY_TOKEN_DIR",
+                                                "${TELEMETRY_S3_DIR"), source
                 assert ":?" in source, f"{source}: an unset variable must be an error"
         for volume in service["volumes"]:
             if volume.split(":")[0].startswith("."):
@@ -385,7 +386,7 @@ def test_compose_config_accepted_by_docker_compose(tmp_path):
     tool = shutil.which("docker-compose")
     assert tool, "docker-compose is not installed (scripts/setup.sh installs Debian's docker-compose)"
     env = dict(os.environ, TELEMETRY_TLS_DIR=str(tmp_path), TELEMETRY_TOKEN_DIR=str(tmp_path),
-               TELEMETRY_SECRETS_GID="4242")
+               TELEMETRY_S3_DIR=str(tmp_path), TELEMETRY_SECRETS_GID="4242")
     for name in COMPOSE_FILES:
         result = subprocess.run([tool, "-f", str(STACK / "compose" / name), "config"],
                                 capture_output=True, text=True, env=env, timeout=60)

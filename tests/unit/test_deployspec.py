@@ -48,8 +48,8 @@ def refused(obj, where="bundle.json: deploy") -> str:
 def test_the_default_manifest_declares_what_the_code_used_to_hard_code():
     d = DEFAULT
     assert d.namespace == "observability"
-    assert d.env == (("TELEMETRY_SECRETS_GID", "secrets-gid"), ("TELEMETRY_TLS_DIR", "tls"),
-                     ("TELEMETRY_TOKEN_DIR", "token"))
+    assert d.env == (("TELEMETRY_S3_DIR", "s3"), ("TELEMETRY_SECRETS_GID", "secrets-gid"),
+                     ("TELEMETRY_TLS_DIR", "tls"), ("TELEMETRY_TOKEN_DIR", "token"))
     assert d.tls.services == ("otel-collector", "prometheus", "tempo", "loki")
     assert (d.tls.ca.file, d.tls.shared.file, d.tls.client.file) == ("ca", "tls", "client")
     assert d.tls.in_use == ("ca.crt", "tls.crt", "tls.key")
