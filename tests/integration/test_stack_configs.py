@@ -191,6 +191,12 @@ def test_prometheus_scrapes_the_collector_with_mtls_and_the_token():
 def test_additional_scrape_config_targets_the_collector_service():
     jobs = _load(STACK / "prometheus-additional.yaml")
     _collector_job(jobs, "otel-collector.observability.svc:9464")
+    # Tempo's and Loki's metrics under Kubernetes too, over their mutual-TLS API ports (issue 13 point 1)
+    by_name = {j["job_name"]: j for j in jobs}
+    for name, target in (("tempo", "tempo.observability.svc:3200"), ("loki", "loki.observability.svc:3100")):
+        job = by_name[name]
+        assert job["scheme"] == "https" and job["tls_config"]["cert_file"] == "/etc/telemetry/tls/tls.crt"
+        assert job["static_configs"][0]["targets"] == [target]
 
 
 # ---------------------------------------------------------------------------------------------
