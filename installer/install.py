@@ -7,7 +7,6 @@ A failure in 1-4 leaves `current` unchanged; the staging folder is quarantined w
 """
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -30,7 +29,7 @@ from installer.site.transport import Transport
 from installer.deploy.apply import ApplyReport
 from installer.deploy.render import DeployCommand, Rendered, render
 from installer.format.deployspec import SITE_FOLDERS
-from installer.kit.secretsaccess import Granted, SecretsAccess, grant, granted_gid
+from installer.kit.secretsaccess import Granted, grant, granted_gid, keeps_group, recorded_gid
 from installer.trust.store import TrustedKey
 from installer.trust.verify import DiscardSink, ProvenHead, VerifyReport, verify_file
 
@@ -65,7 +64,7 @@ class InstallResult:
     docker: Optional[DockerLoadReport]  # phase 3 with --docker
     outputs: Optional[DeployOutputs]  # phase 4
     apply: Optional[ApplyReport]     # phase 6 with --apply
-    secrets: Optional[Granted] = None  # phase 4 with --secrets-group/--secrets-owner: who may read the secrets
+    secrets: Optional[Granted] = None  # phase 4 with --secrets-group: who may read the secrets
 
 
 class DeployOptions:
@@ -75,12 +74,12 @@ class DeployOptions:
                  insecure: Sequence[str] = (), strip_source_host: bool = False, docker: bool = False,
                  platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False,
                  transport: Optional[Transport] = None, retry: Optional[RetryPolicy] = None,
-                 secrets: Optional[SecretsAccess] = None) -> None:
+                 secrets_gid: Optional[int] = None) -> None:
         self.transport = transport  # to the site registry; None: the real one (tests pass an in-memory registry)
         self.retry = retry
         self.dev_tls = dev_tls
         self.apply = apply
-        self.secrets = secrets  # --secrets-group / --secrets-owner (parsed by the CLI before anything is read)
+        self.secrets_gid = secrets_gid  # --secrets-group (parsed by the CLI before anything is read)
         self.registry = registry
         self.registry_ca = registry_ca
         self.insecure = tuple(insecure)
@@ -145,10 +144,10 @@ def outputs_record(outputs: DeployOutputs) -> Dict[str, Json]:
 
 
 def secrets_record(granted: Optional[Granted]) -> Optional[Dict[str, Json]]:
-    """What --secrets-group/--secrets-owner made readable, and by whom (None: the secrets stayed 0600)."""
+    """What --secrets-group made readable, and to which group (None: no grant in this install)."""
     if granted is None:
         return None
-    return {"group": granted.gid, "owner": granted.uid, "paths": list(granted.paths)}
+    return {"group": granted.gid, "paths": list(granted.paths)}
 
 
 class Installer:
@@ -172,6 +171,7 @@ class Installer:
         self.loader: Optional[DockerLoad] = None  # --docker: made once the signed head is read (decide)
         self.k8s_skipped: List[str] = []
         self.granted: Optional[Granted] = None
+        self.secrets_gid: Optional[int] = None  # the kit's recorded --secrets-group grant (phase 4 reads it)
 
     @property
     def receipt(self) -> Receipt:
@@ -411,9 +411,9 @@ class Installer:
             raise LocalEnvironmentError("%s %s; refusing to use it" % (exc.path, exc.why)) from exc
         st = os.fstat(fd)
         if st.st_uid == os.geteuid():
-            # KIT/secrets holds 0600 files: an operator's copy is brought in line when used. Group read stays
-            # where --secrets-group granted it (0640: group read, nothing for others); nothing else does.
-            os.fchmod(fd, 0o640 if stat.S_IMODE(st.st_mode) & 0o047 == 0o040 else 0o600)
+            # KIT/secrets holds 0600 files: an operator's copy is brought in line when used. Group read stays only
+            # where --secrets-group granted it (the recorded group, read, nothing for others).
+            os.fchmod(fd, 0o640 if keeps_group(st, self.secrets_gid) else 0o600)
         return read_fd(fd, MAX_SECRET_BYTES, path)
 
     def _tls(self, meta: BundleHead) -> Tuple[str, str]:
@@ -456,7 +456,7 @@ class Installer:
         rendered = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
                           extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final),
                           tls_dir=tls_dir, loaded_ids=loaded,
-                          secrets_gid=granted_gid(self.kit.secrets, self._compose_folders(meta)))
+                          secrets_gid=granted_gid(self.kit.secrets, self._compose_folders(meta), self.secrets_gid))
         outputs = DeployOutputs(rendered, tls, self.k8s_skipped)
         self.receipt.update(deploy_outputs=outputs_record(outputs))
         self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (rendered.folder, len(rendered.files)))
@@ -470,19 +470,29 @@ class Installer:
         return sorted({folder for _, folder in meta.deploy.env if folder in SITE_FOLDERS})
 
     def _grant_secrets(self, meta: BundleHead) -> Optional[Granted]:
-        """--secrets-group/--secrets-owner: the files the compose containers mount become readable by that group
-        (installer/kit/secretsaccess.py): in tls/ only the CA certificate and the shared pair."""
-        access = self.deploy.secrets
-        if access is None:
-            return None
+        """The site folders compose mounts exist (0700, made here if missing: Docker would make a missing one
+        root's and open to all); with --secrets-group, the files the containers read become readable by that
+        group (installer/kit/secretsaccess.py): in tls/ only the CA certificate and the shared pair. Returns what
+        was granted; self.secrets_gid becomes the kit's recorded grant, this one or an earlier one."""
         from installer.format.deployspec import TlsSpec
 
+        names = self._compose_folders(meta) if self._renders_compose(meta) else []
+        for name in names:
+            self.kit.make_dir(self._secret_dir(name), 0o700, enforce=False)
+        gid = self.deploy.secrets_gid
+        if gid is None:
+            self.secrets_gid = recorded_gid(self.kit.state)
+            return None
         spec = meta.deploy.dev_tls if meta.deploy is not None else TlsSpec()
         folders: Dict[str, Optional[Sequence[str]]] = {
             name: (list(spec.in_use) if name == "tls" else None) for name in self._compose_folders(meta)}
-        if not folders:
-            return None
-        return grant(self.kit.secrets, folders, access, self.kit.root)
+        granted = grant(self.kit.secrets, folders, gid, self.kit.root, self.kit.state)
+        self.secrets_gid = gid
+        return granted
+
+    def _renders_compose(self, meta: BundleHead) -> bool:
+        """This run writes compose files for a site (phase 4 renders them)."""
+        return bool(self.deploy.registry or self.deploy.docker) and any(p.startswith("compose/") for p in meta.sizes)
 
     def _kubernetes(self, tree: str, meta: BundleHead, tmp: str, tls_dir: Optional[str],
                     final: str) -> Tuple[List[str], List[DeployCommand]]:
@@ -523,8 +533,7 @@ class Installer:
         for name in ("token", "s3"):
             if name in used:  # a real folder (checked by _secret_dir): 0700, or 0750 where --secrets-group granted it
                 folder = folders[name] or ""
-                granted = stat.S_IMODE(os.lstat(folder).st_mode) & 0o057 == 0o050  # group r-x, others nothing
-                os.chmod(folder, 0o750 if granted else 0o700)
+                os.chmod(folder, 0o750 if keeps_group(os.lstat(folder), self.secrets_gid) else 0o700)
         site = os.path.basename(final)
         secrets_dir = os.path.join(self.kit.secrets, meta.name, meta.version, site)
         k8s.write_manifests(os.path.join(tmp, "kubernetes"), secrets_dir, configmaps, secrets,

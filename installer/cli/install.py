@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from installer.cli.options import KIT_OPT, TRUST_OPT, Command, Opt
 from installer.install import (DeployOptions, InstallResult, apply_record, docker_record, install, outputs_record,
                                secrets_record, site_record)
-from installer.kit.secretsaccess import parse_access
+from installer.kit.secretsaccess import parse_group
 from installer.cli.verify import report_json
 
 Json = Dict[str, Any]
@@ -17,10 +17,9 @@ def run_install(archive: str, kit: str, trust: Sequence[str] = (), allow_downgra
                 registry: Optional[str] = None, registry_ca: Optional[str] = None,
                 insecure_registry: Optional[Sequence[str]] = (), strip_source_host: bool = False,
                 docker: bool = False, platform: Optional[str] = None, dev_tls: bool = False, apply: bool = False,
-                secrets_group: Optional[str] = None, secrets_owner: Optional[str] = None,
-                **_: Any) -> InstallResult:
+                secrets_group: Optional[str] = None, **_: Any) -> InstallResult:
     deploy = DeployOptions(registry, registry_ca, tuple(insecure_registry or ()), strip_source_host, docker, platform,
-                           dev_tls, apply, secrets=parse_access(secrets_group, secrets_owner))
+                           dev_tls, apply, secrets_gid=parse_group(secrets_group))
     return install(archive, kit, trust, allow_downgrade, reason, keep_failed, show_progress=not quiet, deploy=deploy)
 
 
@@ -61,9 +60,8 @@ def text_install(r: InstallResult) -> List[str]:
         lines.append("the installed tree was damaged and has been repaired from this archive:")
         lines += ["  %s" % line for line in r.repaired]
     if r.secrets is not None:
-        s = r.secrets
-        who = "group %d" % s.gid if s.uid is None else "user %d and group %d" % (s.uid, s.gid)
-        lines.append("secrets readable by %s (and no one else): %s" % (who, ", ".join(s.paths) or "nothing there yet"))
+        lines.append("secrets readable by group %d (and no one else): %s" % (
+            r.secrets.gid, ", ".join(r.secrets.paths) or "none: the bundle's compose files mount no site folder"))
     d = r.push
     if d is not None:
         lines.append("site %s: %d blobs pushed (%d bytes), %d mounted, %d already there; %d manifests pushed; "
@@ -118,8 +116,6 @@ COMMANDS = [Command("install", "verify an archive, unpack it into the kit and ma
              Opt("--dev-tls", help="create development TLS material in KIT/secrets/tls if none is there"),
              Opt("--secrets-group", metavar="GID", dest="secrets_group",
                  help="make the secrets the compose containers mount readable by this group only (docs/TLS.md)"),
-             Opt("--secrets-owner", metavar="UID:GID", dest="secrets_owner",
-                 help="as --secrets-group, and give the files to this user"),
              Opt("--apply", help="run kubectl apply and helm upgrade --install (or print them without a kubeconfig); "
                                  "with --docker, bring the compose stack up")],
             run_install, text_install, install_json)]

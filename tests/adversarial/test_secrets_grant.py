@@ -1,10 +1,11 @@
-"""`install --secrets-group` / `--secrets-owner` against a hostile kit (issue 13 point 5; kit/secretsaccess.py).
+"""`install --secrets-group` against a hostile kit (issue 13 point 5; installer/kit/secretsaccess.py).
 
-The grant changes owners and modes, as root: a link planted in KIT/secrets (the folder itself or a file in it)
-must never carry that change to what it points at (/etc/shadow, say), a FIFO or device is refused before any
-mode changes, a key the containers do not need (the dev CA's) keeps 0600, and a bad option is one sentence and
-exit 2 before the archive is read. Each test here fails against a grant that followed links or granted every
-file in the folder.
+The grant changes groups and modes, as root: a link planted in KIT/secrets (the folder itself or a file in it), or a
+hard link (a second name of /etc/shadow, say), must never carry that change to what it points at; a FIFO or device,
+or a file or folder of another user, is refused before any mode changes; a key the containers do not need (the dev
+CA's) keeps 0600; the owner stays ours, so no container user can rewrite a key; a folder that is merely group-
+readable (umask 027) is no grant; and a bad option is one sentence and exit 2 before the archive is read. Each test
+here fails against a grant that followed links, granted every file, gave files away or trusted mode bits alone.
 """
 
 import os
@@ -15,7 +16,7 @@ import pytest
 from conftest import write_manifest
 
 from installer.errors import LocalEnvironmentError, UsageError
-from installer.kit.secretsaccess import SecretsAccess, grant, granted_gid, parse_access
+from installer.kit.secretsaccess import grant, granted_gid, keeps_group, parse_group, recorded_gid
 from tests.helpers.deploysection import TENANT_OBJECTS
 
 GID = 4243
@@ -34,8 +35,9 @@ def secrets(tmp_path):
 
 
 def _grant(root: Path):
-    access = SecretsAccess(GID)
-    return grant(str(root / "secrets"), {"tls": ["ca.crt", "tls.crt", "tls.key"], "token": None}, access, str(root))
+    (root / ".state").mkdir(mode=0o700, exist_ok=True)
+    return grant(str(root / "secrets"), {"tls": ["ca.crt", "tls.crt", "tls.key"], "token": None}, GID, str(root),
+                 str(root / ".state"))
 
 
 def _mode(path: Path):
@@ -50,12 +52,53 @@ def test_only_the_files_the_containers_mount_are_granted(secrets):
     assert _mode(secrets / "secrets" / "tls") == (0o750, GID)
     assert _mode(secrets / "secrets" / "tls" / "ca.key")[0] == 0o600       # the CA key stays the owner's
     assert "secrets/tls/ca.key" not in granted.paths
-    assert granted_gid(str(secrets / "secrets"), ["tls", "token"]) == GID
+    assert os.lstat(secrets / "secrets" / "tls" / "tls.key").st_uid == os.geteuid()   # never given away
+    assert recorded_gid(str(secrets / ".state")) == GID
+    assert granted_gid(str(secrets / "secrets"), ["tls", "token"], GID) == GID
 
 
 def test_a_folder_open_to_everyone_sets_no_group(secrets):
+    _grant(secrets)
     os.chmod(secrets / "secrets" / "tls", 0o755)
-    assert granted_gid(str(secrets / "secrets"), ["tls"]) is None
+    assert granted_gid(str(secrets / "secrets"), ["tls"], GID) is None
+
+
+def test_group_readable_by_umask_is_no_grant(secrets):
+    """An operator's umask of 027 leaves 0640 files and 0750 folders of their own group: no grant was made, nothing
+    is recorded, so nothing keeps group access and compose gets no group."""
+    folder = secrets / "secrets" / "token"
+    os.chmod(folder, 0o750)
+    os.chmod(folder / "token", 0o640)
+    assert recorded_gid(str(secrets / ".state")) is None
+    assert granted_gid(str(secrets / "secrets"), ["token"], None) is None
+    assert not keeps_group(os.lstat(folder / "token"), None)
+    # with a grant recorded for another group, the operator's own group is still no grant
+    assert not keeps_group(os.lstat(folder / "token"), GID)
+
+
+def test_a_hard_link_is_refused_and_its_other_name_untouched(secrets, tmp_path):
+    victim = tmp_path / "shadow"
+    victim.write_text("root:x:0:0")
+    os.chmod(victim, 0o600)
+    os.link(victim, secrets / "secrets" / "token" / "planted")
+    with pytest.raises(LocalEnvironmentError, match="2 names"):
+        _grant(secrets)
+    assert _mode(victim) == (0o600, 0)
+    assert recorded_gid(str(secrets / ".state")) is None
+
+
+def test_a_file_of_another_user_is_refused(secrets):
+    os.chown(secrets / "secrets" / "token" / "token", 10001, 10001)
+    with pytest.raises(LocalEnvironmentError, match="belongs to another user"):
+        _grant(secrets)
+    assert _mode(secrets / "secrets" / "token" / "token") == (0o600, 10001)
+
+
+def test_a_folder_of_another_user_is_refused(secrets):
+    os.chown(secrets / "secrets" / "token", 10001, 10001)
+    with pytest.raises(LocalEnvironmentError, match="belongs to another user"):
+        _grant(secrets)
+    assert _mode(secrets / "secrets" / "tls" / "tls.key") == (0o600, 0)
 
 
 def test_a_linked_file_is_refused_and_its_target_untouched(secrets, tmp_path):
@@ -94,19 +137,17 @@ def test_a_fifo_is_refused_before_anything_changes(secrets):
     assert _mode(secrets / "secrets" / "tls" / "tls.key")[0] == 0o600
 
 
-@pytest.mark.parametrize("group, owner, message", [
-    ("4242", "1:1", "not both"),
-    ("no-such-group-x", None, "does not exist on this host"),
-    ("-1", None, "neither a number nor"),
-    ("99999999999", None, "neither a number nor"),
-    ("4294967295", None, "out of range"),
-    (None, "10001", "UID:GID"),
-    (None, ":10001", "UID:GID"),
-    ("gr\x1b[31moup", None, "neither a number nor"),
+@pytest.mark.parametrize("group, message", [
+    ("no-such-group-x", "does not exist on this host"),
+    ("-1", "neither a number nor"),
+    ("99999999999", "neither a number nor"),
+    ("4294967295", "out of range"),
+    ("10001:10001", "neither a number nor"),
+    ("gr\x1b[31moup", "neither a number nor"),
 ])
-def test_bad_options_are_one_sentence(group, owner, message):
+def test_bad_options_are_one_sentence(group, message):
     with pytest.raises(UsageError, match=message) as caught:
-        parse_access(group, owner)
+        parse_group(group)
     assert "\x1b" not in str(caught.value)
 
 
@@ -135,13 +176,3 @@ def test_an_install_through_a_planted_link_fails_and_the_kit_keeps_no_current(ob
     assert _mode(elsewhere) == (0o700, 0) and _mode(elsewhere / "token") == (0o600, 0)
     assert not (kit / "current" / "demo").exists()
 
-
-def test_secrets_owner_gives_the_files_to_that_user_too(secrets):
-    access = SecretsAccess(GID, uid=65534)
-    granted = grant(str(secrets / "secrets"), {"tls": ["ca.crt", "tls.crt", "tls.key"], "token": None}, access,
-                    str(secrets))
-    for path in (secrets / "secrets" / "tls" / "tls.key", secrets / "secrets" / "token" / "token"):
-        st = os.lstat(path)
-        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, GID, 0o640), path
-    assert os.lstat(secrets / "secrets" / "tls" / "ca.key").st_uid == 0    # not given away
-    assert granted.uid == 65534 and parse_access(None, "65534:%d" % GID) == access

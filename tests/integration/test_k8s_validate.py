@@ -239,6 +239,8 @@ def test_loki_renders_mtls_and_no_phone_home(rendered):
     loki = config(objects, "loki", "config.yaml")
     assert loki["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
     assert loki["server"]["grpc_listen_address"] == "127.0.0.1"  # gRPC has no TLS: loopback only
+    assert loki["common"]["instance_addr"] == "127.0.0.1" and loki["common"]["ring"]["kvstore"]["store"] == "inmemory"
+    assert loki["memberlist"] == {"bind_addr": ["127.0.0.1"]}   # the chart's join_members gone: nothing to join
     assert loki["compactor"]["retention_enabled"] is True
     assert loki["analytics"]["reporting_enabled"] is False
     assert_tcp_probes(one(objects, "StatefulSet", "loki"))
@@ -248,6 +250,10 @@ def test_tempo_renders_mtls_otlp_only_and_site_s3_credentials(rendered):
     objects = rendered("tempo")
     tempo = config(objects, "tempo", "tempo.yaml")
     assert tempo["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    assert tempo["server"]["grpc_listen_address"] == "127.0.0.1"
+    assert tempo["ingester"]["lifecycler"]["address"] == "127.0.0.1"
+    assert tempo["memberlist"]["bind_addr"] == ["127.0.0.1"]
+    assert tempo["compactor"]["compaction"]["block_retention"] == "168h"
     receivers = tempo["distributor"]["receivers"]
     assert list(receivers) == ["otlp"]
     protocols = receivers["otlp"]["protocols"]
@@ -259,7 +265,6 @@ def test_tempo_renders_mtls_otlp_only_and_site_s3_credentials(rendered):
     statefulset = one(objects, "StatefulSet", "tempo")
     assert_tcp_probes(statefulset)
     # the credentials come from the Secret the installer writes from the site's s3 folder
-    assert "stellaops-tempo-s3" in [s.name for s in KUBE.secrets]
     env_from = [e for c in statefulset["spec"]["template"]["spec"]["containers"] for e in c.get("envFrom", [])]
     assert {"secretRef": {"name": "stellaops-tempo-s3"}} in env_from, env_from
 

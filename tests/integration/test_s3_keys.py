@@ -46,8 +46,8 @@ def _entrypoint(tmp_path: Path, s3: Path) -> list:
     fake = tmp_path / "tempo"
     fake.write_text('#!/bin/sh\necho "args: $*"\necho "key=[$AWS_ACCESS_KEY_ID] secret=[$AWS_SECRET_ACCESS_KEY]"\n')
     fake.chmod(0o755)
-    assert script.count("/etc/telemetry/s3/") == 1 and script.count("exec /tempo ") == 1
-    script = script.replace("/etc/telemetry/s3/", str(s3) + "/").replace("exec /tempo ", "exec %s " % fake)
+    assert script.count("dir=/etc/telemetry/s3;") == 1 and script.count("exec /tempo ") == 1
+    script = script.replace("dir=/etc/telemetry/s3;", "dir=%s;" % s3).replace("exec /tempo ", "exec %s " % fake)
     return [need("busybox"), "sh", "-c", script, name] + service["command"]
 
 
@@ -72,6 +72,7 @@ def test_compose_gives_tempo_the_keys_from_the_site_folder(tmp_path):
 def test_without_the_files_the_callers_environment_is_used(tmp_path):
     tmp_path.chmod(0o755)
     (tmp_path / "s3").mkdir()
+    (tmp_path / "s3" / "secret_access_key").write_text("")   # an empty file is no key either
     r = subprocess.run(_entrypoint(tmp_path, tmp_path / "s3"), capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
     assert r.returncode == 0 and "key=[k] secret=[s]" in r.stdout, r
@@ -80,8 +81,9 @@ def test_without_the_files_the_callers_environment_is_used(tmp_path):
 def test_as_tempos_user_the_keys_are_read_through_the_group_grant_only(world_tmp):
     tmp_path = world_tmp  # a folder Tempo's user can enter
     s3 = _keys(tmp_path / "s3", mode=0o640)
-    for f in s3.iterdir():
+    for f in [s3] + list(s3.iterdir()):  # as --secrets-group 4246 leaves them: folder 0750, files 0640
         os.chown(f, 0, 4246)
+    s3.chmod(0o750)
     argv = _entrypoint(tmp_path, s3)
     as_tempo = [need("setpriv"), "--reuid=10001", "--regid=10001"]
     r = subprocess.run(as_tempo + ["--groups=4246", "--"] + argv, capture_output=True, text=True,
@@ -90,7 +92,12 @@ def test_as_tempos_user_the_keys_are_read_through_the_group_grant_only(world_tmp
     r = subprocess.run(as_tempo + ["--clear-groups", "--"] + argv, capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin"})
     assert r.returncode == 1 and "args:" not in r.stdout, r          # Tempo never starts without its keys
-    assert "Permission denied" in r.stderr and KEY not in r.stderr + r.stdout
+    assert "tempo: cannot enter %s: install --secrets-group" % s3 in r.stderr and KEY not in r.stderr + r.stdout
+    # a key file it can reach but not read stops it too, by the file's name
+    s3.chmod(0o755)
+    r = subprocess.run(as_tempo + ["--clear-groups", "--"] + argv, capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 1 and "args:" not in r.stdout and "access_key_id" in r.stderr, r
 
 
 def test_the_kubernetes_secret_holds_the_keys_without_their_line_break(ob, default_bundle, pub, tmp_path, site):

@@ -35,6 +35,7 @@ def test_loki_serves_mutual_tls_and_keeps_grpc_inside_the_pod():
     # the rings advertise where gRPC listens: one replica, rings in memory (as config/loki.yaml)
     assert loki["commonConfig"]["instance_addr"] == "127.0.0.1"
     assert loki["commonConfig"]["ring"]["kvstore"]["store"] == "inmemory"
+    assert loki["memberlistConfig"] == {"bind_addr": ["127.0.0.1"]}
     assert mounted_tls(values["singleBinary"]["extraVolumeMounts"])
 
 
@@ -48,6 +49,8 @@ def test_tempo_serves_mutual_tls_and_takes_otlp_only_with_client_certificates():
     assert protocols["grpc"]["tls"] == RECEIVER_TLS and protocols["http"]["tls"] == RECEIVER_TLS
     # the chart's default Jaeger/OpenCensus receivers (no TLS) are not rendered: its config takes otlp only
     assert '(pick .Values.tempo.receivers "otlp")' in values["config"]
+    assert yaml.safe_load(values["config"].split("multitenancy_enabled")[0])["memberlist"]["bind_addr"] == \
+        ["127.0.0.1"]
     assert "toYaml .Values.tempo.receivers |" not in values["config"]
     assert mounted_tls(tempo["extraVolumeMounts"])
 
@@ -86,6 +89,8 @@ def test_compose_configs_serve_mutual_tls_with_grpc_on_loopback():
         assert server["http_tls_config"] == TLS and server["grpc_listen_address"] == "127.0.0.1", name
     assert load("tempo.yaml")["ingester"]["lifecycler"]["address"] == "127.0.0.1"
     assert load("loki.yaml")["common"]["instance_addr"] == "127.0.0.1"
+    for name in ("loki.yaml", "tempo.yaml"):  # no other container can gossip itself into a ring
+        assert load(name)["memberlist"]["bind_addr"] == ["127.0.0.1"], name
     tempo = load("tempo.yaml")["distributor"]["receivers"]
     assert set(tempo) == {"otlp"} and all(p["tls"] == RECEIVER_TLS for p in tempo["otlp"]["protocols"].values())
 
