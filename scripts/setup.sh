@@ -48,5 +48,5 @@ rm -rf dist
 .venv/bin/python -m pip wheel -q --no-deps -w dist . 2>&1 | grep -v '^WARNING: Location' || true
 wheel=$(ls dist/offline_bundle-*.whl)
 .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q "${wheel}[test]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q "${wheel}[test,sbom]" 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/offline-bundle --version >&2

