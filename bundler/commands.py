@@ -1,5 +1,6 @@
 """Build-side commands, described with the same specs as the installer's."""
 
+import dataclasses
 from typing import Any, Dict, List, Optional, Sequence
 
 from installer.cli.commands import Command, Opt
@@ -51,7 +52,7 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
               quiet: bool = False,
               locked: bool = False, ignore_lock: bool = False, split_size: Optional[str] = None,
               unsigned: bool = False, with_installer: bool = False, delta_from: Optional[str] = None,
-              **_: Any) -> Dict[str, Any]:
+              no_sbom: bool = False, **_: Any) -> Dict[str, Any]:
     if with_installer and unsigned:
         raise UsageError("--with-installer signs the installer with --key; after --unsigned and seal, run "
                          "export-installer where the key is")
@@ -59,7 +60,8 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
         raise UsageError("build needs --key KEY (or --unsigned, then seal)")
     if key and unsigned:
         raise UsageError("--unsigned builds without a key; drop --key")
-    opts = source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked, ignore_lock)
+    opts = dataclasses.replace(source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked,
+                                              ignore_lock), sbom=not no_sbom)
     size = parse_size(split_size) if split_size else 0
     result = build(manifest or default_manifest(), key, out or ".", opts=opts, split_size=size, unsigned=unsigned,
                    delta_from=delta_from)
@@ -116,6 +118,8 @@ BUILD_COMMANDS: List[Command[Any]] = [
              Opt("--split-size", metavar="SIZE", help="cut the archive into parts for removable media "
                                                       "(binary units: 700M, 4G; fat32 = 4 GiB - 1 MiB)"),
              Opt("--unsigned", help="stop before signing: write DIR/<name>-<version>.staged/ for `seal`"),
+             Opt("--no-sbom", dest="no_sbom",
+                 help="make no SBOMs of the images (bundle.json records that none were made)"),
              Opt("--with-installer",
                  help="also write offline-bundle-installer-<ver>/ into --out (see export-installer)"),
              Opt("--delta-from", metavar="INVENTORY_OR_OLD_BUNDLE",

@@ -26,9 +26,9 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from installer.errors import InvalidInput, LocalEnvironmentError
+from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
 from installer.format.oci import image_manifest
 from bundler.pull.images import BlobCache
 
@@ -50,9 +50,13 @@ class Sbom:
 
 
 def find_syft() -> Optional[str]:
-    """The syft binary: the one beside this interpreter (the `sbom` extra installs it there), else on PATH."""
+    """The syft binary: OFFLINE_BUNDLE_SYFT when set (then it must be there), else the one beside this interpreter
+    (the `sbom` extra installs it there), else syft on PATH."""
     import sys
 
+    named = os.environ.get("OFFLINE_BUNDLE_SYFT")
+    if named:
+        return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
     beside = os.path.join(os.path.dirname(sys.executable), "syft")
     if os.path.isfile(beside) and os.access(beside, os.X_OK):
         return beside
@@ -172,3 +176,47 @@ def sbom_paths(digest: str) -> List[str]:
 
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+NO_SYFT = ("SBOMs need syft: install the sbom extra (pip install 'offline-bundle[sbom]', which scripts/setup.sh "
+           "does), or build with --no-sbom")
+
+
+def syft_version(syft: str) -> str:
+    done = subprocess.run([syft, "version", "-o", "json"], capture_output=True, timeout=60,
+                          env=syft_env(tempfile.gettempdir()), stdin=subprocess.DEVNULL)
+    try:
+        return "syft %s" % json.loads(done.stdout)["version"]
+    except (ValueError, KeyError, TypeError):
+        return "syft (version unknown)"
+
+
+def image_sboms(images: Sequence[Any], cache: BlobCache, epoch: int,
+                syft: Optional[str]) -> Tuple[List[Tuple[str, bytes]], Dict[str, Any], List[str]]:
+    """The SBOM members of every kept image manifest (each platform), the bundle.json `sboms` record and the
+    build's warnings. ``syft`` None: --no-sbom, recorded as not made."""
+    if syft is None:
+        return [], {"made": False, "reason": "--no-sbom"}, []
+    members: List[Tuple[str, bytes]] = []
+    entries: List[Dict[str, Any]] = []
+    warnings: List[str] = []
+    done: Dict[str, Sbom] = {}
+    for image in sorted(images, key=lambda i: i.entry.ref):
+        for kept in image.entry.manifests:
+            if kept.platform == "unknown/unknown" or "index" in kept.media_type or "manifest.list" in kept.media_type:
+                continue  # an attestation or artifact manifest (buildx), or a nested index: no image to scan
+            entry: Dict[str, Any] = {"ref": image.entry.ref, "digest": kept.digest, "platform": kept.platform}
+            if kept.digest not in done:
+                try:
+                    done[kept.digest] = generate(syft, cache, image.entry.ref, kept.digest, epoch)
+                except BundleError as exc:
+                    entry.update(made=False, reason=str(exc))
+                    warnings.append("%s (%s): no SBOM: %s" % (image.entry.ref, kept.digest[:19], exc))
+                    entries.append(entry)
+                    continue
+                paths = sbom_paths(kept.digest)
+                members += [(path, done[kept.digest].documents[name]) for path, name in zip(paths, FORMATS)]
+            entry.update(made=True, packages=done[kept.digest].packages, files=sbom_paths(kept.digest))
+            entries.append(entry)
+    return members, {"made": True, "tool": syft_version(syft), "formats": ["spdx-2.3", "cyclonedx-1.6"],
+                     "images": entries}, warnings

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple, TypedDict
 
 from installer import TOOL_NAME, __version__
-from installer.errors import ContentMismatch, UsageError
+from installer.errors import ContentMismatch, LocalEnvironmentError, UsageError
 from installer.fsutil import file_chunks, sha256_file
 from installer.format.meta import canonical_json
 from installer.format.model import BundleFile, BundleHead, DeltaDoc, Json, Member, Tenant, Tool
@@ -115,7 +115,7 @@ def image_members(images: List[PulledImage], cache: BlobCache, charts: Optional[
 def bundle_document(manifest: Manifest, created: str, members: List[PlannedMember], files: List[BundleFile],
                     tenants: List[Tenant], images: Optional[List[PulledImage]] = None,
                     mirrors: Optional[List[Json]] = None, charts: Optional[List[PulledChart]] = None,
-                    lock: Optional[Json] = None) -> BundleHead:
+                    lock: Optional[Json] = None, sboms: Json = None) -> BundleHead:
     """bundle.json for these members (in C order): images sorted by reference, charts by name."""
     return BundleHead(
         name=manifest.name, version=manifest.version, created=created, tool=Tool(TOOL_NAME, __version__),
@@ -125,7 +125,8 @@ def bundle_document(manifest: Manifest, created: str, members: List[PlannedMembe
         images=tuple(i.entry for i in sorted(images or [], key=lambda i: i.entry.ref)),
         charts=tuple(c.entry for c in sorted(charts or [], key=lambda c: c.name)),
         mirrors=mirrors or [], lock=lock if lock is not None else {"status": "none"},
-        deploy=manifest.deploy)  # signed with the rest; the installer parses it strictly (format/deployspec.py)
+        deploy=manifest.deploy,  # signed with the rest; the installer parses it strictly (format/deployspec.py)
+        sboms=sboms)
 
 
 class Named(Protocol):
@@ -178,6 +179,7 @@ class SourceOptions:
     insecure: Tuple[str, ...] = ()
     show_progress: bool = True
     lock_mode: str = "default"  # default | locked | ignore
+    sbom: bool = True           # SBOMs of every image manifest with syft (bundler/stage/sbom.py); --no-sbom: False
     transport: Optional[Transport] = None  # to the registries; None: the real one (tests pass an in-memory registry)
 
 
@@ -223,19 +225,44 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     members, files, tenants = plan_members(manifest)
     for m in members:
         lockcheck.file(m.path, m.sha256)
+    syft = _syft(manifest, opts)  # before anything is downloaded: a missing syft is said at once
     images, charts, cache, mirrors = pull_all(manifest, opts, epoch, lockcheck)
     lock_status = lockcheck.finish()
     helm_check = check_charts(charts, images, cache, manifest.namespace)
-    members = sorted(members + image_members(images, cache, charts), key=lambda m: c_key(m.path))
-    head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status)
+    sbom_members, sboms, sbom_warnings = _sboms(images, cache, epoch, syft)
+    members = sorted(members + image_members(images, cache, charts) + sbom_members, key=lambda m: c_key(m.path))
+    head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status, sboms)
     meta_bytes = canonical_json(head.to_dict())
     entries = {m.path: m.sha256 for m in members}
     entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
     staged = Staged(manifest, epoch, head, meta_bytes, format_sums(entries), members)
     staged.helm_check = helm_check
-    staged.warnings = lockcheck.warnings + [note for image in images for note in image.notes]
+    staged.warnings = lockcheck.warnings + [note for image in images for note in image.notes] + sbom_warnings
     staged.cache = cache
     return staged
+
+
+def _syft(manifest: Manifest, opts: SourceOptions) -> Optional[str]:
+    """The syft binary the SBOMs are made with; None with --no-sbom or without images; missing, exit 9."""
+    from bundler.stage.sbom import NO_SYFT, find_syft
+
+    if not (manifest.images and opts.sbom):
+        return None
+    syft = find_syft()
+    if syft is None:
+        raise LocalEnvironmentError(NO_SYFT)
+    return syft
+
+
+def _sboms(images: List[PulledImage], cache: BlobCache, epoch: int,
+           syft: Optional[str]) -> Tuple[List[PlannedMember], Json, List[str]]:
+    """sbom/: the SBOMs of every image manifest (issue 14), or the record that none were made (--no-sbom)."""
+    from bundler.stage.sbom import image_sboms
+
+    if not images:
+        return [], None, []
+    made, record, warnings = image_sboms(images, cache, epoch, syft)
+    return [bytes_member(path, data) for path, data in made], record, warnings
 
 
 def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> Dict[str, Any]:

@@ -606,6 +606,9 @@ class BundleHead:
     # the signed deploy section: what the site's outputs are made of (installer/format/deployspec.py);
     # None when the bundle declares none (then it is absent from the document)
     deploy: Optional[DeploySpec] = None
+    # the images' SBOMs (issue 14): {made, tool, formats, images: [{ref, digest, platform, made, packages, files}]}
+    # or {made: false, reason}; None (absent) for a bundle without images or from before SBOMs
+    sboms: Json = None
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
     @classmethod
@@ -646,8 +649,9 @@ class BundleHead:
                        for i, chart in enumerate(obj["charts"]))
         _unique([c.name for c in charts], where.key("charts"))
         deploy = parse_deploy(obj)  # after tenants and files: its sources must name them
+        sboms = _sboms(obj.get("sboms"), where.key("sboms"), sizes)
         return cls(name, version, created, tool, members, obj["total_size"], files, tenants, images, charts,
-                   obj.get("mirrors", []), obj.get("lock"), deploy, _absent(obj, ("mirrors", "lock")))
+                   obj.get("mirrors", []), obj.get("lock"), deploy, sboms, _absent(obj, ("mirrors", "lock")))
 
     def to_dict(self) -> Dict[str, Json]:
         return _without({
@@ -665,7 +669,8 @@ class BundleHead:
             "mirrors": self.mirrors,
             "lock": self.lock,
             "deploy": self.deploy.to_dict() if self.deploy is not None else None,
-        }, self.absent | ({"deploy"} if self.deploy is None else set()))
+            "sboms": self.sboms,
+        }, self.absent | ({"deploy"} if self.deploy is None else set()) | ({"sboms"} if self.sboms is None else set()))
 
     # --- views the installer reads (derived once from the frozen fields) -------------------------------
     @cached_property
@@ -677,6 +682,26 @@ class BundleHead:
     def executable(self) -> FrozenSet[str]:
         """The paths of executable members."""
         return frozenset(m.path for m in self.members if m.executable)
+
+
+def _sboms(obj: Json, where: Where, sizes: Dict[str, int]) -> Json:
+    """bundle.json's `sboms`: checked as far as the installer relies on it (every SBOM file it names is a member
+    of the bundle, under sbom/); the rest is what the build says, shown to people escaped."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("made"), bool):
+        raise where.error("is not {made, ...}")
+    images = obj.get("images", [])
+    if not isinstance(images, list):
+        raise where.key("images").error("is not a list")
+    for i, entry in enumerate(images):
+        at = where.key("images").item(i)
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            raise at.error("is not {ref, digest, ...}")
+        for path in entry.get("files", []) if isinstance(entry.get("files", []), list) else [None]:
+            if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
+                raise at.key("files").error("names %r, which is not an SBOM member of the bundle" % (path,))
+    return obj
 
 
 def _unique(keys: List[str], where: Where) -> None:

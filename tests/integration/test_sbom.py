@@ -146,3 +146,74 @@ def test_archive_paths_are_named_by_digest(cached):
     hexpart = image.digest.split(":", 1)[1]
     assert sbom.sbom_paths(image.digest) == ["sbom/%s.spdx.json" % hexpart, "sbom/%s.cdx.json" % hexpart]
     assert Path(sbom.sbom_paths(image.digest)[0]).name.startswith(hexpart)
+
+
+# --- in the build: sbom/ members, listed in SHA256SUMS and bundle.json ------------------------------------------
+@pytest.fixture(scope="module")
+def alpine_source(tmp_path_factory):
+    """A real registry serving the Alpine-shaped image, for builds through --mirror."""
+    from tests.helpers.images import push
+    from tests.helpers.registry import start_registry
+
+    base = tmp_path_factory.mktemp("sbom-src")
+    reg = start_registry(base / "reg", kind="plain")
+    make_image(base / "layout", "tools", [{"etc/os-release": OS_RELEASE, "lib/apk/db/installed": APK_DB}])
+    push(base / "layout", "tools", reg, "acme/alpine-tools:1.0")
+    yield reg
+    reg.stop()
+
+
+def _build(ob, key, tmp_path, reg, *extra, env=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: offline-bundle/v1\nkind: Bundle\nmetadata:\n  name: tools\n  version: \"1.0.0\"\n"
+                        "  created: \"2026-11-26T00:00:00Z\"\nspec:\n  images:\n"
+                        "    - ref: docker.io/acme/alpine-tools:1.0\n")
+    return ob("build", manifest, "--key", key, "--out", tmp_path / "out", "--cache", tmp_path / "cache", "--json",
+              "--mirror", "docker.io=%s" % reg.host, "--insecure-registry", reg.host, *extra, env=env)
+
+
+def _entries(archive):
+    from tests.helpers.craft import read_entries
+
+    return {e.path: e.data for e in read_entries(Path(archive))}
+
+
+def test_the_build_carries_both_sboms_listed_and_signed(ob, key, tmp_path, alpine_source):
+    r = _build(ob, key, tmp_path, alpine_source)
+    assert r.rc == 0, r
+    files = _entries(r.json["result"]["archive"])
+    meta = json.loads(files["bundle.json"])
+    record = meta["sboms"]
+    assert record["made"] is True and record["tool"].startswith("syft 1.")
+    (entry,) = record["images"]
+    assert entry["ref"] == "docker.io/acme/alpine-tools:1.0" and entry["packages"] == 2
+    assert entry["files"] == sbom.sbom_paths(entry["digest"])
+    sums = files["SHA256SUMS"].decode()
+    for path in entry["files"]:
+        assert "  %s\n" % path in sums or sums.endswith("  %s" % path)
+        doc = json.loads(files[path])
+        assert doc.get("name", doc.get("metadata", {}).get("component", {}).get("name")) == entry["ref"]
+    assert {m["path"] for m in meta["members"]} >= set(entry["files"])
+    # the installer's own parser takes it, and `verify` checks the SBOMs as any member
+    v = ob("verify", r.json["result"]["archive"], "--trust", key.parent / "bundle.pub")
+    assert v.rc == 0, v
+    # a second build (warm cache, another folder) is byte-identical: SBOMs included
+    again = _build(ob, key, tmp_path / "again", alpine_source)
+    assert again.rc == 0, again
+    assert Path(again.json["result"]["archive"]).read_bytes() == Path(r.json["result"]["archive"]).read_bytes()
+
+
+def test_no_sbom_is_recorded(ob, key, tmp_path, alpine_source):
+    r = _build(ob, key, tmp_path, alpine_source, "--no-sbom")
+    assert r.rc == 0, r
+    files = _entries(r.json["result"]["archive"])
+    assert json.loads(files["bundle.json"])["sboms"] == {"made": False, "reason": "--no-sbom"}
+    assert not any(p.startswith("sbom/") for p in files)
+
+
+def test_without_syft_the_build_stops_with_a_hint(ob, key, tmp_path, alpine_source):
+    r = _build(ob, key, tmp_path, alpine_source, env={"OFFLINE_BUNDLE_SYFT": str(tmp_path / "no-syft")})
+    assert r.rc == 9 and "Traceback" not in r.err, r
+    assert "SBOMs need syft" in r.out + r.err and "--no-sbom" in r.out + r.err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
