@@ -440,12 +440,14 @@ class Installer:
     def _phase4(self, tree: str, meta: BundleHead, docker: Optional[DockerLoadReport]) -> Optional[DeployOutputs]:
         """Render the site outputs (compose files, chart values, commands) for the site of this run."""
         folder, tls = self._tls(meta)  # writes dev TLS only when --dev-tls asks for it, even with nothing to render
-        granted = self.granted = self._grant_secrets(meta)
+        site = bool(self.deploy.registry or self.deploy.docker)
+        has_compose = any(p.startswith("compose/") for p in meta.sizes)
+        compose_folders = self._compose_folders(meta)
+        granted = self.granted = self._grant_secrets(meta, compose_folders, make=site and has_compose)
         if granted is not None:
             self.receipt.update(secrets_access=secrets_record(granted))
         objects = meta.deploy is not None and not meta.deploy.kubernetes.empty
-        has_outputs = meta.charts or objects or any(p.startswith("compose/") for p in meta.sizes)
-        if not (self.deploy.registry or self.deploy.docker) or not has_outputs:
+        if not site or not (meta.charts or objects or has_compose):
             self.receipt.phase(Phase.RENDER, Status.SKIPPED, "no --registry or --docker site, or nothing to render%s%s"
                                % ("; TLS material in secrets/tls (%s)" % tls if self.deploy.dev_tls else "",
                                   "; secrets readable by group %d" % granted.gid if granted is not None else ""))
@@ -456,7 +458,7 @@ class Installer:
         rendered = render(self.kit, meta, tree, self.deploy.registry, host, prefix, self.deploy.strip_source_host,
                           extra=lambda tmp, final: self._kubernetes(tree, meta, tmp, tls_dir, final),
                           tls_dir=tls_dir, loaded_ids=loaded,
-                          secrets_gid=granted_gid(self.kit.secrets, self._compose_folders(meta), self.secrets_gid))
+                          secrets_gid=granted_gid(self.kit.secrets, compose_folders, self.secrets_gid))
         outputs = DeployOutputs(rendered, tls, self.k8s_skipped)
         self.receipt.update(deploy_outputs=outputs_record(outputs))
         self.receipt.phase(Phase.RENDER, Status.DONE, "%s: %d files" % (rendered.folder, len(rendered.files)))
@@ -469,15 +471,15 @@ class Installer:
             return ["tls", "token"]
         return sorted({folder for _, folder in meta.deploy.env if folder in SITE_FOLDERS})
 
-    def _grant_secrets(self, meta: BundleHead) -> Optional[Granted]:
-        """The site folders compose mounts exist (0700, made here if missing: Docker would make a missing one
-        root's and open to all); with --secrets-group, the files the containers read become readable by that
-        group (installer/kit/secretsaccess.py): in tls/ only the CA certificate and the shared pair. Returns what
-        was granted; self.secrets_gid becomes the kit's recorded grant, this one or an earlier one."""
+    def _grant_secrets(self, meta: BundleHead, names: List[str], make: bool) -> Optional[Granted]:
+        """The site folders compose mounts (``names``) exist when this run renders compose files (``make``: 0700,
+        made here if missing, since Docker would make a missing one root's and open to all); with --secrets-group,
+        the files the containers read become readable by that group (installer/kit/secretsaccess.py): in tls/ only
+        the CA certificate and the shared pair. Returns what was granted; self.secrets_gid becomes the kit's
+        recorded grant, this one or an earlier one."""
         from installer.format.deployspec import TlsSpec
 
-        names = self._compose_folders(meta) if self._renders_compose(meta) else []
-        for name in names:
+        for name in names if make else []:
             self.kit.make_dir(self._secret_dir(name), 0o700, enforce=False)
         gid = self.deploy.secrets_gid
         if gid is None:
@@ -485,14 +487,10 @@ class Installer:
             return None
         spec = meta.deploy.dev_tls if meta.deploy is not None else TlsSpec()
         folders: Dict[str, Optional[Sequence[str]]] = {
-            name: (list(spec.in_use) if name == "tls" else None) for name in self._compose_folders(meta)}
+            name: (list(spec.in_use) if name == "tls" else None) for name in names}
         granted = grant(self.kit.secrets, folders, gid, self.kit.root, self.kit.state)
         self.secrets_gid = gid
         return granted
-
-    def _renders_compose(self, meta: BundleHead) -> bool:
-        """This run writes compose files for a site (phase 4 renders them)."""
-        return bool(self.deploy.registry or self.deploy.docker) and any(p.startswith("compose/") for p in meta.sizes)
 
     def _kubernetes(self, tree: str, meta: BundleHead, tmp: str, tls_dir: Optional[str],
                     final: str) -> Tuple[List[str], List[DeployCommand]]:
@@ -628,9 +626,9 @@ def _one_line(data: bytes, path: str) -> bytes:
     """An object store key (KIT/secrets/s3) becomes an environment variable (Secret -> envFrom): one line, whose one
     trailing line break (`echo KEY > file` writes one) is dropped; any other control character is refused, by
     name and never by content (exit 9)."""
-    value = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
     if not data:
         return data  # empty: the Secret is not written, and the install names the file (k8s.build_objects)
+    value = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
     if not value or any(b < 0x20 or b == 0x7F for b in value):
         raise LocalEnvironmentError("%s must hold one line (the key itself); it holds only a line break, several "
                                     "lines or another control character" % path)

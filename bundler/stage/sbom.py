@@ -18,11 +18,11 @@ private home and cache folder, so nothing of the build host's syft configuration
 """
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
 from installer.format.oci import image_manifest
-from bundler.pull.images import BlobCache
+from bundler.pull.images import BlobCache, PulledImage
 
 SPDX = "spdx-json"
 CYCLONEDX = "cyclonedx-json"
@@ -52,8 +52,6 @@ class Sbom:
 def find_syft() -> Optional[str]:
     """The syft binary: OFFLINE_BUNDLE_SYFT when set (then it must be there), else the one beside this interpreter
     (the `sbom` extra installs it there), else syft on PATH."""
-    import sys
-
     named = os.environ.get("OFFLINE_BUNDLE_SYFT")
     if named:
         return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
@@ -174,10 +172,6 @@ def sbom_paths(digest: str) -> List[str]:
     return ["sbom/%s.%s" % (hexpart, suffix) for suffix in FORMATS.values()]
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 NO_SYFT = ("SBOMs need syft: install the sbom extra (pip install 'offline-bundle[sbom]', which scripts/setup.sh "
            "does), or build with --no-sbom")
 
@@ -191,7 +185,7 @@ def syft_version(syft: str) -> str:
         return "syft (version unknown)"
 
 
-def image_sboms(images: Sequence[Any], cache: BlobCache, epoch: int,
+def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
                 syft: Optional[str]) -> Tuple[List[Tuple[str, bytes]], Dict[str, Any], List[str]]:
     """The SBOM members of every kept image manifest (each platform), the bundle.json `sboms` record and the
     build's warnings. ``syft`` None: --no-sbom, recorded as not made."""

@@ -698,7 +698,10 @@ def _sboms(obj: Json, where: Where, sizes: Dict[str, int]) -> Json:
         at = where.key("images").item(i)
         if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
             raise at.error("is not {ref, digest, ...}")
-        for path in entry.get("files", []) if isinstance(entry.get("files", []), list) else [None]:
+        files = entry.get("files", [])
+        if not isinstance(files, list):
+            raise at.key("files").error("is not a list")
+        for path in files:
             if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
                 raise at.key("files").error("names %r, which is not an SBOM member of the bundle" % (path,))
     return obj

@@ -297,3 +297,37 @@ def test_an_image_listed_twice_is_refused():
     doc["images"] = doc["images"] * 2
     with pytest.raises(InvalidInput):
         parse_meta(canonical_json(doc))
+
+
+# --- sboms (issue 14): the files it names must be SBOM members of the bundle ---------------------------------------
+def _with_sboms(files):
+    doc = valid_doc()
+    doc["members"].insert(0, {"path": "charts/a.tgz", "size": 1})
+    doc["members"].append({"path": "sbom/" + "a" * 64 + ".spdx.json", "size": 10})
+    doc["members"].sort(key=lambda m: m["path"].encode())
+    doc["total_size"] = sum(m["size"] for m in doc["members"])
+    doc["sboms"] = {"made": True, "images": [{"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64,
+                                              "made": True, "files": files}]}
+    return doc
+
+
+def test_sboms_naming_their_members_round_trip():
+    doc = _with_sboms(["sbom/" + "a" * 64 + ".spdx.json"])
+    assert parse_meta(encode(doc)).to_dict() == doc
+
+
+@pytest.mark.parametrize("files, words", [
+    (["sbom/" + "b" * 64 + ".spdx.json"], ["not an SBOM member"]),        # not in the archive
+    (["charts/a.tgz"], ["not an SBOM member"]),                          # a member, but not under sbom/
+    (["../../etc/passwd"], ["not an SBOM member"]),
+    ([7], ["not an SBOM member"]),
+    ("sbom/x", ["is not a list"]),
+])
+def test_sboms_naming_anything_else_are_refused(files, words):
+    refused(_with_sboms(files), "sboms", *words)
+
+
+def test_sboms_without_made_are_refused():
+    doc = _with_sboms([])
+    del doc["sboms"]["made"]
+    refused(doc, "sboms")
