@@ -176,3 +176,19 @@ def test_an_install_through_a_planted_link_fails_and_the_kit_keeps_no_current(ob
     assert _mode(elsewhere) == (0o700, 0) and _mode(elsewhere / "token") == (0o600, 0)
     assert not (kit / "current" / "demo").exists()
 
+
+
+@pytest.mark.parametrize("plant", ["garbage", "link", "bad-gid"])
+def test_a_hostile_grant_record_is_exit_9_never_followed(tmp_path, plant):
+    state = tmp_path / ".state"
+    state.mkdir(mode=0o700)
+    record = state / "secrets-group.json"
+    if plant == "garbage":
+        record.write_bytes(b"\x00{not json")
+    elif plant == "link":
+        (tmp_path / "elsewhere.json").write_text('{"gid": 0}')
+        record.symlink_to(tmp_path / "elsewhere.json")
+    else:
+        record.write_text('{"gid": true}')
+    with pytest.raises(LocalEnvironmentError, match="secrets-group.json"):
+        recorded_gid(str(state))
