@@ -60,6 +60,9 @@ def run_build(manifest: Optional[str] = None, key: str = "", out: str = ".", cac
         raise UsageError("build needs --key KEY (or --unsigned, then seal)")
     if key and unsigned:
         raise UsageError("--unsigned builds without a key; drop --key")
+    if unsigned and delta_from:
+        raise UsageError("--delta-from needs --key: a staged build cannot be a delta yet (seal the full version, "
+                         "then build the delta where the key is)")
     opts = dataclasses.replace(source_options(cache, mirror, registry_ca, insecure_registry, quiet, locked,
                                               ignore_lock), sbom=not no_sbom)
     size = parse_size(split_size) if split_size else 0
@@ -84,9 +87,12 @@ def text_lock(r: Dict[str, Any]) -> List[str]:
 
 def text_build(r: Dict[str, Any]) -> List[str]:
     if "staged" in r:
-        return ["staged %s %s in %s: sign %s elsewhere, then run" % (r["name"], r["version"], r["staged"], r["sign"]),
-                "  offline-bundle seal %s --sig SIGNATURE_FILE [--trust bundle.pub]" % r["staged"],
-                "bundle_id %s" % r["bundle_id"], r["staged"]]
+        step = ("step 1 of 2: sign the provenance statement" if r.get("step") == "provenance"
+                else "step 2 of 2: sign SHA256SUMS")
+        return ["staged %s %s in %s (%s)" % (r["name"], r["version"], r["staged"], step),
+                "sign %s elsewhere, then run" % r["sign"],
+                "  offline-bundle seal %s --sig SIGNATURE_FILE [--trust bundle.pub]" % r["staged"]] + \
+            (["bundle_id %s" % r["bundle_id"]] if r.get("bundle_id") else []) + [r["staged"]]
     checks = ["chart %s: %s" % (name, "rendered with helm; every container image is in the bundle" if state == "ok" else
                                 "image check %s" % state) for name, state in sorted(r.get("helm_check", {}).items())]
     signer = "signed by %s" % r["signer"] if r["signer"] else "signature not checked here (seal without --trust)"

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # prometheus: promtool checks the shipped config;
 # docker-compose: checks the shipped compose files; docker-registry/skopeo/umoci/apache2-utils: the real
 # registry and independent checkers of our image output; docker.io: the Docker engine --docker loads into;
-# busybox: the shell of the stack's distroless images, which runs the Tempo compose entrypoint in the tests.
-APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io busybox)
+# busybox: the shell of the stack's distroless images, which runs the Tempo compose entrypoint in the tests;
+# jq: the reviewer reads the provenance statement with it (docs/VERIFY.md step 6).
+APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io busybox jq)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

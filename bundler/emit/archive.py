@@ -1,6 +1,7 @@
 """Writing a staged, signed version out: the archive (whole or in parts), its sidecar and warm-rebuild stamp,
 or, for offline signing, the staged folder `seal` finishes."""
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from installer.format.zstd import open_decompressed
 from installer.format.parts import parts_list
 
 from bundler.seal.archive import ArchiveWriter, PartsWriter
+from bundler.stage.provenance import pae_bytes
 from bundler.stage.stage import CHUNK, Staged
 
 
@@ -29,6 +31,9 @@ def make_out_dir(out_dir: str) -> None:
 
 
 STAGED_PLAN = "staged.json"
+PAE_NAME = "provenance.pae"     # step 1 of offline signing: the provenance envelope's signed bytes
+STEP_PROVENANCE = "provenance"
+STEP_SUMS = "sums"
 
 
 class _PlanEntryRequired(TypedDict):
@@ -45,7 +50,11 @@ class PlanEntry(_PlanEntryRequired, total=False):
 
 
 def write_staged(staged: Staged, out_dir: str, split_size: int) -> Dict[str, Any]:
-    """DIR/<name>-<version>.staged/: SHA256SUMS to sign elsewhere, bundle.json, and the plan `seal` follows."""
+    """DIR/<name>-<version>.staged/: what to sign elsewhere, and the plan `seal` follows.
+
+    Offline signing takes two signatures, in this order (docs/FORMAT.md "Staged builds"): first provenance.pae,
+    the provenance statement's DSSE pre-authentication encoding (step ``provenance``: SHA256SUMS lists the
+    envelope, so it cannot exist before); then, after `seal` made the envelope, SHA256SUMS (step ``sums``)."""
     name, version = staged.manifest.name, staged.manifest.version
     folder = os.path.join(out_dir, "%s-%s.staged" % (name, version))
     if os.path.exists(folder):
@@ -55,21 +64,36 @@ def write_staged(staged: Staged, out_dir: str, split_size: int) -> Dict[str, Any
     for m in staged.members:
         entry: PlanEntry = {"path": m.path, "size": m.size, "sha256": m.sha256, "executable": m.executable}
         if m.data is not None:
-            with open(os.path.join(folder, "inline", m.sha256), "wb") as fh:
-                fh.write(m.data)
+            _write_inline(folder, m.sha256, m.data)
             entry["inline"] = m.sha256
         else:
             entry["source"] = os.path.abspath(m.source_path)
         plan.append(entry)
-    doc = {"format": 1, "name": name, "version": version, "epoch": staged.epoch, "split_size": split_size,
-           "members": plan}
-    for filename, data in ((SUMS_NAME, staged.sums), (META_NAME, staged.meta_bytes),
-                           (STAGED_PLAN, canonical_json(doc))):
+    doc: Dict[str, Any] = {"format": 1, "name": name, "version": version, "epoch": staged.epoch,
+                           "split_size": split_size, "members": plan}
+    if not staged.sums:  # step 1: the provenance statement is to be signed
+        statement = hashlib.sha256(staged.statement).hexdigest()
+        _write_inline(folder, statement, staged.statement)
+        doc.update(step=STEP_PROVENANCE, statement=statement, head=staged.head.to_dict())
+        files: Tuple[Tuple[str, bytes], ...] = ((PAE_NAME, pae_bytes(staged.statement)),
+                                                 (STAGED_PLAN, canonical_json(doc)))
+        sign = os.path.join(folder, PAE_NAME)
+    else:
+        doc["step"] = STEP_SUMS
+        files = ((SUMS_NAME, staged.sums), (META_NAME, staged.meta_bytes), (STAGED_PLAN, canonical_json(doc)))
+        sign = os.path.join(folder, SUMS_NAME)
+    for filename, data in files:
         with open(os.path.join(folder, filename), "wb") as fh:
             fh.write(data)
-    return {"staged": folder, "sign": os.path.join(folder, SUMS_NAME), "bundle_id": bundle_id(staged.sums),
+    return {"staged": folder, "sign": sign, "step": doc["step"],
+            "bundle_id": bundle_id(staged.sums) if staged.sums else None,
             "name": name, "version": version, "files": len(staged.members) + 1,
             "total_size": sum(m.size for m in staged.members), "images": 0, "charts": 0, "lock": {"status": "-"}}
+
+
+def _write_inline(folder: str, name: str, data: bytes) -> None:
+    with open(os.path.join(folder, "inline", name), "wb") as fh:
+        fh.write(data)
 
 
 def _add_members(writer: ArchiveWriter, staged: Staged, signature: bytes) -> None:

@@ -4,7 +4,7 @@ render against the bundle, and describe it in bundle.json (through the typed mod
 import datetime
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple, TypedDict
 
 from installer import TOOL_NAME, __version__
@@ -22,7 +22,8 @@ from installer.site.transport import Transport
 
 from bundler.pull.charts import ChartFetcher, PulledChart, fetch_charts, split_mirrors
 from bundler.stage.helmcheck import check_charts
-from bundler.plan.lock import LockCheck, write_lock
+from bundler.plan.lock import LockCheck, manifest_sha256, write_lock
+from bundler.stage.provenance import PROVENANCE_PATH, statement as provenance_statement
 from bundler.pull.images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from bundler.plan.manifest import Manifest, load_manifest
 from bundler.plan.tenants import check_tenant_files
@@ -157,6 +158,22 @@ class Staged:
         self.delta_bytes: Optional[bytes] = None
         self.omitted: Dict[str, int] = {}
         self.cache: Optional[BlobCache] = None  # where images/blobs/ come from; None when sealing a plan
+        self.statement = b""  # the provenance statement (bundler/stage/provenance.py), to be signed first
+
+    def add_provenance(self, envelope: bytes) -> None:
+        """The signed provenance envelope becomes a member; bundle.json and SHA256SUMS are made with it.
+
+        Until then ``meta_bytes`` and ``sums`` are empty: the envelope's signature comes before them, since
+        SHA256SUMS lists the envelope and bundle.json its size."""
+        member = bytes_member(PROVENANCE_PATH, envelope)
+        members = sorted([m for m in self.members if m.path != PROVENANCE_PATH] + [member], key=lambda m: c_key(m.path))
+        self.members = members
+        self.head = replace(self.head, members=tuple(Member(m.path, m.size, m.executable) for m in members),
+                            total_size=sum(m.size for m in members))
+        self.meta_bytes = canonical_json(self.head.to_dict())
+        entries = {m.path: m.sha256 for m in members}
+        entries[META_NAME] = hashlib.sha256(self.meta_bytes).hexdigest()
+        self.sums = format_sums(entries)
 
 
 class MirrorUse(TypedDict):
@@ -232,10 +249,10 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     sbom_members, sboms, sbom_warnings = _sboms(images, cache, epoch, syft)
     members = sorted(members + image_members(images, cache, charts) + sbom_members, key=lambda m: c_key(m.path))
     head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status, sboms)
-    meta_bytes = canonical_json(head.to_dict())
-    entries = {m.path: m.sha256 for m in members}
-    entries[META_NAME] = hashlib.sha256(meta_bytes).hexdigest()
-    staged = Staged(manifest, epoch, head, meta_bytes, format_sums(entries), members)
+    staged = Staged(manifest, epoch, head, b"", b"", members)
+    staged.statement = provenance_statement(
+        {m.path: m.sha256 for m in members}, head, os.path.basename(manifest.path), manifest_sha256(manifest.path),
+        {"sbom": opts.sbom and bool(images), "lock": opts.lock_mode})
     staged.helm_check = helm_check
     staged.warnings = lockcheck.warnings + [note for image in images for note in image.notes] + sbom_warnings
     staged.cache = cache

@@ -11,6 +11,7 @@ from installer.format.model import Json
 from installer.format.semver import is_semver
 from installer.kit.check import VersionCheck
 from installer.kit.layout import Kit, resolve_keys
+from installer.trust.provenance import PROVENANCE_PATH
 from installer.trust.verify import VerifyReport, verify_file
 
 
@@ -100,7 +101,19 @@ def report_json(r: VerifyReport) -> Dict[str, Json]:
                   "checked_in_kit": d.checked_in_kit} if d is not None else None,
         "archive_sha256": r.archive_sha256 or None,
         "sidecar": r.sidecar,
+        "provenance": provenance_json(r),
     }
+
+
+def provenance_json(r: VerifyReport) -> Dict[str, Json]:
+    """The provenance statement as verified, or why there is none to show."""
+    if r.provenance is not None:
+        return r.provenance.to_dict()
+    if PROVENANCE_PATH in r.head.sums_entries:
+        return {"path": PROVENANCE_PATH, "verified": False,
+                "reason": "a delta that omits it: pass --kit DIR to check it in the kit"}
+    return {"path": None, "verified": False, "reason": "the bundle carries no provenance statement (built before "
+                                                       "they existed)"}
 
 
 def check_json(c: VersionCheck) -> Dict[str, Json]:
@@ -135,6 +148,10 @@ def text_verify(r: VerifyResult) -> List[str]:
             delta.omitted_bytes, delta.checked_in_kit,
             "" if v.complete else "; complete: false (pass --kit DIR to check the rest)")]
     verdict = "OK" if v.complete else "INCOMPLETE (a delta: signature and carried files good)"
+    p = v.provenance
+    provenance = "provenance: %s" % (
+        "%s verified (DSSE signature by %s; %d subjects, exactly the files and image manifests listed; builder %s)"
+        % (p.path, p.signer, p.subjects, p.builder_id) if p is not None else provenance_json(v)["reason"])
     for image in v.head.meta.images:
         for g in image.signatures:
             extra.append("upstream signature of %s (%s): cosign, key %s; %s" % (
@@ -143,7 +160,7 @@ def text_verify(r: VerifyResult) -> List[str]:
     return extra + ["%s %s %s: signature by %s; %d files (%d payload bytes) listed in SHA256SUMS" % (
                 verdict, v.name, v.version, v.signer, v.files, v.total_size),
             "bundle_id %s" % v.bundle_id,
-            "archive sha256 %s (sidecar: %s)" % (v.archive_sha256 or None, v.sidecar)]
+            "archive sha256 %s (sidecar: %s)" % (v.archive_sha256 or None, v.sidecar), provenance]
 
 
 COMMANDS = [Command("verify", "check an archive's signature, checksums and structure; with --kit and no archive (or "

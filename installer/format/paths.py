@@ -17,7 +17,7 @@ MAX_PATH_BYTES = 1024
 # Names the bundle itself owns; manifest files may not land under them.
 RESERVED_EXACT = ("bundle.json", "DELTA.json")
 RESERVED_PREFIXES = ("SHA256SUMS", )
-RESERVED_DIRS = ("images", "charts", "tenants")
+RESERVED_DIRS = ("images", "charts", "tenants", "sbom", "attestations")  # the last two: issue 14
 
 # Where the bundle's own members live.
 INDEX_PATH = "images/index.json"

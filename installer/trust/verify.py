@@ -31,6 +31,8 @@ from installer.format.tarstream import Member, TarReader
 from installer.format.zstd import open_decompressed
 from installer.fsutil import Readable
 from installer.progress import CountingReader, Progress
+from installer.trust import dsse
+from installer.trust.provenance import PROVENANCE_PATH, ProvenanceSummary, check_provenance
 from installer.trust.signing import find_signer
 from installer.trust.store import TrustedKey
 
@@ -98,6 +100,7 @@ class VerifyReport:
     not_in_archive: Tuple[str, ...] = ()  # omitted by a delta and not checked against a kit
     archive_sha256: str = ""              # the compressed bytes (verify_file, when read to the end)
     sidecar: str = "not checked"          # the .sha256 sidecar: "ok", "absent" or "not checked"
+    provenance: Optional[ProvenanceSummary] = None  # the verified statement; None when the bundle has none
 
     @property
     def name(self) -> str:
@@ -352,6 +355,7 @@ def read_payload(reader: TarReader, head: ProvenHead, sink: Sink, backend: str =
     seen_lower = {s.lower() for s in seen}
     previous = b""
     members_seen = bytes_seen = 0
+    envelope: Optional[List[bytes]] = None  # attestations/provenance.dsse.json's bytes, checked at the end
     while True:
         member = reader.next()
         if member is None:
@@ -382,11 +386,15 @@ def read_payload(reader: TarReader, head: ProvenHead, sink: Sink, backend: str =
             if member.size > graph.cap(path):
                 raise InvalidInput("%s is %d bytes, more than a manifest may be" % (path, member.size))
             keep = []
+        elif path == PROVENANCE_PATH:
+            if member.size > dsse.MAX_ENVELOPE_BYTES:
+                raise InvalidInput("%s is %d bytes, more than a provenance envelope may be" % (path, member.size))
+            keep = envelope = []
         sink.write(path, member.size, _hashing(reader.chunks(), h.update, counter, keep), path in meta.executable)
         if counter[0] != member.size:
             raise InvalidInput("member %s was not read to its end" % path)
         _check_hash(path, h.hexdigest(), head.sums_entries[path])
-        if keep is not None:
+        if keep is not None and keep is not envelope:
             graph.feed(path, b"".join(keep))
         members_seen += 1
         bytes_seen += member.size
@@ -402,15 +410,20 @@ def read_payload(reader: TarReader, head: ProvenHead, sink: Sink, backend: str =
         data = sink.materialize(path, digest, meta.sizes[path], path in meta.executable)
         if data is None:
             not_in_archive.append(path)
+        elif path == PROVENANCE_PATH:
+            envelope = [data]
         elif graph.wants(path):
             if len(data) != meta.sizes[path] or hashlib.sha256(data).hexdigest() != digest:
                 raise ContentMismatch("the kit's copy of %s changed while it was read" % path)
             graph.feed(path, data)
+    provenance = None
     if not not_in_archive:
         graph.check()
         recheck_upstream_signatures(meta, graph.captured)
+    if envelope is not None:  # a delta that omits it and a kit that lacks it: not checked, as every omitted file
+        provenance = check_provenance(b"".join(envelope), head.signer.key, head.sums_entries, meta)
     return VerifyReport(head, backend, members_seen=members_seen, bytes_seen=bytes_seen,
-                        not_in_archive=tuple(not_in_archive))
+                        not_in_archive=tuple(not_in_archive), provenance=provenance)
 
 
 def _is_split(path: str) -> bool:

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from conftest import _cli_base, write_manifest
 from tests.helpers.craft import read_entries
+from tests.helpers.offline import seal_provenance
 from tests.helpers.ca import default_ca
 
 MiB = 1 << 20
@@ -584,6 +585,7 @@ def test_a_tampered_staged_plan_cannot_make_seal_delete_a_file(ob, keydir, tmp_p
                 "--mirror", "docker.io=%s" % server.host, "--insecure-registry", server.host)
     assert staged.rc == 0, staged
     folder = Path(staged.json["result"]["staged"])
+    seal_provenance(ob, folder, keydir / "ed" / "bundle.key")
     victim = tmp_path / "signing" / "bundle.key"
     victim.parent.mkdir()
     victim.write_bytes(KEY_TEXT)

@@ -15,7 +15,7 @@ from installer.trust.store import load_trust_paths
 from installer.trust.verify import HeadClaims, ProvenHead, VerifyReport, open_archive, read_head, verify_file
 
 VERIFY_KEYS = {"name", "version", "bundle_id", "signer", "files", "total_size", "complete", "delta",
-               "archive_sha256", "sidecar"}
+               "archive_sha256", "sidecar", "provenance"}
 
 
 @pytest.fixture(scope="module")
