@@ -1,8 +1,9 @@
 """Verification reports for the HTML report's tests (installer/report/html.py): a full one, with every key its
-docstring names filled in, and a failed one that carries only the verdict and the archive."""
+docstring names filled in, a failed one that carries only the verdict and the archive, and a hostile one."""
 
 import copy
 import hashlib
+import re
 from typing import Any, Dict, List
 
 
@@ -130,11 +131,41 @@ def failed_report() -> Dict[str, Any]:
     return copy.deepcopy(_FAILED)
 
 
+# Hostile values: markup that would run or load, terminal escapes, bidi and other invisible characters.
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(document.cookie)>'
+ANSI = "\x1b[1A\x1b[2K\x1b]0;owned\x07"
+RLO = "evil\u202egnp.exe"
+OTHERS = "a\x00b\x85c\u2028d\u2029e\u2066f\u2069g\u202ah\x7fi\u200bj\r"
+
+
+def hostile_report() -> Dict[str, Any]:
+    """The full report with markup, script, control and bidi characters in its values (a fresh copy each call)."""
+    report = full_report()
+    bad = SCRIPT + IMG + ANSI + RLO
+    report["verdict"]["headline"] = "x " + bad
+    report["images"][0]["ref"] = "docker.io/" + SCRIPT
+    report["images"][1]["ref"] = IMG
+    report["images"][0]["referrers"][0]["artifact_type"] = ANSI + "text/plain"
+    report["images"][0]["platforms"] = [RLO, "linux/amd64\n<b>x</b>"]
+    report["bundle"]["name"] = RLO
+    report["signer"]["key_file"] = "/keys/" + ANSI
+    report["signer"]["names"] = [IMG, OTHERS]
+    report["files"][0]["path"] = "a\nb\tc" + SCRIPT
+    report["sboms"]["images"][0]["packages"][0]["name"] = SCRIPT
+    report["sboms"]["images"][0]["packages"][1]["purl"] = "javascript:alert(1)//" + IMG
+    report["sboms"]["images"][0]["by_type"][SCRIPT] = 3
+    report["sboms"]["images"][0]["licenses"][IMG] = 2
+    report["provenance"]["builder_id"] = "https://evil.example/" + IMG
+    report["warnings"].append(bad + "\nsecond line")
+    report["commands"].append({"say": SCRIPT, "run": "echo '</pre><script>x</script>'\n" + ANSI})
+    report["generated"]["time"] = OTHERS
+    return report
+
+
 def digests(report: Dict[str, Any]) -> List[str]:
     """Every value of ``report`` that is a 64-hex digest or fingerprint, as written there (with any ``sha256:`` or
     ``SHA256:`` prefix), each once, in order."""
-    import re
-
     found: List[str] = []
 
     def walk(value: Any) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO
 from installer.report.html import OPEN_MAX, render_html, verdict_line
-from tests.helpers.reportsample import FINGERPRINT, digests, failed_report, full_report
+from tests.helpers.reportsample import FINGERPRINT, digests, failed_report, full_report, hostile_report
 
 # Every element and attribute the page may use: anything else (a <script>, an <img>, an on* handler, src=, href=)
 # could only have come from a value.
@@ -174,38 +174,8 @@ def test_same_dict_same_bytes_in_another_process():
 
 
 # --- hostile values --------------------------------------------------------------------------------------------
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(document.cookie)>'
-ANSI = "\x1b[1A\x1b[2K\x1b]0;owned\x07"
-RLO = "evil\u202egnp.exe"
-OTHERS = "a\x00b\x85c\u2028d\u2029e\u2066f\u2069g\u202ah\x7fi\u200bj\r"
-
-
-def _hostile():
-    report = full_report()
-    bad = SCRIPT + IMG + ANSI + RLO
-    report["verdict"]["headline"] = "x " + bad
-    report["images"][0]["ref"] = "docker.io/" + SCRIPT
-    report["images"][1]["ref"] = IMG
-    report["images"][0]["referrers"][0]["artifact_type"] = ANSI + "text/plain"
-    report["images"][0]["platforms"] = [RLO, "linux/amd64\n<b>x</b>"]
-    report["bundle"]["name"] = RLO
-    report["signer"]["key_file"] = "/keys/" + ANSI
-    report["signer"]["names"] = [IMG, OTHERS]
-    report["files"][0]["path"] = "a\nb\tc" + SCRIPT
-    report["sboms"]["images"][0]["packages"][0]["name"] = SCRIPT
-    report["sboms"]["images"][0]["packages"][1]["purl"] = "javascript:alert(1)//" + IMG
-    report["sboms"]["images"][0]["by_type"][SCRIPT] = 3
-    report["sboms"]["images"][0]["licenses"][IMG] = 2
-    report["provenance"]["builder_id"] = "https://evil.example/" + IMG
-    report["warnings"].append(bad + "\nsecond line")
-    report["commands"].append({"say": SCRIPT, "run": "echo '</pre><script>x</script>'\n" + ANSI})
-    report["generated"]["time"] = OTHERS
-    return report
-
-
 def test_hostile_values_are_inert_and_shown_escaped():
-    report = _hostile()
+    report = hostile_report()
     out = render_html(report)
     _check_inert(out)
     assert "<script" not in out.lower() and "<img" not in out.lower() and "<b>" not in out
@@ -223,11 +193,11 @@ def test_hostile_values_are_inert_and_shown_escaped():
 
 
 def test_the_hostile_verdict_line_is_one_printable_line():
-    line = verdict_line(_hostile())
+    line = verdict_line(hostile_report())
     assert line.startswith("VERIFIED: x <script>")  # plain text for a terminal; the page escapes it
     assert "\x1b" not in line and "\u202e" not in line and "\n" not in line
     assert "\\x1b[1A" in line and "\\u202e" in line
-    out = render_html(_hostile())
+    out = render_html(hostile_report())
     assert "<title>VERIFIED: x &lt;script&gt;" in out
 
 
