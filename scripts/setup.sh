@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # docker-compose: checks the shipped compose files; docker-registry/skopeo/umoci/apache2-utils: the real
 # registry and independent checkers of our image output; docker.io: the Docker engine --docker loads into;
 # busybox: the shell of the stack's distroless images, which runs the Tempo compose entrypoint in the tests;
-# jq: the reviewer reads the provenance statement with it (docs/VERIFY.md step 6).
-APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io busybox jq)
+# jq: the reviewer reads the provenance statement with it (docs/VERIFY.md step 6);
+# chromium/poppler-utils/fonts-dejavu-core: the HTML verification report printed to PDF and screenshotted by the
+# real headless browser (offline, under `unshare -n`), its PDF read back with pdftotext/pdfinfo, in DejaVu fonts.
+APT_PACKAGES=(python3 zstd openssl tar coreutils util-linux curl prometheus docker-compose docker-registry skopeo umoci apache2-utils docker.io busybox jq chromium poppler-utils fonts-dejavu-core)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -91,6 +91,7 @@ INSTALLER_LAYERS = [
     ("site", ["installer.site"]),
     ("deploy", ["installer.deploy"]),
     ("install", ["installer.install", "installer.rollback"]),
+    ("report", ["installer.report"]),
     ("cli", ["installer.cli"]),
     ("bootstrap", ["installer.runtime", "installer.__main__"]),
 ]
@@ -177,7 +178,7 @@ def test_bundler_layers_import_only_downwards():
 
 def test_every_installer_subpackage_is_a_layer():
     packages = {p.parent.name for p in INSTALLER.rglob("__init__.py") if p.parent != INSTALLER}
-    assert packages == {"format", "trust", "kit", "site", "deploy", "cli"}
+    assert packages == {"format", "trust", "kit", "site", "deploy", "report", "cli"}
 
 
 def test_the_layer_check_catches_a_wrong_way_import(tmp_path, monkeypatch):
