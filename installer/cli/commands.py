@@ -3,11 +3,11 @@ package, each holding its run function, its renderers and its ``COMMANDS`` entri
 
 from typing import Any, List
 
-from installer.cli import gc, inspect, install, inventory, rollback, status, tls, trust, verify
+from installer.cli import gc, inspect, install, inventory, report, rollback, status, tls, trust, verify
 from installer.cli.options import COMMON, KIT_OPT, TRUST_OPT, Command, Opt
 
 COMMANDS: List[Command[Any]] = [
-    *verify.COMMANDS, *inspect.COMMANDS, *install.COMMANDS, *status.COMMANDS, *inventory.COMMANDS,
+    *verify.COMMANDS, *report.COMMANDS, *inspect.COMMANDS, *install.COMMANDS, *status.COMMANDS, *inventory.COMMANDS,
     *rollback.COMMANDS, *gc.COMMANDS, *tls.COMMANDS, *trust.COMMANDS,
 ]
 
