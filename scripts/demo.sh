@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on the shipped default manifest, offline:
 # stand-in registries -> keygen -> build (through --mirror) -> verify (ours, then by hand) -> inspect
-# -> install into a kit and the "air-gapped" site registry -> status -> check the site's digests.
+# -> install into a kit and the "air-gapped" site registry -> status -> check the site's digests -> the deploy
+# outputs -> the stack's TLS with the real Prometheus -> the verification report staff file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # OFFLINE_BUNDLE_CLI: run the demo with an offline-bundle already installed (the test suite does).
@@ -41,7 +42,7 @@ ls -l "$DEMO/out"
 step "verify: signature, every checksum, structure"
 "$OB" verify "$ARCHIVE" --trust "$DEMO/keys/bundle.pub"
 
-step "verify by hand (docs/VERIFY.md): sha256sum, tar, zstd, openssl only"
+step "verify by hand (docs/VERIFY.md): sha256sum, tar, zstd, openssl only (and jq for the provenance statement)"
 mkdir -p "$DEMO/by-hand"
 PROCEDURE=$(python3 scripts/verify_md.py ed25519)
 (cd "$DEMO/by-hand" && B=$ARCHIVE PUB=$DEMO/keys/bundle.pub bash -euo pipefail -c "$PROCEDURE")
@@ -99,3 +100,9 @@ ls -l "$DEMO/kit/current/telemetry-storage/" "$DEMO/kit/current/telemetry-storag
 
 step "the stack's TLS, with the real Prometheus (Debian's package) and the kit's own web config, certificates and grant"
 scripts/stack-tls.sh "$DEMO/kit" "$SECRETS_GID"
+
+step "the report security staff file: verified, printable, self-contained (no script, no network)"
+"$OB" report "$ARCHIVE" --trust "$DEMO/keys/bundle.pub" --out "$DEMO/report.html"
+"$OB" report --kit "$DEMO/kit" --trust "$DEMO/keys/bundle.pub" --out "$DEMO/kit-report.html"
+echo "the archive's report: $DEMO/report.html (open it in a browser, print it to PDF)"
+echo "the kit's report:     $DEMO/kit-report.html"

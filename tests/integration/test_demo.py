@@ -44,5 +44,13 @@ def test_demo_runs_end_to_end(tmp_path):
     tls = out[out.index("== the stack's TLS"):]
     assert "Prometheus Server is Ready." in tls and "refused during the TLS handshake" in tls
     assert re.search(r"^  prometheus +https://127\.0\.0\.1:\d+/metrics +up ", tls, re.M), tls
+    # issue 14: the demo ends with the report staff file, written and said where
+    report = out[out.index("== the report security staff file"):]
+    assert "VERIFIED: telemetry-storage 2026.11.0 is signed by SHA256:" in report
+    assert "the archive's report: %s" % (tmp_path / "demo" / "report.html") in report
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert page.index("VERIFIED: ") < page.index("Signer") and "<script" not in page
+    assert (tmp_path / "demo" / "kit-report.html").is_file()
+    assert out.count("Signature Verified Successfully") >= 2  # by hand: SHA256SUMS and the provenance statement
     kit = tmp_path / "demo" / "kit"
     assert os.readlink(kit / "current" / "telemetry-storage") == "../bundles/telemetry-storage/2026.11.0"
