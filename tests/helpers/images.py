@@ -743,3 +743,42 @@ def put_schema1(registry, repo: str, tag: str, layers: Sequence[LayerSpec] = ({"
         digests.append(client.upload_blob(repo, buf.getvalue()))
     raw = schema1_manifest(repo, tag, digests)
     return client.put_manifest(repo, tag, raw, MT_SCHEMA1_SIGNED)
+
+
+# An image in the shape Alpine's images have: /etc/os-release and the apk database listing two packages (musl,
+# MIT; zlib, Zlib), as syft reads them (tests/integration/test_sbom.py, test_report.py).
+OS_RELEASE = b"""NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.20.3
+PRETTY_NAME="Alpine Linux v3.20"
+"""
+APK_DB = b"""C:Q1AbCdEfGhIjKlMnOpQrStUvWxYz01234=
+P:musl
+V:1.2.5-r0
+A:x86_64
+S:411244
+I:652112
+T:the musl c library (libc) implementation
+U:https://musl.libc.org/
+L:MIT
+o:musl
+m:Natanael Copa <ncopa@alpinelinux.org>
+t:1727107190
+c:5a6e5dc6bd4c1ba1ba1ba1ba1ba1ba1ba1ba1ba
+
+C:Q1ZyXwVuTsRqPoNmLkJiHgFeDcBa98765=
+P:zlib
+V:1.3.1-r1
+A:x86_64
+S:53720
+I:100352
+T:A compression/decompression Library
+U:https://zlib.net/
+L:Zlib
+o:zlib
+m:Natanael Copa <ncopa@alpinelinux.org>
+t:1727107190
+c:1b2b3b4b5b6b7b8b9b0b1b2b3b4b5b6b7b8b9b0b
+
+"""
+ALPINE_FILES = {"etc/os-release": OS_RELEASE, "lib/apk/db/installed": APK_DB}

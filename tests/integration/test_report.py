@@ -19,32 +19,8 @@ from conftest import write_manifest
 
 from tests.helpers import browser
 from tests.helpers.craft import get, read_entries, write_archive
-from tests.helpers.images import make_image
+from tests.helpers.images import ALPINE_FILES, make_image
 
-OS_RELEASE = b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME="Alpine Linux v3.20"\n'
-APK_DB = b"""C:Q1AbCdEfGhIjKlMnOpQrStUvWxYz01234=
-P:musl
-V:1.2.5-r0
-A:x86_64
-S:411244
-I:652112
-T:the musl c library (libc) implementation
-U:https://musl.libc.org/
-L:MIT
-o:musl
-
-C:Q1ZyXwVuTsRqPoNmLkJiHgFeDcBa98765=
-P:zlib
-V:1.3.1-r1
-A:x86_64
-S:53612
-I:100352
-T:A compression/decompression Library
-U:https://zlib.net/
-L:Zlib
-o:zlib
-
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +30,7 @@ def bundle(ob, keydir, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("report")
     reg = start_registry(base / "reg", kind="plain")
-    make_image(base / "layout", "tools", [{"etc/os-release": OS_RELEASE, "lib/apk/db/installed": APK_DB}])
+    make_image(base / "layout", "tools", [ALPINE_FILES])
     push(base / "layout", "tools", reg, "acme/alpine-tools:1.0")
     manifest = write_manifest(base / "src", name="tools",
                               extra="  images:\n    - ref: docker.io/acme/alpine-tools:1.0\n")
