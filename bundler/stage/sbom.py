@@ -26,11 +26,14 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
 from installer.format.oci import image_manifest
 from bundler.pull.images import BlobCache, PulledImage
+
+if TYPE_CHECKING:
+    from bundler.stage.contentsbom import ContentSbom
 
 SPDX = "spdx-json"
 CYCLONEDX = "cyclonedx-json"
@@ -89,7 +92,7 @@ def image_layout(cache: BlobCache, digest: str, folder: str) -> None:
         json.dump(index, fh)
 
 
-def _when(epoch: int) -> str:
+def document_time(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -99,7 +102,7 @@ def document_uuid(digest: str) -> uuid.UUID:
 
 
 def normalise_spdx(doc: Dict[str, Any], ref: str, digest: str, epoch: int) -> Dict[str, Any]:
-    doc["creationInfo"]["created"] = _when(epoch)
+    doc["creationInfo"]["created"] = document_time(epoch)
     doc["documentNamespace"] = "urn:uuid:%s" % document_uuid(digest)
     doc["name"] = ref
     return doc
@@ -108,13 +111,13 @@ def normalise_spdx(doc: Dict[str, Any], ref: str, digest: str, epoch: int) -> Di
 def normalise_cyclonedx(doc: Dict[str, Any], ref: str, digest: str, epoch: int) -> Dict[str, Any]:
     doc["serialNumber"] = "urn:uuid:%s" % document_uuid(digest)
     meta = doc.setdefault("metadata", {})
-    meta["timestamp"] = _when(epoch)
+    meta["timestamp"] = document_time(epoch)
     if isinstance(meta.get("component"), dict):
         meta["component"]["name"] = ref
     return doc
 
 
-def _dump(doc: Dict[str, Any]) -> bytes:
+def dump_document(doc: Dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -160,7 +163,7 @@ def generate(syft: str, cache: BlobCache, ref: str, digest: str, epoch: int,
                 packages = sum(1 for p in doc.get("packages", []) if p.get("primaryPackagePurpose") != "CONTAINER")
             else:
                 doc = normalise_cyclonedx(doc, ref, digest, epoch)
-            docs[name] = _dump(doc)
+            docs[name] = dump_document(doc)
         return Sbom(digest, docs, packages)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -183,6 +186,9 @@ def syft_version(syft: str) -> str:
         return "syft %s" % json.loads(done.stdout)["version"]
     except (ValueError, KeyError, TypeError):
         return "syft (version unknown)"
+
+
+FORMAT_NAMES = ["spdx-2.3", "cyclonedx-1.6"]  # bundle.json sboms.formats: what every SBOM document is written in
 
 
 def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
@@ -212,5 +218,23 @@ def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
                 members += [(path, done[kept.digest].documents[name]) for path, name in zip(paths, FORMATS)]
             entry.update(made=True, packages=done[kept.digest].packages, files=sbom_paths(kept.digest))
             entries.append(entry)
-    return members, {"made": True, "tool": syft_version(syft), "formats": ["spdx-2.3", "cyclonedx-1.6"],
+    return members, {"made": True, "tool": syft_version(syft), "formats": list(FORMAT_NAMES),
                      "images": entries}, warnings
+
+
+def bundle_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int, syft: Optional[str],
+                 content: Optional["ContentSbom"]
+                 ) -> Tuple[List[Tuple[str, bytes]], Optional[Dict[str, Any]], List[str]]:
+    """Every SBOM member of the bundle and bundle.json's `sboms`: the images' (syft's, unless --no-sbom) and the
+    SBOM of its files, tenant files and charts (``content``, always written: it needs no syft). None: nothing
+    to describe (no image, file, tenant file or chart)."""
+    if not images and content is None:
+        return [], None, []
+    if images:
+        members, record, warnings = image_sboms(images, cache, epoch, syft)
+    else:  # nothing for syft to scan: no image SBOM is missing
+        members, record, warnings = [], {"made": True, "formats": list(FORMAT_NAMES), "images": []}, []
+    if content is not None:
+        record["content"] = {"files": [path for path, _data in content.members()], "entries": content.entries}
+        members += content.members()
+    return members, record, warnings

@@ -606,8 +606,9 @@ class BundleHead:
     # the signed deploy section: what the site's outputs are made of (installer/format/deployspec.py);
     # None when the bundle declares none (then it is absent from the document)
     deploy: Optional[DeploySpec] = None
-    # the images' SBOMs (issue 14): {made, tool, formats, images: [{ref, digest, platform, made, packages, files}]}
-    # or {made: false, reason}; None (absent) for a bundle without images or from before SBOMs
+    # the SBOMs (issue 14): {made, tool, formats, images: [{ref, digest, platform, made, packages, files}],
+    # content: {files, entries}} (made: false with its reason after --no-sbom); None (absent) for a bundle from
+    # before SBOMs
     sboms: Json = None
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
@@ -698,13 +699,26 @@ def _sboms(obj: Json, where: Where, sizes: Dict[str, int]) -> Json:
         at = where.key("images").item(i)
         if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
             raise at.error("is not {ref, digest, ...}")
-        files = entry.get("files", [])
-        if not isinstance(files, list):
-            raise at.key("files").error("is not a list")
-        for path in files:
-            if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
-                raise at.key("files").error("names %r, which is not an SBOM member of the bundle" % (path,))
+        _sbom_files(entry.get("files", []), at.key("files"), sizes)
+    content = obj.get("content")
+    if content is not None:
+        at = where.key("content")
+        if not isinstance(content, dict) or "files" not in content:
+            raise at.error("is not {files, entries}")
+        _sbom_files(content["files"], at.key("files"), sizes)
+        entries = content.get("entries")
+        if type(entries) is not int or entries < 0:
+            raise at.key("entries").error("is not a count")
     return obj
+
+
+def _sbom_files(files: Json, where: Where, sizes: Dict[str, int]) -> None:
+    """A list of SBOM files: each a member of the bundle under sbom/."""
+    if not isinstance(files, list):
+        raise where.error("is not a list")
+    for path in files:
+        if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
+            raise where.error("names %r, which is not an SBOM member of the bundle" % (path,))
 
 
 def _unique(keys: List[str], where: Where) -> None:

@@ -331,3 +331,47 @@ def test_sboms_without_made_are_refused():
     doc = _with_sboms([])
     del doc["sboms"]["made"]
     refused(doc, "sboms")
+
+
+# --- sboms.content (issue 14): the SBOM of the files, tenant files and charts, two members under sbom/ ------------
+CONTENT = ["sbom/bundle-content.spdx.json", "sbom/bundle-content.cdx.json"]
+
+
+def _with_content(content):
+    doc = valid_doc()
+    doc["members"] += [{"path": path, "size": 100} for path in CONTENT]
+    doc["members"].sort(key=lambda m: m["path"].encode())
+    doc["total_size"] = sum(m["size"] for m in doc["members"])
+    doc["sboms"] = {"made": True, "formats": ["spdx-2.3", "cyclonedx-1.6"], "images": [], "content": content}
+    return doc
+
+
+def test_a_content_sbom_naming_its_members_round_trips():
+    doc = _with_content({"files": CONTENT, "entries": 3})
+    assert parse_meta(encode(doc)).to_dict() == doc
+    no_images = _with_content({"files": CONTENT, "entries": 3})
+    no_images["sboms"] = {"made": False, "reason": "--no-sbom", "content": {"files": CONTENT, "entries": 3}}
+    assert parse_meta(encode(no_images)).to_dict() == no_images
+
+
+@pytest.mark.parametrize("content, words", [
+    ({"files": ["sbom/bundle-content.spdx.json", "sbom/other.cdx.json"], "entries": 3},
+     ["content.files", "not an SBOM member"]),                                          # not in the archive
+    ({"files": ["config/prometheus.yaml"], "entries": 3}, ["not an SBOM member"]),     # a member outside sbom/
+    ({"files": ["sbom/../config/prometheus.yaml"], "entries": 3}, ["not an SBOM member"]),  # traversal
+    ({"files": ["../../etc/passwd"], "entries": 3}, ["not an SBOM member"]),
+    ({"files": ["/sbom/bundle-content.spdx.json"], "entries": 3}, ["not an SBOM member"]),
+    ({"files": [None], "entries": 3}, ["not an SBOM member"]),
+    ({"files": [["sbom/bundle-content.spdx.json"]], "entries": 3}, ["not an SBOM member"]),
+    ({"files": "sbom/bundle-content.spdx.json", "entries": 3}, ["content.files", "is not a list"]),
+    ({"entries": 3}, ["content", "is not {files, entries}"]),
+    (CONTENT, ["content", "is not {files, entries}"]),
+    ("sbom/bundle-content.spdx.json", ["content", "is not {files, entries}"]),
+    ({"files": CONTENT, "entries": -1}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": True}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": "3"}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": 3.0}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT}, ["content.entries", "is not a count"]),
+])
+def test_a_content_sbom_naming_anything_else_is_refused(content, words):
+    refused(_with_content(content), "sboms", *words)
