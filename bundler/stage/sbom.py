@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
-from installer.format.oci import image_manifest
+from installer.format.oci import INDEX_TYPES, OCI_EMPTY, image_manifest, parse_document
+from installer.format.paths import blob_path
 from bundler.pull.images import BlobCache, PulledImage
 
 if TYPE_CHECKING:
@@ -205,7 +206,8 @@ def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
         for kept in image.entry.manifests:
             if kept.platform == "unknown/unknown" or "index" in kept.media_type or "manifest.list" in kept.media_type:
                 continue  # an attestation or artifact manifest (buildx), or a nested index: no image to scan
-            entry: Dict[str, Any] = {"ref": image.entry.ref, "digest": kept.digest, "platform": kept.platform}
+            entry: Dict[str, Any] = {"ref": image.entry.ref, "digest": kept.digest, "platform": kept.platform,
+                                     "origin": "syft"}
             if kept.digest not in done:
                 try:
                     done[kept.digest] = generate(syft, cache, image.entry.ref, kept.digest, epoch)
@@ -222,18 +224,96 @@ def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
                      "images": entries}, warnings
 
 
+# --- SBOMs that came with the image (issue 10's referrers, BuildKit's attestation manifests) -------------------
+PREDICATE_ANNOTATIONS = ("predicateType", "in-toto.io/predicate-type")  # cosign's layer annotation, BuildKit's
+SBOM_WORDS = ("spdx", "cyclonedx", "syft")
+
+
+def sbom_format(text: str) -> str:
+    """spdx | cyclonedx | syft when a predicate type or a media type names an SBOM format, else ""."""
+    low = text.lower()
+    return next((word for word in SBOM_WORDS if word in low), "")
+
+
+def upstream_documents(cache: BlobCache, digest: str, media_type: str, kind: str) -> List[Dict[str, Any]]:
+    """The layers of one carried manifest (a referrer or a BuildKit attestation manifest) that hold an SBOM, read
+    from its manifest alone (already in the cache: nothing is fetched, no layer is opened):
+
+    - a layer with a predicate type (cosign's ``predicateType`` annotation on a DSSE envelope layer, BuildKit's
+      ``in-toto.io/predicate-type`` on an in-toto statement) is an SBOM when that type names one
+      (https://spdx.dev/Document, https://cyclonedx.org/bom, https://syft.dev/bom and their versions);
+    - any other layer is when its media type names a format (``application/spdx+json``, ``text/spdx+json``,
+      ``application/vnd.cyclonedx+json``, ``application/vnd.syft+json``…) or the manifest's artifact type does
+      (``oras attach --artifact-type application/spdx+json``), or, in a referrer found as an SBOM (cosign's .sbom
+      tag), as format ``other``.
+
+    An attestation layer that names no predicate type is not read to find one: it is not listed."""
+    data = cache.read(digest)
+    doc = parse_document(data, media_type or cache.media_type(digest), "the carried manifest %s" % digest)
+    found: List[Dict[str, Any]] = []
+    if doc.config is None:
+        return found
+    for layer in doc.children:
+        if layer.media_type == OCI_EMPTY:
+            continue
+        predicate = next((value for value in (layer.annotation(k) for k in PREDICATE_ANNOTATIONS) if value), "")
+        if predicate:
+            fmt = sbom_format(predicate)
+        else:
+            fmt = sbom_format(layer.media_type) or sbom_format(doc.kind_type) or ("other" if kind == "sbom" else "")
+        if not fmt:
+            continue
+        item: Dict[str, Any] = {"path": blob_path(layer.digest), "media_type": layer.media_type, "format": fmt,
+                                "size": layer.size}
+        if predicate:
+            item["predicate_type"] = predicate
+        found.append(item)
+    return found
+
+
+def upstream_sboms(image: PulledImage, cache: BlobCache) -> List[Dict[str, Any]]:
+    """bundle.json entries (origin "upstream") for the SBOMs an image carries: in its referrers (cosign .att and
+    .sbom tags, OCI 1.1 referrers, BuildKit attestations of a single chosen platform) and in the BuildKit
+    attestation manifests its own index keeps. Each points at the carried manifest (``referrer``) and at the
+    layers in images/blobs that hold the documents: nothing is copied."""
+    entry = image.entry
+    platforms = {m.digest: m.platform for m in entry.manifests}
+    carried: List[Tuple[str, str, str, str]] = [(r.subject, r.digest, r.media_type, r.kind)
+                                                for r in entry.referrers if r.kind != "signature"]
+    if entry.media_type in INDEX_TYPES:
+        index = parse_document(cache.read(entry.digest), entry.media_type, "the index of %s" % entry.ref)
+        carried += [(str(child.attestation_of), child.digest, child.media_type, "attestation")
+                    for child in index.children if child.attestation_of is not None and child.digest in platforms]
+    entries: List[Dict[str, Any]] = []
+    for subject, digest, media_type, kind in carried:
+        documents = [d for d in upstream_documents(cache, digest, media_type, kind)
+                     if "sha256:" + d["path"].rsplit("/", 1)[1] in image.blobs]
+        if not documents:
+            continue
+        item: Dict[str, Any] = {"ref": entry.ref, "digest": subject, "origin": "upstream", "kind": kind,
+                                "referrer": digest, "documents": documents}
+        if platforms.get(subject, "unknown/unknown") != "unknown/unknown":
+            item["platform"] = platforms[subject]
+        entries.append(item)
+    return sorted(entries, key=lambda e: (e["digest"], e["referrer"]))
+
+
 def bundle_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int, syft: Optional[str],
                  content: Optional["ContentSbom"]
                  ) -> Tuple[List[Tuple[str, bytes]], Optional[Dict[str, Any]], List[str]]:
-    """Every SBOM member of the bundle and bundle.json's `sboms`: the images' (syft's, unless --no-sbom) and the
-    SBOM of its files, tenant files and charts (``content``, always written: it needs no syft). None: nothing
-    to describe (no image, file, tenant file or chart)."""
+    """Every SBOM member of the bundle and bundle.json's `sboms`: the images' (syft's, unless --no-sbom), those
+    the images carry from upstream (listed, never copied: they are in images/ already) and the SBOM of its
+    files, tenant files and charts (``content``, always written: it needs no syft). None: nothing to describe
+    (no image, file, tenant file or chart)."""
     if not images and content is None:
         return [], None, []
     if images:
         members, record, warnings = image_sboms(images, cache, epoch, syft)
     else:  # nothing for syft to scan: no image SBOM is missing
         members, record, warnings = [], {"made": True, "formats": list(FORMAT_NAMES), "images": []}, []
+    upstream = [e for image in images for e in upstream_sboms(image, cache)]
+    if upstream:  # after syft's entries of the same image (a stable sort by reference)
+        record["images"] = sorted(record.get("images", []) + upstream, key=lambda e: str(e["ref"]))
     if content is not None:
         record["content"] = {"files": [path for path, _data in content.members()], "entries": content.entries}
         members += content.members()

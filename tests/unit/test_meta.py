@@ -375,3 +375,53 @@ def test_a_content_sbom_naming_its_members_round_trips():
 ])
 def test_a_content_sbom_naming_anything_else_is_refused(content, words):
     refused(_with_content(content), "sboms", *words)
+
+
+# --- sboms.images with origin upstream (issue 14): a carried manifest of that image, blobs of the bundle ---------
+ATTESTATION = "sha256:" + "d" * 64
+LAYER = "images/blobs/sha256/" + "e" * 64
+
+
+def _with_upstream(**changes):
+    doc = valid_doc()
+    doc["members"] += [{"path": LAYER, "size": 700}, {"path": "images/blobs/sha256/" + "d" * 64, "size": 500}]
+    doc["members"].sort(key=lambda m: m["path"].encode())
+    doc["total_size"] = sum(m["size"] for m in doc["members"])
+    doc["images"][0]["referrers"] = [{"digest": ATTESTATION, "media_type": "application/vnd.oci.image.manifest.v1+json",
+                                      "size": 500, "subject": "sha256:" + "a" * 64, "kind": "attestation"}]
+    entry = {"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64, "platform": "linux/amd64",
+             "origin": "upstream", "kind": "attestation", "referrer": ATTESTATION,
+             "documents": [{"path": LAYER, "media_type": "application/vnd.dsse.envelope.v1+json", "format": "spdx",
+                            "size": 700, "predicate_type": "https://spdx.dev/Document"}]}
+    entry.update(changes)
+    doc["sboms"] = {"made": False, "reason": "--no-sbom", "images": [entry]}
+    return doc
+
+
+def test_an_upstream_sbom_naming_a_carried_manifest_and_its_blobs_round_trips():
+    doc = _with_upstream()
+    assert parse_meta(encode(doc)).to_dict() == doc
+    kept = _with_upstream(referrer="sha256:" + "a" * 64)  # a kept manifest (BuildKit's attestation in an index)
+    assert parse_meta(encode(kept)).to_dict() == kept
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"referrer": "sha256:" + "f" * 64}, ["referrer", "is not a manifest the image"]),     # carried by nobody
+    ({"referrer": None}, ["referrer", "is not a manifest the image"]),
+    ({"referrer": 7}, ["referrer", "is not a manifest the image"]),
+    ({"ref": "docker.io/prom/other:1"}, ["referrer", "is not a manifest the image"]),     # another image's
+    ({"origin": "cosign"}, ["origin", "is not one of syft, upstream"]),
+    ({"origin": None}, ["origin", "is not one of"]),
+    ({"documents": []}, ["documents", "is not a list"]),
+    ({"documents": {"path": LAYER}}, ["documents", "is not a list"]),
+    ({"documents": [LAYER]}, ["documents[0].path", "not a blob of the bundle"]),
+    ({"documents": [{"path": "images/blobs/sha256/" + "f" * 64}]}, ["not a blob of the bundle"]),  # not a member
+    ({"documents": [{"path": "config/prometheus.yaml"}]}, ["not a blob of the bundle"]),           # not a blob
+    ({"documents": [{"path": "images/blobs/sha256/../../config/prometheus.yaml"}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": "images/index.json"}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": "/" + LAYER}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": ["x"]}]}, ["not a blob of the bundle"]),
+    ({"files": ["../../etc/passwd"]}, ["files", "not an SBOM member"]),
+])
+def test_an_upstream_sbom_naming_anything_else_is_refused(changes, words):
+    refused(_with_upstream(**changes), "sboms.images[0]", *words)
