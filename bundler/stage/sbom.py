@@ -15,20 +15,28 @@ so two builds of the same image write the same bytes:
 
 syft is run without network (its update check is off: an air-gapped build must not reach anchore.io) and with a
 private home and cache folder, so nothing of the build host's syft configuration is read.
+
+syft parses what upstream publishers put in their layers, so it runs under caps (SyftCaps, set with setrlimit on
+the syft process alone, and GOMEMLIMIT): CPU seconds, address space, the size of any file it writes, open files
+and wall-clock time. Going over one stops the build with one sentence naming the image and the cap (exit 9);
+OFFLINE_BUNDLE_SYFT_CAPS raises them.
 """
 
 import datetime
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
+from installer.errors import BundleError, InvalidInput, LocalEnvironmentError, UsageError
 from installer.format.oci import INDEX_TYPES, OCI_EMPTY, image_manifest, parse_document
 from installer.format.paths import blob_path
 from bundler.pull.images import BlobCache, PulledImage
@@ -41,7 +49,6 @@ CYCLONEDX = "cyclonedx-json"
 FORMATS = {SPDX: "spdx.json", CYCLONEDX: "cdx.json"}    # syft output name -> file suffix in the archive
 SYFT_FORMATS = {SPDX: "spdx-json@2.3", CYCLONEDX: "cyclonedx-json@1.6"}
 NAMESPACE = uuid.UUID("5b0c7d2e-1f5a-4e0b-9a57-0ff1e0b0d1e5")  # this tool's UUID namespace for document ids
-SYFT_TIMEOUT = 1800
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,9 @@ class Sbom:
 
 def find_syft() -> Optional[str]:
     """The syft binary: OFFLINE_BUNDLE_SYFT when set (then it must be there), else the one beside this interpreter
-    (the `sbom` extra installs it there), else syft on PATH."""
+    (the `sbom` extra installs it there), else syft on PATH. OFFLINE_BUNDLE_SYFT_CAPS is read here too, so a
+    wrong one is said before anything is downloaded (exit 2)."""
+    SyftCaps.from_env()
     named = os.environ.get("OFFLINE_BUNDLE_SYFT")
     if named:
         return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
@@ -122,16 +131,177 @@ def dump_document(doc: Dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def syft_env(home: str) -> Dict[str, str]:
-    """syft's environment: no update check (no network), a private home and cache, the host's PATH only."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "XDG_CONFIG_HOME": home,
-            "XDG_CACHE_HOME": os.path.join(home, "cache"), "SYFT_CHECK_FOR_APP_UPDATE": "false",
-            "SYFT_CONFIG": os.path.join(home, "no-config.yaml"), "TMPDIR": home}
+def syft_env(home: str, caps: Optional["SyftCaps"] = None) -> Dict[str, str]:
+    """syft's environment: no update check (no network), a private home and cache, the host's PATH only, and the
+    Go heap's soft limit (GOMEMLIMIT) under its memory cap."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "XDG_CONFIG_HOME": home,
+           "XDG_CACHE_HOME": os.path.join(home, "cache"), "SYFT_CHECK_FOR_APP_UPDATE": "false",
+           "SYFT_CONFIG": os.path.join(home, "no-config.yaml"), "TMPDIR": home}
+    if caps is not None:
+        env["GOMEMLIMIT"] = "%dB" % caps.heap
+    return env
+
+
+# --- bounded runs: syft parses hostile upstream layers ---------------------------------------------------------
+CAPS_VARIABLE = "OFFLINE_BUNDLE_SYFT_CAPS"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class SyftCapExceeded(LocalEnvironmentError):
+    """syft went over one of its caps (SyftCaps): the build stops, naming the image and the cap (exit 9)."""
+
+
+@dataclass(frozen=True)
+class SyftCaps:
+    """What one syft run may use; each cap is set on the syft process alone (setrlimit between fork and exec).
+
+    - ``cpu``: CPU seconds (RLIMIT_CPU; SIGXCPU at the cap, SIGKILL 5 s later);
+    - ``memory``: bytes of address space (RLIMIT_AS). Go reserves address space it does not use: syft does not
+      start under about 0.75 GiB, so this is a hard bound on a runaway parse, not a working-set budget;
+    - ``heap``: the Go runtime's soft memory limit (GOMEMLIMIT; default half of ``memory``): its collector works
+      harder there, before the hard bound is reached;
+    - ``file-size``: the largest file syft may write (RLIMIT_FSIZE): it copies each layer into its work folder;
+    - ``open-files``: RLIMIT_NOFILE;
+    - ``wall``: seconds of wall clock, after which it is killed.
+
+    OFFLINE_BUNDLE_SYFT_CAPS overrides any of them: ``cpu=3600,memory=16G,file-size=128G`` (sizes take K, M, G or
+    T; times are seconds)."""
+
+    cpu: int = 1800
+    memory: int = 8 << 30
+    heap: int = 4 << 30
+    file_size: int = 64 << 30
+    open_files: int = 4096
+    wall: int = 3600
+
+    NAMES = {"cpu": "cpu", "memory": "memory", "heap": "heap", "file-size": "file_size",
+             "open-files": "open_files", "wall": "wall"}
+
+    @classmethod
+    def from_env(cls) -> "SyftCaps":
+        text = os.environ.get(CAPS_VARIABLE, "").strip()
+        if not text:
+            return cls()
+        values: Dict[str, int] = {}
+        for item in text.split(","):
+            key, _, value = item.strip().partition("=")
+            match = re.fullmatch(r"([0-9]{1,15})([KMGT]?)", value.strip().upper())
+            if key.strip() not in cls.NAMES or match is None or int(match.group(1)) == 0:
+                raise UsageError("%s=%r: each item is NAME=NUMBER (names: %s; sizes may end in K, M, G or T)"
+                                 % (CAPS_VARIABLE, text[:200], ", ".join(cls.NAMES)))
+            values[cls.NAMES[key.strip()]] = int(match.group(1)) * _UNITS[match.group(2)]
+        if "memory" in values and "heap" not in values:
+            values["heap"] = max(values["memory"] // 2, 1)
+        return replace(cls(), **values)
+
+    def limits(self) -> List[Tuple[int, Tuple[int, int]]]:
+        """(resource, (soft, hard)) for setrlimit, never above a hard limit the build itself runs under."""
+        wanted = [(resource.RLIMIT_CPU, self.cpu, self.cpu + 5), (resource.RLIMIT_AS, self.memory, self.memory),
+                  (resource.RLIMIT_FSIZE, self.file_size, self.file_size),
+                  (resource.RLIMIT_NOFILE, self.open_files, self.open_files)]
+        out = []
+        for which, soft, hard in wanted:
+            current = resource.getrlimit(which)[1]
+            if current != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current), min(hard, current)
+            out.append((which, (soft, hard)))
+        return out
+
+
+_SPAWN = threading.Lock()   # one fork with a preexec_fn at a time (syft runs may be started from several threads)
+STDERR_KEPT = 64 * 1024     # of syft's messages, the first and the last this many bytes (a Go crash dumps stacks)
+
+
+def _read_bounded(stream: IO[bytes], kept: List[bytes]) -> None:
+    head, tail = bytearray(), bytearray()
+    for chunk in iter(lambda: stream.read(65536), b""):
+        room = STDERR_KEPT - len(head)
+        head += chunk[:max(room, 0)]
+        tail = (tail + chunk[max(room, 0):])[-STDERR_KEPT:]
+    kept.append(bytes(head + tail))
+
+
+def run_capped(argv: Sequence[str], env: Dict[str, str], cwd: str, caps: SyftCaps) -> Tuple[int, float, bool, str]:
+    """Run ``argv`` under ``caps``: (exit code as subprocess reports it, CPU seconds used, whether the wall cap
+    killed it, the start and end of its standard error)."""
+    limits = caps.limits()
+
+    def apply_limits() -> None:  # in the child, between fork and exec: nothing but setrlimit
+        for which, pair in limits:
+            resource.setrlimit(which, pair)
+
+    with _SPAWN:
+        proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, preexec_fn=apply_limits)
+    assert proc.stderr is not None
+    kept: List[bytes] = []
+    reader = threading.Thread(target=_read_bounded, args=(proc.stderr, kept), daemon=True)
+    reader.start()
+    guard = threading.Lock()
+    state = {"exited": False, "killed": False}
+
+    def on_wall_cap() -> None:
+        with guard:
+            if not state["exited"]:  # still not reaped: the pid is still syft's
+                state["killed"] = True
+                proc.kill()
+
+    timer = threading.Timer(caps.wall, on_wall_cap)
+    timer.daemon = True
+    timer.start()
+    try:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a late kill hits no one else
+        with guard:
+            state["exited"] = True
+        timer.cancel()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # interrupted: syft does not outlive the build
+        timer.cancel()
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(timeout=10)
+    proc.stderr.close()
+    return proc.returncode, usage.ru_utime + usage.ru_stime, state["killed"], b"".join(kept).decode("utf-8", "replace")
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return "%d %s" % (n // factor, unit)
+    return "%d bytes" % n
+
+
+def cap_breach(code: int, cpu: float, killed: bool, stderr: str, caps: SyftCaps) -> Optional[Tuple[str, str]]:
+    """(which cap syft went over, in words; its OFFLINE_BUNDLE_SYFT_CAPS name), or None when it failed otherwise."""
+    low = stderr.lower()
+    if killed:
+        return "time cap (%d s of wall clock)" % caps.wall, "wall"
+    if code != 0 and cpu >= caps.cpu - 1:
+        return "CPU cap (%d CPU seconds, RLIMIT_CPU)" % caps.cpu, "cpu"
+    if code != 0 and ("out of memory" in low or "cannot allocate memory" in low or "failed to reserve" in low):
+        return "memory cap (%s of address space, RLIMIT_AS)" % _size(caps.memory), "memory"
+    if code != 0 and "file too large" in low:
+        return "file size cap (%s per file, RLIMIT_FSIZE)" % _size(caps.file_size), "file-size"
+    if code != 0 and "too many open files" in low:
+        return "open files cap (%d, RLIMIT_NOFILE)" % caps.open_files, "open-files"
+    return None
+
+
+def _syft_message(stderr: str) -> str:
+    """syft's own reason, in one line: its first ERROR line, else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line]
+    text = (errors or lines[-1:] or ["no message"])[0]
+    return re.sub(r"^\[[0-9]+\]\s*(ERROR\s*)?", "", text)[:300]
 
 
 def generate(syft: str, cache: BlobCache, ref: str, digest: str, epoch: int,
-             work: Optional[str] = None) -> Sbom:
-    """The SPDX and CycloneDX SBOMs of one image manifest, normalised for reproducibility."""
+             work: Optional[str] = None, caps: Optional[SyftCaps] = None) -> Sbom:
+    """The SPDX and CycloneDX SBOMs of one image manifest, normalised for reproducibility, syft run under
+    ``caps`` (default: SyftCaps.from_env()); over a cap, SyftCapExceeded naming the image and the cap."""
+    caps = caps or SyftCaps.from_env()
     base = tempfile.mkdtemp(prefix="sbom-", dir=work)
     try:
         layout = os.path.join(base, "layout")
@@ -142,18 +312,21 @@ def generate(syft: str, cache: BlobCache, ref: str, digest: str, epoch: int,
             fh.write("check-for-app-update: false\n")
         outputs = {name: os.path.join(base, "out." + suffix) for name, suffix in FORMATS.items()}
         # Run from the work folder on a relative layout: syft names the source (SPDXIDs, a purl) after the path it
-        # was given, and a temporary folder's name would make every build's document differ.
-        argv = [syft, "scan", "oci-dir:layout", "--quiet", "--source-name", ref]
+        # was given, and a temporary folder's name would make every build's document differ. Not --quiet: without
+        # a terminal syft writes nothing but its errors, which are wanted.
+        argv = [syft, "scan", "oci-dir:layout", "--source-name", ref]
         for name, path in outputs.items():
             argv += ["-o", "%s=%s" % (SYFT_FORMATS[name], path)]
         try:
-            done = subprocess.run(argv, env=syft_env(home), capture_output=True, timeout=SYFT_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, cwd=base)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            code, cpu, killed, stderr = run_capped(argv, syft_env(home, caps), base, caps)
+        except OSError as exc:
             raise LocalEnvironmentError("syft could not scan %s: %s" % (ref, exc)) from exc
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-            raise LocalEnvironmentError("syft failed on %s (exit %d): %s" % (ref, done.returncode, tail[0][:300]))
+        breach = cap_breach(code, cpu, killed, stderr, caps)
+        if breach is not None:
+            raise SyftCapExceeded("syft went over its %s scanning %s (%s); raise it with %s=%s=... or build with "
+                                  "--no-sbom" % (breach[0], ref, digest[:19], CAPS_VARIABLE, breach[1]))
+        if code != 0:
+            raise LocalEnvironmentError("syft failed on %s (exit %d): %s" % (ref, code, _syft_message(stderr)))
         docs: Dict[str, bytes] = {}
         packages = 0
         for name, path in outputs.items():
@@ -181,12 +354,13 @@ NO_SYFT = ("SBOMs need syft: install the sbom extra (pip install 'offline-bundle
 
 
 def syft_version(syft: str) -> str:
-    done = subprocess.run([syft, "version", "-o", "json"], capture_output=True, timeout=60,
-                          env=syft_env(tempfile.gettempdir()), stdin=subprocess.DEVNULL)
     try:
-        return "syft %s" % json.loads(done.stdout)["version"]
-    except (ValueError, KeyError, TypeError):
+        done = subprocess.run([syft, "version", "-o", "json"], capture_output=True, timeout=60,
+                              env=syft_env(tempfile.gettempdir()), stdin=subprocess.DEVNULL)
+        version = json.loads(done.stdout)["version"]
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
         return "syft (version unknown)"
+    return "syft %s" % version if isinstance(version, str) and version else "syft (version unknown)"
 
 
 FORMAT_NAMES = ["spdx-2.3", "cyclonedx-1.6"]  # bundle.json sboms.formats: what every SBOM document is written in
@@ -198,6 +372,7 @@ def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
     build's warnings. ``syft`` None: --no-sbom, recorded as not made."""
     if syft is None:
         return [], {"made": False, "reason": "--no-sbom"}, []
+    caps = SyftCaps.from_env()
     members: List[Tuple[str, bytes]] = []
     entries: List[Dict[str, Any]] = []
     warnings: List[str] = []
@@ -210,7 +385,9 @@ def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
                                      "origin": "syft"}
             if kept.digest not in done:
                 try:
-                    done[kept.digest] = generate(syft, cache, image.entry.ref, kept.digest, epoch)
+                    done[kept.digest] = generate(syft, cache, image.entry.ref, kept.digest, epoch, caps=caps)
+                except SyftCapExceeded:
+                    raise  # over a cap: the build stops (exit 9), naming the image and the cap
                 except BundleError as exc:
                     entry.update(made=False, reason=str(exc))
                     warnings.append("%s (%s): no SBOM: %s" % (image.entry.ref, kept.digest[:19], exc))

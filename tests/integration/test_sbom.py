@@ -17,9 +17,12 @@ network.
 import hashlib
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +32,7 @@ import pytest
 from bundler.plan.schemas import validator
 from bundler.pull.images import BlobCache
 from bundler.stage import contentsbom, sbom
+from installer.errors import UsageError
 from conftest import REPO, write_manifest
 from tests.helpers.charts import make_chart
 from tests.helpers.images import make_image
@@ -380,3 +384,85 @@ def test_the_content_sbom_is_none_without_content_and_its_id_follows_what_it_lis
     renamed = contentsbom.content_sbom("x", "1.0.1", EPOCH, [one], [])
     ids = {json.loads(doc.documents[sbom.SPDX])["documentNamespace"] for doc in (first, changed, renamed)}
     assert len(ids) == 3
+
+
+# --- syft under caps: it parses hostile upstream layers --------------------------------------------------------
+def _script(path, body):
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("caps, words", [
+    ("memory=512M", "memory cap (512 MiB of address space, RLIMIT_AS)"),   # Go cannot even reserve its heap
+    ("file-size=1K", "file size cap (1 KiB per file, RLIMIT_FSIZE)"),       # syft copies each layer to its folder
+    ("open-files=8", "open files cap (8, RLIMIT_NOFILE)"),
+])
+def test_a_syft_cap_breach_is_one_sentence_naming_the_image_and_the_cap(cached, tmp_path, monkeypatch, caps, words):
+    cache, image = cached
+    monkeypatch.setenv(sbom.CAPS_VARIABLE, caps)
+    with pytest.raises(sbom.SyftCapExceeded) as caught:
+        sbom.generate(syft(), cache, REF, image.digest, EPOCH, work=str(tmp_path))
+    message = str(caught.value)
+    assert caught.value.exit_code == 9 and "\n" not in message
+    assert message == ("syft went over its %s scanning %s (%s); raise it with OFFLINE_BUNDLE_SYFT_CAPS=%s=... or "
+                       "build with --no-sbom" % (words, REF, image.digest[:19], caps.split("=")[0]))
+    assert not list(tmp_path.iterdir())  # its work folder is gone
+
+
+def test_cpu_and_wall_clock_caps_stop_a_runaway_scan(cached, tmp_path):
+    cache, image = cached
+    burner = _script(tmp_path / "burn", "while :; do :; done\n")
+    sleeper = _script(tmp_path / "sleeper", "exec sleep 120\n")
+    for exe, caps, words in ((burner, sbom.SyftCaps(cpu=1), "CPU cap (1 CPU seconds, RLIMIT_CPU)"),
+                             (sleeper, sbom.SyftCaps(wall=1), "time cap (1 s of wall clock)")):
+        started = time.monotonic()
+        with pytest.raises(sbom.SyftCapExceeded, match=re.escape(words)):
+            sbom.generate(exe, cache, REF, image.digest, EPOCH, work=str(tmp_path), caps=caps)
+        assert time.monotonic() - started < 30
+
+
+def test_the_caps_are_set_on_syft_alone(tmp_path):
+    before = {r: resource.getrlimit(r) for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NOFILE)}
+    code, _cpu, killed, stderr = sbom.run_capped(["sh", "-c", "cat /proc/self/limits >&2"], {"PATH": "/usr/bin:/bin"},
+                                                 str(tmp_path), sbom.SyftCaps())
+    assert (code, killed) == (0, False)
+    limits = {" ".join(line.split()[:-3]): line.split()[-3:-1] for line in stderr.splitlines()[1:]}
+    assert limits["Max cpu time"] == ["1800", "1805"]
+    assert limits["Max address space"] == [str(8 << 30)] * 2
+    assert limits["Max file size"] == [str(64 << 30)] * 2
+    assert limits["Max open files"] == ["4096", "4096"]
+    assert {r: resource.getrlimit(r) for r in before} == before  # the build's own limits are untouched
+    assert sbom.syft_env(str(tmp_path), sbom.SyftCaps())["GOMEMLIMIT"] == "%dB" % (4 << 30)
+
+
+@pytest.mark.parametrize("text, caps", [
+    ("", sbom.SyftCaps()),
+    ("cpu=60, memory=2G", sbom.SyftCaps(cpu=60, memory=2 << 30, heap=1 << 30)),
+    ("memory=2G,heap=1536M,file-size=10G,open-files=256,wall=90",
+     sbom.SyftCaps(memory=2 << 30, heap=1536 << 20, file_size=10 << 30, open_files=256, wall=90)),
+])
+def test_caps_from_the_environment(monkeypatch, text, caps):
+    monkeypatch.setenv(sbom.CAPS_VARIABLE, text)
+    assert sbom.SyftCaps.from_env() == caps
+
+
+@pytest.mark.parametrize("text", ["memory", "memory=lots", "memory=-1", "memory=0", "rss=1G", "cpu=1.5",
+                                  "memory=1G;cpu=2"])
+def test_a_wrong_caps_variable_is_a_usage_error(monkeypatch, text):
+    monkeypatch.setenv(sbom.CAPS_VARIABLE, text)
+    with pytest.raises(UsageError, match="OFFLINE_BUNDLE_SYFT_CAPS"):
+        sbom.find_syft()
+
+
+def test_a_cap_breach_stops_the_build_with_exit_9_naming_the_image(ob, key, tmp_path, alpine_source):
+    r = _build(ob, key, tmp_path, alpine_source, env={sbom.CAPS_VARIABLE: "memory=512M"})
+    assert r.rc == 9 and "Traceback" not in r.err, r
+    error = r.json["error"]
+    assert error["class"] == "environment" and error["problems"] == []
+    assert error["message"].startswith("syft went over its memory cap (512 MiB of address space, RLIMIT_AS) "
+                                       "scanning docker.io/acme/alpine-tools:1.0 (sha256:")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    wrong = _build(ob, key, tmp_path / "wrong", alpine_source, env={sbom.CAPS_VARIABLE: "memory=lots"})
+    assert wrong.rc == 2 and "Traceback" not in wrong.err, wrong
+    assert "OFFLINE_BUNDLE_SYFT_CAPS" in wrong.json["error"]["message"]
