@@ -74,6 +74,13 @@ def seal(staged_dir: str, sig_path: str, trust: Sequence[str] = ()) -> Dict[str,
         signer_fp = good[0].fingerprint
     members = []
     for m in plan["members"]:
+        if "inline" in m and step == STEP_PROVENANCE:  # generated members: kept as bytes, the folder is rewritten
+            with open(os.path.join(staged_dir, "inline", m["inline"]), "rb") as fh:
+                data = fh.read(m["size"] + 1)
+            if hashlib.sha256(data).hexdigest() != m["sha256"]:
+                raise ContentMismatch("the staged %s changed since the build; build --unsigned again" % m["path"])
+            members.append(PlannedMember(m["path"], "", len(data), m["sha256"], m["executable"], data))
+            continue
         source = os.path.join(staged_dir, "inline", m["inline"]) if "inline" in m else m["source"]
         members.append(PlannedMember(m["path"], source, m["size"], m["sha256"], m["executable"]))
     named = _Named(plan["name"], plan["version"])

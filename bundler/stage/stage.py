@@ -5,7 +5,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple, TypedDict
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Protocol, Tuple, TypedDict
 
 from installer import TOOL_NAME, __version__
 from installer.errors import ContentMismatch, LocalEnvironmentError, UsageError
@@ -27,6 +27,9 @@ from bundler.stage.provenance import PROVENANCE_PATH, statement as provenance_st
 from bundler.pull.images import BlobCache, PulledImage, Puller, default_cache_dir, layout_index, pull_images
 from bundler.plan.manifest import Manifest, load_manifest
 from bundler.plan.tenants import check_tenant_files
+
+if TYPE_CHECKING:
+    from bundler.stage.contentsbom import ContentChart, ContentFile
 
 
 CHUNK = 1 << 20
@@ -246,7 +249,7 @@ def stage(manifest: Manifest, opts: Optional[SourceOptions] = None) -> Staged:
     images, charts, cache, mirrors = pull_all(manifest, opts, epoch, lockcheck)
     lock_status = lockcheck.finish()
     helm_check = check_charts(charts, images, cache, manifest.namespace)
-    sbom_members, sboms, sbom_warnings = _sboms(images, cache, epoch, syft)
+    sbom_members, sboms, sbom_warnings = _sboms(images, cache, epoch, syft, manifest, members, files, tenants, charts)
     members = sorted(members + image_members(images, cache, charts) + sbom_members, key=lambda m: c_key(m.path))
     head = bundle_document(manifest, created, members, files, tenants, images, mirrors, charts, lock_status, sboms)
     staged = Staged(manifest, epoch, head, b"", b"", members)
@@ -271,15 +274,50 @@ def _syft(manifest: Manifest, opts: SourceOptions) -> Optional[str]:
     return syft
 
 
-def _sboms(images: List[PulledImage], cache: BlobCache, epoch: int,
-           syft: Optional[str]) -> Tuple[List[PlannedMember], Json, List[str]]:
-    """sbom/: the SBOMs of every image manifest (issue 14), or the record that none were made (--no-sbom)."""
-    from bundler.stage.sbom import image_sboms
+def _sboms(images: List[PulledImage], cache: BlobCache, epoch: int, syft: Optional[str], manifest: Manifest,
+           planned: List[PlannedMember], files: List[BundleFile], tenants: List[Tenant], charts: List[PulledChart]
+           ) -> Tuple[List[PlannedMember], Json, List[str]]:
+    """sbom/: the SBOMs of every image manifest (issue 14), or the record that none were made (--no-sbom), and the
+    SBOM of the files, tenant files and charts."""
+    from bundler.stage.contentsbom import content_sbom
+    from bundler.stage.sbom import bundle_sboms
 
-    if not images:
-        return [], None, []
-    made, record, warnings = image_sboms(images, cache, epoch, syft)
+    listed, listed_charts = _content(planned, files, tenants, charts)
+    content = content_sbom(manifest.name, manifest.version, epoch, listed, listed_charts)
+    made, record, warnings = bundle_sboms(images, cache, epoch, syft, content)
     return [bytes_member(path, data) for path, data in made], record, warnings
+
+
+def _content(planned: List[PlannedMember], files: List[BundleFile], tenants: List[Tenant],
+             charts: List[PulledChart]) -> Tuple[List["ContentFile"], List["ContentChart"]]:
+    """What the content SBOM lists, with the sha1 SPDX asks of every file (read again: these are the manifest's
+    own files and the charts' values, small beside the images)."""
+    from bundler.stage.contentsbom import ContentChart, ContentFile
+
+    by_path = {m.path: m for m in planned}
+
+    def sha1(member: PlannedMember) -> str:
+        h = hashlib.sha1(usedforsecurity=False)
+        for chunk in member.chunks():
+            h.update(chunk)
+        return h.hexdigest()
+
+    listed = [ContentFile(f.target, f.sha256, sha1(by_path[f.target]), f.size, "file",
+                          f.source if isinstance(f.source, str) else "", f.executable) for f in files]
+    listed += [ContentFile(t.path, by_path[t.path].sha256, sha1(by_path[t.path]), by_path[t.path].size, "tenant",
+                           t.source if isinstance(t.source, str) else "", component=t.component) for t in tenants]
+    out: List[ContentChart] = []
+    for chart in sorted(charts, key=lambda c: c.name):
+        e = chart.entry
+        values = None
+        if chart.values is not None and e.values is not None:
+            values = ContentFile(e.values, hashlib.sha256(chart.values).hexdigest(),
+                                 hashlib.sha1(chart.values, usedforsecurity=False).hexdigest(), len(chart.values),
+                                 "chart-values")
+        out.append(ContentChart(e.name, e.version, e.path, e.sha256, e.size if isinstance(e.size, int) else 0,
+                                e.source if isinstance(e.source, str) else "",
+                                e.origin if isinstance(e.origin, str) else "", e.oci.digest, values))
+    return sorted(listed, key=lambda f: c_key(f.path)), out
 
 
 def lock(manifest_path: str, opts: Optional[SourceOptions] = None) -> Dict[str, Any]:

@@ -25,7 +25,8 @@ from enum import IntEnum
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Type
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError
-from installer.format.paths import c_sorted, chart_path, chart_values_path, is_reserved, path_problem, tenant_path
+from installer.format.paths import (BLOB_PREFIX, c_sorted, chart_path, chart_values_path, is_reserved, path_problem,
+                                    tenant_path)
 from installer.format.deployspec import DeploySpec, parse_deploy
 from installer.format.oci import NONDISTRIBUTABLE_TYPES
 from installer.format.reference import DIGEST_RE, HEX64_RE, parse as parse_ref
@@ -606,8 +607,9 @@ class BundleHead:
     # the signed deploy section: what the site's outputs are made of (installer/format/deployspec.py);
     # None when the bundle declares none (then it is absent from the document)
     deploy: Optional[DeploySpec] = None
-    # the images' SBOMs (issue 14): {made, tool, formats, images: [{ref, digest, platform, made, packages, files}]}
-    # or {made: false, reason}; None (absent) for a bundle without images or from before SBOMs
+    # the SBOMs (issue 14): {made, tool, formats, images: [{ref, digest, platform, made, packages, files}],
+    # content: {files, entries}} (made: false with its reason after --no-sbom); None (absent) for a bundle from
+    # before SBOMs
     sboms: Json = None
     absent: FrozenSet[str] = field(default=frozenset(), repr=False)
 
@@ -649,7 +651,7 @@ class BundleHead:
                        for i, chart in enumerate(obj["charts"]))
         _unique([c.name for c in charts], where.key("charts"))
         deploy = parse_deploy(obj)  # after tenants and files: its sources must name them
-        sboms = _sboms(obj.get("sboms"), where.key("sboms"), sizes)
+        sboms = _sboms(obj.get("sboms"), where.key("sboms"), sizes, images)
         return cls(name, version, created, tool, members, obj["total_size"], files, tenants, images, charts,
                    obj.get("mirrors", []), obj.get("lock"), deploy, sboms, _absent(obj, ("mirrors", "lock")))
 
@@ -684,11 +686,16 @@ class BundleHead:
         return frozenset(m.path for m in self.members if m.executable)
 
 
-def _sboms(obj: Json, where: Where, sizes: Dict[str, int]) -> Json:
+SBOM_ORIGINS = ("syft", "upstream")
+
+
+def _sboms(obj: Json, where: Where, sizes: Dict[str, int], images: Tuple["Image", ...] = ()) -> Json:
     """bundle.json's `sboms`: checked as far as the installer relies on it (every SBOM file it names is a member
-    of the bundle, under sbom/); the rest is what the build says, shown to people escaped."""
+    of the bundle, under sbom/; an upstream SBOM names a manifest its image carries and blobs of the bundle); the
+    rest is what the build says, shown to people escaped."""
     if obj is None:
         return None
+    carried = {image.ref: frozenset(r.digest for r in image.referrers) | image.kept_digests for image in images}
     if not isinstance(obj, dict) or not isinstance(obj.get("made"), bool):
         raise where.error("is not {made, ...}")
     images = obj.get("images", [])
@@ -698,13 +705,49 @@ def _sboms(obj: Json, where: Where, sizes: Dict[str, int]) -> Json:
         at = where.key("images").item(i)
         if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
             raise at.error("is not {ref, digest, ...}")
-        files = entry.get("files", [])
-        if not isinstance(files, list):
-            raise at.key("files").error("is not a list")
-        for path in files:
-            if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
-                raise at.key("files").error("names %r, which is not an SBOM member of the bundle" % (path,))
+        _sbom_files(entry.get("files", []), at.key("files"), sizes)
+        origin = entry.get("origin", "syft")  # absent in the first SBOM bundles: syft's
+        if origin not in SBOM_ORIGINS:
+            raise at.key("origin").error("is not one of %s" % ", ".join(SBOM_ORIGINS))
+        if origin == "upstream":
+            _upstream_sbom(entry, at, sizes, carried)
+    content = obj.get("content")
+    if content is not None:
+        at = where.key("content")
+        if not isinstance(content, dict) or "files" not in content:
+            raise at.error("is not {files, entries}")
+        _sbom_files(content["files"], at.key("files"), sizes)
+        entries = content.get("entries")
+        if type(entries) is not int or entries < 0:
+            raise at.key("entries").error("is not a count")
     return obj
+
+
+def _upstream_sbom(entry: Dict[str, Json], where: Where, sizes: Dict[str, int],
+                   carried: Dict[str, FrozenSet[str]]) -> None:
+    """An SBOM that came with an image: ``referrer``, a manifest that image carries (a referrer or a kept
+    manifest), and ``documents``, each naming a blob of the bundle (images/blobs/sha256/<hex>)."""
+    referrer = entry.get("referrer")
+    if not isinstance(referrer, str) or referrer not in carried.get(str(entry.get("ref")), frozenset()):
+        raise where.key("referrer").error("is not a manifest the image %r carries" % (entry.get("ref"),))
+    documents = entry.get("documents")
+    if not isinstance(documents, list) or not documents:
+        raise where.key("documents").error("is not a list of the blobs holding the SBOM")
+    for j, document in enumerate(documents):
+        path = document.get("path") if isinstance(document, dict) else None
+        if not isinstance(path, str) or not path.startswith(BLOB_PREFIX) \
+                or not HEX64_RE.fullmatch(path[len(BLOB_PREFIX):]) or path not in sizes:
+            raise where.key("documents").item(j).key("path").error(
+                "names %r, which is not a blob of the bundle" % (path,))
+
+
+def _sbom_files(files: Json, where: Where, sizes: Dict[str, int]) -> None:
+    """A list of SBOM files: each a member of the bundle under sbom/."""
+    if not isinstance(files, list):
+        raise where.error("is not a list")
+    for path in files:
+        if not isinstance(path, str) or not path.startswith("sbom/") or path not in sizes:
+            raise where.error("names %r, which is not an SBOM member of the bundle" % (path,))
 
 
 def _unique(keys: List[str], where: Where) -> None:

@@ -138,7 +138,8 @@ def summarise_cdx(data: bytes) -> Dict[str, Any]:
     return {"packages": packages, "by_type": by_type, "licenses": licenses}
 
 
-def _sboms(meta: BundleHead, read: Mapping[str, bytes], warnings: List[str]) -> Optional[Dict[str, Any]]:
+def _sboms(meta: BundleHead, sums: Mapping[str, str], read: Mapping[str, bytes],
+           warnings: List[str]) -> Optional[Dict[str, Any]]:
     record = meta.sboms if isinstance(meta.sboms, dict) else None
     if record is None:
         return None
@@ -148,11 +149,18 @@ def _sboms(meta: BundleHead, read: Mapping[str, bytes], warnings: List[str]) -> 
     for entry in record.get("images") or []:
         if not isinstance(entry, dict):
             continue
+        origin = entry.get("origin") if isinstance(entry.get("origin"), str) else "syft"
         files = [f for f in entry.get("files") or [] if isinstance(f, str)]
+        if origin == "upstream":  # carried in images/ (issue 10): its documents are blobs, listed, not opened
+            files = [str(d["path"]) for d in entry.get("documents") or []
+                     if isinstance(d, dict) and isinstance(d.get("path"), str)]
         seen.update(files)
         item: Dict[str, Any] = {"ref": entry.get("ref"), "digest": entry.get("digest"),
-                                "platform": entry.get("platform"), "files": files,
-                                "origin": entry.get("origin") if isinstance(entry.get("origin"), str) else "syft"}
+                                "platform": entry.get("platform"), "files": files, "origin": origin}
+        if origin == "upstream":
+            item.update(kind=entry.get("kind"), referrer=entry.get("referrer"))
+            out["images"].append(item)
+            continue
         cdx = next((f for f in files if f.endswith(".cdx.json")), None)
         if cdx is not None and cdx in read:
             try:
@@ -163,8 +171,10 @@ def _sboms(meta: BundleHead, read: Mapping[str, bytes], warnings: List[str]) -> 
             warnings.append("%s is larger than %d MiB; its packages are not shown" % (cdx, MAX_SBOM_BYTES >> 20))
         out["images"].append(item)
     for path in sorted(p for p in meta.sizes if p.startswith("sbom/") and p not in seen):
-        out["others"].append({"path": path, "kind": "CycloneDX" if path.endswith(".cdx.json") else
-                              "SPDX" if path.endswith(".spdx.json") else "document"})
+        kind = "CycloneDX" if path.endswith(".cdx.json") else "SPDX" if path.endswith(".spdx.json") else "document"
+        if path.startswith("sbom/bundle-content."):
+            kind += ": the bundle's files, tenant files and charts, with their hashes"
+        out["others"].append({"path": path, "kind": kind, "sha256": sums.get(path)})
     return out
 
 
@@ -190,7 +200,7 @@ def _fill(report: Report, head: ProvenHead, meta_size: int, provenance: Optional
     report["bundle"] = _bundle(meta, head.bundle_id)
     report["files"] = _files(head.sums_entries, meta, meta_size)
     report["images"] = _images(meta, rechecked)
-    report["sboms"] = _sboms(meta, read, report["warnings"])
+    report["sboms"] = _sboms(meta, head.sums_entries, read, report["warnings"])
     report["provenance"] = _provenance(provenance, PROVENANCE_PATH in head.sums_entries)
     report["commands"] = commands(report["subject"]["path"], public_key, head.signer.key.algorithm)
 

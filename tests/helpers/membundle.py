@@ -81,12 +81,14 @@ def manifest_yaml(folder: Path, name: str, version: str, images: Sequence[Union[
 
 
 def build_bundle(source: MemRegistry, folder: Path, key: Path, images: Sequence[Union[str, Dict[str, object]]] = (),
-                 charts: Sequence[Tuple[str, str]] = (), name: str = "demo", version: str = "1.0.0") -> Path:
+                 charts: Sequence[Tuple[str, str]] = (), name: str = "demo", version: str = "1.0.0",
+                 sbom: bool = True) -> Path:
     """Build a signed bundle whose images and charts come from ``source`` (named insecure); the archive path.
-    No credentials of the machine's reach the build: an empty Docker config, no BUNDLE_REGISTRY_* variables."""
+    No credentials of the machine's reach the build: an empty Docker config, no BUNDLE_REGISTRY_* variables.
+    ``sbom`` False: as --no-sbom."""
     m = manifest_yaml(folder / "src", name, version, images, charts)
     opts = SourceOptions(cache_dir=str(folder / "cache"), insecure=(source.host,), show_progress=False,
-                         transport=source)
+                         transport=source, sbom=sbom)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DOCKER_CONFIG", str(folder / "no-docker-config"))
         for variable in ("BUNDLE_REGISTRY_USER", "BUNDLE_REGISTRY_PASSWORD", "BUNDLE_REGISTRY_HOSTS"):

@@ -331,3 +331,97 @@ def test_sboms_without_made_are_refused():
     doc = _with_sboms([])
     del doc["sboms"]["made"]
     refused(doc, "sboms")
+
+
+# --- sboms.content (issue 14): the SBOM of the files, tenant files and charts, two members under sbom/ ------------
+CONTENT = ["sbom/bundle-content.spdx.json", "sbom/bundle-content.cdx.json"]
+
+
+def _with_content(content):
+    doc = valid_doc()
+    doc["members"] += [{"path": path, "size": 100} for path in CONTENT]
+    doc["members"].sort(key=lambda m: m["path"].encode())
+    doc["total_size"] = sum(m["size"] for m in doc["members"])
+    doc["sboms"] = {"made": True, "formats": ["spdx-2.3", "cyclonedx-1.6"], "images": [], "content": content}
+    return doc
+
+
+def test_a_content_sbom_naming_its_members_round_trips():
+    doc = _with_content({"files": CONTENT, "entries": 3})
+    assert parse_meta(encode(doc)).to_dict() == doc
+    no_images = _with_content({"files": CONTENT, "entries": 3})
+    no_images["sboms"] = {"made": False, "reason": "--no-sbom", "content": {"files": CONTENT, "entries": 3}}
+    assert parse_meta(encode(no_images)).to_dict() == no_images
+
+
+@pytest.mark.parametrize("content, words", [
+    ({"files": ["sbom/bundle-content.spdx.json", "sbom/other.cdx.json"], "entries": 3},
+     ["content.files", "not an SBOM member"]),                                          # not in the archive
+    ({"files": ["config/prometheus.yaml"], "entries": 3}, ["not an SBOM member"]),     # a member outside sbom/
+    ({"files": ["sbom/../config/prometheus.yaml"], "entries": 3}, ["not an SBOM member"]),  # traversal
+    ({"files": ["../../etc/passwd"], "entries": 3}, ["not an SBOM member"]),
+    ({"files": ["/sbom/bundle-content.spdx.json"], "entries": 3}, ["not an SBOM member"]),
+    ({"files": [None], "entries": 3}, ["not an SBOM member"]),
+    ({"files": [["sbom/bundle-content.spdx.json"]], "entries": 3}, ["not an SBOM member"]),
+    ({"files": "sbom/bundle-content.spdx.json", "entries": 3}, ["content.files", "is not a list"]),
+    ({"entries": 3}, ["content", "is not {files, entries}"]),
+    (CONTENT, ["content", "is not {files, entries}"]),
+    ("sbom/bundle-content.spdx.json", ["content", "is not {files, entries}"]),
+    ({"files": CONTENT, "entries": -1}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": True}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": "3"}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT, "entries": 3.0}, ["content.entries", "is not a count"]),
+    ({"files": CONTENT}, ["content.entries", "is not a count"]),
+])
+def test_a_content_sbom_naming_anything_else_is_refused(content, words):
+    refused(_with_content(content), "sboms", *words)
+
+
+# --- sboms.images with origin upstream (issue 14): a carried manifest of that image, blobs of the bundle ---------
+ATTESTATION = "sha256:" + "d" * 64
+LAYER = "images/blobs/sha256/" + "e" * 64
+
+
+def _with_upstream(**changes):
+    doc = valid_doc()
+    doc["members"] += [{"path": LAYER, "size": 700}, {"path": "images/blobs/sha256/" + "d" * 64, "size": 500}]
+    doc["members"].sort(key=lambda m: m["path"].encode())
+    doc["total_size"] = sum(m["size"] for m in doc["members"])
+    doc["images"][0]["referrers"] = [{"digest": ATTESTATION, "media_type": "application/vnd.oci.image.manifest.v1+json",
+                                      "size": 500, "subject": "sha256:" + "a" * 64, "kind": "attestation"}]
+    entry = {"ref": "docker.io/prom/prometheus:v3.5.0", "digest": "sha256:" + "a" * 64, "platform": "linux/amd64",
+             "origin": "upstream", "kind": "attestation", "referrer": ATTESTATION,
+             "documents": [{"path": LAYER, "media_type": "application/vnd.dsse.envelope.v1+json", "format": "spdx",
+                            "size": 700, "predicate_type": "https://spdx.dev/Document"}]}
+    entry.update(changes)
+    doc["sboms"] = {"made": False, "reason": "--no-sbom", "images": [entry]}
+    return doc
+
+
+def test_an_upstream_sbom_naming_a_carried_manifest_and_its_blobs_round_trips():
+    doc = _with_upstream()
+    assert parse_meta(encode(doc)).to_dict() == doc
+    kept = _with_upstream(referrer="sha256:" + "a" * 64)  # a kept manifest (BuildKit's attestation in an index)
+    assert parse_meta(encode(kept)).to_dict() == kept
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"referrer": "sha256:" + "f" * 64}, ["referrer", "is not a manifest the image"]),     # carried by nobody
+    ({"referrer": None}, ["referrer", "is not a manifest the image"]),
+    ({"referrer": 7}, ["referrer", "is not a manifest the image"]),
+    ({"ref": "docker.io/prom/other:1"}, ["referrer", "is not a manifest the image"]),     # another image's
+    ({"origin": "cosign"}, ["origin", "is not one of syft, upstream"]),
+    ({"origin": None}, ["origin", "is not one of"]),
+    ({"documents": []}, ["documents", "is not a list"]),
+    ({"documents": {"path": LAYER}}, ["documents", "is not a list"]),
+    ({"documents": [LAYER]}, ["documents[0].path", "not a blob of the bundle"]),
+    ({"documents": [{"path": "images/blobs/sha256/" + "f" * 64}]}, ["not a blob of the bundle"]),  # not a member
+    ({"documents": [{"path": "config/prometheus.yaml"}]}, ["not a blob of the bundle"]),           # not a blob
+    ({"documents": [{"path": "images/blobs/sha256/../../config/prometheus.yaml"}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": "images/index.json"}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": "/" + LAYER}]}, ["not a blob of the bundle"]),
+    ({"documents": [{"path": ["x"]}]}, ["not a blob of the bundle"]),
+    ({"files": ["../../etc/passwd"]}, ["files", "not an SBOM member"]),
+])
+def test_an_upstream_sbom_naming_anything_else_is_refused(changes, words):
+    refused(_with_upstream(**changes), "sboms.images[0]", *words)
