@@ -146,3 +146,31 @@ def test_report_needs_out_and_says_so(ob, keydir, bundle):
     archive, _ = bundle
     r = ob("report", archive, "--trust", keydir / "ed" / "bundle.pub")
     assert r.rc == 2 and "--out FILE" in r.err
+
+
+def test_the_default_bundles_report_in_the_browser(ob, keydir, tmp_path, default_bundle):
+    """The shipped default (images of four references, three charts, files, tenants), as the demo reports it:
+    printed and screenshotted by Chromium; the PDF names every digest the bundle carries."""
+    import struct
+
+    out = tmp_path / "default.html"
+    r = ob("report", default_bundle, "--trust", keydir / "ed" / "bundle.pub", "--out", out, "--json")
+    assert r.rc == 0, r
+    text = _print(out)
+    assert _first_line(text).startswith("VERIFIED: telemetry-storage 2026.11.0 is signed by")
+    squeezed = "".join(text.split())
+    entries = {e.path: e.data for e in read_entries(default_bundle)}
+    for line in entries["SHA256SUMS"].decode().splitlines():
+        assert line[:64] in squeezed, line
+    meta = json.loads(entries["bundle.json"])
+    for image in meta["images"]:
+        assert image["ref"] in squeezed
+        for digest in [image["digest"]] + [m["digest"] for m in image["manifests"]]:
+            assert digest in squeezed
+    facts = r.json["result"]["report"]
+    assert facts["provenance"]["verified"] and facts["provenance"]["statement_sha256"] in squeezed
+    assert any(o["path"] == "sbom/bundle-content.cdx.json" for o in facts["sboms"]["others"])
+    png = tmp_path / "default.png"
+    browser.screenshot(out, png, width=1280, height=1600)
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1280, 1600)
