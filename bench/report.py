@@ -58,16 +58,21 @@ LABELS = {
     "install_push": ("install + push to site", "the install pipeline + skopeo copy --all oci:→docker:// ×N"),
     "warm_rebuild": ("warm rebuild (nothing changed)", "the cold build (ours)"),
     "delta": ("delta build (one layer changed)", "full build of the same version (same warm cache)"),
+    "sbom_cost": ("build with SBOMs (cold cache)", "the same build with --no-sbom"),
 }
 WHY = {  # shown beside a missed target; from the profiles in bench/README.md "Where the time goes"
-    "build": "the pull and the archive pass run one after the other (about half the wall time each), and the "
-             "archive pass hashes every blob again although the download just verified it",
+    "build": "with SBOMs on, syft's scans of every image manifest (sbom_cost: about 1 CPU second each plus a "
+             "second read of every layer); without, the pull and the archive pass run one after the other (about "
+             "half the wall time each), and the archive pass hashes every blob again although the download just "
+             "verified it",
     "verify": "one Python thread reads, decompresses, parses and hashes in turn; nothing overlaps",
     "install": "one thread does zstd, sha256, write and an fsync per file in turn (a two-stage pipeline measured "
                "24% faster), plus about 0.25 s of imports the install path does not need",
     "install_push": "the push starts only after the whole unpack and re-reads every blob from the kit",
     "warm_rebuild": "a warm rebuild recompresses, rehashes and rewrites the whole archive (95% of its time): on "
                     "loopback that is half a cold build; only reusing the identical archive gets under 0.15x",
+    "sbom_cost": "syft reads every layer of every image manifest again (it copies each layer into its work folder "
+                 "and decompresses it) after the pull, and a cold build has no SBOM cached",
 }
 
 

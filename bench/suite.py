@@ -98,7 +98,8 @@ class Suite:
         d = ws.path("rep-%d-%d" % (n, rep))
         d.mkdir()
         cache, out = d / "cache", d / "out"
-        need_archive = any(op in self.ops for op in ("verify", "install", "install_push", "warm_rebuild", "delta"))
+        need_archive = any(op in self.ops for op in ("verify", "install", "install_push", "warm_rebuild", "delta",
+                                                     "sbom_cost"))
 
         # build, cold: a fresh --cache; the baseline: skopeo copy --all per image, tar | zstd -T0, sha256sum
         if "build" in self.ops or need_archive:
@@ -108,8 +109,18 @@ class Suite:
             self.checks["cold_blob_fetches"].append(fetched)
             archive = self.archive_in(out)
             self.add("build", "ours", m, archive_mb=round(archive.stat().st_size / MiB, 1), blob_fetches=fetched)
+            cold = m
         if "build" in self.ops:
             self.baseline_build(d, rep)
+
+        # what SBOMs cost (issue 14): the cold build above against the same cold build with --no-sbom
+        if "sbom_cost" in self.ops:
+            self.add("sbom_cost", "ours", cold)
+            o, c = d / "out-no-sbom", d / "cache-no-sbom"
+            m = self.ob_build("no-sbom-%d-%d" % (n, rep), self.manifests["v1"], o, c, "--no-sbom")
+            self.add("sbom_cost", "baseline", m)
+            rmtree(o)
+            rmtree(c)
 
         # warm rebuild: the same command again (same --cache, same --out), nothing changed upstream;
         # the registry must serve no blob, and the archive must come out byte for byte the same

@@ -23,21 +23,26 @@ OFFLINE_BUNDLE_SYFT_CAPS raises them.
 """
 
 import datetime
+import hashlib
 import json
 import os
 import re
 import resource
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from installer.errors import BundleError, InvalidInput, LocalEnvironmentError, UsageError
 from installer.format.oci import INDEX_TYPES, OCI_EMPTY, image_manifest, parse_document
+from installer.format.model import PlatformManifest
 from installer.format.paths import blob_path
 from bundler.pull.images import BlobCache, PulledImage
 
@@ -209,6 +214,7 @@ class SyftCaps:
 
 
 _SPAWN = threading.Lock()   # one fork with a preexec_fn at a time (syft runs may be started from several threads)
+_RUNNING: Set[int] = set()  # the pids of syft processes not yet reaped (changed under _SPAWN)
 STDERR_KEPT = 64 * 1024     # of syft's messages, the first and the last this many bytes (a Go crash dumps stacks)
 
 
@@ -233,6 +239,7 @@ def run_capped(argv: Sequence[str], env: Dict[str, str], cwd: str, caps: SyftCap
     with _SPAWN:
         proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, preexec_fn=apply_limits)
+        _RUNNING.add(proc.pid)
     assert proc.stderr is not None
     kept: List[bytes] = []
     reader = threading.Thread(target=_read_bounded, args=(proc.stderr, kept), daemon=True)
@@ -244,7 +251,7 @@ def run_capped(argv: Sequence[str], env: Dict[str, str], cwd: str, caps: SyftCap
         with guard:
             if not state["exited"]:  # still not reaped: the pid is still syft's
                 state["killed"] = True
-                proc.kill()
+                _kill(proc.pid)
 
     timer = threading.Timer(caps.wall, on_wall_cap)
     timer.daemon = True
@@ -254,16 +261,37 @@ def run_capped(argv: Sequence[str], env: Dict[str, str], cwd: str, caps: SyftCap
         with guard:
             state["exited"] = True
         timer.cancel()
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        with _SPAWN:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            _RUNNING.discard(proc.pid)
     except BaseException:  # interrupted: syft does not outlive the build
         timer.cancel()
         proc.kill()
         proc.wait()
+        with _SPAWN:
+            _RUNNING.discard(proc.pid)
         raise
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=10)
     proc.stderr.close()
     return proc.returncode, usage.ru_utime + usage.ru_stime, state["killed"], b"".join(kept).decode("utf-8", "replace")
+
+
+def stop_running() -> None:
+    """Kill every syft run still going (the build stops: another scan went over a cap, or it was interrupted);
+    each is reaped by the thread that started it."""
+    with _SPAWN:
+        for pid in _RUNNING:
+            _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL to a child that is not reaped yet (a zombie at worst: its pid cannot be anyone else's). Never
+    Popen.kill, which polls and could reap it under the thread waiting for it."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _size(n: int) -> str:
@@ -327,18 +355,11 @@ def generate(syft: str, cache: BlobCache, ref: str, digest: str, epoch: int,
                                   "--no-sbom" % (breach[0], ref, digest[:19], CAPS_VARIABLE, breach[1]))
         if code != 0:
             raise LocalEnvironmentError("syft failed on %s (exit %d): %s" % (ref, code, _syft_message(stderr)))
-        docs: Dict[str, bytes] = {}
-        packages = 0
+        docs: Dict[str, Any] = {}
         for name, path in outputs.items():
             with open(path, "rb") as fh:
-                doc = json.load(fh)
-            if name == SPDX:
-                doc = normalise_spdx(doc, ref, digest, epoch)
-                packages = sum(1 for p in doc.get("packages", []) if p.get("primaryPackagePurpose") != "CONTAINER")
-            else:
-                doc = normalise_cyclonedx(doc, ref, digest, epoch)
-            docs[name] = dump_document(doc)
-        return Sbom(digest, docs, packages)
+                docs[name] = json.load(fh)
+        return _normalised(docs, ref, digest, epoch)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -353,52 +374,164 @@ NO_SYFT = ("SBOMs need syft: install the sbom extra (pip install 'offline-bundle
            "does), or build with --no-sbom")
 
 
+UNKNOWN_VERSION = "syft (version unknown)"
+
+
 def syft_version(syft: str) -> str:
     try:
         done = subprocess.run([syft, "version", "-o", "json"], capture_output=True, timeout=60,
                               env=syft_env(tempfile.gettempdir()), stdin=subprocess.DEVNULL)
         version = json.loads(done.stdout)["version"]
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
-        return "syft (version unknown)"
-    return "syft %s" % version if isinstance(version, str) and version else "syft (version unknown)"
+        return UNKNOWN_VERSION
+    return "syft %s" % version if isinstance(version, str) and version else UNKNOWN_VERSION
 
 
 FORMAT_NAMES = ["spdx-2.3", "cyclonedx-1.6"]  # bundle.json sboms.formats: what every SBOM document is written in
 
 
+# --- a warm rebuild does not run syft again -------------------------------------------------------------------
+SCAN_VERSION = 1                    # bump when the syft command line or the normalisation changes what is kept
+MAX_CACHED_SBOM = 512 * 1024 * 1024
+
+
+class SbomCache:
+    """<blob cache>/sboms/<key>.spdx.json and .cdx.json: the normalised SBOMs of image manifests made before,
+    keyed by the sha256 of syft's version, the image reference (syft writes it into the documents) and the
+    manifest digest (which names its content), so a warm rebuild does not scan again. A document holds the time
+    and id of the build that made it: both are set again (normalise_*) for the build that reuses it, which then
+    writes the bytes a scan would. Written by rename; read as regular files only; anything unreadable is a miss.
+    It is the build's own cache folder: what it holds is trusted as the blob cache's folder is."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.join(root, "sboms")
+
+    @staticmethod
+    def key(tool: str, ref: str, digest: str) -> str:
+        text = "offline-bundle sbom %d\n%s\n%s\n%s\n" % (SCAN_VERSION, tool, ref, digest)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _path(self, key: str, name: str) -> str:
+        return os.path.join(self.root, "%s.%s" % (key, FORMATS[name]))
+
+    def load(self, tool: str, ref: str, digest: str, epoch: int) -> Optional[Sbom]:
+        key = self.key(tool, ref, digest)
+        try:
+            docs = {name: json.loads(_read_regular(self._path(key, name), MAX_CACHED_SBOM)) for name in FORMATS}
+            return _normalised(docs, ref, digest, epoch)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return None
+
+    def save(self, tool: str, ref: str, made: Sbom) -> None:
+        key = self.key(tool, ref, made.digest)
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            for name, data in made.documents.items():
+                fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(data)
+                    os.replace(tmp, self._path(key, name))
+                except BaseException:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                    raise
+        except OSError:
+            pass  # a cache that cannot be written costs the next build a scan, nothing else
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError("too large")
+    return data
+
+
+def _normalised(docs: Dict[str, Any], ref: str, digest: str, epoch: int) -> Sbom:
+    """The Sbom of syft's two documents (parsed), their time and id set for this build."""
+    out: Dict[str, bytes] = {}
+    packages = 0
+    for name, doc in docs.items():
+        if name == SPDX:
+            doc = normalise_spdx(doc, ref, digest, epoch)
+            packages = sum(1 for p in doc.get("packages", []) if p.get("primaryPackagePurpose") != "CONTAINER")
+        else:
+            doc = normalise_cyclonedx(doc, ref, digest, epoch)
+        out[name] = dump_document(doc)
+    return Sbom(digest, out, packages)
+
+
+SCANS = 2   # syft runs at once (each under its own caps): the builder's 2 cores are otherwise idle at this stage
+
+
 def image_sboms(images: Sequence[PulledImage], cache: BlobCache, epoch: int,
                 syft: Optional[str]) -> Tuple[List[Tuple[str, bytes]], Dict[str, Any], List[str]]:
     """The SBOM members of every kept image manifest (each platform), the bundle.json `sboms` record and the
-    build's warnings. ``syft`` None: --no-sbom, recorded as not made."""
+    build's warnings. ``syft`` None: --no-sbom, recorded as not made. Manifests already scanned by this syft
+    (SbomCache) are not scanned again; the others are scanned SCANS at a time."""
     if syft is None:
         return [], {"made": False, "reason": "--no-sbom"}, []
     caps = SyftCaps.from_env()
-    members: List[Tuple[str, bytes]] = []
-    entries: List[Dict[str, Any]] = []
-    warnings: List[str] = []
-    done: Dict[str, Sbom] = {}
+    tool = syft_version(syft)
+    store = SbomCache(cache.root) if tool != UNKNOWN_VERSION else None  # the version keys what it reuses
+    wanted: List[Tuple[PulledImage, PlatformManifest]] = []
+    first: Dict[str, str] = {}  # manifest digest -> the reference it is scanned as (the first, by reference)
     for image in sorted(images, key=lambda i: i.entry.ref):
         for kept in image.entry.manifests:
             if kept.platform == "unknown/unknown" or "index" in kept.media_type or "manifest.list" in kept.media_type:
                 continue  # an attestation or artifact manifest (buildx), or a nested index: no image to scan
-            entry: Dict[str, Any] = {"ref": image.entry.ref, "digest": kept.digest, "platform": kept.platform,
-                                     "origin": "syft"}
-            if kept.digest not in done:
+            wanted.append((image, kept))
+            first.setdefault(kept.digest, image.entry.ref)
+
+    def scan(digest: str) -> Sbom:
+        ref = first[digest]
+        made = store.load(tool, ref, digest, epoch) if store is not None else None
+        if made is None:
+            made = generate(syft, cache, ref, digest, epoch, caps=caps)
+            if store is not None:
+                store.save(tool, ref, made)
+        return made
+
+    results: Dict[str, Any] = {}  # digest -> Sbom, or the BundleError it failed with
+    with ThreadPoolExecutor(max_workers=SCANS) as pool:
+        futures = {digest: pool.submit(scan, digest) for digest in first}
+        try:
+            for digest, future in futures.items():
                 try:
-                    done[kept.digest] = generate(syft, cache, image.entry.ref, kept.digest, epoch, caps=caps)
+                    results[digest] = future.result()
                 except SyftCapExceeded:
                     raise  # over a cap: the build stops (exit 9), naming the image and the cap
                 except BundleError as exc:
-                    entry.update(made=False, reason=str(exc))
-                    warnings.append("%s (%s): no SBOM: %s" % (image.entry.ref, kept.digest[:19], exc))
-                    entries.append(entry)
-                    continue
-                paths = sbom_paths(kept.digest)
-                members += [(path, done[kept.digest].documents[name]) for path, name in zip(paths, FORMATS)]
-            entry.update(made=True, packages=done[kept.digest].packages, files=sbom_paths(kept.digest))
-            entries.append(entry)
-    return members, {"made": True, "tool": syft_version(syft), "formats": list(FORMAT_NAMES),
-                     "images": entries}, warnings
+                    results[digest] = exc
+        except BaseException:
+            for future in futures.values():
+                future.cancel()  # what has not started does not start
+            stop_running()       # and what runs is killed: the build stops here
+            raise
+    members: List[Tuple[str, bytes]] = []
+    entries: List[Dict[str, Any]] = []
+    warnings: List[str] = []
+    written = set()
+    for image, kept in wanted:
+        entry: Dict[str, Any] = {"ref": image.entry.ref, "digest": kept.digest, "platform": kept.platform,
+                                 "origin": "syft"}
+        result = results[kept.digest]
+        if isinstance(result, BundleError):
+            entry.update(made=False, reason=str(result))
+            if first[kept.digest] == image.entry.ref:
+                warnings.append("%s (%s): no SBOM: %s" % (image.entry.ref, kept.digest[:19], result))
+        else:
+            paths = sbom_paths(kept.digest)
+            if kept.digest not in written:
+                written.add(kept.digest)
+                members += [(path, result.documents[name]) for path, name in zip(paths, FORMATS)]
+            entry.update(made=True, packages=result.packages, files=paths)
+        entries.append(entry)
+    return members, {"made": True, "tool": tool, "formats": list(FORMAT_NAMES), "images": entries}, warnings
 
 
 # --- SBOMs that came with the image (issue 10's referrers, BuildKit's attestation manifests) -------------------

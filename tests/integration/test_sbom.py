@@ -167,7 +167,7 @@ def test_archive_paths_are_named_by_digest(cached):
 # --- in the build: sbom/ members, listed in SHA256SUMS and bundle.json ------------------------------------------
 @pytest.fixture(scope="module")
 def alpine_source(tmp_path_factory):
-    """A real registry serving the Alpine-shaped image, for builds through --mirror."""
+    """A real registry serving the Alpine-shaped image (and a second one), for builds through --mirror."""
     from tests.helpers.images import push
     from tests.helpers.registry import start_registry
 
@@ -175,6 +175,8 @@ def alpine_source(tmp_path_factory):
     reg = start_registry(base / "reg", kind="plain")
     make_image(base / "layout", "tools", [{"etc/os-release": OS_RELEASE, "lib/apk/db/installed": APK_DB}])
     push(base / "layout", "tools", reg, "acme/alpine-tools:1.0")
+    make_image(base / "layout", "other", [{"etc/os-release": OS_RELEASE}])
+    push(base / "layout", "other", reg, "acme/other:1.0")
     yield reg
     reg.stop()
 
@@ -466,3 +468,64 @@ def test_a_cap_breach_stops_the_build_with_exit_9_naming_the_image(ob, key, tmp_
     wrong = _build(ob, key, tmp_path / "wrong", alpine_source, env={sbom.CAPS_VARIABLE: "memory=lots"})
     assert wrong.rc == 2 and "Traceback" not in wrong.err, wrong
     assert "OFFLINE_BUNDLE_SYFT_CAPS" in wrong.json["error"]["message"]
+
+
+def test_when_one_scan_goes_over_a_cap_the_other_running_scan_is_stopped_too(ob, key, tmp_path, alpine_source):
+    """Two manifests are scanned at once: one burns CPU past its cap, the other would sleep for two minutes. The
+    build stops with the first's sentence at once, and the second's syft does not outlive it."""
+    fake = _script(tmp_path / "syft", 'case "$1" in version) echo \'{"version":"0.0.0-fake"}\'; exit 0;; esac\n'
+                                      'case "$*" in *alpine-tools*) while :; do :; done;; esac\nexec sleep 117.25\n')
+    tmp_path.mkdir(exist_ok=True)
+    manifest = tmp_path / "two.yaml"
+    manifest.write_text("apiVersion: offline-bundle/v1\nkind: Bundle\nmetadata:\n  name: two\n  version: \"1.0.0\"\n"
+                        "spec:\n  images:\n    - ref: docker.io/acme/alpine-tools:1.0\n"
+                        "    - ref: docker.io/acme/other:1.0\n")
+    started = time.monotonic()
+    r = ob("build", manifest, "--key", key, "--out", tmp_path / "out", "--cache", tmp_path / "cache", "--json",
+           "--mirror", "docker.io=%s" % alpine_source.host, "--insecure-registry", alpine_source.host,
+           env={"OFFLINE_BUNDLE_SYFT": fake, sbom.CAPS_VARIABLE: "cpu=1"})
+    assert r.rc == 9 and "Traceback" not in r.err, r
+    assert r.json["error"]["message"].startswith("syft went over its CPU cap (1 CPU seconds, RLIMIT_CPU) scanning "
+                                                 "docker.io/acme/alpine-tools:1.0")
+    assert time.monotonic() - started < 60
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep\x00117.25\x00"]
+    assert left == []
+
+
+def _cmdline(proc):
+    try:
+        return (proc / "cmdline").read_text()
+    except OSError:
+        return ""
+
+
+# --- a warm rebuild does not run syft again --------------------------------------------------------------------
+def test_a_warm_rebuild_takes_the_sboms_from_the_cache_and_writes_the_same_bytes(ob, key, tmp_path, alpine_source):
+    calls = tmp_path / "calls"
+    wrapper = _script(tmp_path / "syft", 'echo "$1" >> %s\nexec %s "$@"\n' % (calls, syft()))
+    env = {"OFFLINE_BUNDLE_SYFT": wrapper}
+    cold = _build(ob, key, tmp_path / "b", alpine_source, env=env)
+    assert cold.rc == 0, cold
+    assert calls.read_text().split() == ["version", "scan"]
+    cold_bytes = Path(cold.json["result"]["archive"]).read_bytes()
+    cold_sboms = {p: d for p, d in _entries(cold.json["result"]["archive"]).items() if p.startswith("sbom/")}
+    warm = _build(ob, key, tmp_path / "b", alpine_source, env=env)  # the same --cache (and --out)
+    assert warm.rc == 0, warm
+    assert calls.read_text().split() == ["version", "scan", "version"]  # no second scan
+    assert Path(warm.json["result"]["archive"]).read_bytes() == cold_bytes
+    # another build time: the cached documents get this build's time and are what a fresh scan writes
+    later = dict(env, SOURCE_DATE_EPOCH=str(EPOCH + 86400))
+    reused = _build(ob, key, tmp_path / "b", alpine_source, env=later)
+    fresh = _build(ob, key, tmp_path / "fresh", alpine_source, env=later)
+    assert reused.rc == fresh.rc == 0, (reused, fresh)
+    assert calls.read_text().split() == ["version", "scan", "version", "version", "version", "scan"]
+    sboms = [{p: d for p, d in _entries(r.json["result"]["archive"]).items() if p.startswith("sbom/")}
+             for r in (reused, fresh)]
+    assert sboms[0] == sboms[1] != cold_sboms
+    # a damaged cache entry is a miss: scanned again
+    for entry in (tmp_path / "b" / "cache" / "sboms").iterdir():
+        entry.write_text("{")
+    again = _build(ob, key, tmp_path / "b", alpine_source, env=env)
+    assert again.rc == 0, again
+    assert calls.read_text().split()[-2:] == ["version", "scan"]
+    assert Path(again.json["result"]["archive"]).read_bytes() == cold_bytes
